@@ -1,0 +1,191 @@
+"""Circuit builder: every part of the paper's circuit alone and composed, on virtual qubits 0..N-1.
+
+Layout of the SWAP-test training circuit (paper Fig. 4; 2n + 2 qubits for one trash qubit)::
+
+    0                       ancilla (SWAP test; <Z> on it is the fidelity, eq. 8)
+    1 .. t                  fresh |0> qubits that take the trash away (only with trash_reset='swap')
+    t+1 .. t+n              data qubits; data qubit j holds bit j of the pixel index (row * L + col);
+                            the low k are latent, the top t (most significant bits) are trash
+    t+n+1 .. t+2n           reference qubits: the clean image, reference qubit j pairs with data qubit j
+
+Every builder sets ``circuit.metadata['qubit_roles']`` (one of ancilla, fresh, data/latent, data/trash,
+reference per qubit) and the index lists. Parameter names are stable: ``theta[m]`` (ansatz, shared by U and
+U-dagger), ``xm[i]`` (loader angles of the masked image), ``xr[i]`` (loader angles of the clean image).
+Transpiling is a separate step (see :mod:`qmae_qiskit.transpiling`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qiskit.circuit import ClassicalRegister, Parameter, QuantumCircuit, QuantumRegister
+from qiskit.quantum_info import SparsePauliOp
+
+from qmae_qiskit.ansatz import encoder_circuit
+from qmae_qiskit.config import QMAEConfig
+from qmae_qiskit.loader import loader_circuit
+
+THETA, MASKED, REFERENCE = "theta", "xm", "xr"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Virtual-qubit indices of each role in the training circuit."""
+
+    ancilla: int | None
+    fresh: tuple[int, ...]
+    data: tuple[int, ...]
+    reference: tuple[int, ...]
+    latent_count: int
+
+    @property
+    def latent(self) -> tuple[int, ...]:
+        return self.data[: self.latent_count]
+
+    @property
+    def trash(self) -> tuple[int, ...]:
+        return self.data[self.latent_count :]
+
+    @property
+    def num_qubits(self) -> int:
+        return (self.ancilla is not None) + len(self.fresh) + len(self.data) + len(self.reference)
+
+    def roles(self) -> list[str]:
+        roles = [""] * self.num_qubits
+        if self.ancilla is not None:
+            roles[self.ancilla] = "ancilla"
+        for q in self.fresh:
+            roles[q] = "fresh"
+        for q in self.latent:
+            roles[q] = "data/latent"
+        for q in self.trash:
+            roles[q] = "data/trash"
+        for q in self.reference:
+            roles[q] = "reference"
+        return roles
+
+    def metadata(self, cfg: QMAEConfig, kind: str) -> dict:
+        return {
+            "qmae_circuit": kind,
+            "qubit_roles": self.roles(),
+            "ancilla": self.ancilla,
+            "fresh_qubits": list(self.fresh),
+            "data_qubits": list(self.data),
+            "latent_qubits": list(self.latent),
+            "trash_qubits": list(self.trash),
+            "reference_qubits": list(self.reference),
+            "config": cfg.model_dump(),
+        }
+
+
+def training_layout(cfg: QMAEConfig) -> Layout:
+    """Layout of the SWAP-test circuit (ancilla, fresh, data, reference)."""
+    n, t = cfg.n_qubits, cfg.trash_qubits
+    f = t if cfg.trash_reset == "swap" else 0
+    data = tuple(range(1 + f, 1 + f + n))
+    return Layout(0, tuple(range(1, 1 + f)), data, tuple(range(1 + f + n, 1 + f + 2 * n)), int(cfg.latent_qubits))
+
+
+def reconstruction_layout(cfg: QMAEConfig) -> Layout:
+    """Layout of the reconstruction circuit (fresh, data): no ancilla, no reference."""
+    n, t = cfg.n_qubits, cfg.trash_qubits
+    f = t if cfg.trash_reset == "swap" else 0
+    return Layout(None, tuple(range(f)), tuple(range(f, f + n)), (), int(cfg.latent_qubits))
+
+
+# ------------------------------------------------------------------------------------------------ the parts
+def embedding(cfg: QMAEConfig, name: str = MASKED) -> QuantumCircuit:
+    """Parameterized real-amplitude loader on the n data (or reference) qubits; angles from ``loader_angles``."""
+    return loader_circuit(cfg.n_qubits, name)
+
+
+def encoder(cfg: QMAEConfig) -> QuantumCircuit:
+    """U(theta) on the n data qubits."""
+    return encoder_circuit(cfg.n_qubits, THETA)
+
+
+def decoder(cfg: QMAEConfig, enc: QuantumCircuit | None = None) -> QuantumCircuit:
+    """U(theta)-dagger: the inverse of ``enc`` (default a fresh encoder), sharing its theta objects.
+
+    The inverse is RZ(-theta), RY(-theta) in reverse order: the same ``Parameter`` in an affine expression.
+    """
+    dec = (enc if enc is not None else encoder(cfg)).inverse()
+    dec.name = "U_dg"
+    return dec
+
+
+def trash_reset(cfg: QMAEConfig) -> QuantumCircuit:
+    """Trash qubits to |0>: SWAP with fresh qubits (qubits 0..t-1 here, data 0..n-1 after), or mid-circuit reset."""
+    n, t, k = cfg.n_qubits, cfg.trash_qubits, int(cfg.latent_qubits)
+    if cfg.trash_reset == "swap":
+        qc = QuantumCircuit(t + n, name="trash_reset")
+        for i in range(t):
+            qc.swap(t + k + i, i)
+    else:
+        qc = QuantumCircuit(n, name="trash_reset")
+        for i in range(t):
+            qc.reset(k + i)
+    return qc
+
+
+def swap_test(n: int) -> QuantumCircuit:
+    """SWAP test on 2n + 1 qubits: ancilla 0, register A = 1..n, register B = n+1..2n; <Z_0> = |<a|b>|^2."""
+    qc = QuantumCircuit(2 * n + 1, name="swap_test")
+    qc.h(0)
+    for j in range(n):
+        qc.cswap(0, 1 + j, 1 + n + j)
+    qc.h(0)
+    return qc
+
+
+# ---------------------------------------------------------------------------------------------- composition
+def autoencoder_body(cfg: QMAEConfig, layout: Layout, qc: QuantumCircuit) -> None:
+    """Append embedding of the masked image, U, trash reset and U-dagger on ``layout``'s qubits."""
+    data = list(layout.data)
+    qc.compose(embedding(cfg, MASKED), data, inplace=True)
+    enc = encoder(cfg)
+    qc.compose(enc, data, inplace=True)
+    reset_qubits = list(layout.fresh) + data if cfg.trash_reset == "swap" else data
+    qc.compose(trash_reset(cfg), reset_qubits, inplace=True)
+    qc.compose(decoder(cfg, enc), data, inplace=True)
+
+
+def training_circuit(cfg: QMAEConfig) -> QuantumCircuit:
+    """The full QMAE circuit: <Z> on the ancilla is the fidelity between the decoded state and the clean image."""
+    lay = training_layout(cfg)
+    qc = QuantumCircuit(QuantumRegister(lay.num_qubits, "q"), name=f"qmae_swap_test_L{cfg.image_size}")
+    qc.compose(embedding(cfg, REFERENCE), list(lay.reference), inplace=True)
+    autoencoder_body(cfg, lay, qc)
+    qc.compose(swap_test(cfg.n_qubits), [lay.ancilla, *lay.data, *lay.reference], inplace=True)
+    qc.metadata = lay.metadata(cfg, "training")
+    return qc
+
+
+def reconstruction_circuit(cfg: QMAEConfig, measure: bool = True) -> QuantumCircuit:
+    """Embedding, U, reset, U-dagger, then the data qubits measured: clbit j = data qubit j = bit j of the pixel."""
+    lay = reconstruction_layout(cfg)
+    qc = QuantumCircuit(QuantumRegister(lay.num_qubits, "q"), name=f"qmae_reconstruction_L{cfg.image_size}")
+    autoencoder_body(cfg, lay, qc)
+    if measure:
+        creg = ClassicalRegister(cfg.n_qubits, "pixel")
+        qc.add_register(creg)
+        qc.measure(list(lay.data), creg)
+    qc.metadata = lay.metadata(cfg, "reconstruction")
+    return qc
+
+
+def fidelity_observable(num_qubits: int, ancilla: int = 0) -> SparsePauliOp:
+    """Z on the ancilla (identity elsewhere), in Qiskit's little-endian label order."""
+    label = ["I"] * num_qubits
+    label[num_qubits - 1 - ancilla] = "Z"
+    return SparsePauliOp("".join(label))
+
+
+def parameter_groups(qc: QuantumCircuit) -> dict[str, list[Parameter]]:
+    """The circuit's parameters split into theta / xm / xr, each in index order."""
+    groups: dict[str, list[Parameter]] = {THETA: [], MASKED: [], REFERENCE: []}
+    for p in qc.parameters:  # sorted by name, then vector index
+        vec = getattr(p, "vector", None)
+        if vec is not None and vec.name in groups:
+            groups[vec.name].append(p)
+    return groups

@@ -1,0 +1,31 @@
+"""The ``qmae-qiskit`` click group: commands stay thin (parse, validate, call the library)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from qmae_qiskit.errors import one_line
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, PermissionError, NotADirectoryError)
+
+
+class QMAEGroup(click.Group):
+    """Turns user errors into one line on stderr and exit code 2 (set QMAE_DEBUG=1 for the traceback)."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            if os.environ.get("QMAE_DEBUG"):
+                raise
+            click.echo(f"Error: {one_line(exc)}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=QMAEGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="qmae-qiskit")
+def main() -> None:
+    """Quantum Masked Autoencoders in Qiskit: build, train, evaluate and run QMAE on IBM hardware."""

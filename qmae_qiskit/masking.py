@@ -1,0 +1,73 @@
+"""Patch masking (Algorithm 1): a grid of H_p x W_p patches, a ratio of them picked per sample, a token inserted.
+
+Masks are keyed by (seed, epoch, sample index) through numpy's SeedSequence, so one image gets the same mask in
+QMAE and in QAE, in any batch order and in any subset of the data set.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from qmae_qiskit.config import QMAEConfig
+
+
+def grid_shape(cfg: QMAEConfig) -> tuple[int, int]:
+    """Patches per column and per row."""
+    return cfg.image_size // int(cfg.patch_height), cfg.image_size // int(cfg.patch_width)  # type: ignore[operator]
+
+
+def patches_for_ratio(cfg: QMAEConfig, ratio: float) -> int:
+    """How many patches a mask ratio means; the grid must make the ratio exactly."""
+    rows, cols = grid_shape(cfg)
+    total = rows * cols
+    count = ratio * total
+    if not 0 < ratio < 1 or not math.isclose(count, round(count), abs_tol=1e-9) or round(count) < 1:
+        possible = ", ".join(f"{m / total:g}" for m in range(1, total))
+        raise ValueError(
+            f"mask ratio {ratio:g} is not a whole number of {cfg.patch_height}x{cfg.patch_width} patches of a "
+            f"{cfg.image_size}x{cfg.image_size} image ({total} patches); use one of: {possible or 'none'}, "
+            f"or change the patch size"
+        )
+    return int(round(count))
+
+
+def sample_mask_indices(cfg: QMAEConfig, ratio: float, indices, seed: int, epoch: int = 0) -> torch.Tensor:
+    """``get_mask_idx``: for each sample index, the sorted indices of its masked patches (row-major over the grid).
+
+    Returns a long tensor of shape (B, m), m = ratio * patches.
+    """
+    m = patches_for_ratio(cfg, ratio)
+    rows, cols = grid_shape(cfg)
+    out = np.empty((len(indices), m), dtype=np.int64)
+    for r, idx in enumerate(np.asarray(indices, dtype=np.int64).tolist()):
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(idx)]))
+        out[r] = np.sort(rng.choice(rows * cols, size=m, replace=False))
+    return torch.from_numpy(out)
+
+
+def mask_from_indices(cfg: QMAEConfig, patch_idx: torch.Tensor) -> torch.Tensor:
+    """Boolean masks (B, L, L), True where a pixel is masked."""
+    rows, cols = grid_shape(cfg)
+    hp, wp = int(cfg.patch_height), int(cfg.patch_width)  # type: ignore[arg-type]
+    grid = torch.zeros(patch_idx.shape[0], rows * cols, dtype=torch.bool)
+    grid.scatter_(1, patch_idx, True)
+    grid = grid.reshape(-1, rows, cols)
+    return grid.repeat_interleave(hp, 1).repeat_interleave(wp, 2)
+
+
+def insert_token(images: torch.Tensor, patch_idx: torch.Tensor, cfg: QMAEConfig,
+                 token: torch.Tensor | None) -> torch.Tensor:
+    """Masked images (B, L, L): every masked patch replaced by ``token`` (H_p*W_p values), or zeros if None (QAE).
+
+    Differentiable with respect to ``token``.
+    """
+    mask = mask_from_indices(cfg, patch_idx).to(images.device)
+    if token is None:
+        return images.masked_fill(mask, 0.0)
+    rows, cols = grid_shape(cfg)
+    hp, wp = int(cfg.patch_height), int(cfg.patch_width)  # type: ignore[arg-type]
+    tiled = token.reshape(hp, wp).to(images.dtype).repeat(rows, cols)  # token at every patch position
+    return torch.where(mask, tiled.expand_as(images), images)
