@@ -1,0 +1,67 @@
+"""MNIST through torchvision, resized to L x L, as non-negative amplitudes; seeded train/validation split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from qmae_qiskit.errors import QMAEError
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+@dataclass
+class ImageSet:
+    """Images (N, L, L) float64 in [0, 1], labels (N,), and the source indices (N,) used to key masks."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def subset(self, rows: torch.Tensor | slice) -> "ImageSet":
+        return ImageSet(self.images[rows], self.labels[rows], self.indices[rows])
+
+
+def load_mnist(data_dir: str | Path | None, train: bool, image_size: int = 16, download: bool = False,
+               limit: int | None = None) -> ImageSet:
+    """MNIST ``train`` or test split at ``image_size`` (bilinear, antialiased), pixels scaled to [0, 1].
+
+    ``data_dir`` must hold ``MNIST/raw`` in torchvision's layout unless ``download`` is set. All-zero images
+    (none in MNIST, possible after resizing other data) are dropped since they cannot be amplitude-embedded.
+    """
+    from torchvision.datasets import MNIST
+    import torch.nn.functional as F
+
+    root = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+    if not download and not (root / "MNIST" / "raw").is_dir():
+        raise QMAEError(f"no MNIST data in {root} (expected {root / 'MNIST' / 'raw'}); pass --data-dir with a folder "
+                        f"holding torchvision's MNIST layout, or --download when online")
+    try:
+        ds = MNIST(root=str(root), train=train, download=download)
+    except RuntimeError as exc:
+        raise QMAEError(f"cannot read MNIST from {root}: {exc}; pass --data-dir or --download") from exc
+    raw = ds.data
+    labels = ds.targets.clone()
+    if limit is not None:
+        raw, labels = raw[:limit], labels[:limit]
+    x = raw.to(torch.float64).unsqueeze(1) / 255.0
+    if image_size != x.shape[-1]:
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+    x = x.clamp_(min=0.0).squeeze(1)
+    keep = x.flatten(1).sum(1) > 0
+    idx = torch.arange(raw.shape[0])
+    return ImageSet(x[keep], labels[keep], idx[keep])
+
+
+def split(data: ImageSet, val_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """Seeded shuffle split into (train, validation); works for any data-set size."""
+    if not 0 <= val_fraction < 1:
+        raise QMAEError(f"validation fraction must be in [0, 1), got {val_fraction}")
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(val_fraction * len(data)))
+    return data.subset(perm[n_val:]), data.subset(perm[:n_val])
