@@ -28,6 +28,7 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[Any], Any]) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as fh:
             writer(fh)
             fh.flush()
@@ -40,6 +41,12 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[Any], Any]) -> 
             pass
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _json_default(obj: Any) -> Any:

@@ -1,0 +1,141 @@
+"""`qmae-qiskit submit` and `qmae-qiskit jobs list|status|fetch|cancel`: evaluation jobs on IBM Quantum.
+
+With a fake backend (fake_guadalupe, fake_torino, ...) the same code runs in qiskit-ibm-runtime's local testing
+mode and saves results at once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from qmae_qiskit.cli.app import main
+
+JOBS_DIR = click.option("--jobs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("jobs"),
+                        show_default=True, help="Folder of job records.")
+CLASSIFIER = [
+    click.option("--classifier", "classifier_dir", type=click.Path(path_type=Path), default=None,
+                 help="Classifier folder for the accuracy metric [default: found beside the run, if any]."),
+    click.option("--no-classifier", is_flag=True, help="Skip the accuracy metric."),
+]
+
+
+def _classifier_options(fn):
+    for opt in reversed(CLASSIFIER):
+        fn = opt(fn)
+    return fn
+
+
+def _print_metrics(metrics: dict, path: Path) -> None:
+    for name, m in metrics["metrics"].items():
+        click.echo(f"{name:9s} {m['mean']:.4f} +- {m.get('sem', 0.0):.4f} (n={m.get('n', metrics['samples'])})")
+    click.echo(f"wrote {path}")
+
+
+@main.command("submit")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--backend", "backend_name", required=True, help="IBM backend name, or a fake backend (local mode).")
+@click.option("--samples", type=int, required=True, help="Number of test images (the first N of the split).")
+@click.option("--shots", type=int, required=True, help="Shots per circuit (Sampler) and per estimate (Estimator).")
+@click.option("--estimator-options", "mitigation", default=None,
+              help="Error mitigation: KEY=VALUE,... or JSON, e.g. 'resilience_level=1,twirling_gates=true,"
+                   "dd_sequence=XY4' (twirling and DD also reach the Sampler).")
+@click.option("--fidelity-circuit", type=click.Choice(["swap-test", "inverse"]), default="swap-test",
+              show_default=True, help="SWAP test (2n+2 qubits, as in the paper) or the inverse clean-image loader "
+                                      "(n+t qubits, same fidelity; fits small devices).")
+@click.option("--optimization-level", type=click.IntRange(0, 3), default=1, show_default=True)
+@click.option("--seed-transpiler", type=int, default=1234, show_default=True)
+@click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the evaluation masks.")
+@click.option("--seed-simulator", type=int, default=None, help="Local testing mode only: simulator seed.")
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="MNIST folder [default: the run's].")
+@click.option("--no-qpy", is_flag=True, help="Do not embed the transpiled circuits (QPY) in the record.")
+@JOBS_DIR
+@_classifier_options
+def submit_cmd(run: Path, backend_name: str, samples: int, shots: int, mitigation: str | None,
+               fidelity_circuit: str, optimization_level: int, seed_transpiler: int, mask_seed: int, seed_simulator: int | None,
+               split: str, data_dir: str | None, no_qpy: bool, jobs_dir: Path, classifier_dir: Path | None,
+               no_classifier: bool) -> None:
+    """Submit the evaluation of the trained RUN on N images (Estimator fidelity + Sampler images, one Batch)."""
+    from qmae_qiskit.jobs import SubmitOptions, metrics_path, submit
+    from qmae_qiskit.mitigation import parse_options
+
+    opts = SubmitOptions(run=run, backend=backend_name, samples=samples, shots=shots, split=split,
+                         fidelity_circuit=fidelity_circuit, optimization_level=optimization_level,
+                         seed_transpiler=seed_transpiler,
+                         mask_seed=mask_seed, seed_simulator=seed_simulator, mitigation=parse_options(mitigation),
+                         data_dir=data_dir, embed_qpy=not no_qpy)
+    sub = submit(opts, jobs_dir, classifier_dir, not no_classifier)
+    rec = sub.record
+    click.echo(f"submitted {rec['id']} to {rec['backend']} ({rec['mode']}): "
+               + ", ".join(f"{r} job {j['job_id']}" for r, j in rec["jobs"].items()))
+    click.echo(f"wrote {sub.path}")
+    if rec["mode"] == "local":
+        metrics = json.loads(metrics_path(jobs_dir, rec["id"]).read_text())
+        _print_metrics(metrics, metrics_path(jobs_dir, rec["id"]))
+    else:
+        click.echo(f"fetch the results later with: qmae-qiskit jobs fetch {rec['id']}")
+
+
+@main.group("jobs")
+def jobs_group() -> None:
+    """Job records written by `submit`."""
+
+
+@jobs_group.command("list")
+@JOBS_DIR
+@click.option("--json", "as_json", is_flag=True)
+def list_cmd(jobs_dir: Path, as_json: bool) -> None:
+    """All job records, newest first."""
+    from qmae_qiskit.jobs import list_records
+
+    rows = list_records(jobs_dir)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no job records in {jobs_dir}")
+        return
+    for r in rows:
+        if r["status"] == "CORRUPT":
+            click.echo(f"{r['id']:40s} CORRUPT   {r['error']}")
+            continue
+        click.echo(f"{r['id']:40s} {r['status']:10s} {r['mode']:5s} {r['backend']:16s} samples={r['samples']} "
+                   f"shots={r['shots']} {r['submitted_at']} run={r['run']}{' metrics' if r['metrics'] else ''}")
+
+
+@jobs_group.command("status")
+@click.argument("job_id")
+@JOBS_DIR
+def status_cmd(job_id: str, jobs_dir: Path) -> None:
+    """Status of the jobs of a record (asks IBM Quantum for remote jobs)."""
+    from qmae_qiskit.jobs import status
+
+    st = status(jobs_dir, job_id)
+    click.echo(f"{st['id']} {st['status']} (" + ", ".join(f"{r} {s}" for r, s in st["jobs"].items()) + ")")
+
+
+@jobs_group.command("fetch")
+@click.argument("job_id")
+@JOBS_DIR
+@_classifier_options
+def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_classifier: bool) -> None:
+    """Results of a finished job -> metrics (same scoring as `evaluate`) beside the record."""
+    from qmae_qiskit.jobs import fetch, metrics_path
+
+    metrics = fetch(jobs_dir, job_id, classifier_dir, not no_classifier)
+    _print_metrics(metrics, metrics_path(jobs_dir, metrics["id"]))
+
+
+@jobs_group.command("cancel")
+@click.argument("job_id")
+@JOBS_DIR
+def cancel_cmd(job_id: str, jobs_dir: Path) -> None:
+    """Cancel the unfinished jobs of a record."""
+    from qmae_qiskit.jobs import cancel
+
+    st = cancel(jobs_dir, job_id)
+    click.echo(f"{st['id']} {st['status']} (" + ", ".join(f"{r} {s}" for r, s in st["jobs"].items()) + ")")

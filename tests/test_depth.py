@@ -1,0 +1,141 @@
+"""Depth reports: honest numbers, a stage split of the real circuit, repeatable for the same seed."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from qiskit import transpile
+from qiskit_ibm_runtime.fake_provider import FakeGuadalupeV2, FakeTorino
+
+from qmae_qiskit import circuits as C
+from qmae_qiskit import depth
+from qmae_qiskit.cli import main
+from qmae_qiskit.config import QMAEConfig
+
+REPO = Path(__file__).resolve().parents[1]
+CFG = QMAEConfig(image_size=4)
+
+
+@pytest.fixture(scope="module")
+def report():
+    return depth.depth_report(CFG, FakeGuadalupeV2(), optimization_level=1, seed=11)
+
+
+def test_stage_split_recomposes_the_real_circuit():
+    from qmae_qiskit.jobs import inverse_fidelity_circuit
+
+    for kind, qc in (("training", C.training_circuit(CFG)), ("reconstruction", C.reconstruction_circuit(CFG)),
+                     ("inverse_fidelity", inverse_fidelity_circuit(CFG)[0])):
+        parts = depth.split_stages(qc, depth.stage_sizes(CFG, kind))
+        glued = [(i.operation.name, tuple(qc.find_bit(q).index for q in i.qubits), tuple(map(str, i.operation.params)))
+                 for _, p in parts for i in p.data]
+        real = [(i.operation.name, tuple(qc.find_bit(q).index for q in i.qubits), tuple(map(str, i.operation.params)))
+                for i in qc.data]
+        assert glued == real
+        names = [n for n, _ in parts]
+        assert names[:4] == ["embedding", "encoder", "trash reset", "decoder"]
+        # the encoder stage holds exactly the theta parameters, the embedding only loader angles
+        enc = dict(parts)["encoder"]
+        assert {p.vector.name for p in enc.parameters} == {"theta"}
+        assert {p.vector.name for p in dict(parts)["embedding"].parameters} <= {"xm", "xr"}
+        if kind == "inverse_fidelity":
+            assert {p.vector.name for p in dict(parts)["inverse embedding"].parameters} == {"xr"}
+
+
+def test_whole_numbers_match_an_independent_transpile(report):
+    """Same preset level and seed through qiskit.transpile: same counts; ESP recomputed from the target here."""
+    backend = FakeGuadalupeV2()
+    isa = transpile(C.training_circuit(CFG), backend=backend, optimization_level=1, seed_transpiler=11)
+    r = report["circuits"]["training"]
+    assert r["transpiled"]["gate_counts"] == {k: v for k, v in sorted(isa.count_ops().items())}
+    assert r["transpiled"]["depth"] == isa.depth()
+    two_q = [i for i in isa.data if len(i.qubits) == 2]
+    assert r["transpiled"]["two_qubit_gates"] == len(two_q)
+    # ESP: log-sum of (1 - error) over gates + the ancilla's readout
+    target = backend.target
+    log_esp = 0.0
+    for i in isa.data:
+        qargs = tuple(isa.find_bit(q).index for q in i.qubits)
+        err = target[i.operation.name][qargs].error or 0.0
+        log_esp += math.log1p(-err)
+    anc = isa.layout.final_index_layout()[C.training_layout(CFG).ancilla]
+    log_esp += math.log1p(-target["measure"][(anc,)].error)
+    assert math.isclose(r["estimated_success_probability"], math.exp(log_esp), rel_tol=1e-9)
+    assert 0 < r["estimated_success_probability"] < 1
+    # the layout covers every virtual qubit with its role
+    assert [q["role"] for q in r["layout"]] == C.training_circuit(CFG).metadata["qubit_roles"]
+
+
+def test_reconstruction_measures_the_data_qubits(report):
+    r = report["circuits"]["reconstruction"]
+    assert r["transpiled"]["gate_counts"]["measure"] == CFG.n_qubits
+    assert len(r["measured_physical_qubits"]) == CFG.n_qubits
+    assert r["stages"][-1]["stage"] == "measurement"
+    assert r["stages"][-1]["gate_counts"] == {"measure": CFG.n_qubits}
+    assert r["stage_totals"]["two_qubit_gates"] == sum(s["two_qubit_gates"] for s in r["stages"])
+
+
+def test_same_seed_regenerates_equal_and_other_seed_need_not(report):
+    again = depth.depth_report(CFG, FakeGuadalupeV2(), optimization_level=1, seed=11)
+    assert depth.differences(depth.comparable(report), depth.comparable(again)) == []
+    other = depth.comparable(depth.depth_report(CFG, FakeGuadalupeV2(), optimization_level=1, seed=12))
+    assert other["seed_transpiler"] == 12  # differences() sees at least the seed
+    assert depth.differences(depth.comparable(report), other)
+
+
+def test_cli_writes_md_and_json_and_check_passes(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["report", "depth", "--backend", "fake_guadalupe", "--optimization-level", "3",
+                               "--image-size", "4", "--seed", "3", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    js, md = tmp_path / "fake_guadalupe-O3-L4.json", tmp_path / "fake_guadalupe-O3-L4.md"
+    rep = json.loads(js.read_text())
+    assert rep["optimization_level"] == 3 and rep["seed_transpiler"] == 3
+    text = md.read_text()
+    assert "Estimated success probability" in text and "| stage: encoder |" in text
+    assert str(rep["circuits"]["training"]["transpiled"]["depth"]) in text
+    res = runner.invoke(main, ["report", "check", str(js)])
+    assert res.exit_code == 0, res.output
+    # a tampered number is caught
+    rep["circuits"]["training"]["transpiled"]["depth"] += 1
+    js.write_text(json.dumps(rep))
+    res = runner.invoke(main, ["report", "check", str(js)])
+    assert res.exit_code == 2 and "transpiled.depth" in res.output
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["report", "depth", "--backend", "fake_manila", "--image-size", "4",
+                               "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "needs 10 qubits" in res.output and res.output.count("\n") == 1
+    res = runner.invoke(main, ["report", "depth", "--backend", "fake_fezz", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "fake_fez" in res.output
+    res = runner.invoke(main, ["report", "depth", "--backend", "fake_fez", "--optimization-level", "4"])
+    assert res.exit_code != 0
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("backend", ["fake_torino", "fake_fez", "fake_sherbrooke"])
+@pytest.mark.parametrize("level", [1, 3])
+def test_committed_reports_exist_and_are_16x16(backend, level):
+    js = REPO / "circuits" / f"{backend}-O{level}.json"
+    rep = depth.load_report(js)
+    assert rep["backend"] == backend and rep["optimization_level"] == level
+    assert rep["config"]["image_size"] == 16
+    assert (REPO / "circuits" / f"{backend}-O{level}.md").is_file()
+    for r in rep["circuits"].values():
+        assert r["transpiled"]["depth"] > r["logical"]["depth"]
+
+
+@pytest.mark.slow
+def test_committed_torino_report_regenerates_equal():
+    """The 16x16 regeneration check on one committed report (the others: `qmae-qiskit report check FILE`)."""
+    stored = depth.load_report(REPO / "circuits" / "fake_torino-O1.json")
+    if stored["versions"]["qiskit"] != depth.versions()["qiskit"]:
+        pytest.skip("committed report was made with another qiskit version")
+    again = depth.regenerate(stored, FakeTorino())
+    assert depth.differences(depth.comparable(stored), depth.comparable(again)) == []
