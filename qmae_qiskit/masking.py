@@ -71,3 +71,22 @@ def insert_token(images: torch.Tensor, patch_idx: torch.Tensor, cfg: QMAEConfig,
     hp, wp = int(cfg.patch_height), int(cfg.patch_width)  # type: ignore[arg-type]
     tiled = token.reshape(hp, wp).to(images.dtype).repeat(rows, cols)  # token at every patch position
     return torch.where(mask, tiled.expand_as(images), images)
+
+
+def default_patch_shape(image_size: int, ratio: float) -> tuple[int, int]:
+    """The coarsest patch grid that makes ``ratio`` exactly: (H_p, W_p).
+
+    Grids are tried from coarse to fine (2x2, 4x2, 4x4, 8x4, ...: rows double first), so 25 % and 50 % of a 16x16
+    image use 8x8 patches (the paper's default) and 12.5 % uses 4x8 patches (8 patches, one masked).
+    """
+    rows, cols = 2, 2
+    while rows <= image_size and cols <= image_size:
+        count = ratio * rows * cols
+        if 0 < ratio < 1 and math.isclose(count, round(count), abs_tol=1e-9) and round(count) >= 1:
+            return image_size // rows, image_size // cols
+        if rows == cols:
+            rows *= 2
+        else:
+            cols *= 2
+    raise ValueError(f"mask ratio {ratio:g} cannot be made from whole patches of a {image_size}x{image_size} image; "
+                     f"use a ratio like 0.125, 0.25 or 0.5")

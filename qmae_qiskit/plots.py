@@ -1,0 +1,51 @@
+"""Figures written by training (and, later, evaluation). One function per figure; each writes its file atomically."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Sequence
+
+from qmae_qiskit.io import atomic_write_bytes
+
+
+def _moving_average(values: Sequence[float], window: int) -> list[float]:
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v
+        if i >= window:
+            acc -= values[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
+
+
+def plot_loss(records: Sequence[dict[str, Any]], path: str | Path, title: str = "Training loss") -> Path:
+    """Paper Fig. 8 style: fidelity loss 1 - <Z> per step, its moving average, and validation loss per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [int(r["step"]) for r in records]
+    losses = [float(r["loss"]) for r in records]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    if steps:
+        ax.plot(steps, losses, color="tab:blue", alpha=0.35, lw=1, label="batch loss")
+        window = max(1, len(steps) // 20)
+        if window > 1:
+            ax.plot(steps, _moving_average(losses, window), color="tab:blue", lw=2, label=f"mean of {window} steps")
+        val = [(int(r["step"]), 1.0 - float(r["val_fidelity"])) for r in records if r.get("val_fidelity") is not None]
+        if val:
+            ax.plot(*zip(*val), "o-", color="tab:orange", lw=1.5, label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel(r"fidelity loss $1 - \langle Z \rangle$")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if steps:
+        ax.legend(loc="upper right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,333 @@
+"""Run folders: what a training run writes, and how every other command reads a trained model back.
+
+A run folder ``runs/<name>/`` holds::
+
+    config.json       {"format": 1, "settings": RunSettings, "data_dir": ..., "created": ...}: enough to rebuild
+                      the model and the exact data order
+    metrics.jsonl     one JSON object per optimizer step (step, epoch, loss, fidelity, ...)
+    checkpoint.pt     the latest checkpoint (parameters, Adam state, step), replaced atomically
+    loss.png          the training-loss curve (paper Fig. 8 style)
+
+The data order and the masks are functions of (seed, epoch, sample index), so a checkpoint needs no RNG state:
+the step count says where in which epoch to continue. ``load_trained`` is the stable entry point for
+evaluation and hardware submission.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from qmae_qiskit.config import QMAEConfig
+from qmae_qiskit.errors import QMAEError, one_line
+from qmae_qiskit.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+FORMAT = 1
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_FILE = "checkpoint.pt"
+LOSS_PLOT_FILE = "loss.png"
+
+MODELS = ("qmae", "qae")
+BACKENDS = ("exact", "aer_simulator")
+GRADIENTS = ("auto", "adjoint", "param-shift")
+
+# settings that may change when a run is resumed (training longer, a different checkpoint interval)
+RESUMABLE_CHANGES = ("epochs", "checkpoint_every")
+
+
+class RunSettings(BaseModel):
+    """Everything that defines a training run; two runs with equal settings compute the same parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: Literal["qmae", "qae"] = "qmae"
+    backend: Literal["exact", "aer_simulator"] = "exact"
+    config: QMAEConfig = Field(default_factory=QMAEConfig)
+    mask_ratio: float = 0.25
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(64, ge=1)
+    train_samples: int = Field(1000, ge=1)
+    val_samples: int = Field(0, ge=0, description="held-out images scored (exact fidelity) after each epoch")
+    lr: float = Field(0.01, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    seed: int = 0
+    theta_init: Literal["uniform", "normal"] = "uniform"
+    theta_scale: float = Field(0.1, gt=0, description="standard deviation of theta for theta_init='normal'")
+    token_init: Literal["mean", "uniform", "constant"] = "mean"
+    token_value: float = Field(0.5, description="token pixel value for token_init='constant'")
+    checkpoint_every: int = Field(10, ge=1)
+    shots: int | None = Field(None, ge=1)
+    noise_model: str | None = None
+    gradient: Literal["auto", "adjoint", "param-shift"] = "auto"
+    precision: Literal["float64", "float32"] = Field("float64", description="exact backend: simulate in complex128 "
+                                                     "(exact) or complex64 (faster, ~1e-6)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "RunSettings":
+        from qmae_qiskit.masking import patches_for_ratio
+
+        patches_for_ratio(self.config, self.mask_ratio)  # raises a one-line error if the grid cannot make it
+        for b in self.betas:
+            if not 0 <= b < 1:
+                raise ValueError(f"Adam betas must be in [0, 1), got {self.betas}")
+        if self.backend == "exact" and (self.shots is not None or self.noise_model is not None):
+            raise ValueError("--shots and --noise-model need --backend aer_simulator (the exact backend is noiseless)")
+        if self.backend != "exact" and self.precision != "float64":
+            raise ValueError("--precision float32 is for --backend exact only")
+        return self
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.train_samples / self.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def default_name(self) -> str:
+        """A readable folder name: model, backend, image size, mask ratio, seed."""
+        return f"{self.model}-{self.backend}-L{self.config.image_size}-m{self.mask_ratio:g}-s{self.seed}"
+
+
+@dataclass
+class Checkpoint:
+    """State after ``step`` completed optimizer steps: enough to continue bit-for-bit."""
+
+    step: int
+    theta: torch.Tensor
+    token: torch.Tensor | None
+    optimizer: dict[str, Any] | None = None
+    finished: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "step": self.step, "theta": self.theta.detach().clone(),
+                "token": None if self.token is None else self.token.detach().clone(),
+                "optimizer": self.optimizer, "finished": self.finished, "extra": self.extra}
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained (or partly trained) model read back from a run folder."""
+
+    run_dir: Path
+    settings: RunSettings
+    theta: torch.Tensor  # float64 (n_theta,)
+    token: torch.Tensor | None  # float64 (H_p*W_p,) for QMAE, None for QAE
+    step: int
+    finished: bool
+    data_dir: str | None = None
+
+    @property
+    def cfg(self) -> QMAEConfig:
+        return self.settings.config
+
+    @property
+    def kind(self) -> str:
+        return self.settings.model
+
+    @property
+    def mask_ratio(self) -> float:
+        return self.settings.mask_ratio
+
+    @property
+    def seed(self) -> int:
+        return self.settings.seed
+
+    @property
+    def backend(self) -> str:
+        return self.settings.backend
+
+    def module(self):
+        """The model as a :class:`qmae_qiskit.models.MaskedAutoencoder` holding these parameters."""
+        from qmae_qiskit.models import build_model
+
+        return build_model(self.settings.model, self.cfg, theta=self.theta, token=self.token)
+
+
+# ------------------------------------------------------------------------------------------------ config.json
+def create_run_dir(run_dir: str | Path, settings: RunSettings, data_dir: str | Path | None = None,
+                   data_fingerprint: str | None = None) -> Path:
+    """Create a new run folder with its config.json; refuses to touch an existing non-empty folder.
+
+    ``data_fingerprint`` (see :func:`qmae_qiskit.training.data_fingerprint`) lets a resume check that it
+    trains on the same images.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise QMAEError(f"run folder {run_dir} already exists; pass --resume to continue it, or choose another "
+                        f"--name / --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = {"format": FORMAT, "settings": settings.model_dump(mode="json"),
+              "data_dir": None if data_dir is None else str(data_dir), "data_fingerprint": data_fingerprint,
+              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    atomic_write_json(run_dir / CONFIG_FILE, record)
+    return run_dir
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """The raw config.json record (settings validated separately by :func:`read_settings`)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not Path(run_dir).is_dir():
+        raise QMAEError(f"run folder {run_dir} does not exist; pass the folder a `train` run wrote (runs/<name>)")
+    if not path.is_file():
+        raise QMAEError(f"{path} is missing: {run_dir} is not a training run folder")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise QMAEError(f"{path} is not valid JSON ({one_line(exc)}); the run folder is damaged") from exc
+    if not isinstance(record, dict) or record.get("format") != FORMAT or "settings" not in record:
+        raise QMAEError(f"{path} is not a format-{FORMAT} run config; was it written by another version?")
+    return record
+
+
+def read_settings(run_dir: str | Path) -> RunSettings:
+    record = read_config(run_dir)
+    try:
+        return RunSettings.model_validate(record["settings"])
+    except ValidationError as exc:
+        raise QMAEError(f"{Path(run_dir) / CONFIG_FILE}: {one_line(exc)}") from exc
+
+
+def settings_differences(stored: RunSettings, wanted: RunSettings) -> list[str]:
+    """Human-readable 'key: stored -> wanted' for every setting that differs (nested config flattened)."""
+    a, b = stored.model_dump(mode="json"), wanted.model_dump(mode="json")
+    diffs = []
+    for key in a:
+        if key == "config":
+            for ck in a[key]:
+                if a[key][ck] != b[key][ck]:
+                    diffs.append(f"{ck}: {a[key][ck]} -> {b[key][ck]}")
+        elif a[key] != b[key]:
+            diffs.append(f"{key}: {a[key]} -> {b[key]}")
+    return diffs
+
+
+def check_resumable(stored: RunSettings, wanted: RunSettings) -> None:
+    """Raise unless ``wanted`` equals ``stored`` up to the settings a resume may change."""
+    diffs = [d for d in settings_differences(stored, wanted) if d.split(":")[0] not in RESUMABLE_CHANGES]
+    if diffs:
+        raise QMAEError(f"--resume with a different configuration ({'; '.join(diffs)}); drop those options to "
+                        f"continue the run as it was, or start a new run with another --name")
+
+
+def update_settings(run_dir: str | Path, settings: RunSettings) -> None:
+    """Rewrite config.json with new settings (only after :func:`check_resumable`)."""
+    record = read_config(run_dir)
+    record["settings"] = settings.model_dump(mode="json")
+    atomic_write_json(Path(run_dir) / CONFIG_FILE, record)
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(run_dir: str | Path, ckpt: Checkpoint) -> Path:
+    """Write checkpoint.pt atomically (a crash leaves the previous checkpoint intact)."""
+    buf = io.BytesIO()
+    torch.save(ckpt.to_dict(), buf)
+    return atomic_write_bytes(Path(run_dir) / CHECKPOINT_FILE, buf.getvalue())
+
+
+def load_checkpoint(run_dir: str | Path, settings: RunSettings | None = None) -> Checkpoint:
+    """Read checkpoint.pt; a damaged or mismatched file gives one clear error."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise QMAEError(f"{path} is missing: the run has not written a checkpoint yet; start it again without "
+                        f"--resume (into a new --name)")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unpickling failure means a damaged file
+        raise QMAEError(f"checkpoint {path} is corrupt or unreadable ({one_line(exc)}); delete the run folder "
+                        f"and train again") from exc
+    try:
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise ValueError(f"not a format-{FORMAT} checkpoint")
+        theta = raw["theta"]
+        token = raw["token"]
+        step = int(raw["step"])
+        if not isinstance(theta, torch.Tensor) or theta.dim() != 1:
+            raise ValueError("theta is not a vector")
+        if token is not None and (not isinstance(token, torch.Tensor) or token.dim() != 1):
+            raise ValueError("token is not a vector")
+        if settings is not None:
+            cfg = settings.config
+            if theta.numel() != cfg.n_theta:
+                raise ValueError(f"theta has {theta.numel()} values, the config needs {cfg.n_theta}")
+            if (token is None) != (settings.model == "qae"):
+                raise ValueError(f"the token does not match model {settings.model!r}")
+            if token is not None and token.numel() != cfg.n_token:
+                raise ValueError(f"the token has {token.numel()} values, the config needs {cfg.n_token}")
+            if not 0 <= step <= settings.total_steps:
+                raise ValueError(f"step {step} is outside 0..{settings.total_steps}")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise QMAEError(f"checkpoint {path} is corrupt ({one_line(exc)}); delete the run folder and train "
+                        f"again") from exc
+    token = None if token is None else token.to(torch.float64)
+    return Checkpoint(step=step, theta=theta.to(torch.float64), token=token,
+                      optimizer=raw.get("optimizer"), finished=bool(raw.get("finished", False)),
+                      extra=dict(raw.get("extra") or {}))
+
+
+# ------------------------------------------------------------------------------------------------- metrics
+def append_metrics(run_dir: str | Path, records: list[dict[str, Any]]) -> None:
+    """Append step records to metrics.jsonl (a torn last line is dropped on the next read)."""
+    if not records:
+        return
+    with open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec) + "\n")
+        fh.flush()
+
+
+def sync_metrics(run_dir: str | Path) -> None:
+    """fsync metrics.jsonl (before a checkpoint, so a power loss cannot keep a checkpoint but lose its steps)."""
+    path = Path(run_dir) / METRICS_FILE
+    if path.is_file():
+        with open(path, "rb+") as fh:
+            os.fsync(fh.fileno())
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """All complete step records, in order; a torn or unparsable line (from a kill) is skipped."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and "step" in rec:
+            out.append(rec)
+    return out
+
+
+def truncate_metrics(run_dir: str | Path, step: int) -> list[dict[str, Any]]:
+    """Keep the records of steps 1..``step`` (one each) and rewrite the file atomically; returns them."""
+    kept: dict[int, dict[str, Any]] = {}
+    for rec in read_metrics(run_dir):
+        if 1 <= int(rec["step"]) <= step:
+            kept[int(rec["step"])] = rec
+    ordered = [kept[s] for s in sorted(kept)]
+    atomic_write_text(Path(run_dir) / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in ordered))
+    return ordered
+
+
+# -------------------------------------------------------------------------------------------- trained model
+def load_trained(run_dir: str | Path) -> TrainedModel:
+    """The model a run folder holds (its latest checkpoint), validated against its config."""
+    run_dir = Path(run_dir)
+    record = read_config(run_dir)
+    settings = read_settings(run_dir)
+    ckpt = load_checkpoint(run_dir, settings)
+    return TrainedModel(run_dir=run_dir, settings=settings, theta=ckpt.theta, token=ckpt.token, step=ckpt.step,
+                        finished=ckpt.finished, data_dir=record.get("data_dir"))

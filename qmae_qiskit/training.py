@@ -1,0 +1,279 @@
+"""The training loop (paper Algorithm 1 with mini-batches): Adam on 1 - <Z>, checkpoints, metrics, resume.
+
+Determinism is by construction: the training subset is a seeded permutation of the data set, the order of
+epoch e is a permutation seeded by (seed, e), and masks are keyed by (seed, e, sample index). So a checkpoint
+only needs the step count, the parameters and Adam's state, and a resumed run ends with exactly the parameters
+of an uninterrupted one. metrics.jsonl is truncated to the checkpoint's step on resume, so no step is lost or
+written twice.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from qmae_qiskit.data import ImageSet, load_mnist
+from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.masking import sample_mask_indices
+from qmae_qiskit.models import MaskedAutoencoder, build_model, init_theta, init_token
+from qmae_qiskit.runs import (LOSS_PLOT_FILE, Checkpoint, RunSettings, append_metrics, check_resumable,
+                              create_run_dir, load_checkpoint, read_config, read_settings, save_checkpoint,
+                              sync_metrics, truncate_metrics, update_settings)
+
+
+VAL_MASK_EPOCH = 1_000_000  # masks of the validation images: one fixed draw, apart from every training epoch
+
+
+@dataclass
+class TrainData:
+    """Training and validation images (validation may be empty)."""
+
+    train: ImageSet
+    val: ImageSet
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    settings: RunSettings
+    model: MaskedAutoencoder
+    start_step: int  # steps already done when this call began (0 for a fresh run)
+    steps: int  # total steps done at the end
+    last_loss: float | None
+    last_epoch_fidelity: float | None  # mean training fidelity over the last epoch's steps run in this call
+    val_fidelity: float | None
+    seconds: float
+    records: list[dict[str, Any]]
+
+
+def select_data(data: ImageSet, settings: RunSettings) -> TrainData:
+    """A seeded subset: ``train_samples`` for training, the next ``val_samples`` for validation."""
+    need = settings.train_samples + settings.val_samples
+    if len(data) < need:
+        raise QMAEError(f"the data set has {len(data)} images but --train-samples {settings.train_samples} + "
+                        f"--val-samples {settings.val_samples} = {need}; ask for fewer")
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(int(settings.seed)))
+    return TrainData(data.subset(perm[: settings.train_samples]), data.subset(perm[settings.train_samples: need]))
+
+
+def load_training_data(settings: RunSettings, data_dir: str | Path | None, download: bool = False) -> TrainData:
+    """MNIST training split at the run's image size, then :func:`select_data`."""
+    data = load_mnist(data_dir, train=True, image_size=settings.config.image_size, download=download)
+    return select_data(data, settings)
+
+
+def data_fingerprint(data: TrainData) -> str:
+    """A short hash of the training and validation images and their indices (a resume must see the same)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for part in (data.train, data.val):
+        h.update(part.indices.numpy().astype("int64").tobytes())
+        h.update(part.images.to(torch.float64).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The sample order of one epoch: a permutation seeded by (seed, epoch) only."""
+    sub = int(np.random.SeedSequence([int(seed), int(epoch), 0x5EED]).generate_state(1)[0])
+    return torch.randperm(n, generator=torch.Generator().manual_seed(sub))
+
+
+def initial_model(settings: RunSettings, train_images: torch.Tensor) -> MaskedAutoencoder:
+    cfg = settings.config
+    theta = init_theta(cfg, settings.theta_init, settings.seed, settings.theta_scale)
+    token = None
+    if settings.model == "qmae":
+        token = init_token(cfg, settings.token_init, settings.seed, train_images, settings.token_value)
+    return build_model(settings.model, cfg, theta, token)
+
+
+def make_backend(settings: RunSettings):
+    """The fidelity backend of a run: the exact simulator or an EstimatorQNN on Aer."""
+    from qmae_qiskit.models import ExactFidelity
+
+    if settings.backend == "exact":
+        return ExactFidelity(settings.config, settings.precision)
+    from qmae_qiskit.qnn import AerFidelity
+
+    return AerFidelity(settings.config, shots=settings.shots, noise_model=settings.noise_model,
+                       gradient=settings.gradient, input_gradients=settings.model == "qmae", seed=settings.seed)
+
+
+def make_optimizer(model: MaskedAutoencoder, settings: RunSettings) -> torch.optim.Adam:
+    return torch.optim.Adam(model.parameters(), lr=settings.lr, betas=tuple(settings.betas))
+
+
+@torch.no_grad()
+def validation_fidelity(model: MaskedAutoencoder, val: ImageSet, settings: RunSettings) -> float | None:
+    """Mean exact fidelity on the validation images with fixed masks (epoch-independent, so epochs compare)."""
+    if len(val) == 0:
+        return None
+    from qmae_qiskit import exact
+
+    patch_idx = sample_mask_indices(settings.config, settings.mask_ratio, val.indices, settings.seed,
+                                    epoch=VAL_MASK_EPOCH)
+    xm = model.masked_inputs(val.images, patch_idx)
+    xc = val.images.reshape(len(val), -1).to(torch.float64)
+    return float(exact.fidelity(model.theta.detach(), xm, xc, settings.config).mean())
+
+
+def _checkpoint(model: MaskedAutoencoder, opt: torch.optim.Optimizer, step: int, finished: bool) -> Checkpoint:
+    token = model.token.detach() if model.token is not None else None
+    return Checkpoint(step=step, theta=model.theta.detach(), token=token, optimizer=opt.state_dict(),
+                      finished=finished)
+
+
+def train(settings: RunSettings, run_dir: str | Path, data: TrainData | None = None, *,
+          data_dir: str | Path | None = None, download: bool = False, resume: bool = False, progress: bool = True,
+          backend=None, on_step: Callable[[int, dict[str, Any]], None] | None = None,
+          plot: bool = True) -> TrainResult:
+    """Train (or continue) the run in ``run_dir``; returns when all ``settings.epochs`` are done.
+
+    ``data`` defaults to MNIST from ``data_dir``. ``backend`` overrides :func:`make_backend` (tests).
+    ``on_step(step, record)`` is called after each step's metrics line is written (tests use it to simulate a
+    kill). Ctrl-C finishes the current step, writes a checkpoint and raises KeyboardInterrupt.
+    """
+    run_dir = Path(run_dir)
+    if resume:
+        stored = read_settings(run_dir)
+        check_resumable(stored, settings)
+        record = read_config(run_dir)
+        if data_dir is None:
+            data_dir = record.get("data_dir")
+    if data is None:
+        data = load_training_data(settings, data_dir, download)
+    if len(data.train) != settings.train_samples:
+        raise QMAEError(f"expected {settings.train_samples} training images, got {len(data.train)}")
+    fingerprint = data_fingerprint(data)
+    if resume and record.get("data_fingerprint") not in (None, fingerprint):
+        raise QMAEError(f"the images loaded from {data_dir} are not the ones run {run_dir} was trained on (the data "
+                        f"set changed?); pass the --data-dir it used ({record.get('data_dir')})")
+
+    model = initial_model(settings, data.train.images)
+    model.set_backend(backend if backend is not None else make_backend(settings))  # fails before any write
+    opt = make_optimizer(model, settings)
+    start = 0
+    if resume:
+        ckpt = load_checkpoint(run_dir, stored)
+        if ckpt.step > settings.total_steps:
+            raise QMAEError(f"run {run_dir} has already done {ckpt.step} steps, more than --epochs "
+                            f"{settings.epochs} allows ({settings.total_steps}); pass --epochs "
+                            f"{math.ceil(ckpt.step / settings.steps_per_epoch)} or more")
+        with torch.no_grad():
+            model.theta.copy_(ckpt.theta)
+            if model.token is not None and ckpt.token is not None:
+                model.token.copy_(ckpt.token)
+        if ckpt.optimizer is not None:
+            try:
+                opt.load_state_dict(ckpt.optimizer)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise QMAEError(f"checkpoint in {run_dir} has a damaged optimizer state ({exc}); train again") from exc
+        start = ckpt.step
+        if settings != stored:
+            update_settings(run_dir, settings)
+        records = truncate_metrics(run_dir, start)
+    else:
+        create_run_dir(run_dir, settings, data_dir, fingerprint)
+        records = []
+        save_checkpoint(run_dir, _checkpoint(model, opt, 0, False))
+
+    total, spe, B = settings.total_steps, settings.steps_per_epoch, settings.batch_size
+    cfg, N = settings.config, len(data.train)
+    bar = _progress(total, start, settings, progress)
+    t0 = time.perf_counter()
+    done, order_epoch, order = start, -1, None
+    epoch_fids: list[float] = []
+    val_fid = None
+    stop = _StopRequest()
+    try:
+        for step in range(start, total):
+            epoch, pos = divmod(step, spe)
+            if epoch != order_epoch:
+                order, order_epoch, epoch_fids = epoch_order(N, settings.seed, epoch), epoch, []
+            rows = order[pos * B: (pos + 1) * B]
+            images, indices = data.train.images[rows], data.train.indices[rows]
+            patch_idx = sample_mask_indices(cfg, settings.mask_ratio, indices, settings.seed, epoch)
+            ts = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss, fid = model.loss(images, patch_idx)
+            loss.backward()
+            opt.step()
+            rec: dict[str, Any] = {"step": step + 1, "epoch": epoch, "batch": pos, "samples": len(rows),
+                                   "loss": float(loss.detach()), "fidelity": float(fid.detach().mean()),
+                                   "seconds": round(time.perf_counter() - ts, 6)}
+            epoch_fids.append(rec["fidelity"])
+            if pos == spe - 1:
+                val_fid = validation_fidelity(model, data.val, settings)
+                if val_fid is not None:
+                    rec["val_fidelity"] = val_fid
+            append_metrics(run_dir, [rec])
+            records.append(rec)
+            done = step + 1
+            if done % settings.checkpoint_every == 0 or done == total:
+                sync_metrics(run_dir)
+                save_checkpoint(run_dir, _checkpoint(model, opt, done, done == total))
+            bar.update(1)
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", fidelity=f"{rec['fidelity']:.4f}", epoch=epoch + 1)
+            if on_step is not None:
+                on_step(done, rec)
+            if stop.requested and done < total:
+                save_checkpoint(run_dir, _checkpoint(model, opt, done, False))
+                if plot:
+                    _plot(records, run_dir, settings)
+                raise KeyboardInterrupt(f"stopped after step {done} of {total}; checkpoint written")
+    finally:
+        stop.restore()
+        bar.close()
+    if plot:
+        _plot(records, run_dir, settings)
+    last = records[-1] if records else None
+    return TrainResult(run_dir=run_dir, settings=settings, model=model, start_step=start, steps=done,
+                       last_loss=None if last is None else last["loss"],
+                       last_epoch_fidelity=float(np.mean(epoch_fids)) if epoch_fids else None,
+                       val_fidelity=val_fid, seconds=time.perf_counter() - t0, records=records)
+
+
+def _plot(records: list[dict[str, Any]], run_dir: Path, settings: RunSettings) -> None:
+    from qmae_qiskit.plots import plot_loss
+
+    plot_loss(records, run_dir / LOSS_PLOT_FILE,
+              title=f"{settings.model.upper()} ({settings.backend}), {settings.mask_ratio:.1%} mask")
+
+
+class _StopRequest:
+    """First Ctrl-C: finish the current step, write a checkpoint, stop. A second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.requested = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+
+def _progress(total: int, start: int, settings: RunSettings, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, disable=not enabled, unit="step", dynamic_ncols=True,
+                desc=f"{settings.model}/{settings.backend}")
