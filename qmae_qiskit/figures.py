@@ -1,0 +1,124 @@
+"""Paper figures 6-8 from trained runs: reconstructions (exact path, evaluation masks) and loss curves."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from qmae_qiskit import exact
+from qmae_qiskit.evaluation import eval_masks
+from qmae_qiskit.io import atomic_write_bytes
+from qmae_qiskit.metrics import probabilities_to_image, to_pixels
+
+
+def pick_digits(labels: torch.Tensor, count: int = 5) -> list[int]:
+    """Rows of the first image of each of the labels 0, 1, 2, ... (``count`` distinct digits, like the paper)."""
+    rows: list[int] = []
+    for digit in range(10):
+        hits = (labels == digit).nonzero().flatten()
+        if len(hits):
+            rows.append(int(hits[0]))
+        if len(rows) == count:
+            break
+    return rows
+
+
+def reconstructions(tm, images: torch.Tensor, indices: torch.Tensor, mask_seed: int = 0
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pixel reconstructions (N, L, L), the masked inputs as pixels (N, L, L)) with the evaluation masks."""
+    model = tm.module()
+    patch_idx = eval_masks(tm.cfg, tm.mask_ratio, indices, mask_seed)
+    with torch.no_grad():
+        xm = model.masked_inputs(images, patch_idx)
+        probs = exact.reconstruct(tm.theta, xm, tm.cfg)
+    L = tm.cfg.image_size
+    return probabilities_to_image(probs, L), to_pixels(xm).reshape(-1, L, L)
+
+
+def _grid(rows: Sequence[tuple[str, torch.Tensor]], path: str | Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ncols = rows[0][1].shape[0]
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.5 * ncols + 1.4, 1.5 * len(rows) + 0.5), dpi=120,
+                             squeeze=False)
+    for r, (label, imgs) in enumerate(rows):
+        for c in range(ncols):
+            ax = axes[r][c]
+            ax.imshow(imgs[c].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def fig6(qmae, qae, images: torch.Tensor, indices: torch.Tensor, path: str | Path, mask_seed: int = 0) -> Path:
+    """Paper Fig. 6: QMAE (row 1), QAE (row 2), original (row 3); the masked input the QAE saw in row 4."""
+    rq, _ = reconstructions(qmae, images, indices, mask_seed)
+    ra, masked = reconstructions(qae, images, indices, mask_seed)
+    orig = to_pixels(images.reshape(len(images), -1)).reshape(images.shape)
+    return _grid([("QMAE", rq), ("QAE", ra), ("original", orig), ("masked input", masked)], path,
+                 f"Reconstructions at {qmae.mask_ratio:.0%} mask (same mask for QMAE and QAE)")
+
+
+def fig7(runs: Sequence, images: torch.Tensor, indices: torch.Tensor, path: str | Path, mask_seed: int = 0) -> Path:
+    """Paper Fig. 7: QMAE at each mask ratio (one row each), original last."""
+    rows = [(f"QMAE {tm.mask_ratio:.1%}", reconstructions(tm, images, indices, mask_seed)[0]) for tm in runs]
+    rows.append(("original", to_pixels(images.reshape(len(images), -1)).reshape(images.shape)))
+    return _grid(rows, path, "QMAE reconstructions at different mask ratios")
+
+
+def _moving_average(values: Sequence[float], window: int) -> list[float]:
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v
+        if i >= window:
+            acc -= values[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
+
+
+def fig8(curves: Sequence[tuple[str, Sequence[dict]]], path: str | Path) -> Path:
+    """Paper Fig. 8: training loss 1 - <Z> per step of each run, one panel each, (a), (b), ..."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 3.6), dpi=120, squeeze=False)
+    for i, (label, records) in enumerate(curves):
+        ax = axes[0][i]
+        steps = [int(r["step"]) for r in records]
+        losses = [float(r["loss"]) for r in records]
+        ax.plot(steps, losses, color="tab:blue", alpha=0.3, lw=0.8, label="batch loss")
+        window = max(1, len(steps) // 25)
+        if window > 1:
+            ax.plot(steps, _moving_average(losses, window), color="tab:blue", lw=2, label=f"mean of {window} steps")
+        val = [(int(r["step"]), 1.0 - float(r["val_fidelity"])) for r in records if r.get("val_fidelity") is not None]
+        if val:
+            ax.plot(*zip(*val), "o-", color="tab:orange", ms=3, lw=1.2, label="validation loss")
+        ax.set_title(f"({chr(97 + i)}) {label}", fontsize=10)
+        ax.set_xlabel("step")
+        ax.set_ylabel(r"fidelity loss $1 - \langle Z \rangle$")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,93 @@
+"""The ResNet18 judge: its adaptation, that it learns, its cache, and the CLI (a few hundred images only)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from qmae_qiskit import classifier as clf
+from qmae_qiskit.cli import main
+from qmae_qiskit.data import load_mnist
+from qmae_qiskit.errors import QMAEError
+
+
+def test_architecture_is_resnet18_adapted_to_16x16():
+    model = clf.resnet18_small()
+    assert isinstance(model.maxpool, nn.Identity)
+    assert model.conv1.in_channels == 1 and model.fc.out_features == 10
+    assert len(model.layer1) == len(model.layer4) == 2  # ResNet18: two basic blocks per stage
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.rand(3, 1, 16, 16)).shape == (3, 10)
+
+
+def test_prepare_uses_the_metrics_pixel_scale():
+    x = torch.rand(4, 16, 16, dtype=torch.float64)
+    a, b = clf.prepare(x), clf.prepare(3.0 * x)
+    assert a.shape == (4, 1, 16, 16) and a.dtype == torch.float32
+    assert torch.allclose(a, b) and torch.allclose(a.amax(dim=(1, 2, 3)), torch.ones(4))
+
+
+@pytest.fixture(scope="module")
+def tiny(mnist_dir):
+    """Zeros and ones from the training split, and a classifier trained on them for a few steps."""
+    data = load_mnist(mnist_dir, train=True, image_size=16)  # the local subset may be sorted by label
+    rows = torch.cat([(data.labels == d).nonzero().flatten()[:32] for d in (0, 1)])
+    images, labels = data.images[rows], data.labels[rows]
+    result = clf.train_classifier(images, labels, epochs=3, batch_size=16, lr=2e-3, seed=0, progress=False)
+    return images, labels, result
+
+
+def test_training_learns_an_easy_split(tiny):
+    images, labels, result = tiny
+    assert 0.2 < float((labels == 1).double().mean()) < 0.8  # both classes present: chance is well below 0.9
+    assert clf.accuracy(result.model, images, labels) >= 0.9
+    assert result.info["n_train"] == 64 and len(result.info["train_loss"]) == 3
+
+
+def test_cache_round_trip_and_errors(tiny, tmp_path):
+    images, _, result = tiny
+    clf.save(tmp_path / "c", result)
+    assert clf.exists(tmp_path / "c")
+    model, info = clf.load(tmp_path / "c")
+    assert torch.equal(clf.predict(model, images), clf.predict(result.model, images))
+    assert info["epochs"] == 3
+    with pytest.raises(QMAEError, match="classifier train"):
+        clf.load(tmp_path / "missing")
+    (tmp_path / "c" / clf.WEIGHTS).write_bytes(b"not a checkpoint")
+    with pytest.raises(QMAEError, match="cannot read"):
+        clf.load(tmp_path / "c")
+    with pytest.raises(QMAEError, match="labels"):
+        clf.train_classifier(images, torch.zeros(3), epochs=1)
+
+
+def test_cli_train_writes_cache_and_reports(mnist_dir, tmp_path):
+    out = tmp_path / "clf"
+    res = CliRunner().invoke(main, ["classifier", "train", "--data-dir", str(mnist_dir), "--out", str(out),
+                                    "--limit", "64", "--test-limit", "50", "--epochs", "1", "--batch-size", "32",
+                                    "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["n_train"] == 64 and info["n_test"] == 50 and 0.0 <= info["test_accuracy"] <= 1.0
+    assert (out / "classifier.pt").is_file() and json.loads((out / "classifier.json").read_text()) == info
+    bad = CliRunner().invoke(main, ["classifier", "train", "--data-dir", str(tmp_path / "nowhere"), "--out",
+                                    str(tmp_path / "x"), "--limit", "64"])
+    assert bad.exit_code == 2 and "no MNIST data" in bad.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_random_shift_moves_each_image_rigidly():
+    g = torch.Generator().manual_seed(5)
+    x = torch.zeros(50, 1, 9, 9)
+    x[:, 0, 4, 4] = 1.0  # one bright pixel in the centre: a shift of at most 2 keeps it inside
+    x[:, 0, 3, 4] = 0.5
+    y = clf.random_shift(x, g, max_shift=2)
+    assert y.shape == x.shape and torch.allclose(y.sum(dim=(1, 2, 3)), x.sum(dim=(1, 2, 3)))
+    for img in y[:, 0]:
+        r, c = (img == 1.0).nonzero()[0].tolist()
+        assert abs(r - 4) <= 2 and abs(c - 4) <= 2 and img[r - 1, c] == 0.5  # the pair moved together
+    assert len({tuple((img == 1.0).nonzero()[0].tolist()) for img in y[:, 0]}) > 5  # shifts differ
