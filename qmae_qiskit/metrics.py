@@ -99,10 +99,20 @@ def pure_state_fidelity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return cosine(a, b) ** 2
 
 
+def ssim_window(side: int) -> int:
+    """scikit-image's 7x7 window, or the largest odd window that fits a smaller image (at least 3)."""
+    win = min(SSIM_WIN, side if side % 2 else side - 1)
+    if win < 3:
+        raise QMAEError(f"SSIM needs images of at least 3x3 pixels, got side {side}")
+    return win
+
+
 def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Per-image SSIM (N, L, L) x (N, L, L) -> (N,), identical to scikit-image's ``structural_similarity``
     with its defaults (7x7 uniform window, sample covariance, reflect borders) and an explicit ``data_range``,
     computed for the whole batch at once (scikit-image loops in Python, ~0.1 ms per 16x16 image).
+    Images smaller than 7x7 (4x4 runs on small devices) use the largest odd window that fits, as
+    ``structural_similarity(..., win_size=w)`` would.
     """
     if data_range is None or not data_range > 0:
         raise QMAEError(f"SSIM needs an explicit positive data_range, got {data_range}")
@@ -110,11 +120,10 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     y = np.asarray(torch.as_tensor(b, dtype=torch.float64))
     if x.shape != y.shape or x.ndim != 3:
         raise QMAEError(f"SSIM needs two batches of images of the same shape (N, H, W), got {x.shape} and {y.shape}")
-    if min(x.shape[1:]) < SSIM_WIN:
-        raise QMAEError(f"SSIM's {SSIM_WIN}x{SSIM_WIN} window needs images of at least that size, got {x.shape[1:]}")
-    size = (1, SSIM_WIN, SSIM_WIN)  # no filtering across the batch axis
+    win = ssim_window(min(x.shape[1:]))
+    size = (1, win, win)  # no filtering across the batch axis
     f = lambda im: uniform_filter(im, size=size, mode="reflect")
-    np_ = SSIM_WIN**2
+    np_ = win**2
     cov = np_ / (np_ - 1)
     ux, uy = f(x), f(y)
     vx = cov * (f(x * x) - ux * ux)
@@ -122,7 +131,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     vxy = cov * (f(x * y) - ux * uy)
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
-    pad = (SSIM_WIN - 1) // 2
+    pad = (win - 1) // 2
     return torch.from_numpy(s[:, pad:-pad, pad:-pad].mean(axis=(1, 2), dtype=np.float64))
 
 

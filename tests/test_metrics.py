@@ -84,12 +84,23 @@ def test_ssim_of_two_flat_images_is_the_luminance_term():
     assert float(out[0]) == pytest.approx(expected, rel=1e-12)
 
 
-def test_ssim_rejects_missing_range_and_small_images():
+def test_ssim_small_images_use_the_largest_odd_window():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(4)
+    for side, win in ((4, 3), (5, 5), (6, 5)):
+        a, b = rng.random((3, side, side)), rng.random((3, side, side))
+        ours = metrics.ssim(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+        ref = [structural_similarity(a[i], b[i], data_range=1.0, win_size=win) for i in range(3)]
+        np.testing.assert_allclose(ours, ref, atol=1e-12)
+
+
+def test_ssim_rejects_missing_range_and_tiny_images():
     x = torch.rand(1, 16, 16)
     with pytest.raises(QMAEError, match="data_range"):
         metrics.ssim(x, x, data_range=None)  # type: ignore[arg-type]
     with pytest.raises(QMAEError, match="at least"):
-        metrics.ssim(torch.rand(1, 4, 4), torch.rand(1, 4, 4))
+        metrics.ssim(torch.rand(1, 2, 2), torch.rand(1, 2, 2))
     with pytest.raises(QMAEError, match="same shape"):
         metrics.ssim(x, torch.rand(1, 8, 8))
 
