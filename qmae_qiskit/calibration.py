@@ -9,7 +9,6 @@ why a snapshot's noise model equals the noise model of the live backend it was t
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from qiskit.providers import BackendV2, Options, QubitProperties
 from qiskit.transpiler import InstructionProperties, Target
 
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.io import atomic_write_json
+from qmae_qiskit.io import atomic_write_json, read_json
 
 SCHEMA = "qmae-qiskit/calibration-snapshot"
 SCHEMA_VERSION = 1
@@ -152,10 +151,7 @@ def load_snapshot(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise QMAEError(f"calibration snapshot {path} not found; take one with `qmae-qiskit calibration snapshot`")
-    try:
-        snap = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise QMAEError(f"calibration snapshot {path} is not valid JSON ({exc}); take a new snapshot") from None
+    snap = read_json(path, "calibration snapshot", "take a new snapshot")
     if not isinstance(snap, dict) or snap.get("schema") != SCHEMA:
         raise QMAEError(f"{path} is not a qmae-qiskit calibration snapshot (schema {SCHEMA!r} missing)")
     if snap.get("schema_version") != SCHEMA_VERSION:

@@ -20,7 +20,7 @@ from qiskit.providers import BackendV2
 
 from qmae_qiskit import circuits as C
 from qmae_qiskit.config import QMAEConfig
-from qmae_qiskit.io import atomic_write_json, atomic_write_text
+from qmae_qiskit.io import atomic_write_json, atomic_write_text, read_json
 from qmae_qiskit.transpiling import (DEFAULT_SEED, check_level, final_physical, initial_physical, timed_transpile,
                                      two_qubit_count, two_qubit_depth)
 
@@ -297,12 +297,7 @@ def write_report(report: dict, out: Path = Path("circuits")) -> list[Path]:
 
 def load_report(path: Path) -> dict:
     path = Path(path)
-    try:
-        rep = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        from qmae_qiskit.errors import QMAEError
-
-        raise QMAEError(f"cannot read depth report {path} ({exc}); pass a .json written by `report depth`") from None
+    rep = read_json(path, "depth report", "pass a .json written by `report depth`")
     if not isinstance(rep, dict) or rep.get("schema") != SCHEMA:
         from qmae_qiskit.errors import QMAEError
 

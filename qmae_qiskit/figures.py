@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,8 +9,8 @@ import torch
 
 from qmae_qiskit import exact
 from qmae_qiskit.evaluation import eval_masks
-from qmae_qiskit.io import atomic_write_bytes
 from qmae_qiskit.metrics import probabilities_to_image, to_pixels
+from qmae_qiskit.plots import draw_loss, save_figure
 
 
 def pick_digits(labels: torch.Tensor, count: int = 5) -> list[int]:
@@ -57,16 +56,7 @@ def _grid(rows: Sequence[tuple[str, torch.Tensor]], path: str | Path, title: str
                 ax.set_ylabel(label, fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def _save(fig, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_figure(fig, path)
 
 
 def fig6(qmae, qae, images: torch.Tensor, indices: torch.Tensor, path: str | Path, mask_seed: int = 0) -> Path:
@@ -85,16 +75,6 @@ def fig7(runs: Sequence, images: torch.Tensor, indices: torch.Tensor, path: str 
     return _grid(rows, path, "QMAE reconstructions at different mask ratios")
 
 
-def _moving_average(values: Sequence[float], window: int) -> list[float]:
-    out, acc = [], 0.0
-    for i, v in enumerate(values):
-        acc += v
-        if i >= window:
-            acc -= values[i - window]
-        out.append(acc / min(i + 1, window))
-    return out
-
-
 def fig8(curves: Sequence[tuple[str, Sequence[dict]]], path: str | Path) -> Path:
     """Paper Fig. 8: training loss 1 - <Z> per step of each run, one panel each, (a), (b), ..."""
     import matplotlib
@@ -104,21 +84,6 @@ def fig8(curves: Sequence[tuple[str, Sequence[dict]]], path: str | Path) -> Path
 
     fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 3.6), dpi=120, squeeze=False)
     for i, (label, records) in enumerate(curves):
-        ax = axes[0][i]
-        steps = [int(r["step"]) for r in records]
-        losses = [float(r["loss"]) for r in records]
-        ax.plot(steps, losses, color="tab:blue", alpha=0.3, lw=0.8, label="batch loss")
-        window = max(1, len(steps) // 25)
-        if window > 1:
-            ax.plot(steps, _moving_average(losses, window), color="tab:blue", lw=2, label=f"mean of {window} steps")
-        val = [(int(r["step"]), 1.0 - float(r["val_fidelity"])) for r in records if r.get("val_fidelity") is not None]
-        if val:
-            ax.plot(*zip(*val), "o-", color="tab:orange", ms=3, lw=1.2, label="validation loss")
-        ax.set_title(f"({chr(97 + i)}) {label}", fontsize=10)
-        ax.set_xlabel("step")
-        ax.set_ylabel(r"fidelity loss $1 - \langle Z \rangle$")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper right", fontsize=8)
+        draw_loss(axes[0][i], records, f"({chr(97 + i)}) {label}")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -43,6 +43,18 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[Any], Any]) -> 
     return path
 
 
+def read_json(path: str | os.PathLike, what: str, fix: str) -> Any:
+    """Parse a JSON file the toolkit wrote; unreadable or corrupt, it fails with one line naming ``what``, the
+    path, the reason and ``fix`` (the file itself is never touched)."""
+    from qmae_qiskit.errors import QMAEError, one_line
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise QMAEError(f"{what} {path} is unreadable or not valid JSON ({one_line(exc)}); {fix}") from None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

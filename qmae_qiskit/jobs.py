@@ -34,7 +34,7 @@ from qiskit.circuit import QuantumCircuit
 
 from qmae_qiskit.backends import ensure_fits, ensure_operational, is_fake_name, redact, resolve_backend, runtime_service
 from qmae_qiskit.errors import QMAEError, one_line
-from qmae_qiskit.io import atomic_write_json
+from qmae_qiskit.io import atomic_write_json, read_json
 from qmae_qiskit.mitigation import MitigationOptions
 from qmae_qiskit.transpiling import DEFAULT_SEED, map_observable, transpile_for
 
@@ -128,10 +128,7 @@ def load_record(jobs_dir: Path, record_id: str) -> dict:
         if known is not None:
             return load_record(jobs_dir, known)
         raise QMAEError(f"no job record {path}; see `qmae-qiskit jobs list --jobs-dir {jobs_dir}`")
-    try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise QMAEError(f"job record {path} is corrupt ({one_line(exc)}); it was left unchanged") from None
+    rec = read_json(path, "job record", "it is corrupt and was left unchanged")
     if not isinstance(rec, dict) or rec.get("schema") != SCHEMA or not isinstance(rec.get("jobs"), dict):
         raise QMAEError(f"job record {path} is not a qmae-qiskit job record; it was left unchanged")
     if rec.get("id") != path.stem:
@@ -527,10 +524,7 @@ def score_record(jobs_dir: Path, rec: dict, classifier_dir: str | Path | None = 
     from qmae_qiskit.metrics import counts_to_probabilities
 
     raw_path = results_path(jobs_dir, rec["id"])
-    try:
-        raw = json.loads(raw_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise QMAEError(f"results file {raw_path} is missing or corrupt ({one_line(exc)})") from None
+    raw = read_json(raw_path, "results file", "it is missing or corrupt; the job record is unchanged")
     cfg_n = int(round(np.log2(rec["config"]["image_size"] ** 2)))
     data = load_images(rec.get("data_dir"), rec["split"], rec["config"]["image_size"], rec["image_indices"])
     if _image_hash(data.images) != rec["images_sha256"]:

@@ -19,16 +19,10 @@ def _moving_average(values: Sequence[float], window: int) -> list[float]:
     return out
 
 
-def plot_loss(records: Sequence[dict[str, Any]], path: str | Path, title: str = "Training loss") -> Path:
-    """Paper Fig. 8 style: fidelity loss 1 - <Z> per step, its moving average, and validation loss per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def draw_loss(ax: Any, records: Sequence[dict[str, Any]], title: str) -> None:
+    """One Fig. 8 panel on ``ax``: batch loss 1 - <Z> per step, its moving average, validation loss per epoch."""
     steps = [int(r["step"]) for r in records]
     losses = [float(r["loss"]) for r in records]
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     if steps:
         ax.plot(steps, losses, color="tab:blue", alpha=0.35, lw=1, label="batch loss")
         window = max(1, len(steps) // 20)
@@ -36,16 +30,33 @@ def plot_loss(records: Sequence[dict[str, Any]], path: str | Path, title: str = 
             ax.plot(steps, _moving_average(losses, window), color="tab:blue", lw=2, label=f"mean of {window} steps")
         val = [(int(r["step"]), 1.0 - float(r["val_fidelity"])) for r in records if r.get("val_fidelity") is not None]
         if val:
-            ax.plot(*zip(*val), "o-", color="tab:orange", lw=1.5, label="validation loss")
+            ax.plot(*zip(*val), "o-", color="tab:orange", ms=3, lw=1.5, label="validation loss")
+        ax.legend(loc="upper right", fontsize=8)
     ax.set_xlabel("step")
     ax.set_ylabel(r"fidelity loss $1 - \langle Z \rangle$")
     ax.set_ylim(0, 1)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    if steps:
-        ax.legend(loc="upper right")
-    fig.tight_layout()
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """PNG bytes of ``fig``, written atomically; the figure is closed."""
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_loss(records: Sequence[dict[str, Any]], path: str | Path, title: str = "Training loss") -> Path:
+    """Paper Fig. 8 style loss curve of one run (``loss.png`` in the run folder)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    draw_loss(ax, records, title)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.errors import QMAEError, one_line
-from qmae_qiskit.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from qmae_qiskit.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 FORMAT = 1
 CONFIG_FILE = "config.json"
@@ -182,10 +182,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
         raise QMAEError(f"run folder {run_dir} does not exist; pass the folder a `train` run wrote (runs/<name>)")
     if not path.is_file():
         raise QMAEError(f"{path} is missing: {run_dir} is not a training run folder")
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise QMAEError(f"{path} is not valid JSON ({one_line(exc)}); the run folder is damaged") from exc
+    record = read_json(path, "run config", "the run folder is damaged")
     if not isinstance(record, dict) or record.get("format") != FORMAT or "settings" not in record:
         raise QMAEError(f"{path} is not a format-{FORMAT} run config; was it written by another version?")
     return record

@@ -107,6 +107,10 @@ def list_cmd(jobs_dir: Path, as_json: bool) -> None:
                    f"shots={r['shots']} {r['submitted_at']} run={r['run']}{' metrics' if r['metrics'] else ''}")
 
 
+def _print_status(st: dict) -> None:
+    click.echo(f"{st['id']} {st['status']} (" + ", ".join(f"{r} {s}" for r, s in st["jobs"].items()) + ")")
+
+
 @jobs_group.command("status")
 @click.argument("job_id")
 @JOBS_DIR
@@ -115,7 +119,7 @@ def status_cmd(job_id: str, jobs_dir: Path) -> None:
     from qmae_qiskit.jobs import status
 
     st = status(jobs_dir, job_id)
-    click.echo(f"{st['id']} {st['status']} (" + ", ".join(f"{r} {s}" for r, s in st["jobs"].items()) + ")")
+    _print_status(st)
 
 
 @jobs_group.command("fetch")
@@ -138,4 +142,4 @@ def cancel_cmd(job_id: str, jobs_dir: Path) -> None:
     from qmae_qiskit.jobs import cancel
 
     st = cancel(jobs_dir, job_id)
-    click.echo(f"{st['id']} {st['status']} (" + ", ".join(f"{r} {s}" for r, s in st["jobs"].items()) + ")")
+    _print_status(st)
