@@ -84,40 +84,64 @@ def apply_blocks(mats: torch.Tensor, n: int, cols: torch.Tensor) -> torch.Tensor
     return T.permute(back + [n]).reshape(dim, M)
 
 
-def unitary(theta: torch.Tensor, n: int) -> torch.Tensor:
-    """U(theta) (2^n x 2^n), equal to :func:`qmae_qiskit.ansatz.encoder_unitary`, built from the fused gates.
+def _grow(gates: list[tuple[torch.Tensor, tuple[int, ...]]], m: int, dtype: torch.dtype,
+          device: torch.device) -> torch.Tensor:
+    """The product of ``gates`` (matrix, qubits most significant first), in time order, as a 2^m x 2^m matrix.
 
-    Like :func:`apply_blocks` on the identity, but the matrix only spans the qubits touched so far (U = V (x) I
-    on the others), so the first gates act on 8x8, 32x32, ... matrices instead of the full 2^n x 2^n.
+    The matrix only spans the qubits touched so far (V (x) 1 on the others), so early gates act on 8x8,
+    32x32, ... matrices; one permute per gate brings its qubits to the front of the output axes.
     """
-    pairs = pair_order(n)
-    if theta.shape[-1] != BLOCK_PARAMS * len(pairs):
-        raise ValueError(f"theta must have {BLOCK_PARAMS * len(pairs)} values for n={n}, got {theta.shape[-1]}")
-    mats = block_matrices(theta.reshape(len(pairs), BLOCK_PARAMS))
-    eye = torch.eye(2, dtype=mats.dtype, device=theta.device)
-    V = torch.ones((), dtype=mats.dtype, device=theta.device)
+    eye = torch.eye(2, dtype=dtype, device=device)
+    V = torch.ones((), dtype=dtype, device=device)
     outs: list[int] = []  # qubit of each output axis, in the current order
     ins: list[int] = []  # qubit of each input axis
-    plan = list(_fusion_plan(n)) + [((), tuple(range(n)))]  # the last entry only adds untouched qubits
-
-    for blocks, qubits in plan:
+    for gate, qubits in [*gates, (None, tuple(range(m)))]:
         for q in qubits:
             if q not in outs:  # V -> delta(q_out, q_in) V: new output axis first, new input axis last
                 s = len(outs)
                 V = eye.reshape([2] + [1] * (2 * s) + [2]) * V.unsqueeze(0).unsqueeze(-1)
                 outs, ins = [q] + outs, ins + [q]
-        if not blocks:
+        if gate is None:
             break
         s = len(outs)
         lead = [outs.index(q) for q in qubits]
         perm = lead + [p for p in range(s) if p not in lead]
         outs = [outs[p] for p in perm]
-        gate = _fused(mats, blocks)
         V = _gate_times(gate, V.permute(perm + list(range(s, 2 * s))).reshape(gate.shape[0], -1))
         V = V.reshape([2] * (2 * s))
-    out_back = [outs.index(q) for q in range(n - 1, -1, -1)]
-    in_back = [n + ins.index(q) for q in range(n - 1, -1, -1)]
-    return V.permute(out_back + in_back).reshape(1 << n, 1 << n)
+    out_back = [outs.index(q) for q in range(m - 1, -1, -1)]
+    in_back = [m + ins.index(q) for q in range(m - 1, -1, -1)]
+    return V.permute(out_back + in_back).reshape(1 << m, 1 << m)
+
+
+def unitary(theta: torch.Tensor, n: int) -> torch.Tensor:
+    """U(theta) (2^n x 2^n), equal to :func:`qmae_qiskit.ansatz.encoder_unitary`, built recursively.
+
+    The pair order applies every block (0, j) first, then the encoder of qubits 1..n-1, so
+    U = (W (x) 1_{q0}) A with A the product of the blocks on qubit 0 and W the same construction one qubit up.
+    Each level is one large GEMM (W @ A), which runs several times more efficiently than applying the last
+    blocks to the full matrix one skinny 8x8 product at a time; A is grown from fused 8x8 gates.
+    """
+    pairs = pair_order(n)
+    if theta.shape[-1] != BLOCK_PARAMS * len(pairs):
+        raise ValueError(f"theta must have {BLOCK_PARAMS * len(pairs)} values for n={n}, got {theta.shape[-1]}")
+    mats = block_matrices(theta.reshape(len(pairs), BLOCK_PARAMS))
+    index = {p: i for i, p in enumerate(pairs)}
+    W = torch.eye(2, dtype=mats.dtype, device=theta.device)  # qubit n-1 alone: no blocks
+    for q0 in range(n - 2, -1, -1):
+        m = n - q0  # qubits q0..n-1; local label = qubit - q0
+        gates, j = [], q0 + 1
+        while j < n:  # blocks (q0, j), (q0, j+1) share q0: one 8x8 gate on (j+1, j, q0)
+            if j + 1 < n:
+                gates.append((_fused(mats, (index[(q0, j)], index[(q0, j + 1)])), (j + 1 - q0, j - q0, 0)))
+                j += 2
+            else:
+                gates.append((mats[index[(q0, j)]], (j - q0, 0)))
+                j += 1
+        A = _grow(gates, m, mats.dtype, theta.device)
+        half = 1 << (m - 1)
+        W = (W @ A.reshape(half, 2 << m)).reshape(1 << m, 1 << m)  # (W (x) 1_{q0}) A
+    return W
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
