@@ -78,9 +78,6 @@ def _default_data_dir() -> Path:
 def train_cmd(out: Path, name: str | None, resume: bool, data_dir: Path | None, download: bool, progress: bool,
               beta1: float, beta2: float, **opts: Any) -> None:
     """Train QMAE or QAE on MNIST; writes config.json, metrics.jsonl, checkpoint.pt and loss.png."""
-    # Idle OpenMP threads sleep instead of spinning: with the default, a step of small matrix products ran
-    # ~100x slower whenever the other core was busy. Must be set before torch loads; $OMP_WAIT_POLICY wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from qmae_qiskit.runs import check_resumable, read_settings
     from qmae_qiskit.training import train
 
