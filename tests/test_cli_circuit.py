@@ -72,3 +72,20 @@ def test_every_command_has_help():
         res = runner.invoke(main, [*path, "--help"])
         assert res.exit_code == 0, (path, res.output)
         assert "Usage:" in res.output
+
+
+def test_committed_export_is_current_and_states_its_fidelity():
+    """circuits/ holds `qmae-qiskit circuit --bind-seed 7`: the bound QPY gives the JSON's fidelity, and today's
+    builder and exact simulator still produce that same instance."""
+    from pathlib import Path
+
+    from qmae_qiskit.config import QMAEConfig
+    from qmae_qiskit.export import random_instance
+
+    folder = Path(__file__).resolve().parents[1] / "circuits"
+    record = json.loads((folder / "qmae_training_L16_k7_swap_seed7.json").read_text())
+    with open(folder / "qmae_training_L16_k7_swap_seed7.qpy", "rb") as fh:
+        bound = qpy.load(fh)[0]
+    obs = fidelity_observable(bound.num_qubits, record["ancilla"])
+    assert Statevector(bound).expectation_value(obs).real == pytest.approx(record["fidelity"], abs=1e-10)
+    assert random_instance(QMAEConfig(), 7).fidelity == pytest.approx(record["fidelity"], abs=1e-12)
