@@ -149,9 +149,9 @@ def ensure_operational(backend: BackendV2, remote: bool | None = None) -> None:
         raise QMAEError(f"backend {backend.name!r} is offline ({msg}); pick another backend or try later")
 
 
-def ensure_fits(num_qubits: int, backend: BackendV2, what: str = "circuit") -> None:
-    """A circuit wider than the backend fails here with the numbers, not deep inside the transpiler."""
+def ensure_fits(num_qubits: int, backend: BackendV2, what: str = "circuit",
+                fix: str = "use a smaller --image-size or a larger backend") -> None:
+    """A circuit wider than the backend fails here with the numbers and ``fix``, not deep inside the transpiler."""
     width = getattr(backend, "num_qubits", None)
     if width is not None and num_qubits > width:
-        raise QMAEError(f"the {what} needs {num_qubits} qubits but backend {backend.name!r} has {width}; "
-                        "use a smaller --image-size or a larger backend")
+        raise QMAEError(f"the {what} needs {num_qubits} qubits but backend {backend.name!r} has {width}; {fix}")

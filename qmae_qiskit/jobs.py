@@ -277,7 +277,8 @@ def prepare(opts: SubmitOptions) -> Prepared:
     rec_qc = reconstruction_circuit(cfg, measure=True)
     backend = resolve_backend(opts.backend)
     try:
-        ensure_fits(train_qc.num_qubits, backend, f"{opts.fidelity_circuit} fidelity circuit")
+        ensure_fits(train_qc.num_qubits, backend, f"{opts.fidelity_circuit} fidelity circuit",
+                    "use a larger backend or a run trained on smaller images")
     except QMAEError as exc:
         if opts.fidelity_circuit == "swap-test" and rec_qc.num_qubits <= backend.num_qubits:
             raise QMAEError(f"{exc}, or pass --fidelity-circuit inverse ({rec_qc.num_qubits} qubits)") from None
