@@ -27,3 +27,23 @@ def mnist_dir() -> Path:
 @pytest.fixture(autouse=True)
 def _seed_torch():
     torch.manual_seed(1234)
+
+
+class Killed(Exception):
+    """Stands for a hard kill: nothing in the training loop catches it, so no extra checkpoint is written."""
+
+
+@pytest.fixture
+def train_killed_at():
+    """``run(settings, run_dir, data, step)``: train, interrupted as by a kill right after optimizer step ``step``."""
+    from qmae_qiskit.training import train
+
+    def run(settings, run_dir, data, step: int) -> None:
+        def kill(done: int, record) -> None:
+            if done == step:
+                raise Killed
+
+        with pytest.raises(Killed):
+            train(settings, run_dir, data, progress=False, plot=False, on_step=kill)
+
+    return run

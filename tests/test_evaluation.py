@@ -54,11 +54,16 @@ def data8(mnist_dir):
     return load_eval_data(mnist_dir, "test", 8, 40)
 
 
+def _pair(tm, data, n: int):
+    """The first n images as (masked input with the run's evaluation masks, clean), flattened."""
+    patch_idx = eval_masks(tm.cfg, tm.mask_ratio, data.indices[:n], 0)
+    xm = tm.module().masked_inputs(data.images[:n], patch_idx).detach()
+    return xm, data.images[:n].reshape(n, -1)
+
+
 def test_exact_fidelity_matches_the_qiskit_circuit(runs, data8):
     tm = load_trained(runs["qmae"])
-    patch_idx = eval_masks(tm.cfg, tm.mask_ratio, data8.indices[:2], 0)
-    xm = tm.module().masked_inputs(data8.images[:2], patch_idx).detach()
-    xc = data8.images[:2].reshape(2, -1)
+    xm, xc = _pair(tm, data8, 2)
     _, fids = exact_outputs(tm.theta, xm, xc, tm.cfg)
     qc = training_circuit(tm.cfg)
     obs = fidelity_observable(qc.num_qubits, qc.metadata["ancilla"])
@@ -69,9 +74,7 @@ def test_exact_fidelity_matches_the_qiskit_circuit(runs, data8):
 
 def test_sampled_aer_agrees_with_exact_as_shots_grow(runs, data8):
     tm = load_trained(runs["qmae"])
-    patch_idx = eval_masks(tm.cfg, tm.mask_ratio, data8.indices[:3], 0)
-    xm = tm.module().masked_inputs(data8.images[:3], patch_idx).detach()
-    xc = data8.images[:3].reshape(3, -1)
+    xm, xc = _pair(tm, data8, 3)
     p_exact, f_exact = exact_outputs(tm.theta, xm, xc, tm.cfg)
     tv, ferr = [], []
     for shots in (64, 20000):

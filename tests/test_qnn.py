@@ -108,21 +108,12 @@ def test_cli_unknown_noise_model_is_one_line(tmp_path, mnist_dir):
     assert not any(tmp_path.iterdir())  # nothing written
 
 
-def test_aer_run_killed_and_resumed_ends_like_an_uninterrupted_one(tmp_path, mnist4):
+def test_aer_run_killed_and_resumed_ends_like_an_uninterrupted_one(tmp_path, mnist4, train_killed_at):
     s = RunSettings(backend="aer_simulator", config=CFG, model="qmae", epochs=3, batch_size=2, train_samples=4,
                     val_samples=2, lr=0.05, seed=9, checkpoint_every=3)
     data = select_data(mnist4, s)
     full = train(s, tmp_path / "full", data, progress=False, plot=False)
-
-    class Killed(Exception):
-        pass
-
-    def kill(step, rec):
-        if step == 4:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(s, tmp_path / "cut", data, progress=False, plot=False, on_step=kill)
+    train_killed_at(s, tmp_path / "cut", data, 4)
     resumed = train(s, tmp_path / "cut", data, progress=False, plot=False, resume=True)
     assert resumed.start_step == 3 and resumed.steps == 6
     assert torch.equal(resumed.model.theta, full.model.theta) and torch.equal(resumed.model.token, full.model.token)

@@ -17,10 +17,6 @@ from qmae_qiskit.runs import (CHECKPOINT_FILE, CONFIG_FILE, LOSS_PLOT_FILE, METR
 from qmae_qiskit.training import epoch_order, select_data, train
 
 
-class Killed(Exception):
-    """Stands for a hard kill: nothing in the loop catches it, so no extra checkpoint is written."""
-
-
 @pytest.fixture(scope="module")
 def mnist8(mnist_dir):
     return load_mnist(mnist_dir, train=True, image_size=8, limit=300)
@@ -74,17 +70,11 @@ def test_same_seed_same_parameters_and_order_depends_only_on_seed_and_epoch(tmp_
 
 
 @pytest.mark.parametrize("kill_at", [6, 8])  # right after a checkpoint (step 4 + 2) and mid-interval
-def test_kill_and_resume_loses_nothing(tmp_path, mnist8, kill_at):
+def test_kill_and_resume_loses_nothing(tmp_path, mnist8, kill_at, train_killed_at):
     s = _settings()
     data = select_data(mnist8, s)
     full = train(s, tmp_path / "full", data, progress=False, plot=False)
-
-    def kill(step, rec):
-        if step == kill_at:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(s, tmp_path / "cut", data, progress=False, plot=False, on_step=kill)
+    train_killed_at(s, tmp_path / "cut", data, kill_at)
     assert load_trained(tmp_path / "cut").step == 4 * (kill_at // 4)  # last checkpoint before the kill
     assert len(read_metrics(tmp_path / "cut")) == kill_at  # steps after the checkpoint are re-done on resume
     resumed = train(s, tmp_path / "cut", data, progress=False, resume=True)
@@ -97,16 +87,10 @@ def test_kill_and_resume_loses_nothing(tmp_path, mnist8, kill_at):
     assert [r.get("val_fidelity") for r in a] == [r.get("val_fidelity") for r in b]
 
 
-def test_torn_metrics_line_is_dropped_on_resume(tmp_path, mnist8):
+def test_torn_metrics_line_is_dropped_on_resume(tmp_path, mnist8, train_killed_at):
     s = _settings(epochs=1)
     data = select_data(mnist8, s)
-
-    def kill(step, rec):
-        if step == 2:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(s, tmp_path / "r", data, progress=False, plot=False, on_step=kill)
+    train_killed_at(s, tmp_path / "r", data, 2)
     with open(tmp_path / "r" / METRICS_FILE, "a") as fh:
         fh.write('{"step": 3, "los')  # a write cut by the kill
     train(s, tmp_path / "r", data, progress=False, resume=True, plot=False)
@@ -238,16 +222,10 @@ def test_a_real_process_killed_then_resumed_ends_like_an_uninterrupted_run(tmp_p
     assert [r["loss"] for r in read_metrics(run)] == [r["loss"] for r in read_metrics(tmp_path / "full")]
 
 
-def test_resume_on_other_images_is_refused(tmp_path, mnist8):
+def test_resume_on_other_images_is_refused(tmp_path, mnist8, train_killed_at):
     s = _settings(epochs=1)
     data = select_data(mnist8, s)
-
-    def kill(step, rec):
-        if step == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(s, tmp_path / "r", data, progress=False, plot=False, on_step=kill)
+    train_killed_at(s, tmp_path / "r", data, 1)
     other = select_data(mnist8.subset(slice(1, None)), s)
     with pytest.raises(QMAEError, match="not the ones"):
         train(s, tmp_path / "r", other, progress=False, resume=True)
