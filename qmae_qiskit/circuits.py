@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import torch
 from qiskit.circuit import ClassicalRegister, Parameter, QuantumCircuit, QuantumRegister
 from qiskit.quantum_info import SparsePauliOp
 
 from qmae_qiskit.ansatz import encoder_circuit
 from qmae_qiskit.config import QMAEConfig
-from qmae_qiskit.loader import loader_circuit
+from qmae_qiskit.loader import loader_angles, loader_circuit
 
 THETA, MASKED, REFERENCE = "theta", "xm", "xr"
 
@@ -189,3 +191,22 @@ def parameter_groups(qc: QuantumCircuit) -> dict[str, list[Parameter]]:
         if vec is not None and vec.name in groups:
             groups[vec.name].append(p)
     return groups
+
+
+def parameter_values(qc: QuantumCircuit, theta: torch.Tensor, x_masked: torch.Tensor,
+                     x_clean: torch.Tensor | None = None) -> np.ndarray:
+    """(B, P) values of ``qc.parameters`` for a batch of images: ``theta[m]`` shared, ``xm[i]`` / ``xr[i]`` the
+    loader angles of each masked / clean image (B, 2^n). Looked up by name, so a transpiled copy of a built
+    circuit binds the same way; a circuit without reference qubits needs no ``x_clean``."""
+    per_name = {THETA: theta.detach().to(torch.float64).reshape(1, -1).expand(x_masked.shape[0], -1),
+                MASKED: loader_angles(x_masked.detach().to(torch.float64))}
+    if x_clean is not None:
+        per_name[REFERENCE] = loader_angles(x_clean.detach().to(torch.float64))
+    columns = []
+    for p in qc.parameters:
+        vec = getattr(p, "vector", None)
+        name = vec.name if vec is not None else None
+        if name not in per_name:
+            raise ValueError(f"circuit parameter {p.name!r} is not theta, xm or xr (or xr was not given)")
+        columns.append(per_name[name][:, p.index])
+    return torch.stack(columns, -1).numpy() if columns else np.zeros((x_masked.shape[0], 0))

@@ -98,10 +98,11 @@ def exact_outputs(theta: torch.Tensor, x_masked: torch.Tensor, clean: torch.Tens
     probs, fids = [], []
     theta = theta.detach().to(torch.float64)
     with torch.no_grad():
+        U = exact.unitary(theta, cfg.n_qubits)  # independent of the images: built once for every batch
         for s in range(0, x_masked.shape[0], batch_size):
             xm, xc = x_masked[s:s + batch_size], clean[s:s + batch_size]
-            probs.append(exact.reconstruct(theta, xm, cfg))
-            fids.append(exact.fidelity(theta, xm, xc, cfg))
+            probs.append(exact.reconstruct(theta, xm, cfg, U))
+            fids.append(exact.fidelity(theta, xm, xc, cfg, U))
             if progress:
                 progress(xm.shape[0])
     return torch.cat(probs), torch.cat(fids)
@@ -114,15 +115,7 @@ def aer_outputs(theta: torch.Tensor, x_masked: torch.Tensor, clean: torch.Tensor
     from qiskit import ClassicalRegister, transpile
     from qiskit_aer import AerSimulator
 
-    from qmae_qiskit.circuits import (
-        MASKED,
-        REFERENCE,
-        THETA,
-        parameter_groups,
-        reconstruction_circuit,
-        training_circuit,
-    )
-    from qmae_qiskit.loader import loader_angles
+    from qmae_qiskit.circuits import parameter_values, reconstruction_circuit, training_circuit
 
     if shots < 1:
         raise QMAEError(f"shots must be positive, got {shots}")
@@ -132,27 +125,18 @@ def aer_outputs(theta: torch.Tensor, x_masked: torch.Tensor, clean: torch.Tensor
     swap.add_register(ClassicalRegister(1, "anc"))
     swap.measure(swap.metadata["ancilla"], 0)
     swap = transpile(swap, sim, optimization_level=0)
-    th = theta.detach().to(torch.float64).tolist()
-    am = loader_angles(x_masked.to(torch.float64))
-    ac = loader_angles(clean.to(torch.float64))
+    def run(circuit, values):  # one parameter sweep, one counts dict per row of ``values``
+        binds = {p: values[:, j].tolist() for j, p in enumerate(circuit.parameters)}
+        counts = sim.run(circuit, parameter_binds=[binds], shots=shots).result().get_counts()
+        return counts if isinstance(counts, list) else [counts]
+
     probs, fids = [], []
     for s in range(0, x_masked.shape[0], batch_size):
-        rows = range(s, min(s + batch_size, x_masked.shape[0]))
-        g = parameter_groups(rec)
-        binds = {p: [th[i]] * len(rows) for i, p in enumerate(g[THETA])}
-        binds.update({p: [float(am[r, i]) for r in rows] for i, p in enumerate(g[MASKED])})
-        counts = sim.run(rec, parameter_binds=[binds], shots=shots).result().get_counts()
-        counts = counts if isinstance(counts, list) else [counts]
-        probs.extend(counts_to_probabilities(c, cfg.n_qubits) for c in counts)
-        g = parameter_groups(swap)
-        binds = {p: [th[i]] * len(rows) for i, p in enumerate(g[THETA])}
-        binds.update({p: [float(am[r, i]) for r in rows] for i, p in enumerate(g[MASKED])})
-        binds.update({p: [float(ac[r, i]) for r in rows] for i, p in enumerate(g[REFERENCE])})
-        counts = sim.run(swap, parameter_binds=[binds], shots=shots).result().get_counts()
-        counts = counts if isinstance(counts, list) else [counts]
-        fids.extend(swap_test_fidelity(c) for c in counts)
+        xm, xc = x_masked[s:s + batch_size], clean[s:s + batch_size]
+        probs.extend(counts_to_probabilities(c, cfg.n_qubits) for c in run(rec, parameter_values(rec, theta, xm)))
+        fids.extend(swap_test_fidelity(c) for c in run(swap, parameter_values(swap, theta, xm, xc)))
         if progress:
-            progress(len(rows))
+            progress(xm.shape[0])
     return torch.stack(probs), torch.tensor(fids, dtype=torch.float64)
 
 

@@ -163,13 +163,16 @@ def encode(theta: torch.Tensor, x: torch.Tensor, cfg: QMAEConfig, U: torch.Tenso
     return _complex(normalize(x)) @ U.transpose(0, 1)
 
 
-def fidelity(theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.Tensor, cfg: QMAEConfig) -> torch.Tensor:
+def fidelity(theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.Tensor, cfg: QMAEConfig,
+             U: torch.Tensor | None = None) -> torch.Tensor:
     """<Z> of the SWAP-test circuit for each image pair: shape (B,). Same value as the 2n+2 qubit circuit.
 
     Two routes with the same result: for a batch smaller than 2^(n-1) the fused blocks are applied to the 2B
     states directly (building U would cost more); otherwise U is built once and every image is one row of a
     real GEMM against [Re U; Im U] (the images are real), the clean image only against the 2^k rows of U with
-    trash = 0. Float32 inputs and theta run in complex64 (faster, ~1e-6 accurate); float64 is exact to rounding.
+    trash = 0. A prebuilt ``U`` (from :func:`unitary`) takes the second route as is, for callers that
+    score many batches with one theta. Float32 inputs and theta run in complex64 (faster, ~1e-6 accurate);
+    float64 is exact to rounding.
     """
     n, k, t = cfg.n_qubits, int(cfg.latent_qubits), cfg.trash_qubits
     K, T = 1 << k, 1 << t
@@ -177,7 +180,7 @@ def fidelity(theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.Tensor,
     xm = normalize(x_masked.reshape(x_masked.shape[0], -1).to(real))
     xc = normalize(x_clean.reshape(x_clean.shape[0], -1).to(real))
     B = xm.shape[0]
-    if 2 * B < (1 << n):
+    if U is None and 2 * B < (1 << n):
         mats = block_matrices(theta.reshape(-1, BLOCK_PARAMS))
         states = apply_blocks(mats, n, _complex(torch.cat([xm, xc], 0)).T).T
         psi = torch.view_as_real(states[:B].reshape(B, T, K))
@@ -185,7 +188,7 @@ def fidelity(theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.Tensor,
         pr, pi = psi[..., 0], psi[..., 1]
         cr, ci = chi[:, None, :, 0], chi[:, None, :, 1]
     else:
-        U = unitary(theta, n)
+        U = unitary(theta, n) if U is None else U
         Ur, Ui = U.real, U.imag
         psi = xm @ torch.cat([Ur, Ui], 0).T  # (B, 2 * 2^n): [Re psi | Im psi]
         chi = xc @ torch.cat([Ur[:K], Ui[:K]], 0).T  # (B, 2K): the trash = 0 block of U y
@@ -210,9 +213,10 @@ def fidelity_reference(theta: torch.Tensor, x_masked: torch.Tensor, x_clean: tor
     return (overlaps.real**2 + overlaps.imag**2).sum(-1)
 
 
-def reconstruct(theta: torch.Tensor, x_masked: torch.Tensor, cfg: QMAEConfig) -> torch.Tensor:
+def reconstruct(theta: torch.Tensor, x_masked: torch.Tensor, cfg: QMAEConfig,
+                U: torch.Tensor | None = None) -> torch.Tensor:
     """Probabilities of the decoded data register (diagonal of rho_out), shape (B, 2^n); they sum to 1."""
-    U = unitary(theta, cfg.n_qubits)
+    U = unitary(theta, cfg.n_qubits) if U is None else U
     k, t = int(cfg.latent_qubits), cfg.trash_qubits
     psi = encode(theta, x_masked, cfg, U)
     B = psi.shape[0]

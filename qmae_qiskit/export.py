@@ -12,10 +12,9 @@ from qiskit import qasm3, qpy
 from qiskit.circuit import QuantumCircuit
 
 from qmae_qiskit import exact
-from qmae_qiskit.circuits import MASKED, REFERENCE, THETA, parameter_groups, reconstruction_circuit, training_circuit
+from qmae_qiskit.circuits import parameter_values, reconstruction_circuit, training_circuit
 from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from qmae_qiskit.loader import loader_angles
 from qmae_qiskit.masking import grid_shape, insert_token
 
 
@@ -68,12 +67,7 @@ def random_instance(cfg: QMAEConfig, seed: int) -> RandomInstance:
 
 def bind_training(qc: QuantumCircuit, theta: torch.Tensor, masked: torch.Tensor, clean: torch.Tensor) -> QuantumCircuit:
     """Bind theta and the loader angles of one (masked, clean) pair to the training circuit."""
-    groups = parameter_groups(qc)
-    values = {}
-    values.update(zip(groups[THETA], theta.tolist()))
-    values.update(zip(groups[MASKED], loader_angles(masked).tolist()))
-    values.update(zip(groups[REFERENCE], loader_angles(clean).tolist()))
-    return qc.assign_parameters(values)
+    return qc.assign_parameters(parameter_values(qc, theta, masked.reshape(1, -1), clean.reshape(1, -1))[0])
 
 
 def export_circuits(cfg: QMAEConfig, out: Path, bind_seed: int | None = None) -> dict:

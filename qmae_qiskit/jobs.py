@@ -229,15 +229,6 @@ class Prepared:
     transpile_seconds: float
 
 
-def _values(isa: QuantumCircuit, per_image: list[dict[str, float]]) -> np.ndarray:
-    """(N, P) parameter values in ``isa.parameters`` order, looked up by name (``theta[3]``, ``xm[0]``, ...)."""
-    names = [p.name for p in isa.parameters]
-    missing = [n for n in names if n not in per_image[0]]
-    if missing:
-        raise RuntimeError(f"transpiled circuit has unknown parameters {missing[:5]}")
-    return np.array([[row[n] for n in names] for row in per_image], dtype=np.float64)
-
-
 def load_images(data_dir: str | None, split: str, image_size: int, indices: list[int] | None = None,
                 limit: int | None = None):
     """The split's images (first ``limit``, or exactly ``indices``) as an ImageSet."""
@@ -261,9 +252,8 @@ def _image_hash(images: torch.Tensor) -> str:
 
 
 def prepare(opts: SubmitOptions) -> Prepared:
-    from qmae_qiskit.circuits import fidelity_observable, reconstruction_circuit, training_circuit
+    from qmae_qiskit.circuits import fidelity_observable, parameter_values, reconstruction_circuit, training_circuit
     from qmae_qiskit.evaluation import eval_masks
-    from qmae_qiskit.loader import loader_angles
     from qmae_qiskit.runs import load_trained
 
     tm = load_trained(opts.run)
@@ -293,21 +283,14 @@ def prepare(opts: SubmitOptions) -> Prepared:
     with torch.no_grad():
         x_masked = tm.module().masked_inputs(data.images, patch_idx)
     clean = data.images.reshape(len(data.images), -1).to(torch.float64)
-    am, ac = loader_angles(x_masked).tolist(), loader_angles(clean).tolist()
-    theta = tm.theta.detach().to(torch.float64).tolist()
-    rows = []
-    for r in range(len(data.images)):
-        row = {f"theta[{i}]": v for i, v in enumerate(theta)}
-        row.update({f"xm[{i}]": v for i, v in enumerate(am[r])})
-        row.update({f"xr[{i}]": v for i, v in enumerate(ac[r])})
-        rows.append(row)
     t0 = time.perf_counter()
     isa_f = transpile_for(train_qc, backend, opts.optimization_level, opts.seed_transpiler)
     isa_r = transpile_for(rec_qc, backend, opts.optimization_level, opts.seed_transpiler)
     seconds = time.perf_counter() - t0
     obs = map_observable(logical_obs, isa_f)
     return Prepared(tm, backend, remote, data.images, data.labels, data.indices, patch_idx, isa_f, obs, isa_r,
-                    _values(isa_f, rows), _values(isa_r, rows), seconds)
+                    parameter_values(isa_f, tm.theta, x_masked, clean), parameter_values(isa_r, tm.theta, x_masked),
+                    seconds)
 
 
 # ----------------------------------------------------------------------------------------------- submit
