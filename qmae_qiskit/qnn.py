@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from qmae_qiskit.adjoint import make_gradient
 from qmae_qiskit.circuits import MASKED, REFERENCE, THETA, fidelity_observable, parameter_groups, training_circuit
 from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.errors import QMAEError
@@ -65,19 +66,8 @@ def resolve_gradient(choice: str, noiseless_exact: bool) -> str:
         raise QMAEError("the adjoint gradient needs a noiseless run with exact expectation values; drop --shots "
                         "and --noise-model, or use --gradient param-shift")
     if choice == "auto":
-        return "adjoint" if noiseless_exact and _adjoint_class() is not None else "param-shift"
-    if choice == "adjoint" and _adjoint_class() is None:
-        raise QMAEError("the adjoint gradient is not available in this installation (qmae_qiskit.adjoint is "
-                        "missing); use --gradient param-shift")
+        return "adjoint" if noiseless_exact else "param-shift"
     return choice
-
-
-def _adjoint_class():
-    try:
-        from qmae_qiskit.adjoint import AdjointEstimatorGradient  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return AdjointEstimatorGradient
 
 
 DENSITY_MATRIX_MAX_QUBITS = 12  # 4^12 complex entries = 268 MB; beyond that noise runs as trajectories
@@ -130,15 +120,9 @@ class AerFidelity:
             simulator = AerSimulator(noise_model=noise, basis_gates=noise.basis_gates)
         else:
             simulator = AerSimulator(method="statevector")
-        self.transpiled = transpile_training(cfg, simulator, seed)
+        self.transpiled = t = transpile_training(cfg, simulator, seed)
         self.estimator = make_estimator(precision, seed, noise, cfg.n_circuit_qubits, shots or 1024)
-        if self.gradient_kind == "adjoint":
-            grad = _adjoint_class()(self.estimator)
-        else:
-            from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
-
-            grad = ParamShiftEstimatorGradient(self.estimator)
-        t = self.transpiled
+        grad = make_gradient(self.gradient_kind, self.estimator, t.circuit, t.observable, precision)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.qnn = EstimatorQNN(circuit=t.circuit, estimator=self.estimator, observables=t.observable,
