@@ -29,6 +29,7 @@ from qmae_qiskit.circuits import MASKED, REFERENCE, THETA, fidelity_observable, 
 from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.loader import loader_angles
+from qmae_qiskit.transpiling import map_observable
 
 
 @dataclass
@@ -52,9 +53,7 @@ def transpile_training(cfg: QMAEConfig, simulator, seed: int = 0, optimization_l
     if any(len(groups[k]) != len(want[k]) for k in want):  # a pass dropped a parameter: keep every one
         isa = transpile(qc, simulator, optimization_level=0, seed_transpiler=seed)
         groups = parameter_groups(isa)
-    obs = fidelity_observable(qc.num_qubits, qc.metadata["ancilla"])
-    if isa.layout is not None:
-        obs = obs.apply_layout(isa.layout)
+    obs = map_observable(fidelity_observable(qc.num_qubits, qc.metadata["ancilla"]), isa)
     return TranspiledTraining(isa, obs, groups[MASKED] + groups[REFERENCE], groups[THETA])
 
 
