@@ -30,16 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
-    from qmae_qiskit import classifier as clf
-    from qmae_qiskit.evaluation import (
-        eval_masks,
+    from qmae_qiskit.evaluate import classifier as clf
+    from qmae_qiskit.evaluate.evaluation import (
         evaluate_baselines,
         exact_outputs,
         find_classifier,
         load_eval_data,
         score,
     )
-    from qmae_qiskit.runs import load_trained
+    from qmae_qiskit.model.masking import eval_masks
+    from qmae_qiskit.train.runs import load_trained
 
     t = {}
     t0 = time.perf_counter()
@@ -69,15 +69,21 @@ def main(argv: list[str] | None = None) -> int:
         t["three baselines"] = time.perf_counter() - t0
 
     n = len(data.images)
-    print(f"{n} images, {tm.kind} at {tm.mask_ratio:.1%} mask, torch threads {torch.get_num_threads()}, "
-          f"{platform.processor() or platform.machine()}")
+    print(
+        f"{n} images, {tm.kind} at {tm.mask_ratio:.1%} mask, torch threads {torch.get_num_threads()}, "
+        f"{platform.processor() or platform.machine()}"
+    )
     for k, v in t.items():
         print(f"  {k:34s} {v:7.2f} s")
-    print(f"  {'evaluate the model (no data load)':34s} {model_total:7.2f} s  "
-          f"({'with' if model is not None else 'WITHOUT'} the classifier; target <= 60 s for 10,000)")
-    print(f"  mean fidelity {float(s['fidelity'].mean()):.4f}, CS {float(s['cs'].mean()):.4f}, "
-          f"SSIM {float(s['ssim'].mean()):.4f}" + (f", accuracy {100 * float(s['accuracy'].mean()):.2f} %"
-                                                   if "accuracy" in s else ""))
+    print(
+        f"  {'evaluate the model (no data load)':34s} {model_total:7.2f} s  "
+        f"({'with' if model is not None else 'WITHOUT'} the classifier; target <= 60 s for 10,000)"
+    )
+    print(
+        f"  mean fidelity {float(s['fidelity'].mean()):.4f}, CS {float(s['cs'].mean()):.4f}, "
+        f"SSIM {float(s['ssim'].mean()):.4f}"
+        + (f", accuracy {100 * float(s['accuracy'].mean()):.2f} %" if "accuracy" in s else "")
+    )
     if args.json:
         args.json.write_text(json.dumps({"n_images": n, "seconds": t, "model_seconds": model_total}, indent=2))
     return 0

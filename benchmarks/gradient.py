@@ -7,13 +7,13 @@
 What is timed, per sample, on the circuit transpiled for AerSimulator with the ancilla's Z mapped by its layout:
 
 * forward: Aer ``EstimatorV2`` with precision 0 (what the aer_simulator training step runs);
-* adjoint: :class:`~qmae_qiskit.adjoint.AdjointEstimatorGradient`, every circuit parameter (weights and both
+* adjoint: :class:`~qmae_qiskit.simulate.adjoint.AdjointEstimatorGradient`, every circuit parameter (weights and both
   loaders' angles), after one warm-up call that parses the circuit;
 * parameter shift: stock ``ParamShiftEstimatorGradient`` on the same Aer estimator, for the weights and the
   masked image's loader angles (what training needs: 420 + 255 at 16x16). Unless ``--full``, it runs on a
   random subset and is extrapolated linearly per parameter kind (a weight costs 4 circuits: it occurs in U and
   in U-dagger; a loader angle 2), and the output says so;
-* exact: ``qmae_qiskit.exact.fidelity`` with autograd for theta and the mask token (batched, per sample).
+* exact: ``qmae_qiskit.simulate.exact.fidelity`` with autograd for theta and the mask token (batched, per sample).
 
 The adjoint gradient is also checked against parameter shift on the measured subset.
 """
@@ -33,15 +33,15 @@ from qiskit_aer import AerSimulator
 from qiskit_aer.primitives import EstimatorV2
 from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
 
-from qmae_qiskit import exact
-from qmae_qiskit.adjoint import AdjointEstimatorGradient
-from qmae_qiskit.circuits import MASKED, REFERENCE, THETA, fidelity_observable, parameter_groups, training_circuit
-from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.errors import one_line
-from qmae_qiskit.export import random_instance
 from qmae_qiskit.io import atomic_write_json
-from qmae_qiskit.loader import loader_angles
-from qmae_qiskit.masking import insert_token
+from qmae_qiskit.model.circuits import MASKED, REFERENCE, THETA, fidelity_observable, parameter_groups, training_circuit
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.export import random_instance
+from qmae_qiskit.model.loader import loader_angles
+from qmae_qiskit.model.masking import insert_token
+from qmae_qiskit.simulate import exact
+from qmae_qiskit.simulate.adjoint import AdjointEstimatorGradient
 
 
 def _timed(fn, repeat: int = 1) -> tuple[float, object]:
@@ -80,8 +80,11 @@ def run(image_size: int, samples: int, ps_weights: int, ps_inputs: int, full: bo
         "samples": samples,
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
     }
-    print(f"QMAE {image_size}x{image_size}: {isa.num_qubits} qubits, {isa.size()} gates, "
-          f"{isa.num_parameters} parameters; {samples} samples", flush=True)
+    print(
+        f"QMAE {image_size}x{image_size}: {isa.num_qubits} qubits, {isa.size()} gates, "
+        f"{isa.num_parameters} parameters; {samples} samples",
+        flush=True,
+    )
 
     # forward on Aer (exact)
     t_fwd, _ = _timed(lambda: estimator.run([(isa, obs, values)], precision=0).result())
@@ -106,8 +109,10 @@ def run(image_size: int, samples: int, ps_weights: int, ps_inputs: int, full: bo
     param_shift = t_psw / k_w * n_w + t_psx / k_x * n_x
     cols = {p: i for i, p in enumerate(isa.parameters)}
     mine = adj.gradients[0]
-    diff = max(np.abs(np.asarray(res_w.gradients[0]) - mine[[cols[p] for p in weights]]).max(),
-               np.abs(np.asarray(res_x.gradients[0]) - mine[[cols[p] for p in inputs]]).max())
+    diff = max(
+        np.abs(np.asarray(res_w.gradients[0]) - mine[[cols[p] for p in weights]]).max(),
+        np.abs(np.asarray(res_x.gradients[0]) - mine[[cols[p] for p in inputs]]).max(),
+    )
 
     # exact path with autograd (theta and token), the whole batch in one call as in exact training
     theta = instances[0].theta.clone().requires_grad_(True)
@@ -135,8 +140,12 @@ def run(image_size: int, samples: int, ps_weights: int, ps_inputs: int, full: bo
         "aer_training_step_param_shift": step_ps,
     }
     report["param_shift"] = {
-        "measured_weights": k_w, "measured_inputs": k_x, "total_weights": n_w, "total_inputs": n_x,
-        "extrapolated": not full, "seconds_measured": t_psw + t_psx,
+        "measured_weights": k_w,
+        "measured_inputs": k_x,
+        "total_weights": n_w,
+        "total_inputs": n_x,
+        "extrapolated": not full,
+        "seconds_measured": t_psw + t_psx,
         "max_abs_difference_vs_adjoint": float(diff),
     }
     report["ratios"] = {
@@ -144,23 +153,28 @@ def run(image_size: int, samples: int, ps_weights: int, ps_inputs: int, full: bo
         "param_shift_step_over_adjoint_step": step_ps / step_adjoint,
         "adjoint_over_exact": adjoint / exact_per,
     }
-    report["targets"] = {"step_at_most_12s": step_adjoint <= 12.0,
-                         "at_least_20x_vs_param_shift": step_ps / step_adjoint >= 20}
+    report["targets"] = {
+        "step_at_most_12s": step_adjoint <= 12.0,
+        "at_least_20x_vs_param_shift": step_ps / step_adjoint >= 20,
+    }
 
     how = "measured" if full else f"extrapolated from {k_w} weights + {k_x} angles"
     print(f"{'per sample':<42}{'seconds':>12}")
     print(f"{'Aer forward (precision 0)':<42}{forward:>12.4f}")
     print(f"{'adjoint gradient (all parameters)':<42}{adjoint:>12.4f}   (first call incl. parsing {t_parse:.3f} s)")
-    print(f"{'stock parameter shift':<42}{param_shift:>12.2f}"
-          f"   ({n_w} weights + {n_x} masked-loader angles, {how})")
+    print(f"{'stock parameter shift':<42}{param_shift:>12.2f}   ({n_w} weights + {n_x} masked-loader angles, {how})")
     print(f"{'exact path (torch, forward + autograd)':<42}{exact_per:>12.5f}")
     print(f"{'Aer training step with adjoint':<42}{step_adjoint:>12.4f}")
     print(f"{'Aer training step with parameter shift':<42}{step_ps:>12.2f}")
-    print(f"ratios: parameter shift / adjoint gradient = {param_shift / adjoint:,.0f}x; "
-          f"training step = {step_ps / step_adjoint:,.0f}x; adjoint / exact path = {adjoint / exact_per:,.1f}x")
+    print(
+        f"ratios: parameter shift / adjoint gradient = {param_shift / adjoint:,.0f}x; "
+        f"training step = {step_ps / step_adjoint:,.0f}x; adjoint / exact path = {adjoint / exact_per:,.1f}x"
+    )
     print(f"adjoint vs parameter shift on the measured parameters: max |difference| = {diff:.1e}")
-    print(f"targets: step <= 12 s: {report['targets']['step_at_most_12s']}; "
-          f">= 20x vs parameter shift: {report['targets']['at_least_20x_vs_param_shift']}")
+    print(
+        f"targets: step <= 12 s: {report['targets']['step_at_most_12s']}; "
+        f">= 20x vs parameter shift: {report['targets']['at_least_20x_vs_param_shift']}"
+    )
     return report
 
 

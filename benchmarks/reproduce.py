@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.out} exists; pass a fresh --out so that nothing cached is reused", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    rc = subprocess.call(["qmae-qiskit", "reproduce", "--out", str(args.out), "--data-dir", str(args.data_dir),
-                          "--no-progress"])
+    rc = subprocess.call(
+        ["qmae-qiskit", "reproduce", "--out", str(args.out), "--data-dir", str(args.data_dir), "--no-progress"]
+    )
     wall = time.perf_counter() - t0
     if rc == 0:
         rec = json.loads((args.out / "table1.json").read_text())

@@ -17,20 +17,20 @@ import os
 # spinning, small products ran ~100x slower whenever another process used the second core.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse  # noqa: E402
+import argparse
 import math
 import statistics
 import sys
 import time
-from functools import lru_cache
+from functools import cache
 
 import torch
 
-from qmae_qiskit.ansatz import pair_order
-from qmae_qiskit.config import QMAEConfig
-from qmae_qiskit.exact import fidelity, normalize
-from qmae_qiskit.masking import sample_mask_indices
-from qmae_qiskit.models import ExactFidelity, build_model, init_theta, init_token
+from qmae_qiskit.model.ansatz import pair_order
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.masking import sample_mask_indices
+from qmae_qiskit.simulate.exact import fidelity, normalize
+from qmae_qiskit.train.models import ExactFidelity, build_model, init_theta, init_token
 
 
 # ------------------------------------------------------------------------------------ naive per-gate baseline
@@ -40,7 +40,7 @@ def _one_qubit(states: torch.Tensor, gate: torch.Tensor, q: int, n: int) -> torc
     return torch.einsum("ij,mxjz->mxiz", gate, t).reshape(M, 1 << n)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cx_perm(c: int, t: int, n: int) -> torch.Tensor:
     idx = torch.arange(1 << n)
     return torch.where((idx >> c) & 1 == 1, idx ^ (1 << t), idx)
@@ -63,7 +63,7 @@ def naive_fidelity(theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.T
     B = x_masked.shape[0]
     s = normalize(torch.cat([x_masked, x_clean], 0)).to(torch.complex128)
     for m, (a, b) in enumerate(pair_order(n)):
-        p = theta[15 * m: 15 * m + 15]
+        p = theta[15 * m : 15 * m + 15]
         for q, (i0, i1, i2) in ((a, (0, 1, 2)), (b, (3, 4, 5))):
             s = _one_qubit(s, _rz(p[i0]), q, n)
             s = _one_qubit(s, _ry(p[i1]), q, n)
@@ -123,7 +123,7 @@ def time_steps(model, opt, images, patch_idx, repeats: int, min_seconds: float) 
 
 
 def check_agreement(cfg: QMAEConfig) -> float:
-    """Max |fidelity - naive| on a batch that takes each route of :func:`qmae_qiskit.exact.fidelity`."""
+    """Max |fidelity - naive| on a batch that takes each route of :func:`qmae_qiskit.simulate.exact.fidelity`."""
     worst = 0.0
     for batch in (3, cfg.dim):
         g = torch.Generator().manual_seed(batch)
@@ -138,8 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image-size", type=int, default=16)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64, 256, 1024])
-    ap.add_argument("--precision", choices=["float64", "float32", "both"], default="both",
-                    help="simulation precision of the exact path (parameters stay float64)")
+    ap.add_argument(
+        "--precision",
+        choices=["float64", "float32", "both"],
+        default="both",
+        help="simulation precision of the exact path (parameters stay float64)",
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's choice]")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--min-seconds", type=float, default=1.0)
@@ -152,13 +156,20 @@ def main(argv: list[str] | None = None) -> int:
     cfg = QMAEConfig(image_size=args.image_size)
     precisions = ["float64", "float32"] if args.precision == "both" else [args.precision]
     agree = check_agreement(cfg)
-    print(f"QMAE {cfg.image_size}x{cfg.image_size}: n={cfg.n_qubits}, {cfg.n_circuit_qubits}-qubit circuit, "
-          f"{cfg.n_theta} angles + {cfg.n_token} token values; torch threads {torch.get_num_threads()}, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
+    print(
+        f"QMAE {cfg.image_size}x{cfg.image_size}: n={cfg.n_qubits}, {cfg.n_circuit_qubits}-qubit circuit, "
+        f"{cfg.n_theta} angles + {cfg.n_token} token values; torch threads {torch.get_num_threads()}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
+    )
     print(f"exact vs naive per-gate simulator: max |difference| = {agree:.2e}")
-    results: dict = {"config": cfg.model_dump(), "threads": torch.get_num_threads(), "agreement": agree,
-                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-                     "exact": [], "aer_simulator": None}
+    results: dict = {
+        "config": cfg.model_dump(),
+        "threads": torch.get_num_threads(),
+        "agreement": agree,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "exact": [],
+        "aer_simulator": None,
+    }
     head = "".join(f"{'exact ' + p + ' us':>18} {'speed-up':>9}" for p in precisions)
     print(f"{'batch':>6} {'naive us/sample':>16}{head}")
     for batch in args.batches:
@@ -180,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     results["mask_sampling_us"] = mask_us
     print(f"mask sampling (data preparation, not in the step times above): {mask_us:.1f} us/sample")
     if not args.skip_aer:
-        from qmae_qiskit.qnn import AerFidelity
+        from qmae_qiskit.train.qnn import AerFidelity
 
         backend = AerFidelity(cfg, seed=0)
         model, opt, images, idx = _setup(cfg, 1, backend)
@@ -191,12 +202,20 @@ def main(argv: list[str] | None = None) -> int:
             _step(model, opt, images, idx)
             times.append(time.perf_counter() - t0)
         t_aer = statistics.median(times)
-        best_exact = min(v for r in results["exact"] for k, v in r.items() if k.startswith("exact_")) * 1e-6 \
-            if results["exact"] else math.nan
-        results["aer_simulator"] = {"seconds_per_sample": t_aer, "gradient": backend.gradient_kind,
-                                    "ratio_to_best_exact": t_aer / best_exact}
-        print(f"aer_simulator ({backend.gradient_kind} gradient), one sample: {t_aer:.2f} s per step "
-              f"= {t_aer / best_exact:,.0f}x the best exact per-sample time")
+        best_exact = (
+            min(v for r in results["exact"] for k, v in r.items() if k.startswith("exact_")) * 1e-6
+            if results["exact"]
+            else math.nan
+        )
+        results["aer_simulator"] = {
+            "seconds_per_sample": t_aer,
+            "gradient": backend.gradient_kind,
+            "ratio_to_best_exact": t_aer / best_exact,
+        }
+        print(
+            f"aer_simulator ({backend.gradient_kind} gradient), one sample: {t_aer:.2f} s per step "
+            f"= {t_aer / best_exact:,.0f}x the best exact per-sample time"
+        )
     if args.json:
         from qmae_qiskit.io import atomic_write_json
 

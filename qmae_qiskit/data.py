@@ -23,24 +23,27 @@ class ImageSet:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
-    def subset(self, rows: torch.Tensor | slice) -> "ImageSet":
+    def subset(self, rows: torch.Tensor | slice) -> ImageSet:
         return ImageSet(self.images[rows], self.labels[rows], self.indices[rows])
 
 
-def load_mnist(data_dir: str | Path | None, train: bool, image_size: int = 16, download: bool = False,
-               limit: int | None = None) -> ImageSet:
+def load_mnist(
+    data_dir: str | Path | None, train: bool, image_size: int = 16, download: bool = False, limit: int | None = None
+) -> ImageSet:
     """MNIST ``train`` or test split at ``image_size`` (bilinear, antialiased), pixels scaled to [0, 1].
 
     ``data_dir`` must hold ``MNIST/raw`` in torchvision's layout unless ``download`` is set. All-zero images
     (none in MNIST, possible after resizing other data) are dropped since they cannot be amplitude-embedded.
     """
-    from torchvision.datasets import MNIST
     import torch.nn.functional as F
+    from torchvision.datasets import MNIST
 
     root = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
     if not download and not (root / "MNIST" / "raw").is_dir():
-        raise QMAEError(f"no MNIST data in {root} (expected {root / 'MNIST' / 'raw'}); pass --data-dir with a folder "
-                        f"holding torchvision's MNIST layout, or --download when online")
+        raise QMAEError(
+            f"no MNIST data in {root} (expected {root / 'MNIST' / 'raw'}); pass --data-dir with a folder "
+            f"holding torchvision's MNIST layout, or --download when online"
+        )
     try:
         ds = MNIST(root=str(root), train=train, download=download)
     except RuntimeError as exc:

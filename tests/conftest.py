@@ -36,7 +36,7 @@ class Killed(Exception):
 @pytest.fixture
 def train_killed_at():
     """``run(settings, run_dir, data, step)``: train, interrupted as by a kill right after optimizer step ``step``."""
-    from qmae_qiskit.training import train
+    from qmae_qiskit.train.training import train
 
     def run(settings, run_dir, data, step: int) -> None:
         def kill(done: int, record) -> None:

@@ -17,17 +17,9 @@ from qiskit_machine_learning.connectors import TorchConnector
 from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
 from qiskit_machine_learning.neural_networks import EstimatorQNN
 
-from qmae_qiskit import exact
-from qmae_qiskit.adjoint import (
-    GENERATORS,
-    AdjointEstimatorGradient,
-    adjoint_gradient,
-    adjoint_problem,
-    can_use_adjoint,
-    make_gradient,
-)
-from qmae_qiskit.ansatz import encoder_circuit
-from qmae_qiskit.circuits import (
+from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.model.ansatz import encoder_circuit
+from qmae_qiskit.model.circuits import (
     MASKED,
     REFERENCE,
     THETA,
@@ -36,10 +28,18 @@ from qmae_qiskit.circuits import (
     swap_test,
     training_circuit,
 )
-from qmae_qiskit.config import QMAEConfig
-from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.loader import loader_angles, loader_circuit
-from qmae_qiskit.masking import grid_shape, insert_token
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.loader import loader_angles, loader_circuit
+from qmae_qiskit.model.masking import grid_shape, insert_token
+from qmae_qiskit.simulate import exact
+from qmae_qiskit.simulate.adjoint import (
+    GENERATORS,
+    AdjointEstimatorGradient,
+    adjoint_gradient,
+    adjoint_problem,
+    can_use_adjoint,
+    make_gradient,
+)
 
 TOL = 1e-9
 GATES = get_standard_gate_name_mapping()
@@ -54,16 +54,18 @@ def _expectation(qc: QuantumCircuit, obs: SparsePauliOp, values: np.ndarray) -> 
     return float(Statevector(qc.assign_parameters(values)).expectation_value(obs).real)
 
 
-def _finite_difference(qc: QuantumCircuit, obs: SparsePauliOp, values: np.ndarray, h: float = 2.5e-4,
-                       indices=None) -> np.ndarray:
+def _finite_difference(
+    qc: QuantumCircuit, obs: SparsePauliOp, values: np.ndarray, h: float = 2.5e-4, indices=None
+) -> np.ndarray:
     """Five-point central differences on Qiskit's Statevector: truncation ~h^4, rounding ~1e-16/h, both << 1e-9."""
     eye = np.eye(len(values))[indices if indices is not None else slice(None)] * h
 
     def f(v):
         return _expectation(qc, obs, v)
 
-    return np.array([(f(values - 2 * e) - 8 * f(values - e) + 8 * f(values + e) - f(values + 2 * e)) / (12 * h)
-                     for e in eye])
+    return np.array(
+        [(f(values - 2 * e) - 8 * f(values - e) + 8 * f(values + e) - f(values + 2 * e)) / (12 * h) for e in eye]
+    )
 
 
 def _param_shift(estimator, qc, obs, values, params=None) -> np.ndarray:
@@ -122,7 +124,7 @@ def test_statevector_ops_match_qiskit_evolve():
     """Each numpy kernel against Statevector.evolve, per sample, with psi and lambda stacked as the sweep does."""
     from qiskit.quantum_info import random_statevector, random_unitary
 
-    from qmae_qiskit import statevector_ops as svo
+    from qmae_qiskit.simulate import statevector_ops as svo
 
     m, B = 4, 3
     states = np.array([random_statevector(1 << m, seed=s).data for s in range(2 * B)]).reshape(2, B, 1 << m)
@@ -149,8 +151,10 @@ def test_statevector_ops_match_qiskit_evolve():
                 np.testing.assert_allclose(got_p[s, b], sv.evolve(perm_gate, qubits).data, atol=1e-14)
     # kron of factors in any qubit placement, and the costate projection as an explicit contraction
     positions = [[1, 4], [0], [2, 3]]
-    vecs = [np.array([random_statevector(1 << len(p), seed=40 + i + 5 * b).data for b in range(B)])
-            for i, p in enumerate(positions)]
+    vecs = [
+        np.array([random_statevector(1 << len(p), seed=40 + i + 5 * b).data for b in range(B)])
+        for i, p in enumerate(positions)
+    ]
     full = svo.product_state(positions, vecs, 5)
     lam = np.array([random_statevector(32, seed=90 + b).data for b in range(B)])
     proj = svo.project_costate(lam, positions, vecs, 5)
@@ -301,8 +305,11 @@ def test_qmae_matches_parameter_shift_on_weights_and_inputs(L, estimator):
     values = _circuit_values(qc, theta, masked, clean.reshape(1, -1))
     groups = parameter_groups(qc)
     rng = np.random.default_rng(L)
-    ask = [groups[name][i] for name, count in ((THETA, 5), (MASKED, 4), (REFERENCE, 3))
-           for i in rng.choice(len(groups[name]), count, replace=False)]
+    ask = [
+        groups[name][i]
+        for name, count in ((THETA, 5), (MASKED, 4), (REFERENCE, 3))
+        for i in rng.choice(len(groups[name]), count, replace=False)
+    ]
     got = AdjointEstimatorGradient(estimator).run([qc], [obs], values, [ask]).result().gradients[0]
     np.testing.assert_allclose(got, _param_shift(estimator, qc, obs, values, ask)[0], atol=TOL, rtol=0)
 
@@ -340,9 +347,16 @@ def test_mask_token_gradient_through_the_qnn_matches_exact_path(L, estimator):
     isa = transpile(qc, AerSimulator(), optimization_level=1, seed_transpiler=0)
     obs = fidelity_observable(qc.num_qubits).apply_layout(isa.layout)
     groups = parameter_groups(isa)
-    qnn = EstimatorQNN(circuit=isa, estimator=estimator, observables=obs,
-                       input_params=groups[MASKED] + groups[REFERENCE], weight_params=groups[THETA],
-                       input_gradients=True, gradient=AdjointEstimatorGradient(estimator), default_precision=0)
+    qnn = EstimatorQNN(
+        circuit=isa,
+        estimator=estimator,
+        observables=obs,
+        input_params=groups[MASKED] + groups[REFERENCE],
+        weight_params=groups[THETA],
+        input_gradients=True,
+        gradient=AdjointEstimatorGradient(estimator),
+        default_precision=0,
+    )
     theta, token0, clean, patch = _instance(cfg, 20 + L, batch=2)
     flat = clean.reshape(2, -1)
 
@@ -377,8 +391,14 @@ def test_qnn_weights_only_backward_equals_parameter_shift(estimator):
     qc, obs, values = _random_circuit(5, num_params=6)
     qc = transpile(qc, AerSimulator(), optimization_level=0)  # Aer runs the stock forward pass
     params = list(qc.parameters)
-    kwargs = {"circuit": qc, "estimator": estimator, "observables": obs, "input_params": params[:2],
-              "weight_params": params[2:], "default_precision": 0}
+    kwargs = {
+        "circuit": qc,
+        "estimator": estimator,
+        "observables": obs,
+        "input_params": params[:2],
+        "weight_params": params[2:],
+        "default_precision": 0,
+    }
     ours = EstimatorQNN(gradient=AdjointEstimatorGradient(estimator), **kwargs)
     stock = EstimatorQNN(gradient=ParamShiftEstimatorGradient(estimator), **kwargs)
     x, w = values[:, :2], values[0, 2:]
@@ -394,8 +414,15 @@ def test_qnn_with_two_observables_and_input_gradients(estimator):
     qc = transpile(qc, AerSimulator(), optimization_level=0)
     params = list(qc.parameters)
     second = SparsePauliOp(["XIIIZ", "IYIZI"], [0.8, -0.5])
-    kwargs = {"circuit": qc, "estimator": estimator, "observables": [obs, second], "input_params": params[:3],
-              "weight_params": params[3:], "input_gradients": True, "default_precision": 0}
+    kwargs = {
+        "circuit": qc,
+        "estimator": estimator,
+        "observables": [obs, second],
+        "input_params": params[:3],
+        "weight_params": params[3:],
+        "input_gradients": True,
+        "default_precision": 0,
+    }
     ours = EstimatorQNN(gradient=AdjointEstimatorGradient(estimator), **kwargs)
     stock = EstimatorQNN(gradient=ParamShiftEstimatorGradient(estimator), **kwargs)
     x, w = values[:, :3], values[0, 3:]
@@ -413,13 +440,16 @@ def _small() -> tuple[QuantumCircuit, Parameter]:
     return qc, p
 
 
-@pytest.mark.parametrize("mutate, words", [
-    (lambda qc, p: qc.measure_all(), "measure"),
-    (lambda qc, p: qc.reset(1), "reset"),
-    (lambda qc, p: qc.rz(p * p, 1), "not affine"),
-    (lambda qc, p: qc.ry(p.sin(), 1), "not affine"),
-    (lambda qc, p: qc.append(Gate("mystery", 1, [p]), [0]), "not supported"),
-])
+@pytest.mark.parametrize(
+    "mutate, words",
+    [
+        (lambda qc, p: qc.measure_all(), "measure"),
+        (lambda qc, p: qc.reset(1), "reset"),
+        (lambda qc, p: qc.rz(p * p, 1), "not affine"),
+        (lambda qc, p: qc.ry(p.sin(), 1), "not affine"),
+        (lambda qc, p: qc.append(Gate("mystery", 1, [p]), [0]), "not supported"),
+    ],
+)
 def test_unsupported_circuits_are_refused_clearly(mutate, words):
     qc, p = _small()
     mutate(qc, p)

@@ -12,10 +12,10 @@ from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 from qiskit_ibm_runtime.fake_provider import FakeGuadalupeV2, FakeManilaV2
 
-from qmae_qiskit import backends, noise
 from qmae_qiskit.cli import main
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.transpiling import map_observable, transpile_for
+from qmae_qiskit.hardware import backends, noise
+from qmae_qiskit.hardware.transpile import map_observable, transpile_for
 
 SECRET = "sentinel-token-0123456789abcdef"
 
@@ -90,8 +90,9 @@ def test_no_account_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setenv("QISKIT_IBM_ACCOUNT_FILE", str(tmp_path / "none.json"))
     with pytest.raises(QMAEError, match="no IBM Quantum account"):
         backends.resolve_backend("ibm_kingston")
-    res = CliRunner().invoke(main, ["report", "depth", "--backend", "ibm_kingston", "--image-size", "4",
-                                    "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        main, ["report", "depth", "--backend", "ibm_kingston", "--image-size", "4", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "no IBM Quantum account" in res.output
     assert not list(tmp_path.glob("*.json"))
 
@@ -154,8 +155,9 @@ def test_noise_model_from_name_equals_aers_own():
 
 def test_cli_on_a_real_backend_name_goes_through_the_service(fake_service, tmp_path):
     runner = CliRunner()
-    res = runner.invoke(main, ["report", "depth", "--backend", "ibm_guadalupe", "--image-size", "4",
-                               "--out", str(tmp_path)])
+    res = runner.invoke(
+        main, ["report", "depth", "--backend", "ibm_guadalupe", "--image-size", "4", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "ibm_guadalupe-O1-L4.json").is_file()
     res = runner.invoke(main, ["calibration", "snapshot", "--backend", "ibm_guadalupe", "--out", str(tmp_path)])

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from qmae_qiskit import baselines as bl
-from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.evaluation import score_images
+from qmae_qiskit.evaluate import baselines as bl
+from qmae_qiskit.evaluate.evaluation import score_images
+from qmae_qiskit.model.config import QMAEConfig
 
 
 @pytest.fixture

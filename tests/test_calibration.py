@@ -13,9 +13,9 @@ from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
-from qmae_qiskit import calibration, noise
 from qmae_qiskit.cli import main
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware import calibration, noise
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,11 +100,14 @@ def test_cli_snapshot_and_show(tmp_path):
     assert "cx error" in res.output and "T1" in res.output
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "not valid JSON"),
-    ('{"schema": "other"}', "not a qmae-qiskit calibration snapshot"),
-    ('{"schema": "qmae-qiskit/calibration-snapshot", "schema_version": 99}', "schema version 99"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"schema": "other"}', "not a qmae-qiskit calibration snapshot"),
+        ('{"schema": "qmae-qiskit/calibration-snapshot", "schema_version": 99}', "schema version 99"),
+    ],
+)
 def test_bad_snapshot_files_fail_in_one_line(tmp_path, content, message):
     bad = tmp_path / "bad.json"
     bad.write_text(content)
@@ -131,12 +134,13 @@ def test_committed_torino_snapshot_builds_a_noise_model():
 def test_depth_report_against_a_snapshot_equals_the_live_backend(tmp_path):
     from qiskit_ibm_runtime.fake_provider import FakeGuadalupeV2
 
-    from qmae_qiskit import depth
-    from qmae_qiskit.config import QMAEConfig
+    from qmae_qiskit.hardware import depth
+    from qmae_qiskit.model.config import QMAEConfig
 
     snap = calibration.write_snapshot(FakeGuadalupeV2(), tmp_path)
-    res = CliRunner().invoke(main, ["report", "depth", "--backend", str(snap), "--image-size", "4",
-                                    "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        main, ["report", "depth", "--backend", str(snap), "--image-size", "4", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
     from_snap = json.loads((tmp_path / "fake_guadalupe-O1-L4.json").read_text())
     assert from_snap["backend_spec"] == str(snap)

@@ -6,8 +6,8 @@ import torch
 from qiskit.circuit.library import StatePreparation
 from qiskit.quantum_info import Operator, Statevector, random_statevector
 
-from qmae_qiskit.ansatz import BLOCK_PARAMS, block_circuit, block_matrices, pair_order
-from qmae_qiskit.circuits import (
+from qmae_qiskit.model.ansatz import BLOCK_PARAMS, block_circuit, block_matrices, pair_order
+from qmae_qiskit.model.circuits import (
     decoder,
     encoder,
     fidelity_observable,
@@ -16,7 +16,7 @@ from qmae_qiskit.circuits import (
     swap_test,
     training_circuit,
 )
-from qmae_qiskit.config import QMAEConfig
+from qmae_qiskit.model.config import QMAEConfig
 
 
 @pytest.mark.parametrize("L", [4, 8, 16])
@@ -53,8 +53,11 @@ def test_reconstruction_circuit_measures_data_qubits_in_pixel_order():
     cfg = QMAEConfig(image_size=8)
     qc = reconstruction_circuit(cfg)
     data = qc.metadata["data_qubits"]
-    measured = [(qc.find_bit(i.qubits[0]).index, qc.find_bit(i.clbits[0]).index)
-                for i in qc.data if i.operation.name == "measure"]
+    measured = [
+        (qc.find_bit(i.qubits[0]).index, qc.find_bit(i.clbits[0]).index)
+        for i in qc.data
+        if i.operation.name == "measure"
+    ]
     assert measured == [(q, j) for j, q in enumerate(data)]
     assert qc.metadata["ancilla"] is None
 

@@ -9,10 +9,10 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from qmae_qiskit import classifier as clf
 from qmae_qiskit.cli import main
 from qmae_qiskit.data import load_mnist
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.evaluate import classifier as clf
 
 
 def test_architecture_is_resnet18_adapted_to_16x16():
@@ -67,15 +67,34 @@ def test_cache_round_trip_and_errors(tiny, tmp_path):
 
 def test_cli_train_writes_cache_and_reports(mnist_dir, tmp_path):
     out = tmp_path / "clf"
-    res = CliRunner().invoke(main, ["classifier", "train", "--data-dir", str(mnist_dir), "--out", str(out),
-                                    "--limit", "64", "--test-limit", "50", "--epochs", "1", "--batch-size", "32",
-                                    "--json"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "classifier",
+            "train",
+            "--data-dir",
+            str(mnist_dir),
+            "--out",
+            str(out),
+            "--limit",
+            "64",
+            "--test-limit",
+            "50",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     info = json.loads(res.output)
     assert info["n_train"] == 64 and info["n_test"] == 50 and 0.0 <= info["test_accuracy"] <= 1.0
     assert (out / "classifier.pt").is_file() and json.loads((out / "classifier.json").read_text()) == info
-    bad = CliRunner().invoke(main, ["classifier", "train", "--data-dir", str(tmp_path / "nowhere"), "--out",
-                                    str(tmp_path / "x"), "--limit", "64"])
+    bad = CliRunner().invoke(
+        main,
+        ["classifier", "train", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"), "--limit", "64"],
+    )
     assert bad.exit_code == 2 and "no MNIST data" in bad.output
     assert not (tmp_path / "x").exists()
 

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from qiskit import qasm3, qpy
 from qiskit.quantum_info import Statevector
 
-from qmae_qiskit.circuits import fidelity_observable
 from qmae_qiskit.cli import main
+from qmae_qiskit.model.circuits import fidelity_observable
 
 
 def test_bind_seed_json_fidelity_is_what_statevector_gives(tmp_path):
@@ -35,8 +35,9 @@ def test_bind_seed_json_fidelity_is_what_statevector_gives(tmp_path):
 def test_different_seeds_give_different_instances(tmp_path):
     fids = []
     for seed in (1, 2):
-        res = CliRunner().invoke(main, ["circuit", "--image-size", "4", "--bind-seed", str(seed), "--json",
-                                        "--out", str(tmp_path)])
+        res = CliRunner().invoke(
+            main, ["circuit", "--image-size", "4", "--bind-seed", str(seed), "--json", "--out", str(tmp_path)]
+        )
         fids.append(json.loads(res.output)["bound"]["fidelity"])
     assert fids[0] != fids[1]
 
@@ -79,8 +80,8 @@ def test_committed_export_is_current_and_states_its_fidelity():
     builder and exact simulator still produce that same instance."""
     from pathlib import Path
 
-    from qmae_qiskit.config import QMAEConfig
-    from qmae_qiskit.export import random_instance
+    from qmae_qiskit.model.config import QMAEConfig
+    from qmae_qiskit.model.export import random_instance
 
     folder = Path(__file__).resolve().parents[1] / "circuits"
     record = json.loads((folder / "qmae_training_L16_k7_swap_seed7.json").read_text())

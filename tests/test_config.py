@@ -1,6 +1,7 @@
 import pytest
+from pydantic import ValidationError
 
-from qmae_qiskit.config import QMAEConfig
+from qmae_qiskit.model.config import QMAEConfig
 
 
 def test_paper_default():
@@ -38,5 +39,5 @@ def test_bad_configs_raise_value_error(kwargs, words):
 
 def test_config_is_frozen():
     cfg = QMAEConfig()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         cfg.image_size = 8  # type: ignore[misc]

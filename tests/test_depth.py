@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from qiskit import transpile
 from qiskit_ibm_runtime.fake_provider import FakeGuadalupeV2, FakeTorino
 
-from qmae_qiskit import circuits as C
-from qmae_qiskit import depth
 from qmae_qiskit.cli import main
-from qmae_qiskit.config import QMAEConfig
+from qmae_qiskit.hardware import depth
+from qmae_qiskit.model import circuits as C
+from qmae_qiskit.model.config import QMAEConfig
 
 REPO = Path(__file__).resolve().parents[1]
 CFG = QMAEConfig(image_size=4)
@@ -26,15 +26,23 @@ def report():
 
 
 def test_stage_split_recomposes_the_real_circuit():
-    from qmae_qiskit.jobs import inverse_fidelity_circuit
+    from qmae_qiskit.model.circuits import inverse_fidelity_circuit
 
-    for kind, qc in (("training", C.training_circuit(CFG)), ("reconstruction", C.reconstruction_circuit(CFG)),
-                     ("inverse_fidelity", inverse_fidelity_circuit(CFG)[0])):
+    for kind, qc in (
+        ("training", C.training_circuit(CFG)),
+        ("reconstruction", C.reconstruction_circuit(CFG)),
+        ("inverse_fidelity", inverse_fidelity_circuit(CFG)[0]),
+    ):
         parts = depth.split_stages(qc, depth.stage_sizes(CFG, kind))
-        glued = [(i.operation.name, tuple(qc.find_bit(q).index for q in i.qubits), tuple(map(str, i.operation.params)))
-                 for _, p in parts for i in p.data]
-        real = [(i.operation.name, tuple(qc.find_bit(q).index for q in i.qubits), tuple(map(str, i.operation.params)))
-                for i in qc.data]
+        glued = [
+            (i.operation.name, tuple(qc.find_bit(q).index for q in i.qubits), tuple(map(str, i.operation.params)))
+            for _, p in parts
+            for i in p.data
+        ]
+        real = [
+            (i.operation.name, tuple(qc.find_bit(q).index for q in i.qubits), tuple(map(str, i.operation.params)))
+            for i in qc.data
+        ]
         assert glued == real
         names = [n for n, _ in parts]
         assert names[:4] == ["embedding", "encoder", "trash reset", "decoder"]
@@ -89,8 +97,23 @@ def test_same_seed_regenerates_equal_and_other_seed_need_not(report):
 
 def test_cli_writes_md_and_json_and_check_passes(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(main, ["report", "depth", "--backend", "fake_guadalupe", "--optimization-level", "3",
-                               "--image-size", "4", "--seed", "3", "--out", str(tmp_path)])
+    res = runner.invoke(
+        main,
+        [
+            "report",
+            "depth",
+            "--backend",
+            "fake_guadalupe",
+            "--optimization-level",
+            "3",
+            "--image-size",
+            "4",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 0, res.output
     js, md = tmp_path / "fake_guadalupe-O3-L4.json", tmp_path / "fake_guadalupe-O3-L4.md"
     rep = json.loads(js.read_text())
@@ -109,8 +132,9 @@ def test_cli_writes_md_and_json_and_check_passes(tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(main, ["report", "depth", "--backend", "fake_manila", "--image-size", "4",
-                               "--out", str(tmp_path)])
+    res = runner.invoke(
+        main, ["report", "depth", "--backend", "fake_manila", "--image-size", "4", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 2 and "needs 10 qubits" in res.output and res.output.count("\n") == 1
     res = runner.invoke(main, ["report", "depth", "--backend", "fake_fezz", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "fake_fez" in res.output

@@ -13,23 +13,22 @@ import torch
 from click.testing import CliRunner
 from qiskit.quantum_info import Statevector
 
-from qmae_qiskit import classifier as clf
-from qmae_qiskit.circuits import fidelity_observable, training_circuit
 from qmae_qiskit.cli import main
-from qmae_qiskit.config import QMAEConfig
-from qmae_qiskit.evaluation import (
+from qmae_qiskit.evaluate import classifier as clf
+from qmae_qiskit.evaluate.evaluation import (
     aer_outputs,
-    eval_masks,
     evaluate,
     exact_outputs,
     format_table,
     load_eval_data,
     score,
 )
-from qmae_qiskit.export import bind_training
-from qmae_qiskit.masking import mask_from_indices
-from qmae_qiskit.runs import RunSettings, load_trained
-from qmae_qiskit.training import train
+from qmae_qiskit.model.circuits import fidelity_observable, training_circuit
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.export import bind_training
+from qmae_qiskit.model.masking import eval_masks, mask_from_indices
+from qmae_qiskit.train.runs import RunSettings, load_trained
+from qmae_qiskit.train.training import train
 
 CFG8 = QMAEConfig(image_size=8)  # 6 data qubits, 4x4 patches: a 14-qubit SWAP-test circuit
 
@@ -40,8 +39,17 @@ def runs(mnist_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     out = {}
     for kind in ("qmae", "qae"):
-        s = RunSettings(model=kind, config=CFG8, mask_ratio=0.25, epochs=1, batch_size=32, train_samples=32,
-                        val_samples=0, lr=0.05, seed=3)
+        s = RunSettings(
+            model=kind,
+            config=CFG8,
+            mask_ratio=0.25,
+            epochs=1,
+            batch_size=32,
+            train_samples=32,
+            val_samples=0,
+            lr=0.05,
+            seed=3,
+        )
         train(s, root / kind, data_dir=mnist_dir, progress=False, plot=False)
         out[kind] = root / kind
     torch.manual_seed(0)  # any fixed weights: the tests compare the classifier with itself
@@ -129,46 +137,95 @@ def test_evaluate_writes_eval_json_with_baselines(runs, data8, mnist_dir):
     # QAE feeds the circuit the masked input itself: the baseline is its input, and the same mask was used
     tm = load_trained(runs["qae"])
     xm = tm.module().masked_inputs(data8.images, eval_masks(tm.cfg, 0.25, data8.indices, 0)).detach()
-    cos2 = ((xm * data8.images.reshape(40, -1)).sum(1) ** 2 / (xm**2).sum(1) / (data8.images**2).sum((1, 2)))
+    cos2 = (xm * data8.images.reshape(40, -1)).sum(1) ** 2 / (xm**2).sum(1) / (data8.images**2).sum((1, 2))
     assert res["baselines"]["masked"]["fidelity"]["mean"] == pytest.approx(float(cos2.mean()))
     assert "QAE (exact)" in format_table(res) and "per-position mean" in format_table(res)
 
 
 def test_cli_evaluate(runs, mnist_dir, tmp_path):
-    r = CliRunner().invoke(main, ["evaluate", str(runs["qmae"]), "--limit", "12", "--data-dir", str(mnist_dir),
-                                  "--no-baselines", "--json", "--out", str(tmp_path / "e.json")])
+    r = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(runs["qmae"]),
+            "--limit",
+            "12",
+            "--data-dir",
+            str(mnist_dir),
+            "--no-baselines",
+            "--json",
+            "--out",
+            str(tmp_path / "e.json"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)
     assert res["n_images"] == 12 and res["baselines"] is None
     assert json.loads((tmp_path / "e.json").read_text())["metrics"] == res["metrics"]
-    r = CliRunner().invoke(main, ["evaluate", str(runs["qmae"]), "--limit", "12", "--data-dir", str(mnist_dir),
-                                  "--out", str(tmp_path / "t.json")])
+    r = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(runs["qmae"]),
+            "--limit",
+            "12",
+            "--data-dir",
+            str(mnist_dir),
+            "--out",
+            str(tmp_path / "t.json"),
+        ],
+    )
     assert r.exit_code == 0 and "QMAE (exact)" in r.output and "accuracy" in r.output
     r = CliRunner().invoke(main, ["evaluate", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "does not exist" in r.output
-    r = CliRunner().invoke(main, ["evaluate", str(runs["qmae"]), "--classifier", str(tmp_path / "none"),
-                                  "--limit", "5", "--data-dir", str(mnist_dir), "--out", str(tmp_path / "x.json")])
+    r = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            str(runs["qmae"]),
+            "--classifier",
+            str(tmp_path / "none"),
+            "--limit",
+            "5",
+            "--data-dir",
+            str(mnist_dir),
+            "--out",
+            str(tmp_path / "x.json"),
+        ],
+    )
     assert r.exit_code == 2 and "classifier train" in r.output and not (tmp_path / "x.json").exists()
     r = CliRunner().invoke(main, ["evaluate", str(runs["qmae"]), "--backend", "ibm_torino"])
     assert r.exit_code == 2
 
 
 def test_reproduce_end_to_end_and_re_evaluation(mnist_dir, tmp_path):
-    from qmae_qiskit.reproduce import reproduce
+    from qmae_qiskit.evaluate.reproduce import reproduce
 
     tiny = {"epochs": 1, "train_samples": 16, "val_samples": 0, "batch_size": 16}
-    kw = {"test_limit": 12, "train": tiny, "classifier_settings": {"epochs": 1, "limit": 32, "batch_size": 16},
-          "progress": False, "log": lambda m: None}
+    kw = {
+        "test_limit": 12,
+        "train": tiny,
+        "classifier_settings": {"epochs": 1, "limit": 32, "batch_size": 16},
+        "progress": False,
+        "log": lambda m: None,
+    }
     rec = reproduce(tmp_path / "res", mnist_dir, **kw)
-    for f in ("table1.md", "table1.json", "fig6.png", "fig7.png", "fig8.png", "params.json",
-              "classifier/.gitignore", "qmae-m12.5/eval.json"):
+    for f in (
+        "table1.md",
+        "table1.json",
+        "fig6.png",
+        "fig7.png",
+        "fig8.png",
+        "params.json",
+        "classifier/.gitignore",
+        "qmae-m12.5/eval.json",
+    ):
         assert (tmp_path / "res" / f).is_file(), f
     assert rec["n_test_images"] == 12 and set(rec["runs"].values()) == {"trained"}
     assert "| **QMAE (ours)**" in (tmp_path / "res" / "table1.md").read_text()
     again = reproduce(tmp_path / "res", mnist_dir, **kw)  # finished runs are reused and re-scored identically
     assert set(again["runs"].values()) == {"reused"} and again["ours"] == rec["ours"]
-    res = evaluate(tmp_path / "res" / "qae-m25", limit=12, data_dir=mnist_dir, progress=False,
-                   out=tmp_path / "e.json")
+    res = evaluate(tmp_path / "res" / "qae-m25", limit=12, data_dir=mnist_dir, progress=False, out=tmp_path / "e.json")
     assert res["metrics"] == rec["ours"]["qae-m25"]
     with pytest.raises(ValueError, match="other settings"):
         reproduce(tmp_path / "res", mnist_dir, **{**kw, "train": {**tiny, "lr": 0.5}})

@@ -6,12 +6,12 @@ import torch
 from qiskit.quantum_info import DensityMatrix, partial_trace
 from qiskit_aer.primitives import EstimatorV2
 
-from qmae_qiskit import exact
-from qmae_qiskit.circuits import fidelity_observable, parameter_groups, reconstruction_circuit, training_circuit
-from qmae_qiskit.config import QMAEConfig
-from qmae_qiskit.export import bind_training
-from qmae_qiskit.loader import loader_angles
-from qmae_qiskit.masking import grid_shape, insert_token
+from qmae_qiskit.model.circuits import fidelity_observable, parameter_groups, reconstruction_circuit, training_circuit
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.export import bind_training
+from qmae_qiskit.model.loader import loader_angles
+from qmae_qiskit.model.masking import grid_shape, insert_token
+from qmae_qiskit.simulate import exact
 
 
 def _random_case(cfg: QMAEConfig, rng: torch.Generator, batch: int = 1):
@@ -62,7 +62,9 @@ def test_reconstruction_equals_decoded_density_matrix_diagonal(kw):
     rng = torch.Generator().manual_seed(5)
     theta, xm, _ = _random_case(cfg, rng)
     g = parameter_groups(qc)
-    bound = qc.assign_parameters(dict(zip(g["theta"], theta.tolist())) | dict(zip(g["xm"], loader_angles(xm[0]).tolist())))
+    bound = qc.assign_parameters(
+        dict(zip(g["theta"], theta.tolist())) | dict(zip(g["xm"], loader_angles(xm[0]).tolist()))
+    )
     rho = partial_trace(DensityMatrix(bound), qc.metadata["fresh_qubits"])  # data qubits remain, in order
     probs = exact.reconstruct(theta, xm, cfg)[0].numpy()
     np.testing.assert_allclose(np.real(np.diag(rho.data)), probs, atol=1e-12)
@@ -82,7 +84,7 @@ def test_zero_angles_make_each_block_a_swap():
     from qiskit import QuantumCircuit
     from qiskit.quantum_info import Operator
 
-    from qmae_qiskit.ansatz import encoder_unitary, pair_order
+    from qmae_qiskit.model.ansatz import encoder_unitary, pair_order
 
     swaps = QuantumCircuit(4)
     for a, b in pair_order(4):

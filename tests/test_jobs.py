@@ -17,13 +17,14 @@ from qiskit import qpy
 from qiskit_aer import AerSimulator
 from qiskit_ibm_runtime.options import EstimatorOptions, SamplerOptions
 
-from qmae_qiskit import exact, jobs
 from qmae_qiskit.cli import main
-from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.masking import insert_token, sample_mask_indices
-from qmae_qiskit.mitigation import MitigationOptions, parse_options
-from qmae_qiskit.runs import Checkpoint, RunSettings, create_run_dir, save_checkpoint
+from qmae_qiskit.hardware import jobs
+from qmae_qiskit.hardware.mitigation import MitigationOptions, parse_options
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.masking import insert_token, sample_mask_indices
+from qmae_qiskit.simulate import exact
+from qmae_qiskit.train.runs import Checkpoint, RunSettings, create_run_dir, save_checkpoint
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SECRET = "sentinel-token-fedcba9876543210"
@@ -35,19 +36,27 @@ pytestmark = pytest.mark.skipif(not (DATA / "MNIST" / "raw").is_dir(), reason="n
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A QMAE run folder written through the runs API, with small random weights (near-identity autoencoder)."""
-    d = create_run_dir(tmp_path_factory.mktemp("runs") / "qmae8", RunSettings(config=CFG, train_samples=4,
-                                                                             batch_size=4), data_dir=DATA)
+    d = create_run_dir(
+        tmp_path_factory.mktemp("runs") / "qmae8", RunSettings(config=CFG, train_samples=4, batch_size=4), data_dir=DATA
+    )
     g = torch.Generator().manual_seed(3)
-    save_checkpoint(d, Checkpoint(step=1, theta=0.2 * torch.rand(CFG.n_theta, generator=g, dtype=torch.float64),
-                                  token=torch.rand(CFG.n_token, generator=g, dtype=torch.float64), finished=True))
+    save_checkpoint(
+        d,
+        Checkpoint(
+            step=1,
+            theta=0.2 * torch.rand(CFG.n_theta, generator=g, dtype=torch.float64),
+            token=torch.rand(CFG.n_token, generator=g, dtype=torch.float64),
+            finished=True,
+        ),
+    )
     return d
 
 
 def _inputs(run: Path, n: int):
     """Independent recomputation of what should have been submitted: images, masks, masked inputs."""
     from qmae_qiskit.data import load_mnist
-    from qmae_qiskit.evaluation import EVAL_MASK_EPOCH
-    from qmae_qiskit.runs import load_trained
+    from qmae_qiskit.model.masking import EVAL_MASK_EPOCH
+    from qmae_qiskit.train.runs import load_trained
 
     tm = load_trained(run)
     data = load_mnist(DATA, train=False, image_size=CFG.image_size, limit=n)
@@ -66,9 +75,13 @@ def test_mitigation_options_validate_and_reach_the_runtime_options():
     assert SamplerOptions(**samp).dynamical_decoupling.sequence_type == "XY4"
     assert parse_options('{"zne_mitigation": true}').estimator_options() == {"resilience": {"zne_mitigation": True}}
     assert MitigationOptions().estimator_options() == {}
-    for bad, msg in [("resilence_level=1", "unknown option 'resilence_level'"), ("resilience_level=3", "0, 1 or 2"),
-                     ("dd_sequence=XX,dynamical_decoupling=false", "drop one"), ("twirling", "KEY=VALUE"),
-                     ("{oops", "not valid JSON")]:
+    for bad, msg in [
+        ("resilence_level=1", "unknown option 'resilence_level'"),
+        ("resilience_level=3", "0, 1 or 2"),
+        ("dd_sequence=XX,dynamical_decoupling=false", "drop one"),
+        ("twirling", "KEY=VALUE"),
+        ("{oops", "not valid JSON"),
+    ]:
         with pytest.raises(QMAEError, match=msg):
             parse_options(bad)
 
@@ -77,9 +90,26 @@ def test_mitigation_options_validate_and_reach_the_runtime_options():
 @pytest.fixture(scope="module")
 def local_job(run_dir, tmp_path_factory):
     jobs_dir = tmp_path_factory.mktemp("jobs")
-    res = CliRunner().invoke(main, ["submit", str(run_dir), "--backend", "fake_guadalupe", "--samples", "2",
-                                    "--shots", "16", "--seed-simulator", "7", "--estimator-options",
-                                    "resilience_level=1", "--jobs-dir", str(jobs_dir), "--no-classifier"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "submit",
+            str(run_dir),
+            "--backend",
+            "fake_guadalupe",
+            "--samples",
+            "2",
+            "--shots",
+            "16",
+            "--seed-simulator",
+            "7",
+            "--estimator-options",
+            "resilience_level=1",
+            "--jobs-dir",
+            str(jobs_dir),
+            "--no-classifier",
+        ],
+    )
     assert res.exit_code == 0, res.output
     (rec_path,) = [p for p in jobs_dir.glob("*.json") if p.name.count(".") == 1]
     return jobs_dir, json.loads(rec_path.read_text()), res.output
@@ -130,8 +160,9 @@ def test_jobs_list_status_fetch_cancel_on_a_local_record(local_job):
     res = runner.invoke(main, ["jobs", "status", rec["id"], "--jobs-dir", str(jobs_dir)])
     assert res.exit_code == 0 and "FETCHED" in res.output
     before = json.loads((jobs_dir / f"{rec['id']}.metrics.json").read_text())["metrics"]
-    res = runner.invoke(main, ["jobs", "fetch", rec["jobs"]["reconstruction"]["job_id"], "--jobs-dir", str(jobs_dir),
-                               "--no-classifier"])  # either job id finds the record
+    res = runner.invoke(
+        main, ["jobs", "fetch", rec["jobs"]["reconstruction"]["job_id"], "--jobs-dir", str(jobs_dir), "--no-classifier"]
+    )  # either job id finds the record
     assert res.exit_code == 0, res.output
     assert json.loads((jobs_dir / f"{rec['id']}.metrics.json").read_text())["metrics"] == before
     res = runner.invoke(main, ["jobs", "cancel", rec["id"], "--jobs-dir", str(jobs_dir)])
@@ -151,14 +182,18 @@ def test_corrupt_record_is_reported_and_left_alone(tmp_path):
     assert res.exit_code == 2 and "not a job id" in res.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--backend", "fake_manila"], "needs 14 qubits but backend 'fake_manila' has 5"),
-    (["--backend", "fake_guadalupe", "--estimator-options", "resilience=1"], "unknown option 'resilience'"),
-    (["--backend", "fake_guadalup"], "did you mean: fake_guadalupe"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--backend", "fake_manila"], "needs 14 qubits but backend 'fake_manila' has 5"),
+        (["--backend", "fake_guadalupe", "--estimator-options", "resilience=1"], "unknown option 'resilience'"),
+        (["--backend", "fake_guadalup"], "did you mean: fake_guadalupe"),
+    ],
+)
 def test_bad_submissions_fail_before_anything_is_written(run_dir, tmp_path, args, message):
-    res = CliRunner().invoke(main, ["submit", str(run_dir), "--samples", "1", "--shots", "8", *args,
-                                    "--jobs-dir", str(tmp_path / "jobs")])
+    res = CliRunner().invoke(
+        main, ["submit", str(run_dir), "--samples", "1", "--shots", "8", *args, "--jobs-dir", str(tmp_path / "jobs")]
+    )
     assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1
     assert not (tmp_path / "jobs").exists()
 
@@ -213,8 +248,9 @@ def ibm(monkeypatch):
 
 def test_ibm_submit_returns_at_once_and_fetch_completes_later(ibm, run_dir, tmp_path):
     n, shots = 3, 4000
-    opts = jobs.SubmitOptions(run=run_dir, backend="ibm_sim", samples=n, shots=shots,
-                              mitigation=parse_options("twirling_gates=true"))
+    opts = jobs.SubmitOptions(
+        run=run_dir, backend="ibm_sim", samples=n, shots=shots, mitigation=parse_options("twirling_gates=true")
+    )
     sub = jobs.submit(opts, tmp_path, use_classifier=False)
     rec = json.loads(sub.path.read_text())
     # the process could die here: the record on disk is complete and has no results yet
@@ -250,9 +286,26 @@ def test_ibm_submit_returns_at_once_and_fetch_completes_later(ibm, run_dir, tmp_
 def test_inverse_fidelity_circuit_estimates_the_exact_fidelity(run_dir, tmp_path):
     """Ideal local run (aer_simulator) of the n+t-qubit fidelity circuit against the exact simulator."""
     n, shots = 3, 4000
-    res = CliRunner().invoke(main, ["submit", str(run_dir), "--backend", "aer_simulator", "--samples", str(n),
-                                    "--shots", str(shots), "--fidelity-circuit", "inverse", "--seed-simulator", "5",
-                                    "--jobs-dir", str(tmp_path), "--no-classifier"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "submit",
+            str(run_dir),
+            "--backend",
+            "aer_simulator",
+            "--samples",
+            str(n),
+            "--shots",
+            str(shots),
+            "--fidelity-circuit",
+            "inverse",
+            "--seed-simulator",
+            "5",
+            "--jobs-dir",
+            str(tmp_path),
+            "--no-classifier",
+        ],
+    )
     assert res.exit_code == 0, res.output
     (rec_path,) = [p for p in tmp_path.glob("*.json") if p.name.count(".") == 1]
     rec = json.loads(rec_path.read_text())
@@ -267,10 +320,18 @@ def test_inverse_fidelity_circuit_estimates_the_exact_fidelity(run_dir, tmp_path
 def test_small_devices_take_the_inverse_circuit(tmp_path_factory):
     """4x4 on 5-qubit fake_manila: the SWAP test (10 qubits) is refused with a hint, the inverse circuit fits."""
     cfg = QMAEConfig(image_size=4)
-    d = create_run_dir(tmp_path_factory.mktemp("runs") / "qmae4", RunSettings(config=cfg, train_samples=4,
-                                                                             batch_size=4), data_dir=DATA)
-    save_checkpoint(d, Checkpoint(step=1, theta=torch.zeros(cfg.n_theta, dtype=torch.float64),
-                                  token=torch.zeros(cfg.n_token, dtype=torch.float64), finished=True))
+    d = create_run_dir(
+        tmp_path_factory.mktemp("runs") / "qmae4", RunSettings(config=cfg, train_samples=4, batch_size=4), data_dir=DATA
+    )
+    save_checkpoint(
+        d,
+        Checkpoint(
+            step=1,
+            theta=torch.zeros(cfg.n_theta, dtype=torch.float64),
+            token=torch.zeros(cfg.n_token, dtype=torch.float64),
+            finished=True,
+        ),
+    )
     opts = dict(run=d, backend="fake_manila", samples=2, shots=8)
     with pytest.raises(QMAEError, match="needs 10 qubits .* --fidelity-circuit inverse \\(5 qubits\\)"):
         jobs.prepare(jobs.SubmitOptions(**opts))
@@ -280,9 +341,18 @@ def test_small_devices_take_the_inverse_circuit(tmp_path_factory):
 
 
 def _remote_record(tmp_path: Path, rid: str) -> Path:
-    rec = {"schema": jobs.SCHEMA, "schema_version": jobs.SCHEMA_VERSION, "id": rid, "status": "SUBMITTED",
-           "mode": "ibm", "backend": "ibm_sim", "run": "nowhere", "samples": 1, "submitted_at": "2026-01-01T00:00:00",
-           "jobs": {"fidelity": {"job_id": rid}, "reconstruction": {"job_id": rid + "r"}}}
+    rec = {
+        "schema": jobs.SCHEMA,
+        "schema_version": jobs.SCHEMA_VERSION,
+        "id": rid,
+        "status": "SUBMITTED",
+        "mode": "ibm",
+        "backend": "ibm_sim",
+        "run": "nowhere",
+        "samples": 1,
+        "submitted_at": "2026-01-01T00:00:00",
+        "jobs": {"fidelity": {"job_id": rid}, "reconstruction": {"job_id": rid + "r"}},
+    }
     path = tmp_path / f"{rid}.json"
     path.write_text(json.dumps(rec))
     return path

@@ -5,7 +5,7 @@ import pytest
 import torch
 from qiskit.quantum_info import Statevector
 
-from qmae_qiskit.loader import loader_angles, loader_circuit
+from qmae_qiskit.model.loader import loader_angles, loader_circuit
 
 
 def _state(n: int, x: torch.Tensor) -> np.ndarray:
@@ -56,7 +56,7 @@ def test_loader_gradient_reaches_pixels():
     def through_loader(v):
         ang = loader_angles(v)
         # rebuild the state in torch from the tree angles to differentiate the whole chain
-        from qmae_qiskit.loader import tree_angles
+        from qmae_qiskit.model.loader import tree_angles
 
         amps = torch.ones(1, dtype=torch.float64)
         for alpha in tree_angles(v):

@@ -9,8 +9,8 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from qmae_qiskit import metrics
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.evaluate import metrics
 
 
 def test_to_pixels_peak_is_one_scale_free_and_zero_safe():
@@ -60,8 +60,7 @@ def test_cosine_matches_numpy_and_handles_zero():
     out = metrics.cosine(torch.from_numpy(a), torch.from_numpy(b))
     assert np.allclose(out.numpy(), ref)
     assert float(metrics.cosine(torch.zeros(1, 4), torch.ones(1, 4))[0]) == 0.0
-    assert np.allclose(metrics.pure_state_fidelity(torch.from_numpy(a), torch.from_numpy(b)).numpy(),
-                       np.square(ref))
+    assert np.allclose(metrics.pure_state_fidelity(torch.from_numpy(a), torch.from_numpy(b)).numpy(), np.square(ref))
 
 
 def test_ssim_equals_scikit_image_per_image():
@@ -79,8 +78,9 @@ def test_ssim_of_two_flat_images_is_the_luminance_term():
     a, b, R = 0.2, 0.7, 1.0
     c1 = (0.01 * R) ** 2
     expected = (2 * a * b + c1) / (a * a + b * b + c1)
-    out = metrics.ssim(torch.full((1, 8, 8), a, dtype=torch.float64), torch.full((1, 8, 8), b, dtype=torch.float64),
-                       data_range=R)
+    out = metrics.ssim(
+        torch.full((1, 8, 8), a, dtype=torch.float64), torch.full((1, 8, 8), b, dtype=torch.float64), data_range=R
+    )
     assert float(out[0]) == pytest.approx(expected, rel=1e-12)
 
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from qiskit.quantum_info import Statevector
 
-from qmae_qiskit.circuits import fidelity_observable, training_circuit
-from qmae_qiskit.config import QMAEConfig
-from qmae_qiskit.export import bind_training
-from qmae_qiskit.masking import default_patch_shape, mask_from_indices, patches_for_ratio, sample_mask_indices
-from qmae_qiskit.models import QAE, QMAE, build_model, init_theta, init_token
+from qmae_qiskit.model.circuits import fidelity_observable, training_circuit
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.export import bind_training
+from qmae_qiskit.model.masking import default_patch_shape, mask_from_indices, patches_for_ratio, sample_mask_indices
+from qmae_qiskit.train.models import QAE, QMAE, build_model, init_theta, init_token
 
 
 def _images(cfg: QMAEConfig, batch: int, seed: int = 0) -> torch.Tensor:
@@ -44,7 +44,7 @@ def test_masked_inputs_replace_exactly_the_masked_pixels(kind):
         for b in range(5):
             for p in patch_idx[b].tolist():
                 r, c = divmod(p, 8 // 4)
-                assert torch.equal(xm[b, 2 * r: 2 * r + 2, 4 * c: 4 * c + 4], token)
+                assert torch.equal(xm[b, 2 * r : 2 * r + 2, 4 * c : 4 * c + 4], token)
 
 
 @pytest.mark.parametrize("kind", ["qmae", "qae"])
@@ -113,8 +113,9 @@ def test_initialisations():
         init_token(cfg, "constant", 0, value=0.0)
 
 
-@pytest.mark.parametrize("ratio,size", [(0.125, 16), (0.25, 16), (0.5, 16), (0.75, 16), (0.25, 8), (0.125, 4),
-                                        (1 / 16, 16)])
+@pytest.mark.parametrize(
+    "ratio,size", [(0.125, 16), (0.25, 16), (0.5, 16), (0.75, 16), (0.25, 8), (0.125, 4), (1 / 16, 16)]
+)
 def test_default_patch_shape_makes_the_ratio(ratio, size):
     hp, wp = default_patch_shape(size, ratio)
     cfg = QMAEConfig(image_size=size, patch_height=hp, patch_width=wp)
@@ -149,8 +150,8 @@ def test_masks_are_the_same_for_qmae_and_qae_and_reproducible():
 def test_fast_unitary_equals_the_encoder_circuit_operator(n):
     from qiskit.quantum_info import Operator
 
-    from qmae_qiskit.ansatz import encoder_circuit
-    from qmae_qiskit.exact import unitary
+    from qmae_qiskit.model.ansatz import encoder_circuit
+    from qmae_qiskit.simulate.exact import unitary
 
     theta = torch.rand(15 * n * (n - 1) // 2, dtype=torch.float64, generator=torch.Generator().manual_seed(n)) * 6
     qc = encoder_circuit(n)
@@ -160,7 +161,7 @@ def test_fast_unitary_equals_the_encoder_circuit_operator(n):
 
 @pytest.mark.parametrize("batch", [3, 9])  # 2B < 2^n: blocks applied to the images; else U built once
 def test_both_exact_routes_match_statevector_and_each_other(batch):
-    from qmae_qiskit.exact import fidelity, fidelity_reference
+    from qmae_qiskit.simulate.exact import fidelity, fidelity_reference
 
     cfg = QMAEConfig(image_size=4)
     g = torch.Generator().manual_seed(batch)
@@ -180,7 +181,7 @@ def test_both_exact_routes_match_statevector_and_each_other(batch):
 
 
 def test_float32_precision_is_close_and_keeps_float64_parameters():
-    from qmae_qiskit.models import ExactFidelity
+    from qmae_qiskit.train.models import ExactFidelity
 
     cfg = QMAEConfig(image_size=8)
     images = _images(cfg, 70)  # the U route

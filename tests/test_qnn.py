@@ -6,16 +6,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from qmae_qiskit import exact
 from qmae_qiskit.cli import main
-from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.data import load_mnist
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.masking import sample_mask_indices
-from qmae_qiskit.models import build_model, init_theta
-from qmae_qiskit.qnn import AerFidelity, resolve_gradient
-from qmae_qiskit.runs import RunSettings, read_metrics
-from qmae_qiskit.training import select_data, train
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.masking import sample_mask_indices
+from qmae_qiskit.simulate import exact
+from qmae_qiskit.train.models import build_model, init_theta
+from qmae_qiskit.train.qnn import AerFidelity, resolve_gradient
+from qmae_qiskit.train.runs import RunSettings, read_metrics
+from qmae_qiskit.train.training import select_data, train
 
 CFG = QMAEConfig(image_size=4)  # n = 4: a 10-qubit SWAP-test circuit, 90 weights + 30 + 15 inputs
 
@@ -32,8 +32,18 @@ def aer_exact():
 
 def test_first_training_steps_equal_on_aer_and_exact(tmp_path, mnist4):
     """Same seed and data: the losses of the first steps agree to 1e-6 (TorchConnector works in float32)."""
-    common = dict(config=CFG, model="qmae", mask_ratio=0.25, epochs=1, batch_size=1, train_samples=3,
-                  lr=0.05, seed=5, checkpoint_every=1, gradient="auto")
+    common = dict(
+        config=CFG,
+        model="qmae",
+        mask_ratio=0.25,
+        epochs=1,
+        batch_size=1,
+        train_samples=3,
+        lr=0.05,
+        seed=5,
+        checkpoint_every=1,
+        gradient="auto",
+    )
     s_aer = RunSettings(backend="aer_simulator", **common)
     s_exact = RunSettings(backend="exact", **common)
     data = select_data(mnist4, s_aer)
@@ -83,7 +93,7 @@ def test_shots_give_sampled_estimates_near_the_exact_value():
     got = sampled(theta, x, y)
     err = (got - ref).abs()
     assert err.max() > 1e-6  # really sampled
-    assert err.max() < 5 / 400 ** 0.5  # 5 sigma
+    assert err.max() < 5 / 400**0.5  # 5 sigma
     again = AerFidelity(CFG, shots=400, seed=1, input_gradients=False)(theta, x, y)
     assert torch.equal(got, again)  # seeded
 
@@ -99,9 +109,25 @@ def test_gradient_choice():
 
 
 def test_cli_unknown_noise_model_is_one_line(tmp_path, mnist_dir):
-    res = CliRunner().invoke(main, ["train", "--backend", "aer_simulator", "--image-size", "4", "--train-samples",
-                                    "2", "--noise-model", "fake_nowhere", "--data-dir", str(mnist_dir), "--out",
-                                    str(tmp_path), "--no-progress"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--backend",
+            "aer_simulator",
+            "--image-size",
+            "4",
+            "--train-samples",
+            "2",
+            "--noise-model",
+            "fake_nowhere",
+            "--data-dir",
+            str(mnist_dir),
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 2, res.output
     assert res.output.startswith("Error:") or "Error:" in res.output.splitlines()[-1]
     assert "fake_nowhere" in res.output.splitlines()[-1]
@@ -109,8 +135,18 @@ def test_cli_unknown_noise_model_is_one_line(tmp_path, mnist_dir):
 
 
 def test_aer_run_killed_and_resumed_ends_like_an_uninterrupted_one(tmp_path, mnist4, train_killed_at):
-    s = RunSettings(backend="aer_simulator", config=CFG, model="qmae", epochs=3, batch_size=2, train_samples=4,
-                    val_samples=2, lr=0.05, seed=9, checkpoint_every=3)
+    s = RunSettings(
+        backend="aer_simulator",
+        config=CFG,
+        model="qmae",
+        epochs=3,
+        batch_size=2,
+        train_samples=4,
+        val_samples=2,
+        lr=0.05,
+        seed=9,
+        checkpoint_every=3,
+    )
     data = select_data(mnist4, s)
     full = train(s, tmp_path / "full", data, progress=False, plot=False)
     train_killed_at(s, tmp_path / "cut", data, 4)

@@ -9,12 +9,19 @@ import torch
 from click.testing import CliRunner
 
 from qmae_qiskit.cli import main
-from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.data import load_mnist
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.runs import (CHECKPOINT_FILE, CONFIG_FILE, LOSS_PLOT_FILE, METRICS_FILE, RunSettings, load_trained,
-                              read_metrics)
-from qmae_qiskit.training import epoch_order, select_data, train
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.train.runs import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    LOSS_PLOT_FILE,
+    METRICS_FILE,
+    RunSettings,
+    load_trained,
+    read_metrics,
+)
+from qmae_qiskit.train.training import epoch_order, select_data, train
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +30,18 @@ def mnist8(mnist_dir):
 
 
 def _settings(**kw) -> RunSettings:
-    base = dict(backend="exact", config=QMAEConfig(image_size=8), mask_ratio=0.25, epochs=3, batch_size=16,
-                train_samples=40, val_samples=20, lr=0.05, seed=7, checkpoint_every=4)
+    base = dict(
+        backend="exact",
+        config=QMAEConfig(image_size=8),
+        mask_ratio=0.25,
+        epochs=3,
+        batch_size=16,
+        train_samples=40,
+        val_samples=20,
+        lr=0.05,
+        seed=7,
+        checkpoint_every=4,
+    )
     base.update(kw)
     return RunSettings(**base)
 
@@ -52,7 +69,7 @@ def test_run_folder_contents_and_learning(tmp_path, mnist8):
     # the model read back computes the same fidelities
     module = trained.module()
     x = mnist8.images[:4]
-    from qmae_qiskit.masking import sample_mask_indices
+    from qmae_qiskit.model.masking import sample_mask_indices
 
     idx = sample_mask_indices(s.config, 0.25, mnist8.indices[:4], 7)
     assert torch.allclose(module(x, idx), res.model(x, idx).detach(), atol=0, rtol=0)
@@ -136,8 +153,24 @@ def _cli(args, mnist_dir):
 
 
 def test_cli_trains_resumes_and_reports(tmp_path, mnist_dir):
-    args = ["--backend", "exact", "--image-size", "8", "--train-samples", "32", "--val-samples", "8",
-            "--batch-size", "16", "--epochs", "2", "--out", str(tmp_path), "--seed", "3"]
+    args = [
+        "--backend",
+        "exact",
+        "--image-size",
+        "8",
+        "--train-samples",
+        "32",
+        "--val-samples",
+        "8",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--seed",
+        "3",
+    ]
     res = _cli(args, mnist_dir)
     assert res.exit_code == 0, res.output
     assert "Training QMAE on exact: 32 MNIST images 8x8" in res.output and "Done: 4 steps" in res.output
@@ -152,15 +185,18 @@ def test_cli_trains_resumes_and_reports(tmp_path, mnist_dir):
     assert bad.exit_code == 2 and bad.output.count("\n") == 1 and "different configuration" in bad.output
 
 
-@pytest.mark.parametrize("args,match", [
-    (["--mask-ratio", "0.3"], "mask ratio 0.3"),
-    (["--mask-ratio", "0.125", "--patch-height", "8", "--patch-width", "8"], "use one of"),
-    (["--backend", "qpu"], "Invalid value for '--backend'"),
-    (["--backend", "exact", "--shots", "100"], "need --backend aer_simulator"),
-    (["--resume", "--name", "missing"], "does not exist"),
-    (["--backend", "aer_simulator", "--precision", "float32"], "exact only"),
-    (["--backend", "aer_simulator", "--shots", "100", "--gradient", "adjoint"], "noiseless"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--mask-ratio", "0.3"], "mask ratio 0.3"),
+        (["--mask-ratio", "0.125", "--patch-height", "8", "--patch-width", "8"], "use one of"),
+        (["--backend", "qpu"], "Invalid value for '--backend'"),
+        (["--backend", "exact", "--shots", "100"], "need --backend aer_simulator"),
+        (["--resume", "--name", "missing"], "does not exist"),
+        (["--backend", "aer_simulator", "--precision", "float32"], "exact only"),
+        (["--backend", "aer_simulator", "--shots", "100", "--gradient", "adjoint"], "noiseless"),
+    ],
+)
 def test_cli_bad_input(tmp_path, mnist_dir, args, match):
     res = _cli(["--image-size", "8", "--train-samples", "8", "--out", str(tmp_path), *args], mnist_dir)
     assert res.exit_code == 2 and match in res.output
@@ -168,8 +204,9 @@ def test_cli_bad_input(tmp_path, mnist_dir, args, match):
 
 
 def test_cli_missing_data_folder(tmp_path):
-    res = CliRunner().invoke(main, ["train", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "runs"),
-                                    "--no-progress"])
+    res = CliRunner().invoke(
+        main, ["train", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "runs"), "--no-progress"]
+    )
     assert res.exit_code == 2 and "no MNIST data" in res.output and "--data-dir" in res.output
     assert not (tmp_path / "runs").exists()
 
@@ -179,8 +216,12 @@ def _spawn_train(args, mnist_dir):
     import sys
 
     code = "from qmae_qiskit.cli import main; main()"
-    return subprocess.Popen([sys.executable, "-c", code, "train", "--data-dir", str(mnist_dir), "--no-progress",
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "train", "--data-dir", str(mnist_dir), "--no-progress", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_steps(run, proc, steps: int, timeout: float = 120.0) -> None:
@@ -200,8 +241,26 @@ def _wait_for_steps(run, proc, steps: int, timeout: float = 120.0) -> None:
 def test_a_real_process_killed_then_resumed_ends_like_an_uninterrupted_run(tmp_path, mnist_dir, sig):
     import signal
 
-    args = ["--backend", "exact", "--image-size", "8", "--train-samples", "200", "--val-samples", "10",
-            "--batch-size", "2", "--epochs", "2", "--checkpoint-every", "7", "--seed", "2", "--out", str(tmp_path)]
+    args = [
+        "--backend",
+        "exact",
+        "--image-size",
+        "8",
+        "--train-samples",
+        "200",
+        "--val-samples",
+        "10",
+        "--batch-size",
+        "2",
+        "--epochs",
+        "2",
+        "--checkpoint-every",
+        "7",
+        "--seed",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     run = tmp_path / "cut"
     proc = _spawn_train([*args, "--name", "cut"], mnist_dir)
     _wait_for_steps(run, proc, 25)
@@ -234,15 +293,43 @@ def test_resume_on_other_images_is_refused(tmp_path, mnist8, train_killed_at):
 
 def test_cli_reads_the_data_folder_from_the_environment(tmp_path, mnist_dir):
     res = CliRunner(env={"QMAE_DATA_DIR": str(mnist_dir)}).invoke(
-        main, ["train", "--image-size", "4", "--train-samples", "4", "--val-samples", "0", "--batch-size", "2",
-               "--out", str(tmp_path), "--no-progress"])
+        main,
+        [
+            "train",
+            "--image-size",
+            "4",
+            "--train-samples",
+            "4",
+            "--val-samples",
+            "0",
+            "--batch-size",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "qmae-exact-L4-m0.25-s0" / CONFIG_FILE).read_text())["data_dir"] == str(mnist_dir)
 
 
 def test_cli_resume_with_a_corrupt_checkpoint_changes_nothing(tmp_path, mnist_dir):
-    args = ["--image-size", "4", "--train-samples", "4", "--val-samples", "0", "--batch-size", "2", "--epochs", "2",
-            "--out", str(tmp_path), "--name", "r"]
+    args = [
+        "--image-size",
+        "4",
+        "--train-samples",
+        "4",
+        "--val-samples",
+        "0",
+        "--batch-size",
+        "2",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "r",
+    ]
     assert _cli(args, mnist_dir).exit_code == 0
     ckpt = tmp_path / "r" / CHECKPOINT_FILE
     ckpt.write_bytes(b"not a checkpoint")

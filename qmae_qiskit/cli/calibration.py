@@ -17,13 +17,18 @@ def calibration_group() -> None:
 
 @calibration_group.command("snapshot")
 @click.option("--backend", "backend_name", required=True, help="A fake backend (fake_torino, ...) or an IBM backend.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("calibration"),
-              show_default=True, help="Root folder; the file goes to <out>/<backend>/<UTC timestamp>.json.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("calibration"),
+    show_default=True,
+    help="Root folder; the file goes to <out>/<backend>/<UTC timestamp>.json.",
+)
 def snapshot_cmd(backend_name: str, out: Path) -> None:
     """Write the backend's qubit, gate and readout calibration to a versioned JSON file."""
-    from qmae_qiskit.backends import AER_SIMULATOR, resolve_backend
-    from qmae_qiskit.calibration import write_snapshot
     from qmae_qiskit.errors import QMAEError
+    from qmae_qiskit.hardware.backends import AER_SIMULATOR, resolve_backend
+    from qmae_qiskit.hardware.calibration import write_snapshot
 
     if backend_name == AER_SIMULATOR:
         raise QMAEError("aer_simulator has no calibration; snapshot a fake or IBM backend (e.g. fake_torino)")
@@ -36,7 +41,7 @@ def snapshot_cmd(backend_name: str, out: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def show_cmd(file: Path, as_json: bool) -> None:
     """Summarise a snapshot: source, times, T1/T2, gate and readout errors."""
-    from qmae_qiskit.calibration import load_snapshot, summary
+    from qmae_qiskit.hardware.calibration import load_snapshot, summary
 
     s = summary(load_snapshot(file))
     if as_json:
@@ -46,11 +51,15 @@ def show_cmd(file: Path, as_json: bool) -> None:
     def rng(st: dict | None, scale: float = 1.0, unit: str = "") -> str:
         if st is None:
             return "n/a"
-        return (f"median {st['median'] * scale:.4g}{unit} (min {st['min'] * scale:.4g}, max {st['max'] * scale:.4g}, "
-                f"{st['count']} values)")
+        return (
+            f"median {st['median'] * scale:.4g}{unit} (min {st['min'] * scale:.4g}, max {st['max'] * scale:.4g}, "
+            f"{st['count']} values)"
+        )
 
-    click.echo(f"backend      {s['backend']} {s['backend_version'] or ''} ({s['num_qubits']} qubits, "
-               f"{s['coupling_edges']} coupling edges)")
+    click.echo(
+        f"backend      {s['backend']} {s['backend_version'] or ''} ({s['num_qubits']} qubits, "
+        f"{s['coupling_edges']} coupling edges)"
+    )
     click.echo(f"source       {s['source']}")
     click.echo(f"taken at     {s['taken_at']}; calibrated {s['calibration_time'] or 'unknown'}")
     click.echo(f"basis gates  {', '.join(s['basis_gates'])}")

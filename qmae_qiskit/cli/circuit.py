@@ -8,19 +8,28 @@ from pathlib import Path
 import click
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import config_options, config_from_options
+from qmae_qiskit.cli.options import config_from_options, config_options
 
 
 @main.command("circuit")
 @config_options
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("circuits"), show_default=True,
-              help="Folder for the QPY / OpenQASM 3 files.")
-@click.option("--bind-seed", type=int, default=None,
-              help="Also bind random theta, mask token and image pair from this seed, with the exact fidelity.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("circuits"),
+    show_default=True,
+    help="Folder for the QPY / OpenQASM 3 files.",
+)
+@click.option(
+    "--bind-seed",
+    type=int,
+    default=None,
+    help="Also bind random theta, mask token and image pair from this seed, with the exact fidelity.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def circuit_cmd(out: Path, bind_seed: int | None, as_json: bool, **cfg_opts) -> None:
     """Export the SWAP-test training circuit and the reconstruction circuit (QPY and OpenQASM 3)."""
-    from qmae_qiskit.export import export_circuits
+    from qmae_qiskit.model.export import export_circuits
 
     cfg = config_from_options(cfg_opts)
     report = export_circuits(cfg, out, bind_seed)
@@ -29,8 +38,10 @@ def circuit_cmd(out: Path, bind_seed: int | None, as_json: bool, **cfg_opts) -> 
         return
     for kind, info in report["circuits"].items():
         gates = ", ".join(f"{k}={v}" for k, v in info["gate_counts"].items())
-        click.echo(f"{kind:15s} {info['num_qubits']} qubits, depth {info['depth']}, "
-                   f"{info['num_parameters']} parameters; {gates}")
+        click.echo(
+            f"{kind:15s} {info['num_qubits']} qubits, depth {info['depth']}, "
+            f"{info['num_parameters']} parameters; {gates}"
+        )
         for f in info["files"]:
             click.echo(f"  wrote {f}")
     if "bound" in report:

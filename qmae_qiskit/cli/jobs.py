@@ -13,11 +13,21 @@ import click
 
 from qmae_qiskit.cli.app import main
 
-JOBS_DIR = click.option("--jobs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("jobs"),
-                        show_default=True, help="Folder of job records.")
+JOBS_DIR = click.option(
+    "--jobs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("jobs"),
+    show_default=True,
+    help="Folder of job records.",
+)
 CLASSIFIER = [
-    click.option("--classifier", "classifier_dir", type=click.Path(path_type=Path), default=None,
-                 help="Classifier folder for the accuracy metric [default: found beside the run, if any]."),
+    click.option(
+        "--classifier",
+        "classifier_dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Classifier folder for the accuracy metric [default: found beside the run, if any].",
+    ),
     click.option("--no-classifier", is_flag=True, help="Skip the accuracy metric."),
 ]
 
@@ -39,39 +49,73 @@ def _print_metrics(metrics: dict, path: Path) -> None:
 @click.option("--backend", "backend_name", required=True, help="IBM backend name, or a fake backend (local mode).")
 @click.option("--samples", type=int, required=True, help="Number of test images (the first N of the split).")
 @click.option("--shots", type=int, required=True, help="Shots per circuit (Sampler) and per estimate (Estimator).")
-@click.option("--estimator-options", "mitigation", default=None,
-              help="Error mitigation: KEY=VALUE,... or JSON, e.g. 'resilience_level=1,twirling_gates=true,"
-                   "dd_sequence=XY4' (twirling and DD also reach the Sampler).")
-@click.option("--fidelity-circuit", type=click.Choice(["swap-test", "inverse"]), default="swap-test",
-              show_default=True, help="SWAP test (2n+2 qubits, as in the paper) or the inverse clean-image loader "
-                                      "(n+t qubits, same fidelity; fits small devices).")
+@click.option(
+    "--estimator-options",
+    "mitigation",
+    default=None,
+    help="Error mitigation: KEY=VALUE,... or JSON, e.g. 'resilience_level=1,twirling_gates=true,"
+    "dd_sequence=XY4' (twirling and DD also reach the Sampler).",
+)
+@click.option(
+    "--fidelity-circuit",
+    type=click.Choice(["swap-test", "inverse"]),
+    default="swap-test",
+    show_default=True,
+    help="SWAP test (2n+2 qubits, as in the paper) or the inverse clean-image loader "
+    "(n+t qubits, same fidelity; fits small devices).",
+)
 @click.option("--optimization-level", type=click.IntRange(0, 3), default=1, show_default=True)
 @click.option("--seed-transpiler", type=int, default=1234, show_default=True)
 @click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the evaluation masks.")
 @click.option("--seed-simulator", type=int, default=None, help="Local testing mode only: simulator seed.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="MNIST folder [default: the run's].")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="MNIST folder [default: the run's].")
 @click.option("--no-qpy", is_flag=True, help="Do not embed the transpiled circuits (QPY) in the record.")
 @JOBS_DIR
 @_classifier_options
-def submit_cmd(run: Path, backend_name: str, samples: int, shots: int, mitigation: str | None,
-               fidelity_circuit: str, optimization_level: int, seed_transpiler: int, mask_seed: int, seed_simulator: int | None,
-               split: str, data_dir: str | None, no_qpy: bool, jobs_dir: Path, classifier_dir: Path | None,
-               no_classifier: bool) -> None:
+def submit_cmd(
+    run: Path,
+    backend_name: str,
+    samples: int,
+    shots: int,
+    mitigation: str | None,
+    fidelity_circuit: str,
+    optimization_level: int,
+    seed_transpiler: int,
+    mask_seed: int,
+    seed_simulator: int | None,
+    split: str,
+    data_dir: str | None,
+    no_qpy: bool,
+    jobs_dir: Path,
+    classifier_dir: Path | None,
+    no_classifier: bool,
+) -> None:
     """Submit the evaluation of the trained RUN on N images (Estimator fidelity + Sampler images, one Batch)."""
-    from qmae_qiskit.jobs import SubmitOptions, metrics_path, submit
-    from qmae_qiskit.mitigation import parse_options
+    from qmae_qiskit.hardware.jobs import SubmitOptions, metrics_path, submit
+    from qmae_qiskit.hardware.mitigation import parse_options
 
-    opts = SubmitOptions(run=run, backend=backend_name, samples=samples, shots=shots, split=split,
-                         fidelity_circuit=fidelity_circuit, optimization_level=optimization_level,
-                         seed_transpiler=seed_transpiler,
-                         mask_seed=mask_seed, seed_simulator=seed_simulator, mitigation=parse_options(mitigation),
-                         data_dir=data_dir, embed_qpy=not no_qpy)
+    opts = SubmitOptions(
+        run=run,
+        backend=backend_name,
+        samples=samples,
+        shots=shots,
+        split=split,
+        fidelity_circuit=fidelity_circuit,
+        optimization_level=optimization_level,
+        seed_transpiler=seed_transpiler,
+        mask_seed=mask_seed,
+        seed_simulator=seed_simulator,
+        mitigation=parse_options(mitigation),
+        data_dir=data_dir,
+        embed_qpy=not no_qpy,
+    )
     sub = submit(opts, jobs_dir, classifier_dir, not no_classifier)
     rec = sub.record
-    click.echo(f"submitted {rec['id']} to {rec['backend']} ({rec['mode']}): "
-               + ", ".join(f"{r} job {j['job_id']}" for r, j in rec["jobs"].items()))
+    click.echo(
+        f"submitted {rec['id']} to {rec['backend']} ({rec['mode']}): "
+        + ", ".join(f"{r} job {j['job_id']}" for r, j in rec["jobs"].items())
+    )
     click.echo(f"wrote {sub.path}")
     if rec["mode"] == "local":
         metrics = json.loads(metrics_path(jobs_dir, rec["id"]).read_text())
@@ -90,7 +134,7 @@ def jobs_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def list_cmd(jobs_dir: Path, as_json: bool) -> None:
     """All job records, newest first."""
-    from qmae_qiskit.jobs import list_records
+    from qmae_qiskit.hardware.jobs import list_records
 
     rows = list_records(jobs_dir)
     if as_json:
@@ -103,8 +147,10 @@ def list_cmd(jobs_dir: Path, as_json: bool) -> None:
         if r["status"] == "CORRUPT":
             click.echo(f"{r['id']:40s} CORRUPT   {r['error']}")
             continue
-        click.echo(f"{r['id']:40s} {r['status']:10s} {r['mode']:5s} {r['backend']:16s} samples={r['samples']} "
-                   f"shots={r['shots']} {r['submitted_at']} run={r['run']}{' metrics' if r['metrics'] else ''}")
+        click.echo(
+            f"{r['id']:40s} {r['status']:10s} {r['mode']:5s} {r['backend']:16s} samples={r['samples']} "
+            f"shots={r['shots']} {r['submitted_at']} run={r['run']}{' metrics' if r['metrics'] else ''}"
+        )
 
 
 def _print_status(st: dict) -> None:
@@ -116,7 +162,7 @@ def _print_status(st: dict) -> None:
 @JOBS_DIR
 def status_cmd(job_id: str, jobs_dir: Path) -> None:
     """Status of the jobs of a record (asks IBM Quantum for remote jobs)."""
-    from qmae_qiskit.jobs import status
+    from qmae_qiskit.hardware.jobs import status
 
     st = status(jobs_dir, job_id)
     _print_status(st)
@@ -128,7 +174,7 @@ def status_cmd(job_id: str, jobs_dir: Path) -> None:
 @_classifier_options
 def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_classifier: bool) -> None:
     """Results of a finished job -> metrics (same scoring as `evaluate`) beside the record."""
-    from qmae_qiskit.jobs import fetch, metrics_path
+    from qmae_qiskit.hardware.jobs import fetch, metrics_path
 
     metrics = fetch(jobs_dir, job_id, classifier_dir, not no_classifier)
     _print_metrics(metrics, metrics_path(jobs_dir, metrics["id"]))
@@ -139,7 +185,7 @@ def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_class
 @JOBS_DIR
 def cancel_cmd(job_id: str, jobs_dir: Path) -> None:
     """Cancel the unfinished jobs of a record."""
-    from qmae_qiskit.jobs import cancel
+    from qmae_qiskit.hardware.jobs import cancel
 
     st = cancel(jobs_dir, job_id)
     _print_status(st)

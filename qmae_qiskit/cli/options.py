@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from qmae_qiskit.config import QMAEConfig
+from qmae_qiskit.model.config import QMAEConfig
 
 
 def config_options(fn: Callable) -> Callable:
@@ -16,8 +17,13 @@ def config_options(fn: Callable) -> Callable:
         click.option("--latent-qubits", type=int, default=None, help="Latent qubits k [default: n - 1]."),
         click.option("--patch-height", type=int, default=None, help="Mask patch height [default: L/2]."),
         click.option("--patch-width", type=int, default=None, help="Mask patch width [default: L/2]."),
-        click.option("--trash-reset", type=click.Choice(["swap", "reset"]), default="swap", show_default=True,
-                     help="Trash to |0>: swap with a fresh qubit, or mid-circuit reset."),
+        click.option(
+            "--trash-reset",
+            type=click.Choice(["swap", "reset"]),
+            default="swap",
+            show_default=True,
+            help="Trash to |0>: swap with a fresh qubit, or mid-circuit reset.",
+        ),
     ]
     for opt in reversed(options):
         fn = opt(fn)

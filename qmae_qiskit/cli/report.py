@@ -17,19 +17,29 @@ def report_group() -> None:
 
 
 @report_group.command("depth")
-@click.option("--backend", "backend_name", required=True,
-              help="aer_simulator, a fake backend (fake_torino, fake_fez, ...), an IBM backend, or a snapshot JSON.")
-@click.option("--optimization-level", type=click.IntRange(0, 3), default=1, show_default=True,
-              help="Preset pass manager level.")
+@click.option(
+    "--backend",
+    "backend_name",
+    required=True,
+    help="aer_simulator, a fake backend (fake_torino, fake_fez, ...), an IBM backend, or a snapshot JSON.",
+)
+@click.option(
+    "--optimization-level", type=click.IntRange(0, 3), default=1, show_default=True, help="Preset pass manager level."
+)
 @click.option("--seed", type=int, default=1234, show_default=True, help="seed_transpiler (same seed, same report).")
 @config_options
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("circuits"),
-              show_default=True, help="Folder for <backend>-O<level>.md and .json.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("circuits"),
+    show_default=True,
+    help="Folder for <backend>-O<level>.md and .json.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the summary.")
 def depth_cmd(backend_name: str, optimization_level: int, seed: int, out: Path, as_json: bool, **cfg_opts) -> None:
     """Transpile the SWAP-test and reconstruction circuits; report depth, gates, layout, per-stage split, ESP."""
-    from qmae_qiskit.depth import depth_report, write_report
-    from qmae_qiskit.noise import backend_for_spec
+    from qmae_qiskit.hardware.depth import depth_report, write_report
+    from qmae_qiskit.hardware.noise import backend_for_spec
 
     cfg = config_from_options(cfg_opts)
     backend = backend_for_spec(backend_name)
@@ -41,8 +51,10 @@ def depth_cmd(backend_name: str, optimization_level: int, seed: int, out: Path, 
     for kind, r in report["circuits"].items():
         t = r["transpiled"]
         esp = r["estimated_success_probability"]
-        click.echo(f"{kind:15s} depth {t['depth']}, two-qubit depth {t['two_qubit_depth']}, "
-                   f"{t['two_qubit_gates']} two-qubit gates, ESP {'n/a' if esp is None else f'{esp:.3e}'}")
+        click.echo(
+            f"{kind:15s} depth {t['depth']}, two-qubit depth {t['two_qubit_depth']}, "
+            f"{t['two_qubit_gates']} two-qubit gates, ESP {'n/a' if esp is None else f'{esp:.3e}'}"
+        )
     for f in files:
         click.echo(f"wrote {f}")
 
@@ -54,9 +66,9 @@ def check_cmd(file: Path) -> None:
 
     Timings and the time stamp are ignored; versions are compared too, since numbers depend on them.
     """
-    from qmae_qiskit.depth import comparable, differences, load_report, regenerate
     from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.noise import backend_for_spec
+    from qmae_qiskit.hardware.depth import comparable, differences, load_report, regenerate
+    from qmae_qiskit.hardware.noise import backend_for_spec
 
     stored = load_report(file)
     backend = backend_for_spec(stored.get("backend_spec", stored["backend"]))

@@ -19,9 +19,26 @@ BACKEND_DEFAULTS: dict[str, dict[str, Any]] = {
     "aer_simulator": {"epochs": 1, "batch_size": 4, "train_samples": 32, "val_samples": 100, "checkpoint_every": 1},
 }
 SHAPE_KEYS = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset")
-SETTING_KEYS = ("model", "backend", "mask_ratio", "epochs", "batch_size", "train_samples", "val_samples", "lr",
-                "seed", "theta_init", "theta_scale", "token_init", "token_value", "checkpoint_every", "shots",
-                "noise_model", "gradient", "precision")
+SETTING_KEYS = (
+    "model",
+    "backend",
+    "mask_ratio",
+    "epochs",
+    "batch_size",
+    "train_samples",
+    "val_samples",
+    "lr",
+    "seed",
+    "theta_init",
+    "theta_scale",
+    "token_init",
+    "token_value",
+    "checkpoint_every",
+    "shots",
+    "noise_model",
+    "gradient",
+    "precision",
+)
 
 
 def _default_data_dir() -> Path:
@@ -29,57 +46,135 @@ def _default_data_dir() -> Path:
 
 
 @main.command("train")
-@click.option("--backend", type=click.Choice(["exact", "aer_simulator"]), default="exact", show_default=True,
-              help="exact: the pure-torch exact simulator; aer_simulator: the SWAP-test circuit in an EstimatorQNN.")
-@click.option("--model", type=click.Choice(["qmae", "qae"]), default="qmae", show_default=True,
-              help="qmae: learnable mask token; qae: masked pixels set to zero.")
+@click.option(
+    "--backend",
+    type=click.Choice(["exact", "aer_simulator"]),
+    default="exact",
+    show_default=True,
+    help="exact: the pure-torch exact simulator; aer_simulator: the SWAP-test circuit in an EstimatorQNN.",
+)
+@click.option(
+    "--model",
+    type=click.Choice(["qmae", "qae"]),
+    default="qmae",
+    show_default=True,
+    help="qmae: learnable mask token; qae: masked pixels set to zero.",
+)
 @config_options
-@click.option("--mask-ratio", type=float, default=0.25, show_default=True,
-              help="Fraction of patches masked per image; the patch shape defaults to the coarsest grid that "
-                   "makes it (8x8 for 25 %/50 % of 16x16, 4x8 for 12.5 %).")
+@click.option(
+    "--mask-ratio",
+    type=float,
+    default=0.25,
+    show_default=True,
+    help="Fraction of patches masked per image; the patch shape defaults to the coarsest grid that "
+    "makes it (8x8 for 25 %/50 % of 16x16, 4x8 for 12.5 %).",
+)
 @click.option("--epochs", type=int, default=None, help="Epochs [exact: 1, aer_simulator: 1].")
 @click.option("--batch-size", type=int, default=None, help="Images per Adam step [exact: 64, aer_simulator: 4].")
 @click.option("--train-samples", type=int, default=None, help="Training images [exact: 1000, aer_simulator: 32].")
-@click.option("--val-samples", type=int, default=None,
-              help="Held-out images scored after each epoch with the exact simulator [default: 200 / 100].")
+@click.option(
+    "--val-samples",
+    type=int,
+    default=None,
+    help="Held-out images scored after each epoch with the exact simulator [default: 200 / 100].",
+)
 @click.option("--lr", type=float, default=0.01, show_default=True, help="Adam learning rate.")
 @click.option("--beta1", type=float, default=0.9, show_default=True, help="Adam beta1.")
 @click.option("--beta2", type=float, default=0.999, show_default=True, help="Adam beta2.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seeds the data subset, the data order, the masks and the initial parameters.")
-@click.option("--theta-init", type=click.Choice(["uniform", "normal"]), default="uniform", show_default=True,
-              help="uniform: U[0, 2pi) per angle; normal: N(0, theta-scale^2), near the identity.")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seeds the data subset, the data order, the masks and the initial parameters.",
+)
+@click.option(
+    "--theta-init",
+    type=click.Choice(["uniform", "normal"]),
+    default="uniform",
+    show_default=True,
+    help="uniform: U[0, 2pi) per angle; normal: N(0, theta-scale^2), near the identity.",
+)
 @click.option("--theta-scale", type=float, default=0.1, show_default=True, help="Std of --theta-init normal.")
-@click.option("--token-init", type=click.Choice(["mean", "uniform", "constant"]), default="mean",
-              show_default=True, help="Initial mask token: mean training patch, U[0.1, 1), or --token-value.")
+@click.option(
+    "--token-init",
+    type=click.Choice(["mean", "uniform", "constant"]),
+    default="mean",
+    show_default=True,
+    help="Initial mask token: mean training patch, U[0.1, 1), or --token-value.",
+)
 @click.option("--token-value", type=float, default=0.5, show_default=True, help="Value for --token-init constant.")
-@click.option("--checkpoint-every", type=int, default=None,
-              help="Write a checkpoint every N steps (and at the end) [exact: 10, aer_simulator: 1].")
-@click.option("--shots", type=int, default=None,
-              help="aer_simulator: sampled estimates with this many shots [default: exact expectation values].")
-@click.option("--noise-model", default=None,
-              help="aer_simulator: a fake backend name (e.g. fake_torino) or a calibration snapshot file.")
-@click.option("--gradient", type=click.Choice(["auto", "adjoint", "param-shift"]), default="auto",
-              show_default=True, help="aer_simulator gradient: auto = adjoint when noiseless and exact, else "
-                                      "parameter shift.")
-@click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
-              help="exact backend: float64 is exact to rounding; float32 (complex64) is faster, ~1e-6.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True,
-              help="Folder that holds the run folders.")
-@click.option("--name", default=None,
-              help="Run folder name under --out [default: <model>-<backend>-L<size>-m<ratio>-s<seed>, with a "
-                   "numeric suffix if taken].")
-@click.option("--resume", is_flag=True,
-              help="Continue the run --out/--name from its last checkpoint; options not given are taken from it.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Folder with torchvision's MNIST layout [default: $QMAE_DATA_DIR or data/].")
+@click.option(
+    "--checkpoint-every",
+    type=int,
+    default=None,
+    help="Write a checkpoint every N steps (and at the end) [exact: 10, aer_simulator: 1].",
+)
+@click.option(
+    "--shots",
+    type=int,
+    default=None,
+    help="aer_simulator: sampled estimates with this many shots [default: exact expectation values].",
+)
+@click.option(
+    "--noise-model",
+    default=None,
+    help="aer_simulator: a fake backend name (e.g. fake_torino) or a calibration snapshot file.",
+)
+@click.option(
+    "--gradient",
+    type=click.Choice(["auto", "adjoint", "param-shift"]),
+    default="auto",
+    show_default=True,
+    help="aer_simulator gradient: auto = adjoint when noiseless and exact, else parameter shift.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["float64", "float32"]),
+    default="float64",
+    show_default=True,
+    help="exact backend: float64 is exact to rounding; float32 (complex64) is faster, ~1e-6.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Folder that holds the run folders.",
+)
+@click.option(
+    "--name",
+    default=None,
+    help="Run folder name under --out [default: <model>-<backend>-L<size>-m<ratio>-s<seed>, with a "
+    "numeric suffix if taken].",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run --out/--name from its last checkpoint; options not given are taken from it.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder with torchvision's MNIST layout [default: $QMAE_DATA_DIR or data/].",
+)
 @click.option("--download", is_flag=True, help="Download MNIST into --data-dir if it is missing (needs internet).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-def train_cmd(out: Path, name: str | None, resume: bool, data_dir: Path | None, download: bool, progress: bool,
-              beta1: float, beta2: float, **opts: Any) -> None:
+def train_cmd(
+    out: Path,
+    name: str | None,
+    resume: bool,
+    data_dir: Path | None,
+    download: bool,
+    progress: bool,
+    beta1: float,
+    beta2: float,
+    **opts: Any,
+) -> None:
     """Train QMAE or QAE on MNIST; writes config.json, metrics.jsonl, checkpoint.pt and loss.png."""
-    from qmae_qiskit.runs import check_resumable, read_settings
-    from qmae_qiskit.training import train
+    from qmae_qiskit.train.runs import check_resumable, read_settings
+    from qmae_qiskit.train.training import train
 
     ctx = click.get_current_context()
     explicit = {k for k in ctx.params if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
@@ -100,16 +195,19 @@ def train_cmd(out: Path, name: str | None, resume: bool, data_dir: Path | None, 
     try:
         result = train(settings, run_dir, data_dir=data_dir, download=download, resume=resume, progress=progress)
     except KeyboardInterrupt as exc:
-        click.echo(f"Interrupted ({exc or 'Ctrl-C'}). Continue with: qmae-qiskit train --resume --out {out} "
-                   f"--name {run_dir.name}", err=True)
+        click.echo(
+            f"Interrupted ({exc or 'Ctrl-C'}). Continue with: qmae-qiskit train --resume --out {out} "
+            f"--name {run_dir.name}",
+            err=True,
+        )
         sys.exit(130)
     _report(result)
 
 
 def _fresh_settings(opts: dict[str, Any]):
-    from qmae_qiskit.config import QMAEConfig
-    from qmae_qiskit.masking import default_patch_shape
-    from qmae_qiskit.runs import RunSettings
+    from qmae_qiskit.model.config import QMAEConfig
+    from qmae_qiskit.model.masking import default_patch_shape
+    from qmae_qiskit.train.runs import RunSettings
 
     shape = {k: opts[k] for k in SHAPE_KEYS}
     if shape["patch_height"] is None and shape["patch_width"] is None and shape["image_size"] in (4, 8, 16, 32):
@@ -124,8 +222,8 @@ def _fresh_settings(opts: dict[str, Any]):
 
 def _resumed_settings(stored, opts: dict[str, Any], explicit: set[str]):
     """The stored settings with the options given on this command line applied (checked later by train)."""
-    from qmae_qiskit.config import QMAEConfig
-    from qmae_qiskit.runs import RunSettings
+    from qmae_qiskit.model.config import QMAEConfig
+    from qmae_qiskit.train.runs import RunSettings
 
     data = stored.model_dump(mode="json")
     for key in SETTING_KEYS:
@@ -154,7 +252,7 @@ def _describe(s, run_dir: Path, resume: bool) -> str:
     if s.backend == "aer_simulator":
         extra = f", {f'{s.shots} shots' if s.shots else 'exact expectation values'}"
         extra += f", noise model {s.noise_model}" if s.noise_model else ", noiseless"
-        from qmae_qiskit.qnn import resolve_gradient
+        from qmae_qiskit.train.qnn import resolve_gradient
 
         grad = resolve_gradient(s.gradient, s.shots is None and s.noise_model is None)
         extra += f", {grad} gradient"
@@ -162,22 +260,26 @@ def _describe(s, run_dir: Path, resume: bool) -> str:
             occurrences = 2 * cfg.n_theta + (2 * cfg.n_loader_angles if s.model == "qmae" else 0)
             extra += f" ({2 * occurrences} circuits per image and step)"
     verb = "Resuming" if resume else "Training"
-    return (f"{verb} {s.model.upper()} on {s.backend}{extra}: {s.train_samples} MNIST images "
-            f"{cfg.image_size}x{cfg.image_size} ({cfg.n_circuit_qubits}-qubit circuit, {cfg.n_theta} angles"
-            f"{f' + {cfg.n_token} token values' if s.model == 'qmae' else ''}), {s.mask_ratio:.1%} masked in "
-            f"{cfg.patch_height}x{cfg.patch_width} patches; {s.epochs} epoch(s) x {s.steps_per_epoch} steps of "
-            f"{s.batch_size}, Adam lr {s.lr:g}, seed {s.seed} -> {run_dir}")
+    return (
+        f"{verb} {s.model.upper()} on {s.backend}{extra}: {s.train_samples} MNIST images "
+        f"{cfg.image_size}x{cfg.image_size} ({cfg.n_circuit_qubits}-qubit circuit, {cfg.n_theta} angles"
+        f"{f' + {cfg.n_token} token values' if s.model == 'qmae' else ''}), {s.mask_ratio:.1%} masked in "
+        f"{cfg.patch_height}x{cfg.patch_width} patches; {s.epochs} epoch(s) x {s.steps_per_epoch} steps of "
+        f"{s.batch_size}, Adam lr {s.lr:g}, seed {s.seed} -> {run_dir}"
+    )
 
 
 def _report(r) -> None:
-    from qmae_qiskit.runs import CHECKPOINT_FILE, CONFIG_FILE, LOSS_PLOT_FILE, METRICS_FILE
+    from qmae_qiskit.train.runs import CHECKPOINT_FILE, CONFIG_FILE, LOSS_PLOT_FILE, METRICS_FILE
 
     new = r.steps - r.start_step
     if new == 0:
         click.echo(f"Nothing to do: {r.run_dir} already finished all {r.steps} steps.")
         return
-    parts = [f"Done: {new} steps in {r.seconds:.1f} s (steps {r.start_step + 1}..{r.steps})",
-             f"final batch loss {r.last_loss:.4f}"]
+    parts = [
+        f"Done: {new} steps in {r.seconds:.1f} s (steps {r.start_step + 1}..{r.steps})",
+        f"final batch loss {r.last_loss:.4f}",
+    ]
     if r.last_epoch_fidelity is not None:
         parts.append(f"mean training fidelity of the last epoch {r.last_epoch_fidelity:.4f}")
     if r.val_fidelity is not None:

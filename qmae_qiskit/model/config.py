@@ -41,7 +41,7 @@ class QMAEConfig(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _check(self) -> "QMAEConfig":
+    def _check(self) -> QMAEConfig:
         L = self.image_size
         if L not in ALLOWED_IMAGE_SIZES:
             raise ValueError(f"image_size must be one of {ALLOWED_IMAGE_SIZES}, got {L}")

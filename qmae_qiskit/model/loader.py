@@ -13,7 +13,7 @@ n-1-l, controlled by the l more significant qubits. The uniformly controlled rot
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ def _gray(i: int) -> int:
     return i ^ (i >> 1)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _gray_transform(level: int) -> np.ndarray:
     """M^T / 2^l with M[c, s] = (-1)^popcount(gray(s) & c): maps tree angles alpha_c to circuit angles."""
     size = 1 << level

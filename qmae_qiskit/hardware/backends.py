@@ -90,8 +90,10 @@ def runtime_service() -> Any:
                 f"no IBM Quantum account: set {TOKEN_ENV} (and {INSTANCE_ENV}) in the environment or save one with "
                 "QiskitRuntimeService.save_account(...); offline, use a fake backend such as fake_torino"
             ) from None
-        raise QMAEError(f"cannot connect to IBM Quantum ({kind}: {redact(str(exc))}); check the account and the "
-                        "network, or use a fake backend offline") from None
+        raise QMAEError(
+            f"cannot connect to IBM Quantum ({kind}: {redact(str(exc))}); check the account and the "
+            "network, or use a fake backend offline"
+        ) from None
 
 
 def resolve_backend(name: str) -> BackendV2:
@@ -116,8 +118,9 @@ def resolve_backend(name: str) -> BackendV2:
         return service.backend(name)
     except Exception as exc:
         if "NotFound" not in type(exc).__name__ and "not found" not in str(exc).lower():
-            raise QMAEError(f"cannot get backend {name!r} from IBM Quantum ({type(exc).__name__}: "
-                            f"{redact(str(exc))})") from None
+            raise QMAEError(
+                f"cannot get backend {name!r} from IBM Quantum ({type(exc).__name__}: {redact(str(exc))})"
+            ) from None
         try:
             names = sorted(b.name for b in service.backends())
         except Exception:
@@ -149,8 +152,12 @@ def ensure_operational(backend: BackendV2, remote: bool | None = None) -> None:
         raise QMAEError(f"backend {backend.name!r} is offline ({msg}); pick another backend or try later")
 
 
-def ensure_fits(num_qubits: int, backend: BackendV2, what: str = "circuit",
-                fix: str = "use a smaller --image-size or a larger backend") -> None:
+def ensure_fits(
+    num_qubits: int,
+    backend: BackendV2,
+    what: str = "circuit",
+    fix: str = "use a smaller --image-size or a larger backend",
+) -> None:
     """A circuit wider than the backend fails here with the numbers and ``fix``, not deep inside the transpiler."""
     width = getattr(backend, "num_qubits", None)
     if width is not None and num_qubits > width:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from qmae_qiskit import exact
-from qmae_qiskit.evaluation import eval_masks
-from qmae_qiskit.metrics import probabilities_to_image, to_pixels
-from qmae_qiskit.plots import draw_loss, save_figure
+from qmae_qiskit.evaluate.metrics import probabilities_to_image, to_pixels
+from qmae_qiskit.model.masking import eval_masks
+from qmae_qiskit.simulate import exact
+from qmae_qiskit.train.plots import draw_loss, save_figure
 
 
 def pick_digits(labels: torch.Tensor, count: int = 5) -> list[int]:
@@ -25,8 +25,9 @@ def pick_digits(labels: torch.Tensor, count: int = 5) -> list[int]:
     return rows
 
 
-def reconstructions(tm, images: torch.Tensor, indices: torch.Tensor, mask_seed: int = 0
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def reconstructions(
+    tm, images: torch.Tensor, indices: torch.Tensor, mask_seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(pixel reconstructions (N, L, L), the masked inputs as pixels (N, L, L)) with the evaluation masks."""
     model = tm.module()
     patch_idx = eval_masks(tm.cfg, tm.mask_ratio, indices, mask_seed)
@@ -44,8 +45,9 @@ def _grid(rows: Sequence[tuple[str, torch.Tensor]], path: str | Path, title: str
     import matplotlib.pyplot as plt
 
     ncols = rows[0][1].shape[0]
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.5 * ncols + 1.4, 1.5 * len(rows) + 0.5), dpi=120,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), ncols, figsize=(1.5 * ncols + 1.4, 1.5 * len(rows) + 0.5), dpi=120, squeeze=False
+    )
     for r, (label, imgs) in enumerate(rows):
         for c in range(ncols):
             ax = axes[r][c]
@@ -64,8 +66,11 @@ def fig6(qmae, qae, images: torch.Tensor, indices: torch.Tensor, path: str | Pat
     rq, _ = reconstructions(qmae, images, indices, mask_seed)
     ra, masked = reconstructions(qae, images, indices, mask_seed)
     orig = to_pixels(images.reshape(len(images), -1)).reshape(images.shape)
-    return _grid([("QMAE", rq), ("QAE", ra), ("original", orig), ("masked input", masked)], path,
-                 f"Reconstructions at {qmae.mask_ratio:.0%} mask (same mask for QMAE and QAE)")
+    return _grid(
+        [("QMAE", rq), ("QAE", ra), ("original", orig), ("masked input", masked)],
+        path,
+        f"Reconstructions at {qmae.mask_ratio:.0%} mask (same mask for QMAE and QAE)",
+    )
 
 
 def fig7(runs: Sequence, images: torch.Tensor, indices: torch.Tensor, path: str | Path, mask_seed: int = 0) -> Path:

@@ -11,7 +11,9 @@ import math
 import numpy as np
 import torch
 
-from qmae_qiskit.config import QMAEConfig
+from qmae_qiskit.model.config import QMAEConfig
+
+EVAL_MASK_EPOCH = 2_000_000  # apart from every training epoch and from training's validation masks
 
 
 def grid_shape(cfg: QMAEConfig) -> tuple[int, int]:
@@ -48,6 +50,11 @@ def sample_mask_indices(cfg: QMAEConfig, ratio: float, indices, seed: int, epoch
     return torch.from_numpy(out)
 
 
+def eval_masks(cfg: QMAEConfig, ratio: float, indices: torch.Tensor, mask_seed: int) -> torch.Tensor:
+    """The evaluation masks: the same for every model with this patch grid, ratio and seed."""
+    return sample_mask_indices(cfg, ratio, indices, mask_seed, epoch=EVAL_MASK_EPOCH)
+
+
 def mask_from_indices(cfg: QMAEConfig, patch_idx: torch.Tensor) -> torch.Tensor:
     """Boolean masks (B, L, L), True where a pixel is masked."""
     rows, cols = grid_shape(cfg)
@@ -58,8 +65,9 @@ def mask_from_indices(cfg: QMAEConfig, patch_idx: torch.Tensor) -> torch.Tensor:
     return grid.repeat_interleave(hp, 1).repeat_interleave(wp, 2)
 
 
-def insert_token(images: torch.Tensor, patch_idx: torch.Tensor, cfg: QMAEConfig,
-                 token: torch.Tensor | None) -> torch.Tensor:
+def insert_token(
+    images: torch.Tensor, patch_idx: torch.Tensor, cfg: QMAEConfig, token: torch.Tensor | None
+) -> torch.Tensor:
     """Masked images (B, L, L): every masked patch replaced by ``token`` (H_p*W_p values), or zeros if None (QAE).
 
     Differentiable with respect to ``token``.
@@ -88,5 +96,7 @@ def default_patch_shape(image_size: int, ratio: float) -> tuple[int, int]:
             rows *= 2
         else:
             cols *= 2
-    raise ValueError(f"mask ratio {ratio:g} cannot be made from whole patches of a {image_size}x{image_size} image; "
-                     f"use a ratio like 0.125, 0.25 or 0.5")
+    raise ValueError(
+        f"mask ratio {ratio:g} cannot be made from whole patches of a {image_size}x{image_size} image; "
+        f"use a ratio like 0.125, 0.25 or 0.5"
+    )

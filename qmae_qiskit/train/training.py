@@ -11,21 +11,33 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from qmae_qiskit.data import ImageSet, load_mnist
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.masking import sample_mask_indices
-from qmae_qiskit.models import MaskedAutoencoder, build_model, init_theta, init_token
-from qmae_qiskit.runs import (LOSS_PLOT_FILE, Checkpoint, RunSettings, append_metrics, check_resumable,
-                              create_run_dir, load_checkpoint, read_config, read_settings, save_checkpoint,
-                              sync_metrics, truncate_metrics, update_settings)
-
+from qmae_qiskit.model.masking import sample_mask_indices
+from qmae_qiskit.train.models import MaskedAutoencoder, build_model, init_theta, init_token
+from qmae_qiskit.train.runs import (
+    LOSS_PLOT_FILE,
+    Checkpoint,
+    RunSettings,
+    append_metrics,
+    check_resumable,
+    create_run_dir,
+    load_checkpoint,
+    read_config,
+    read_settings,
+    save_checkpoint,
+    sync_metrics,
+    truncate_metrics,
+    update_settings,
+)
 
 VAL_MASK_EPOCH = 1_000_000  # masks of the validation images: one fixed draw, apart from every training epoch
 
@@ -56,10 +68,12 @@ def select_data(data: ImageSet, settings: RunSettings) -> TrainData:
     """A seeded subset: ``train_samples`` for training, the next ``val_samples`` for validation."""
     need = settings.train_samples + settings.val_samples
     if len(data) < need:
-        raise QMAEError(f"the data set has {len(data)} images but --train-samples {settings.train_samples} + "
-                        f"--val-samples {settings.val_samples} = {need}; ask for fewer")
+        raise QMAEError(
+            f"the data set has {len(data)} images but --train-samples {settings.train_samples} + "
+            f"--val-samples {settings.val_samples} = {need}; ask for fewer"
+        )
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(int(settings.seed)))
-    return TrainData(data.subset(perm[: settings.train_samples]), data.subset(perm[settings.train_samples: need]))
+    return TrainData(data.subset(perm[: settings.train_samples]), data.subset(perm[settings.train_samples : need]))
 
 
 def load_training_data(settings: RunSettings, data_dir: str | Path | None, download: bool = False) -> TrainData:
@@ -96,14 +110,20 @@ def initial_model(settings: RunSettings, train_images: torch.Tensor) -> MaskedAu
 
 def make_backend(settings: RunSettings):
     """The fidelity backend of a run: the exact simulator or an EstimatorQNN on Aer."""
-    from qmae_qiskit.models import ExactFidelity
+    from qmae_qiskit.train.models import ExactFidelity
 
     if settings.backend == "exact":
         return ExactFidelity(settings.config, settings.precision)
-    from qmae_qiskit.qnn import AerFidelity
+    from qmae_qiskit.train.qnn import AerFidelity
 
-    return AerFidelity(settings.config, shots=settings.shots, noise_model=settings.noise_model,
-                       gradient=settings.gradient, input_gradients=settings.model == "qmae", seed=settings.seed)
+    return AerFidelity(
+        settings.config,
+        shots=settings.shots,
+        noise_model=settings.noise_model,
+        gradient=settings.gradient,
+        input_gradients=settings.model == "qmae",
+        seed=settings.seed,
+    )
 
 
 def make_optimizer(model: MaskedAutoencoder, settings: RunSettings) -> torch.optim.Adam:
@@ -115,10 +135,11 @@ def validation_fidelity(model: MaskedAutoencoder, val: ImageSet, settings: RunSe
     """Mean exact fidelity on the validation images with fixed masks (epoch-independent, so epochs compare)."""
     if len(val) == 0:
         return None
-    from qmae_qiskit import exact
+    from qmae_qiskit.simulate import exact
 
-    patch_idx = sample_mask_indices(settings.config, settings.mask_ratio, val.indices, settings.seed,
-                                    epoch=VAL_MASK_EPOCH)
+    patch_idx = sample_mask_indices(
+        settings.config, settings.mask_ratio, val.indices, settings.seed, epoch=VAL_MASK_EPOCH
+    )
     xm = model.masked_inputs(val.images, patch_idx)
     xc = val.images.reshape(len(val), -1).to(torch.float64)
     return float(exact.fidelity(model.theta.detach(), xm, xc, settings.config).mean())
@@ -126,14 +147,22 @@ def validation_fidelity(model: MaskedAutoencoder, val: ImageSet, settings: RunSe
 
 def _checkpoint(model: MaskedAutoencoder, opt: torch.optim.Optimizer, step: int, finished: bool) -> Checkpoint:
     token = model.token.detach() if model.token is not None else None
-    return Checkpoint(step=step, theta=model.theta.detach(), token=token, optimizer=opt.state_dict(),
-                      finished=finished)
+    return Checkpoint(step=step, theta=model.theta.detach(), token=token, optimizer=opt.state_dict(), finished=finished)
 
 
-def train(settings: RunSettings, run_dir: str | Path, data: TrainData | None = None, *,
-          data_dir: str | Path | None = None, download: bool = False, resume: bool = False, progress: bool = True,
-          backend=None, on_step: Callable[[int, dict[str, Any]], None] | None = None,
-          plot: bool = True) -> TrainResult:
+def train(
+    settings: RunSettings,
+    run_dir: str | Path,
+    data: TrainData | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    backend=None,
+    on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    plot: bool = True,
+) -> TrainResult:
     """Train (or continue) the run in ``run_dir``; returns when all ``settings.epochs`` are done.
 
     ``data`` defaults to MNIST from ``data_dir``. ``backend`` overrides :func:`make_backend` (tests).
@@ -153,8 +182,10 @@ def train(settings: RunSettings, run_dir: str | Path, data: TrainData | None = N
         raise QMAEError(f"expected {settings.train_samples} training images, got {len(data.train)}")
     fingerprint = data_fingerprint(data)
     if resume and record.get("data_fingerprint") not in (None, fingerprint):
-        raise QMAEError(f"the images loaded from {data_dir} are not the ones run {run_dir} was trained on (the data "
-                        f"set changed?); pass the --data-dir it used ({record.get('data_dir')})")
+        raise QMAEError(
+            f"the images loaded from {data_dir} are not the ones run {run_dir} was trained on (the data "
+            f"set changed?); pass the --data-dir it used ({record.get('data_dir')})"
+        )
 
     model = initial_model(settings, data.train.images)
     model.set_backend(backend if backend is not None else make_backend(settings))  # fails before any write
@@ -163,9 +194,11 @@ def train(settings: RunSettings, run_dir: str | Path, data: TrainData | None = N
     if resume:
         ckpt = load_checkpoint(run_dir, stored)
         if ckpt.step > settings.total_steps:
-            raise QMAEError(f"run {run_dir} has already done {ckpt.step} steps, more than --epochs "
-                            f"{settings.epochs} allows ({settings.total_steps}); pass --epochs "
-                            f"{math.ceil(ckpt.step / settings.steps_per_epoch)} or more")
+            raise QMAEError(
+                f"run {run_dir} has already done {ckpt.step} steps, more than --epochs "
+                f"{settings.epochs} allows ({settings.total_steps}); pass --epochs "
+                f"{math.ceil(ckpt.step / settings.steps_per_epoch)} or more"
+            )
         with torch.no_grad():
             model.theta.copy_(ckpt.theta)
             if model.token is not None and ckpt.token is not None:
@@ -197,7 +230,7 @@ def train(settings: RunSettings, run_dir: str | Path, data: TrainData | None = N
             epoch, pos = divmod(step, spe)
             if epoch != order_epoch:
                 order, order_epoch, epoch_fids = epoch_order(N, settings.seed, epoch), epoch, []
-            rows = order[pos * B: (pos + 1) * B]
+            rows = order[pos * B : (pos + 1) * B]
             images, indices = data.train.images[rows], data.train.indices[rows]
             patch_idx = sample_mask_indices(cfg, settings.mask_ratio, indices, settings.seed, epoch)
             ts = time.perf_counter()
@@ -205,9 +238,15 @@ def train(settings: RunSettings, run_dir: str | Path, data: TrainData | None = N
             loss, fid = model.loss(images, patch_idx)
             loss.backward()
             opt.step()
-            rec: dict[str, Any] = {"step": step + 1, "epoch": epoch, "batch": pos, "samples": len(rows),
-                                   "loss": float(loss.detach()), "fidelity": float(fid.detach().mean()),
-                                   "seconds": round(time.perf_counter() - ts, 6)}
+            rec: dict[str, Any] = {
+                "step": step + 1,
+                "epoch": epoch,
+                "batch": pos,
+                "samples": len(rows),
+                "loss": float(loss.detach()),
+                "fidelity": float(fid.detach().mean()),
+                "seconds": round(time.perf_counter() - ts, 6),
+            }
             epoch_fids.append(rec["fidelity"])
             if pos == spe - 1:
                 val_fid = validation_fidelity(model, data.val, settings)
@@ -234,17 +273,28 @@ def train(settings: RunSettings, run_dir: str | Path, data: TrainData | None = N
     if plot:
         _plot(records, run_dir, settings)
     last = records[-1] if records else None
-    return TrainResult(run_dir=run_dir, settings=settings, model=model, start_step=start, steps=done,
-                       last_loss=None if last is None else last["loss"],
-                       last_epoch_fidelity=float(np.mean(epoch_fids)) if epoch_fids else None,
-                       val_fidelity=val_fid, seconds=time.perf_counter() - t0, records=records)
+    return TrainResult(
+        run_dir=run_dir,
+        settings=settings,
+        model=model,
+        start_step=start,
+        steps=done,
+        last_loss=None if last is None else last["loss"],
+        last_epoch_fidelity=float(np.mean(epoch_fids)) if epoch_fids else None,
+        val_fidelity=val_fid,
+        seconds=time.perf_counter() - t0,
+        records=records,
+    )
 
 
 def _plot(records: list[dict[str, Any]], run_dir: Path, settings: RunSettings) -> None:
-    from qmae_qiskit.plots import plot_loss
+    from qmae_qiskit.train.plots import plot_loss
 
-    plot_loss(records, run_dir / LOSS_PLOT_FILE,
-              title=f"{settings.model.upper()} ({settings.backend}), {settings.mask_ratio:.1%} mask")
+    plot_loss(
+        records,
+        run_dir / LOSS_PLOT_FILE,
+        title=f"{settings.model.upper()} ({settings.backend}), {settings.mask_ratio:.1%} mask",
+    )
 
 
 class _StopRequest:
@@ -275,5 +325,11 @@ class _StopRequest:
 def _progress(total: int, start: int, settings: RunSettings, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=start, disable=not enabled, unit="step", dynamic_ncols=True,
-                desc=f"{settings.model}/{settings.backend}")
+    return tqdm(
+        total=total,
+        initial=start,
+        disable=not enabled,
+        unit="step",
+        dynamic_ncols=True,
+        desc=f"{settings.model}/{settings.backend}",
+    )

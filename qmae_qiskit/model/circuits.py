@@ -11,21 +11,22 @@ Layout of the SWAP-test training circuit (paper Fig. 4; 2n + 2 qubits for one tr
 Every builder sets ``circuit.metadata['qubit_roles']`` (one of ancilla, fresh, data/latent, data/trash,
 reference per qubit) and the index lists. Parameter names are stable: ``theta[m]`` (ansatz, shared by U and
 U-dagger), ``xm[i]`` (loader angles of the masked image), ``xr[i]`` (loader angles of the clean image).
-Transpiling is a separate step (see :mod:`qmae_qiskit.transpiling`).
+Transpiling is a separate step (see :mod:`qmae_qiskit.hardware.transpile`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 import torch
 from qiskit.circuit import ClassicalRegister, Parameter, QuantumCircuit, QuantumRegister
 from qiskit.quantum_info import SparsePauliOp
 
-from qmae_qiskit.ansatz import encoder_circuit
-from qmae_qiskit.config import QMAEConfig
-from qmae_qiskit.loader import loader_angles, loader_circuit
+from qmae_qiskit.model.ansatz import encoder_circuit
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.loader import loader_angles, loader_circuit
 
 THETA, MASKED, REFERENCE = "theta", "xm", "xr"
 
@@ -176,6 +177,23 @@ def reconstruction_circuit(cfg: QMAEConfig, measure: bool = True) -> QuantumCirc
     return qc
 
 
+def inverse_fidelity_circuit(cfg: QMAEConfig) -> tuple[QuantumCircuit, SparsePauliOp]:
+    """The autoencoder followed by the inverse loader of the clean image on the data qubits, and |0..0><0..0|.
+
+    With rho the decoded data register and V|0> = |x> the clean image's loader, <0|V^dagger rho V|0> = <x|rho|x>,
+    the same fidelity the SWAP test's <Z> gives, on n + t qubits instead of 2n + 2 and without the controlled
+    SWAPs -- what lets a small device (4x4 on 5 qubits) run the evaluation.
+    """
+    qc = reconstruction_circuit(cfg, measure=False)
+    data = list(qc.metadata["data_qubits"])
+    qc.compose(loader_circuit(cfg.n_qubits, REFERENCE).inverse(), data, inplace=True)
+    qc.name = f"qmae_inverse_fidelity_L{cfg.image_size}"
+    qc.metadata = {**qc.metadata, "qmae_circuit": "inverse_fidelity"}
+    n = len(data)
+    terms = [("Z" * r, list(sub), 1.0 / 2**n) for r in range(n + 1) for sub in combinations(data, r)]
+    return qc, SparsePauliOp.from_sparse_list(terms, qc.num_qubits).simplify()
+
+
 def fidelity_observable(num_qubits: int, ancilla: int = 0) -> SparsePauliOp:
     """Z on the ancilla (identity elsewhere), in Qiskit's little-endian label order."""
     label = ["I"] * num_qubits
@@ -193,13 +211,16 @@ def parameter_groups(qc: QuantumCircuit) -> dict[str, list[Parameter]]:
     return groups
 
 
-def parameter_values(qc: QuantumCircuit, theta: torch.Tensor, x_masked: torch.Tensor,
-                     x_clean: torch.Tensor | None = None) -> np.ndarray:
+def parameter_values(
+    qc: QuantumCircuit, theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.Tensor | None = None
+) -> np.ndarray:
     """(B, P) values of ``qc.parameters`` for a batch of images: ``theta[m]`` shared, ``xm[i]`` / ``xr[i]`` the
     loader angles of each masked / clean image (B, 2^n). Looked up by name, so a transpiled copy of a built
     circuit binds the same way; a circuit without reference qubits needs no ``x_clean``."""
-    per_name = {THETA: theta.detach().to(torch.float64).reshape(1, -1).expand(x_masked.shape[0], -1),
-                MASKED: loader_angles(x_masked.detach().to(torch.float64))}
+    per_name = {
+        THETA: theta.detach().to(torch.float64).reshape(1, -1).expand(x_masked.shape[0], -1),
+        MASKED: loader_angles(x_masked.detach().to(torch.float64)),
+    }
     if x_clean is not None:
         per_name[REFERENCE] = loader_angles(x_clean.detach().to(torch.float64))
     columns = []

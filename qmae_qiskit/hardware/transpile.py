@@ -15,8 +15,8 @@ from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import PassManager
 from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 
-from qmae_qiskit.backends import ensure_fits
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.backends import ensure_fits
 
 DEFAULT_SEED = 1234
 
@@ -27,15 +27,28 @@ def check_level(level: int) -> int:
     return level
 
 
-def pass_manager(backend: BackendV2, optimization_level: int = 1, seed: int | None = DEFAULT_SEED,
-                 initial_layout: list[int] | None = None) -> PassManager:
+def pass_manager(
+    backend: BackendV2,
+    optimization_level: int = 1,
+    seed: int | None = DEFAULT_SEED,
+    initial_layout: list[int] | None = None,
+) -> PassManager:
     """Qiskit's preset pass manager for ``backend``; a fixed ``seed`` makes the result repeatable."""
-    return generate_preset_pass_manager(optimization_level=check_level(optimization_level), backend=backend,
-                                        seed_transpiler=seed, initial_layout=initial_layout)
+    return generate_preset_pass_manager(
+        optimization_level=check_level(optimization_level),
+        backend=backend,
+        seed_transpiler=seed,
+        initial_layout=initial_layout,
+    )
 
 
-def transpile_for(circuit: QuantumCircuit, backend: BackendV2, optimization_level: int = 1,
-                  seed: int | None = DEFAULT_SEED, initial_layout: list[int] | None = None) -> QuantumCircuit:
+def transpile_for(
+    circuit: QuantumCircuit,
+    backend: BackendV2,
+    optimization_level: int = 1,
+    seed: int | None = DEFAULT_SEED,
+    initial_layout: list[int] | None = None,
+) -> QuantumCircuit:
     """The ISA circuit for ``backend`` (fails with one line if the circuit is wider than the backend)."""
     ensure_fits(circuit.num_qubits, backend)
     return pass_manager(backend, optimization_level, seed, initial_layout).run(circuit)
@@ -47,8 +60,13 @@ class Transpiled:
     seconds: float
 
 
-def timed_transpile(circuit: QuantumCircuit, backend: BackendV2, optimization_level: int = 1,
-                    seed: int | None = DEFAULT_SEED, initial_layout: list[int] | None = None) -> Transpiled:
+def timed_transpile(
+    circuit: QuantumCircuit,
+    backend: BackendV2,
+    optimization_level: int = 1,
+    seed: int | None = DEFAULT_SEED,
+    initial_layout: list[int] | None = None,
+) -> Transpiled:
     start = time.perf_counter()
     isa = transpile_for(circuit, backend, optimization_level, seed, initial_layout)
     return Transpiled(isa, time.perf_counter() - start)

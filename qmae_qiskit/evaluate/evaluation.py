@@ -18,13 +18,9 @@ from pathlib import Path
 
 import torch
 
-from qmae_qiskit import baselines as bl
-from qmae_qiskit import exact
-from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.io import atomic_write_json
-from qmae_qiskit.masking import sample_mask_indices
-from qmae_qiskit.metrics import (
+from qmae_qiskit.evaluate import baselines as bl
+from qmae_qiskit.evaluate.metrics import (
     cosine,
     counts_to_probabilities,
     image_scores,
@@ -34,8 +30,11 @@ from qmae_qiskit.metrics import (
     summarize,
     swap_test_fidelity,
 )
+from qmae_qiskit.io import atomic_write_json
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.masking import EVAL_MASK_EPOCH, eval_masks
+from qmae_qiskit.simulate import exact
 
-EVAL_MASK_EPOCH = 2_000_000  # apart from every training epoch and from training's validation masks
 EVAL_BACKENDS = ("exact", "aer_simulator")
 SPLITS = ("test", "train")
 METRICS = ("fidelity", "cs", "ssim", "accuracy")
@@ -44,15 +43,22 @@ PAPER_TABLE1 = {  # paper Table 1: 10,000 MNIST test images, 25 % mask (one 8x8 
     "qmae": {"fidelity": 0.734, "cs": 0.843, "ssim": 0.446, "accuracy": 0.6506},
     "qae": {"fidelity": 0.600, "cs": 0.799, "ssim": 0.445, "accuracy": 0.5220},
 }
-PIXEL_SCALING = ("amplitudes sqrt(p) of the decoded register; every scored image (reconstruction, baseline, "
-                 "original) divided by its own maximum (metrics.to_pixels), since the embedding removes the "
-                 "image's scale and the clean norm is unknown at inference; SSIM: scikit-image defaults "
-                 "(7x7 uniform window) with data_range=1.0")
+PIXEL_SCALING = (
+    "amplitudes sqrt(p) of the decoded register; every scored image (reconstruction, baseline, "
+    "original) divided by its own maximum (metrics.to_pixels), since the embedding removes the "
+    "image's scale and the clean norm is unknown at inference; SSIM: scikit-image defaults "
+    "(7x7 uniform window) with data_range=1.0"
+)
 
 
 # ------------------------------------------------------------------------------------------- scoring
-def score(probs: torch.Tensor, fidelity: torch.Tensor | None, clean: torch.Tensor, labels: torch.Tensor,
-          classifier: torch.nn.Module | None) -> dict[str, torch.Tensor]:
+def score(
+    probs: torch.Tensor,
+    fidelity: torch.Tensor | None,
+    clean: torch.Tensor,
+    labels: torch.Tensor,
+    classifier: torch.nn.Module | None,
+) -> dict[str, torch.Tensor]:
     """Per-image metrics of reconstructions given as probabilities (N, L*L) against clean images (N, L, L).
 
     ``fidelity`` (N,) comes from the backend (exact <Z> or a SWAP-test estimate); accuracy is 1/0 per image.
@@ -66,20 +72,21 @@ def score(probs: torch.Tensor, fidelity: torch.Tensor | None, clean: torch.Tenso
     if fidelity is not None:
         out["fidelity"] = torch.as_tensor(fidelity, dtype=torch.float64).reshape(N)
     if classifier is not None:
-        from qmae_qiskit.classifier import predict
+        from qmae_qiskit.evaluate.classifier import predict
 
         out["accuracy"] = (predict(classifier, pixels) == labels.long()).double()
     return out
 
 
-def score_images(filled: torch.Tensor, clean: torch.Tensor, labels: torch.Tensor,
-                 classifier: torch.nn.Module | None) -> dict[str, torch.Tensor]:
+def score_images(
+    filled: torch.Tensor, clean: torch.Tensor, labels: torch.Tensor, classifier: torch.nn.Module | None
+) -> dict[str, torch.Tensor]:
     """Per-image metrics of a no-circuit image (a baseline); its fidelity is that of the plain embedding."""
     N = clean.shape[0]
     out = image_scores(filled, clean)
     out["fidelity"] = pure_state_fidelity(filled.reshape(N, -1), clean.reshape(N, -1))
     if classifier is not None:
-        from qmae_qiskit.classifier import predict
+        from qmae_qiskit.evaluate.classifier import predict
 
         out["accuracy"] = (predict(classifier, filled) == labels.long()).double()
     return out
@@ -91,16 +98,21 @@ def aggregate(per_image: dict[str, torch.Tensor]) -> dict[str, dict]:
 
 
 # ---------------------------------------------------------------------------------------- backends
-def exact_outputs(theta: torch.Tensor, x_masked: torch.Tensor, clean: torch.Tensor, cfg: QMAEConfig,
-                  batch_size: int = 2048, progress: Callable[[int], None] | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def exact_outputs(
+    theta: torch.Tensor,
+    x_masked: torch.Tensor,
+    clean: torch.Tensor,
+    cfg: QMAEConfig,
+    batch_size: int = 2048,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact (probabilities (N, L*L), fidelities (N,)) in batches."""
     probs, fids = [], []
     theta = theta.detach().to(torch.float64)
     with torch.no_grad():
         U = exact.unitary(theta, cfg.n_qubits)  # independent of the images: built once for every batch
         for s in range(0, x_masked.shape[0], batch_size):
-            xm, xc = x_masked[s:s + batch_size], clean[s:s + batch_size]
+            xm, xc = x_masked[s : s + batch_size], clean[s : s + batch_size]
             probs.append(exact.reconstruct(theta, xm, cfg, U))
             fids.append(exact.fidelity(theta, xm, xc, cfg, U))
             if progress:
@@ -108,14 +120,21 @@ def exact_outputs(theta: torch.Tensor, x_masked: torch.Tensor, clean: torch.Tens
     return torch.cat(probs), torch.cat(fids)
 
 
-def aer_outputs(theta: torch.Tensor, x_masked: torch.Tensor, clean: torch.Tensor, cfg: QMAEConfig, shots: int,
-                seed: int = 0, batch_size: int = 64, progress: Callable[[int], None] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def aer_outputs(
+    theta: torch.Tensor,
+    x_masked: torch.Tensor,
+    clean: torch.Tensor,
+    cfg: QMAEConfig,
+    shots: int,
+    seed: int = 0,
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sampled (frequencies (N, L*L), SWAP-test <Z> estimates (N,)) from Aer with ``shots`` per circuit."""
     from qiskit import ClassicalRegister, transpile
     from qiskit_aer import AerSimulator
 
-    from qmae_qiskit.circuits import parameter_values, reconstruction_circuit, training_circuit
+    from qmae_qiskit.model.circuits import parameter_values, reconstruction_circuit, training_circuit
 
     if shots < 1:
         raise QMAEError(f"shots must be positive, got {shots}")
@@ -125,6 +144,7 @@ def aer_outputs(theta: torch.Tensor, x_masked: torch.Tensor, clean: torch.Tensor
     swap.add_register(ClassicalRegister(1, "anc"))
     swap.measure(swap.metadata["ancilla"], 0)
     swap = transpile(swap, sim, optimization_level=0)
+
     def run(circuit, values):  # one parameter sweep, one counts dict per row of ``values``
         binds = {p: values[:, j].tolist() for j, p in enumerate(circuit.parameters)}
         counts = sim.run(circuit, parameter_binds=[binds], shots=shots).result().get_counts()
@@ -132,7 +152,7 @@ def aer_outputs(theta: torch.Tensor, x_masked: torch.Tensor, clean: torch.Tensor
 
     probs, fids = [], []
     for s in range(0, x_masked.shape[0], batch_size):
-        xm, xc = x_masked[s:s + batch_size], clean[s:s + batch_size]
+        xm, xc = x_masked[s : s + batch_size], clean[s : s + batch_size]
         probs.extend(counts_to_probabilities(c, cfg.n_qubits) for c in run(rec, parameter_values(rec, theta, xm)))
         fids.extend(swap_test_fidelity(c) for c in run(swap, parameter_values(swap, theta, xm, xc)))
         if progress:
@@ -165,27 +185,26 @@ def load_eval_data(data_dir: str | Path | None, split: str, image_size: int, lim
     return EvalData(data.images, data.labels, data.indices, train.images)
 
 
-def eval_masks(cfg: QMAEConfig, ratio: float, indices: torch.Tensor, mask_seed: int) -> torch.Tensor:
-    """The evaluation masks: the same for every model with this patch grid, ratio and seed."""
-    return sample_mask_indices(cfg, ratio, indices, mask_seed, epoch=EVAL_MASK_EPOCH)
-
-
-def evaluate_baselines(cfg: QMAEConfig, ratio: float, data: EvalData, classifier: torch.nn.Module | None,
-                       mask_seed: int = 0) -> dict[str, dict]:
+def evaluate_baselines(
+    cfg: QMAEConfig, ratio: float, data: EvalData, classifier: torch.nn.Module | None, mask_seed: int = 0
+) -> dict[str, dict]:
     """Scores of the three no-circuit fills on ``data`` with the evaluation masks."""
     patch_idx = eval_masks(cfg, ratio, data.indices, mask_seed)
     stats = bl.fit(data.train_images, cfg)
     out = {}
     for name in bl.BASELINES:
         filled = bl.fill(name, data.images, patch_idx, cfg, stats)
-        out[name] = {"label": bl.LABELS[name], "description": bl.DESCRIPTIONS[name],
-                     **aggregate(score_images(filled, data.images, data.labels, classifier))}
+        out[name] = {
+            "label": bl.LABELS[name],
+            "description": bl.DESCRIPTIONS[name],
+            **aggregate(score_images(filled, data.images, data.labels, classifier)),
+        }
     return out
 
 
 def find_classifier(run_dir: Path, explicit: str | Path | None) -> Path:
     """``explicit``, else the nearest ``classifier/`` folder beside the run or above it, else runs/classifier."""
-    from qmae_qiskit.classifier import exists
+    from qmae_qiskit.evaluate.classifier import exists
 
     if explicit is not None:
         return Path(explicit)
@@ -195,14 +214,26 @@ def find_classifier(run_dir: Path, explicit: str | Path | None) -> Path:
     return Path("runs/classifier")
 
 
-def evaluate(run_dir: str | Path, split: str = "test", limit: int | None = None, backend: str = "exact",
-             shots: int = 4096, data_dir: str | Path | None = None, classifier_dir: str | Path | None = None,
-             use_classifier: bool = True, baselines: bool = True, mask_seed: int = 0, seed: int = 0,
-             out: str | Path | None = None, progress: bool = True, data: EvalData | None = None) -> dict:
+def evaluate(
+    run_dir: str | Path,
+    split: str = "test",
+    limit: int | None = None,
+    backend: str = "exact",
+    shots: int = 4096,
+    data_dir: str | Path | None = None,
+    classifier_dir: str | Path | None = None,
+    use_classifier: bool = True,
+    baselines: bool = True,
+    mask_seed: int = 0,
+    seed: int = 0,
+    out: str | Path | None = None,
+    progress: bool = True,
+    data: EvalData | None = None,
+) -> dict:
     """Score the run in ``run_dir`` on ``split``; writes ``eval.json`` (or ``out``) and returns the same dict."""
     from tqdm.auto import tqdm
 
-    from qmae_qiskit.runs import load_trained
+    from qmae_qiskit.train.runs import load_trained
 
     if backend not in EVAL_BACKENDS:
         raise QMAEError(f"unknown backend {backend!r} for evaluate; use one of {', '.join(EVAL_BACKENDS)}")
@@ -214,7 +245,7 @@ def evaluate(run_dir: str | Path, split: str = "test", limit: int | None = None,
         data = load_eval_data(data_dir if data_dir is not None else tm.data_dir, split, cfg.image_size, limit)
     clf, clf_info, clf_path = None, None, None
     if use_classifier:
-        from qmae_qiskit.classifier import load
+        from qmae_qiskit.evaluate.classifier import load
 
         clf_path = find_classifier(run_dir, classifier_dir)
         clf, clf_info = load(clf_path)
@@ -234,12 +265,27 @@ def evaluate(run_dir: str | Path, split: str = "test", limit: int | None = None,
     per_image = score(probs, fids, data.images, data.labels, clf)
     t2 = time.perf_counter()
     result = {
-        "run": str(run_dir), "model": tm.kind, "mask_ratio": tm.mask_ratio, "config": cfg.model_dump(),
-        "step": tm.step, "finished": tm.finished, "split": split, "n_images": N, "limit": limit,
-        "backend": backend, "shots": shots if backend != "exact" else None, "mask_seed": mask_seed,
-        "mask_epoch": EVAL_MASK_EPOCH, "pixel_scaling": PIXEL_SCALING,
-        "classifier": None if clf_info is None else {"path": str(clf_path), "clean_test_accuracy":
-                                                     clf_info.get("test_accuracy"), "n_train": clf_info.get("n_train")},
+        "run": str(run_dir),
+        "model": tm.kind,
+        "mask_ratio": tm.mask_ratio,
+        "config": cfg.model_dump(),
+        "step": tm.step,
+        "finished": tm.finished,
+        "split": split,
+        "n_images": N,
+        "limit": limit,
+        "backend": backend,
+        "shots": shots if backend != "exact" else None,
+        "mask_seed": mask_seed,
+        "mask_epoch": EVAL_MASK_EPOCH,
+        "pixel_scaling": PIXEL_SCALING,
+        "classifier": None
+        if clf_info is None
+        else {
+            "path": str(clf_path),
+            "clean_test_accuracy": clf_info.get("test_accuracy"),
+            "n_train": clf_info.get("n_train"),
+        },
         "metrics": aggregate(per_image),
         "baselines": evaluate_baselines(cfg, tm.mask_ratio, data, clf, mask_seed) if baselines else None,
         "paper": PAPER_TABLE1.get(tm.kind) if math.isclose(tm.mask_ratio, 0.25) else None,

@@ -18,11 +18,18 @@ from pathlib import Path
 from qiskit.circuit import QuantumCircuit
 from qiskit.providers import BackendV2
 
-from qmae_qiskit import circuits as C
-from qmae_qiskit.config import QMAEConfig
+from qmae_qiskit.hardware.transpile import (
+    DEFAULT_SEED,
+    check_level,
+    final_physical,
+    initial_physical,
+    timed_transpile,
+    two_qubit_count,
+    two_qubit_depth,
+)
 from qmae_qiskit.io import atomic_write_json, atomic_write_text, read_json
-from qmae_qiskit.transpiling import (DEFAULT_SEED, check_level, final_physical, initial_physical, timed_transpile,
-                                     two_qubit_count, two_qubit_depth)
+from qmae_qiskit.model import circuits as C
+from qmae_qiskit.model.config import QMAEConfig
 
 SCHEMA = "qmae-qiskit/depth-report"
 SCHEMA_VERSION = 1
@@ -30,7 +37,7 @@ TITLES = {
     "training": "SWAP-test training circuit (Estimator; the paper's fidelity circuit)",
     "reconstruction": "Reconstruction circuit (Sampler)",
     "inverse_fidelity": "Inverse-loader fidelity circuit (Estimator; `submit --fidelity-circuit inverse`, "
-                        "n + t qubits)",
+    "n + t qubits)",
 }
 VOLATILE_KEYS = ("transpile_seconds", "generated_at")  # differ run to run; everything else must regenerate equal
 
@@ -70,13 +77,16 @@ def versions() -> dict:
 def stage_sizes(cfg: QMAEConfig, kind: str) -> list[tuple[str, int]]:
     """How many instructions of the logical circuit belong to each stage, in circuit order.
 
-    The builders compose the parts inline and in this order (see :mod:`qmae_qiskit.circuits`), so instruction
+    The builders compose the parts inline and in this order (see :mod:`qmae_qiskit.model.circuits`), so instruction
     ranges recover the stages of the real circuit exactly; :func:`split_stages` checks the total.
     """
     enc = C.encoder(cfg)
     loader = len(C.embedding(cfg).data)
-    body = [("encoder", len(enc.data)), ("trash reset", len(C.trash_reset(cfg).data)),
-            ("decoder", len(C.decoder(cfg, enc).data))]
+    body = [
+        ("encoder", len(enc.data)),
+        ("trash reset", len(C.trash_reset(cfg).data)),
+        ("decoder", len(C.decoder(cfg, enc).data)),
+    ]
     if kind == "training":
         return [("embedding", 2 * loader), *body, ("swap test", len(C.swap_test(cfg.n_qubits).data))]
     if kind == "inverse_fidelity":
@@ -135,8 +145,7 @@ def _counts(qc: QuantumCircuit) -> dict:
     }
 
 
-def circuit_report(qc: QuantumCircuit, kind: str, cfg: QMAEConfig, backend: BackendV2, level: int,
-                   seed: int) -> dict:
+def circuit_report(qc: QuantumCircuit, kind: str, cfg: QMAEConfig, backend: BackendV2, level: int, seed: int) -> dict:
     """Whole-circuit and per-stage numbers, layout and ESP for one logical circuit."""
     whole = timed_transpile(qc, backend, level, seed)
     isa = whole.circuit
@@ -155,9 +164,13 @@ def circuit_report(qc: QuantumCircuit, kind: str, cfg: QMAEConfig, backend: Back
         layout = final_physical(t.circuit)
     totals = {key: sum(s[key] for s in stages) for key in ("depth", "two_qubit_depth", "two_qubit_gates", "size")}
     return {
-        "logical": {"num_qubits": qc.num_qubits, "depth": qc.depth(), "size": qc.size(),
-                    "num_parameters": qc.num_parameters,
-                    "gate_counts": dict(sorted((k, int(v)) for k, v in qc.count_ops().items()))},
+        "logical": {
+            "num_qubits": qc.num_qubits,
+            "depth": qc.depth(),
+            "size": qc.size(),
+            "num_parameters": qc.num_parameters,
+            "gate_counts": dict(sorted((k, int(v)) for k, v in qc.count_ops().items())),
+        },
         "transpiled": _counts(isa),
         "physical_qubits": sorted(set(init) | set(final)),
         "layout": [{"virtual": v, "role": roles[v], "initial": init[v], "final": final[v]} for v in range(len(init))],
@@ -169,8 +182,13 @@ def circuit_report(qc: QuantumCircuit, kind: str, cfg: QMAEConfig, backend: Back
     }
 
 
-def depth_report(cfg: QMAEConfig, backend: BackendV2, optimization_level: int = 1,
-                 seed: int = DEFAULT_SEED, backend_spec: str | None = None) -> dict:
+def depth_report(
+    cfg: QMAEConfig,
+    backend: BackendV2,
+    optimization_level: int = 1,
+    seed: int = DEFAULT_SEED,
+    backend_spec: str | None = None,
+) -> dict:
     """The full report (both circuits) as a JSON-ready dict.
 
     ``backend_spec`` is what the user named (a backend name or a calibration snapshot path); ``report check``
@@ -191,16 +209,18 @@ def depth_report(cfg: QMAEConfig, backend: BackendV2, optimization_level: int = 
         "method": {"circuits": PARAM_METHOD, "stages": STAGE_METHOD, "estimated_success_probability": ESP_METHOD},
         "circuits": {},
     }
-    from qmae_qiskit.jobs import inverse_fidelity_circuit
-
-    for kind, qc in (("training", C.training_circuit(cfg)), ("reconstruction", C.reconstruction_circuit(cfg)),
-                     ("inverse_fidelity", inverse_fidelity_circuit(cfg)[0])):
+    for kind, qc in (
+        ("training", C.training_circuit(cfg)),
+        ("reconstruction", C.reconstruction_circuit(cfg)),
+        ("inverse_fidelity", C.inverse_fidelity_circuit(cfg)[0]),
+    ):
         report["circuits"][kind] = circuit_report(qc, kind, cfg, backend, optimization_level, seed)
     return report
 
 
 def comparable(report: dict) -> dict:
     """The report without run-to-run volatile fields (timings, time stamp): equal for the same seed."""
+
     def strip(obj):
         if isinstance(obj, dict):
             return {k: strip(v) for k, v in obj.items() if k not in VOLATILE_KEYS}
@@ -237,7 +257,8 @@ def to_markdown(report: dict) -> str:
         f"Image {cfg['image_size']}x{cfg['image_size']}, latent qubits k={cfg['latent_qubits']}, trash reset "
         f"'{cfg['trash_reset']}'; backend {report['backend']} ({report['backend_num_qubits']} qubits); "
         f"seed_transpiler {report['seed_transpiler']}; "
-        + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + ".",
+        + ", ".join(f"{k} {v}" for k, v in report["versions"].items())
+        + ".",
         "",
         f"Generated {report['generated_at']} by `qmae-qiskit report depth --backend {report['backend_spec']} "
         f"--optimization-level {report['optimization_level']} --seed {report['seed_transpiler']} "
@@ -258,16 +279,21 @@ def to_markdown(report: dict) -> str:
             f"| **{t['size']}** |",
         ]
         for s in r["stages"]:
-            lines.append(f"| stage: {s['stage']} | {s['depth']} | {s['two_qubit_depth']} | {s['two_qubit_gates']} "
-                         f"| {s['size']} |")
+            lines.append(
+                f"| stage: {s['stage']} | {s['depth']} | {s['two_qubit_depth']} | {s['two_qubit_gates']} "
+                f"| {s['size']} |"
+            )
         st = r["stage_totals"]
         lines += [
             f"| sum of stages | {st['depth']} | {st['two_qubit_depth']} | {st['two_qubit_gates']} | {st['size']} |",
             "",
             "Gate counts (whole): " + ", ".join(f"{k}={v}" for k, v in t["gate_counts"].items()) + ".",
             "",
-            "Per stage: " + "; ".join(f"{s['stage']}: " + ", ".join(f"{k}={v}" for k, v in s["gate_counts"].items())
-                                      for s in r["stages"]) + ".",
+            "Per stage: "
+            + "; ".join(
+                f"{s['stage']}: " + ", ".join(f"{k}={v}" for k, v in s["gate_counts"].items()) for s in r["stages"]
+            )
+            + ".",
             "",
             f"Estimated success probability: **{_fmt_esp(r['estimated_success_probability'])}** "
             f"(measured physical qubits {r['measured_physical_qubits']}). "
@@ -281,18 +307,26 @@ def to_markdown(report: dict) -> str:
         lines += [f"| {q['virtual']} | {q['role']} | {q['initial']} | {q['final']} |" for q in r["layout"]]
         lines.append("")
     m = report["method"]
-    lines += ["## How the numbers are computed", "", f"- Circuits: {m['circuits']}", f"- Stages: {m['stages']}",
-              f"- Estimated success probability: {m['estimated_success_probability']}",
-              "- Timings and the time stamp vary run to run; every other number regenerates identically for the same "
-              "seed and package versions.", ""]
+    lines += [
+        "## How the numbers are computed",
+        "",
+        f"- Circuits: {m['circuits']}",
+        f"- Stages: {m['stages']}",
+        f"- Estimated success probability: {m['estimated_success_probability']}",
+        "- Timings and the time stamp vary run to run; every other number regenerates identically for the same "
+        "seed and package versions.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def write_report(report: dict, out: Path = Path("circuits")) -> list[Path]:
     """``<backend>-O<level>.json`` and ``.md`` under ``out``, each written atomically."""
     stem = report_stem(out, report["backend"], report["optimization_level"], QMAEConfig(**report["config"]))
-    return [atomic_write_json(stem.with_suffix(".json"), report), atomic_write_text(stem.with_suffix(".md"),
-                                                                                    to_markdown(report))]
+    return [
+        atomic_write_json(stem.with_suffix(".json"), report),
+        atomic_write_text(stem.with_suffix(".md"), to_markdown(report)),
+    ]
 
 
 def load_report(path: Path) -> dict:
@@ -319,5 +353,10 @@ def differences(a: dict, b: dict, where: str = "") -> list[str]:
 
 def regenerate(report: dict, backend: BackendV2) -> dict:
     """The same report computed again from the settings stored in ``report``."""
-    return depth_report(QMAEConfig(**report["config"]), backend, report["optimization_level"],
-                        report["seed_transpiler"], report.get("backend_spec"))
+    return depth_report(
+        QMAEConfig(**report["config"]),
+        backend,
+        report["optimization_level"],
+        report["seed_transpiler"],
+        report.get("backend_spec"),
+    )

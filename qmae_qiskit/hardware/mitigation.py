@@ -22,7 +22,8 @@ class MitigationOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     resilience_level: Literal[0, 1, 2] | None = Field(
-        None, description="Estimator only: 0 none, 1 measurement (TREX), 2 + ZNE")
+        None, description="Estimator only: 0 none, 1 measurement (TREX), 2 + ZNE"
+    )
     measure_mitigation: bool | None = Field(None, description="Estimator: twirled readout error extinction")
     zne_mitigation: bool | None = Field(None, description="Estimator: zero-noise extrapolation")
     twirling_gates: bool | None = Field(None, description="Pauli-twirl two-qubit gates")
@@ -33,7 +34,7 @@ class MitigationOptions(BaseModel):
     dd_sequence: Literal["XX", "XpXm", "XY4"] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "MitigationOptions":
+    def _check(self) -> MitigationOptions:
         r = self.twirling_randomizations
         if isinstance(r, int) and r < 1:
             raise ValueError(f"twirling_randomizations must be a positive integer or 'auto', got {r}")
@@ -42,13 +43,20 @@ class MitigationOptions(BaseModel):
         return self
 
     def _twirling(self) -> dict[str, Any]:
-        tw = {"enable_gates": self.twirling_gates, "enable_measure": self.twirling_measure,
-              "num_randomizations": self.twirling_randomizations, "strategy": self.twirling_strategy}
+        tw = {
+            "enable_gates": self.twirling_gates,
+            "enable_measure": self.twirling_measure,
+            "num_randomizations": self.twirling_randomizations,
+            "strategy": self.twirling_strategy,
+        }
         return {k: v for k, v in tw.items() if v is not None}
 
     def _dd(self) -> dict[str, Any]:
-        enable = self.dynamical_decoupling if self.dynamical_decoupling is not None else (
-            True if self.dd_sequence is not None else None)
+        enable = (
+            self.dynamical_decoupling
+            if self.dynamical_decoupling is not None
+            else (True if self.dd_sequence is not None else None)
+        )
         dd = {"enable": enable, "sequence_type": self.dd_sequence}
         return {k: v for k, v in dd.items() if v is not None}
 
@@ -66,8 +74,11 @@ class MitigationOptions(BaseModel):
         out = self.sampler_options()
         if self.resilience_level is not None:
             out["resilience_level"] = self.resilience_level
-        res = {k: v for k, v in (("measure_mitigation", self.measure_mitigation),
-                                 ("zne_mitigation", self.zne_mitigation)) if v is not None}
+        res = {
+            k: v
+            for k, v in (("measure_mitigation", self.measure_mitigation), ("zne_mitigation", self.zne_mitigation))
+            if v is not None
+        }
         if res:
             out["resilience"] = res
         return out
@@ -101,8 +112,10 @@ def parse_options(text: str | None) -> MitigationOptions:
             raw = {}
             for item in text.split(","):
                 if "=" not in item:
-                    raise QMAEError(f"mitigation option {item.strip()!r} is not KEY=VALUE; e.g. "
-                                    "'resilience_level=1,twirling_gates=true,dd_sequence=XY4'")
+                    raise QMAEError(
+                        f"mitigation option {item.strip()!r} is not KEY=VALUE; e.g. "
+                        "'resilience_level=1,twirling_gates=true,dd_sequence=XY4'"
+                    )
                 key, value = item.split("=", 1)
                 raw[key.strip().replace("-", "_")] = _value(value)
         return MitigationOptions(**raw)

@@ -41,8 +41,8 @@ from qiskit.quantum_info import Operator, Pauli, SparsePauliOp
 from qiskit_machine_learning.gradients import BaseEstimatorGradient, EstimatorGradientResult
 from qiskit_machine_learning.gradients.utils import DerivativeType
 
-from qmae_qiskit import statevector_ops as svo
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.simulate import statevector_ops as svo
 
 # ----------------------------------------------------------------------------------- gate generators K
 _I2 = np.eye(2, dtype=complex)
@@ -188,7 +188,7 @@ class _Parser:
             if not any(_is_symbolic(v) for v in params):
                 try:
                     mat = np.asarray(op.to_matrix(), dtype=complex)
-                except Exception:  # noqa: BLE001 - gates without a closed-form matrix: build it from the definition
+                except Exception:
                     mat = Operator(op).data
                 self.ops.append(_Raw(qs, matrix=mat))
             elif name in GENERATORS and len(params) == 1:
@@ -228,16 +228,25 @@ def _compile_op(raw: _Raw, local: Sequence[int], m: int) -> tuple:
         return ("m1", local[0], mat, inv, -1)
     fwd, bwd = svo.phased_permutation(mat), svo.phased_permutation(inv)
     if fwd is not None and bwd is not None:  # cx, swap, cswap, cz, ...: block moves, no arithmetic
-        return ("pm", tuple(local), svo.BlockPermutation.build(*fwd, local, m),
-                svo.BlockPermutation.build(*bwd, local, m), -1)
+        return (
+            "pm",
+            tuple(local),
+            svo.BlockPermutation.build(*fwd, local, m),
+            svo.BlockPermutation.build(*bwd, local, m),
+            -1,
+        )
     return ("mk", tuple(local), mat, inv, -1)
 
 
 class AdjointPlan:
     """A circuit parsed and split into factors + suffix, ready for batched adjoint evaluation."""
 
-    def __init__(self, circuit: QuantumCircuit, max_factor_qubits: int = _DEFAULT_MAX_FACTOR,
-                 max_full_qubits: int = _DEFAULT_MAX_FULL) -> None:
+    def __init__(
+        self,
+        circuit: QuantumCircuit,
+        max_factor_qubits: int = _DEFAULT_MAX_FACTOR,
+        max_full_qubits: int = _DEFAULT_MAX_FULL,
+    ) -> None:
         parser = _Parser()
         parser.circuit(circuit, list(range(circuit.num_qubits)))
         self.circuit = circuit
@@ -259,8 +268,9 @@ class AdjointPlan:
         self.active = sorted({q for raw in parser.ops for q in raw.qubits})
         self.n_active = len(self.active)
         pos = {q: i for i, q in enumerate(self.active)}
-        self._split([_Raw(tuple(pos[q] for q in r.qubits), r.matrix, r.kind, r.occ) for r in parser.ops],
-                    max_factor_qubits)
+        self._split(
+            [_Raw(tuple(pos[q] for q in r.qubits), r.matrix, r.kind, r.occ) for r in parser.ops], max_factor_qubits
+        )
         needs_full = bool(self.suffix) or len(self.factors) > 1
         if needs_full and self.n_active > max_full_qubits:
             raise QMAEError(
@@ -373,8 +383,9 @@ class AdjointPlan:
             state = self._apply(state, op, mats, m, inverse=True)
         return state
 
-    def evaluate(self, observable: PreparedObservable, values: np.ndarray,
-                 memory_bytes: int = _DEFAULT_MEMORY) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(
+        self, observable: PreparedObservable, values: np.ndarray, memory_bytes: int = _DEFAULT_MEMORY
+    ) -> tuple[np.ndarray, np.ndarray]:
         """<O> (B,) and d<O>/dparameters (B, P) for parameter values (B, P) in ``circuit.parameters`` order."""
         values = np.atleast_2d(np.asarray(values, dtype=float))
         if values.shape[1] != len(self.parameters):
@@ -517,27 +528,37 @@ def estimator_problem(estimator: BaseEstimatorV2 | None, precision: float | None
         if noise is None and backend is not None:
             noise = getattr(backend.options, "noise_model", None)
         if noise is not None and not (hasattr(noise, "is_ideal") and noise.is_ideal()):
-            return ("the Aer estimator has a noise model; the adjoint gradient is exact and noiseless: use the "
-                    "parameter-shift gradient for noisy runs")
+            return (
+                "the Aer estimator has a noise model; the adjoint gradient is exact and noiseless: use the "
+                "parameter-shift gradient for noisy runs"
+            )
         method = estimator.options.backend_options.get("method")
         if method in ("extended_stabilizer", "stabilizer"):
             return f"the Aer method {method!r} is not an exact statevector simulation; use parameter shift"
         return None
-    return (f"{type(estimator).__name__} is not known to return exact noiseless expectation values; the adjoint "
-            f"gradient matches only StatevectorEstimator or Aer EstimatorV2 without noise and with precision 0: "
-            f"use the parameter-shift gradient")
+    return (
+        f"{type(estimator).__name__} is not known to return exact noiseless expectation values; the adjoint "
+        f"gradient matches only StatevectorEstimator or Aer EstimatorV2 without noise and with precision 0: "
+        f"use the parameter-shift gradient"
+    )
 
 
 def _precision_problem(precision: float) -> str | None:
     if precision and precision > 0:
-        return (f"precision {precision:g} > 0 means sampled expectation values; the adjoint gradient is exact: "
-                f"set precision 0 or use the parameter-shift gradient")
+        return (
+            f"precision {precision:g} > 0 means sampled expectation values; the adjoint gradient is exact: "
+            f"set precision 0 or use the parameter-shift gradient"
+        )
     return None
 
 
-def adjoint_problem(circuit: QuantumCircuit | None = None, estimator: BaseEstimatorV2 | None = None,
-                    observable=None, precision: float | None = None,
-                    max_full_qubits: int = _DEFAULT_MAX_FULL) -> str | None:
+def adjoint_problem(
+    circuit: QuantumCircuit | None = None,
+    estimator: BaseEstimatorV2 | None = None,
+    observable=None,
+    precision: float | None = None,
+    max_full_qubits: int = _DEFAULT_MAX_FULL,
+) -> str | None:
     """Can adjoint handle this? None if yes, else a one-line reason (for choosing parameter shift instead).
 
     Checks whichever of circuit, estimator (with the run's ``precision``) and observable are given.
@@ -554,8 +575,12 @@ def adjoint_problem(circuit: QuantumCircuit | None = None, estimator: BaseEstima
     return None
 
 
-def can_use_adjoint(circuit: QuantumCircuit | None = None, estimator: BaseEstimatorV2 | None = None,
-                    observable=None, precision: float | None = None) -> bool:
+def can_use_adjoint(
+    circuit: QuantumCircuit | None = None,
+    estimator: BaseEstimatorV2 | None = None,
+    observable=None,
+    precision: float | None = None,
+) -> bool:
     """True when :func:`adjoint_problem` finds nothing in the way."""
     return adjoint_problem(circuit, estimator, observable, precision) is None
 
@@ -569,9 +594,15 @@ class AdjointEstimatorGradient(BaseEstimatorGradient):
     (EstimatorQNN asks for inputs + weights, or weights only).
     """
 
-    def __init__(self, estimator: BaseEstimatorV2 | None = None, options: Options | None = None, *,
-                 max_factor_qubits: int = _DEFAULT_MAX_FACTOR, max_full_qubits: int = _DEFAULT_MAX_FULL,
-                 memory_bytes: int = _DEFAULT_MEMORY) -> None:
+    def __init__(
+        self,
+        estimator: BaseEstimatorV2 | None = None,
+        options: Options | None = None,
+        *,
+        max_factor_qubits: int = _DEFAULT_MAX_FACTOR,
+        max_full_qubits: int = _DEFAULT_MAX_FULL,
+        memory_bytes: int = _DEFAULT_MEMORY,
+    ) -> None:
         if estimator is None:
             from qiskit.primitives import StatevectorEstimator
 
@@ -612,8 +643,14 @@ class AdjointEstimatorGradient(BaseEstimatorGradient):
                 self._observables.popitem(last=False)
             return prepared
 
-    def _run(self, circuits: Sequence[QuantumCircuit], observables: Sequence, parameter_values,
-             parameters: Sequence[Sequence[Parameter]], **options) -> EstimatorGradientResult:
+    def _run(
+        self,
+        circuits: Sequence[QuantumCircuit],
+        observables: Sequence,
+        parameter_values,
+        parameters: Sequence[Sequence[Parameter]],
+        **options,
+    ) -> EstimatorGradientResult:
         if options.get("shots") or (options.get("precision") or 0) > 0:
             raise QMAEError("the adjoint gradient is exact: do not ask it for shots or precision > 0")
         groups: dict[tuple[int, int], list[int]] = {}
@@ -636,8 +673,13 @@ class AdjointEstimatorGradient(BaseEstimatorGradient):
 GRADIENT_METHODS = ("auto", "adjoint", "param-shift")
 
 
-def make_gradient(method: str, estimator: BaseEstimatorV2, circuit: QuantumCircuit | None = None,
-                  observable=None, precision: float | None = None) -> BaseEstimatorGradient:
+def make_gradient(
+    method: str,
+    estimator: BaseEstimatorV2,
+    circuit: QuantumCircuit | None = None,
+    observable=None,
+    precision: float | None = None,
+) -> BaseEstimatorGradient:
     """The gradient for a run: 'adjoint', 'param-shift', or 'auto' (adjoint when exact and possible, else shift).
 
     ``precision`` is the precision the QNN's forward pass uses (its ``default_precision``). Asking for 'adjoint'

@@ -160,8 +160,9 @@ def product_state(positions: Sequence[Sequence[int]], vectors: Sequence[np.ndarr
     return np.ascontiguousarray(t).reshape(batch, 1 << num_qubits)
 
 
-def project_costate(lam: np.ndarray, positions: Sequence[Sequence[int]], vectors: Sequence[np.ndarray],
-                    num_qubits: int) -> list[np.ndarray]:
+def project_costate(
+    lam: np.ndarray, positions: Sequence[Sequence[int]], vectors: Sequence[np.ndarray], num_qubits: int
+) -> list[np.ndarray]:
     """lambda_f = (prod_{g != f} <psi_g|) lambda for every factor f: the costate each factor's sweep sees."""
     batch = lam.shape[0]
     order = product_order(positions)

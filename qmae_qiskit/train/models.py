@@ -4,7 +4,7 @@ Both hold the ansatz parameters theta; QMAE also holds the learnable mask token 
 that replaces every masked patch before embedding, QAE sets masked pixels to zero. ``forward(images, patch_idx)``
 returns the SWAP-test fidelity <Z> per sample, computed by a *fidelity backend*: any callable
 ``backend(theta, x_masked, x_clean) -> (B,)`` (the exact simulator by default, an EstimatorQNN on Aer from
-:mod:`qmae_qiskit.qnn`). Gradients reach the token through the masked amplitudes.
+:mod:`qmae_qiskit.train.qnn`). Gradients reach the token through the masked amplitudes.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from qmae_qiskit import exact
-from qmae_qiskit.config import QMAEConfig
-from qmae_qiskit.masking import insert_token
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.masking import insert_token
+from qmae_qiskit.simulate import exact
 
 
 class FidelityBackend(Protocol):
@@ -25,7 +25,7 @@ class FidelityBackend(Protocol):
 
 
 class ExactFidelity:
-    """The exact simulator (:func:`qmae_qiskit.exact.fidelity`): the circuit's <Z>, differentiable.
+    """The exact simulator (:func:`qmae_qiskit.simulate.exact.fidelity`): the circuit's <Z>, differentiable.
 
     ``precision='float32'`` runs the simulation in complex64 (about twice as fast, ~1e-6 accurate); parameters
     and their gradients stay float64 either way.
@@ -47,8 +47,9 @@ class MaskedAutoencoder(nn.Module):
 
     kind = "base"
 
-    def __init__(self, cfg: QMAEConfig, theta: torch.Tensor, token: torch.Tensor | None,
-                 backend: FidelityBackend | None = None):
+    def __init__(
+        self, cfg: QMAEConfig, theta: torch.Tensor, token: torch.Tensor | None, backend: FidelityBackend | None = None
+    ):
         super().__init__()
         if theta.numel() != cfg.n_theta:
             raise ValueError(f"theta must have {cfg.n_theta} values for this config, got {theta.numel()}")
@@ -62,7 +63,7 @@ class MaskedAutoencoder(nn.Module):
             self.token = nn.Parameter(token.detach().to(torch.float64).reshape(-1).clone())
         self.backend: FidelityBackend = backend if backend is not None else ExactFidelity(cfg)
 
-    def set_backend(self, backend: FidelityBackend) -> "MaskedAutoencoder":
+    def set_backend(self, backend: FidelityBackend) -> MaskedAutoencoder:
         self.backend = backend
         return self
 
@@ -82,7 +83,7 @@ class MaskedAutoencoder(nn.Module):
         return (1.0 - fid).mean(), fid
 
     def reconstruct(self, images: torch.Tensor, patch_idx: torch.Tensor) -> torch.Tensor:
-        """Exact decoded probabilities (B, L*L) of the masked images (see :func:`qmae_qiskit.exact.reconstruct`)."""
+        """Exact decoded probabilities (B, L*L) of the masked images (see `exact.reconstruct`)."""
         return exact.reconstruct(self.theta, self.masked_inputs(images, patch_idx), self.cfg)
 
 
@@ -91,8 +92,9 @@ class QMAE(MaskedAutoencoder):
 
     kind = "qmae"
 
-    def __init__(self, cfg: QMAEConfig, theta: torch.Tensor, token: torch.Tensor,
-                 backend: FidelityBackend | None = None):
+    def __init__(
+        self, cfg: QMAEConfig, theta: torch.Tensor, token: torch.Tensor, backend: FidelityBackend | None = None
+    ):
         if token is None:
             raise ValueError("QMAE needs a mask token")
         super().__init__(cfg, theta, token, backend)
@@ -103,8 +105,9 @@ class QAE(MaskedAutoencoder):
 
     kind = "qae"
 
-    def __init__(self, cfg: QMAEConfig, theta: torch.Tensor, token: None = None,
-                 backend: FidelityBackend | None = None):
+    def __init__(
+        self, cfg: QMAEConfig, theta: torch.Tensor, token: None = None, backend: FidelityBackend | None = None
+    ):
         if token is not None:
             raise ValueError("QAE has no mask token")
         super().__init__(cfg, theta, None, backend)
@@ -113,8 +116,13 @@ class QAE(MaskedAutoencoder):
 MODEL_CLASSES: dict[str, type[MaskedAutoencoder]] = {"qmae": QMAE, "qae": QAE}
 
 
-def build_model(kind: str, cfg: QMAEConfig, theta: torch.Tensor, token: torch.Tensor | None = None,
-                backend: FidelityBackend | None = None) -> MaskedAutoencoder:
+def build_model(
+    kind: str,
+    cfg: QMAEConfig,
+    theta: torch.Tensor,
+    token: torch.Tensor | None = None,
+    backend: FidelityBackend | None = None,
+) -> MaskedAutoencoder:
     """QMAE or QAE by name."""
     if kind not in MODEL_CLASSES:
         raise ValueError(f"unknown model {kind!r}; use one of {', '.join(MODEL_CLASSES)}")
@@ -136,8 +144,9 @@ def init_theta(cfg: QMAEConfig, how: str, seed: int, scale: float = 0.1) -> torc
     raise ValueError(f"unknown theta init {how!r}; use 'uniform' or 'normal'")
 
 
-def init_token(cfg: QMAEConfig, how: str, seed: int, train_images: torch.Tensor | None = None,
-               value: float = 0.5) -> torch.Tensor:
+def init_token(
+    cfg: QMAEConfig, how: str, seed: int, train_images: torch.Tensor | None = None, value: float = 0.5
+) -> torch.Tensor:
     """Initial mask token, non-zero so that every loader angle has a gradient.
 
     'mean': the mean training image over every patch position, averaged (a plausible grey patch; falls back to

@@ -14,15 +14,15 @@ plainer implementation as a cross-check.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 
-from qmae_qiskit.ansatz import BLOCK_PARAMS, block_matrices, encoder_unitary, pair_order
-from qmae_qiskit.config import QMAEConfig
+from qmae_qiskit.model.ansatz import BLOCK_PARAMS, block_matrices, encoder_unitary, pair_order
+from qmae_qiskit.model.config import QMAEConfig
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fusion_plan(n: int) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
     """Consecutive blocks (i, j), (i, j+1) share qubit i: fuse them into one 3-qubit gate.
 
@@ -84,8 +84,9 @@ def apply_blocks(mats: torch.Tensor, n: int, cols: torch.Tensor) -> torch.Tensor
     return T.permute(back + [n]).reshape(dim, M)
 
 
-def _grow(gates: list[tuple[torch.Tensor, tuple[int, ...]]], m: int, dtype: torch.dtype,
-          device: torch.device) -> torch.Tensor:
+def _grow(
+    gates: list[tuple[torch.Tensor, tuple[int, ...]]], m: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
     """The product of ``gates`` (matrix, qubits most significant first), in time order, as a 2^m x 2^m matrix.
 
     The matrix only spans the qubits touched so far (V (x) 1 on the others), so early gates act on 8x8,
@@ -115,7 +116,7 @@ def _grow(gates: list[tuple[torch.Tensor, tuple[int, ...]]], m: int, dtype: torc
 
 
 def unitary(theta: torch.Tensor, n: int) -> torch.Tensor:
-    """U(theta) (2^n x 2^n), equal to :func:`qmae_qiskit.ansatz.encoder_unitary`, built recursively.
+    """U(theta) (2^n x 2^n), equal to :func:`qmae_qiskit.model.ansatz.encoder_unitary`, built recursively.
 
     The pair order applies every block (0, j) first, then the encoder of qubits 1..n-1, so
     U = (W (x) 1_{q0}) A with A the product of the blocks on qubit 0 and W the same construction one qubit up.
@@ -163,8 +164,9 @@ def encode(theta: torch.Tensor, x: torch.Tensor, cfg: QMAEConfig, U: torch.Tenso
     return _complex(normalize(x)) @ U.transpose(0, 1)
 
 
-def fidelity(theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.Tensor, cfg: QMAEConfig,
-             U: torch.Tensor | None = None) -> torch.Tensor:
+def fidelity(
+    theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.Tensor, cfg: QMAEConfig, U: torch.Tensor | None = None
+) -> torch.Tensor:
     """<Z> of the SWAP-test circuit for each image pair: shape (B,). Same value as the 2n+2 qubit circuit.
 
     Two routes with the same result: for a batch smaller than 2^(n-1) the fused blocks are applied to the 2B
@@ -192,16 +194,17 @@ def fidelity(theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.Tensor,
         Ur, Ui = U.real, U.imag
         psi = xm @ torch.cat([Ur, Ui], 0).T  # (B, 2 * 2^n): [Re psi | Im psi]
         chi = xc @ torch.cat([Ur[:K], Ui[:K]], 0).T  # (B, 2K): the trash = 0 block of U y
-        pr, pi = psi[:, : K * T].reshape(B, T, K), psi[:, K * T:].reshape(B, T, K)
+        pr, pi = psi[:, : K * T].reshape(B, T, K), psi[:, K * T :].reshape(B, T, K)
         cr, ci = chi[:, None, :K], chi[:, None, K:]
     re = (pr * cr + pi * ci).sum(-1)  # Re <chi_0 | psi_b>
     im = (pi * cr - pr * ci).sum(-1)  # Im <chi_0 | psi_b>
     return (re * re + im * im).sum(-1)
 
 
-def fidelity_reference(theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.Tensor,
-                       cfg: QMAEConfig) -> torch.Tensor:
-    """The first implementation (complex einsum on U from :func:`qmae_qiskit.ansatz.encoder_unitary`), kept as
+def fidelity_reference(
+    theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.Tensor, cfg: QMAEConfig
+) -> torch.Tensor:
+    """The first implementation (complex einsum on U from :func:`qmae_qiskit.model.ansatz.encoder_unitary`), kept as
     an independent cross-check of :func:`fidelity`."""
     U = encoder_unitary(theta, cfg.n_qubits)
     k, t = int(cfg.latent_qubits), cfg.trash_qubits
@@ -213,8 +216,9 @@ def fidelity_reference(theta: torch.Tensor, x_masked: torch.Tensor, x_clean: tor
     return (overlaps.real**2 + overlaps.imag**2).sum(-1)
 
 
-def reconstruct(theta: torch.Tensor, x_masked: torch.Tensor, cfg: QMAEConfig,
-                U: torch.Tensor | None = None) -> torch.Tensor:
+def reconstruct(
+    theta: torch.Tensor, x_masked: torch.Tensor, cfg: QMAEConfig, U: torch.Tensor | None = None
+) -> torch.Tensor:
     """Probabilities of the decoded data register (diagonal of rho_out), shape (B, 2^n); they sum to 1."""
     U = unitary(theta, cfg.n_qubits) if U is None else U
     k, t = int(cfg.latent_qubits), cfg.trash_qubits

@@ -42,8 +42,9 @@ def probabilities_to_image(p: torch.Tensor, image_size: int) -> torch.Tensor:
     """Probabilities (..., L*L) of the decoded register -> pixel images (..., L, L) in [0, 1]."""
     p = torch.as_tensor(p)
     if p.shape[-1] != image_size * image_size:
-        raise QMAEError(f"expected {image_size * image_size} probabilities for a {image_size}x{image_size} image, "
-                        f"got {p.shape[-1]}")
+        raise QMAEError(
+            f"expected {image_size * image_size} probabilities for a {image_size}x{image_size} image, got {p.shape[-1]}"
+        )
     return to_pixels(probabilities_to_amplitudes(p)).reshape(*p.shape[:-1], image_size, image_size)
 
 
@@ -145,8 +146,12 @@ def summarize(values: torch.Tensor | np.ndarray, digits: int = 10) -> dict:
     if n == 0:
         return {"mean": float("nan"), "std": float("nan"), "sem": float("nan"), "n": 0}
     std = float(v.std(ddof=1)) if n > 1 else 0.0
-    return {"mean": round(float(v.mean()), digits), "std": round(std, digits),
-            "sem": round(std / math.sqrt(n), digits), "n": n}
+    return {
+        "mean": round(float(v.mean()), digits),
+        "std": round(std, digits),
+        "sem": round(std / math.sqrt(n), digits),
+        "n": n,
+    }
 
 
 def image_scores(recon_pixels: torch.Tensor, clean: torch.Tensor) -> dict[str, torch.Tensor]:

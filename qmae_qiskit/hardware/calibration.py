@@ -70,7 +70,7 @@ def _readout(backend: BackendV2, n: int) -> list[dict] | None:
 def _source(backend: BackendV2) -> str:
     from importlib import metadata
 
-    from qmae_qiskit.backends import is_runtime_backend
+    from qmae_qiskit.hardware.backends import is_runtime_backend
 
     if is_runtime_backend(backend):
         return "IBM Quantum (QiskitRuntimeService)"
@@ -94,8 +94,14 @@ def snapshot(backend: BackendV2, source: str | None = None) -> dict:
     qubits = []
     for q in range(n):
         p = qprops[q] if qprops is not None else None
-        qubits.append({"qubit": q, "t1": _num(getattr(p, "t1", None)), "t2": _num(getattr(p, "t2", None)),
-                       "frequency": _num(getattr(p, "frequency", None))})
+        qubits.append(
+            {
+                "qubit": q,
+                "t1": _num(getattr(p, "t1", None)),
+                "t2": _num(getattr(p, "t2", None)),
+                "frequency": _num(getattr(p, "frequency", None)),
+            }
+        )
     instructions: dict[str, list[dict]] = {}
     control_flow: list[str] = []
     for name in target.operation_names:
@@ -104,10 +110,14 @@ def snapshot(backend: BackendV2, source: str | None = None) -> dict:
             continue
         rows = []
         for qargs, props in target[name].items():
-            rows.append({"qubits": None if qargs is None else list(qargs),
-                         "error": _num(getattr(props, "error", None)) if props is not None else None,
-                         "duration": _num(getattr(props, "duration", None)) if props is not None else None,
-                         "has_properties": props is not None})
+            rows.append(
+                {
+                    "qubits": None if qargs is None else list(qargs),
+                    "error": _num(getattr(props, "error", None)) if props is not None else None,
+                    "duration": _num(getattr(props, "duration", None)) if props is not None else None,
+                    "has_properties": props is not None,
+                }
+            )
         instructions[name] = sorted(rows, key=lambda r: (r["qubits"] is not None, r["qubits"] or []))
     coupling = target.build_coupling_map()
     return {
@@ -120,8 +130,12 @@ def snapshot(backend: BackendV2, source: str | None = None) -> dict:
         "calibration_time": _calibration_time(backend),
         "num_qubits": n,
         "dt": _num(target.dt),
-        "timing": {"granularity": target.granularity, "min_length": target.min_length,
-                   "pulse_alignment": target.pulse_alignment, "acquire_alignment": target.acquire_alignment},
+        "timing": {
+            "granularity": target.granularity,
+            "min_length": target.min_length,
+            "pulse_alignment": target.pulse_alignment,
+            "acquire_alignment": target.acquire_alignment,
+        },
         "basis_gates": sorted(target.operation_names),
         "control_flow": sorted(control_flow),
         "coupling_map": sorted([list(e) for e in coupling.get_edges()]) if coupling is not None else None,
@@ -155,8 +169,10 @@ def load_snapshot(path: str | Path) -> dict:
     if not isinstance(snap, dict) or snap.get("schema") != SCHEMA:
         raise QMAEError(f"{path} is not a qmae-qiskit calibration snapshot (schema {SCHEMA!r} missing)")
     if snap.get("schema_version") != SCHEMA_VERSION:
-        raise QMAEError(f"{path} has snapshot schema version {snap.get('schema_version')!r}; this version of "
-                        f"qmae-qiskit reads version {SCHEMA_VERSION}")
+        raise QMAEError(
+            f"{path} has snapshot schema version {snap.get('schema_version')!r}; this version of "
+            f"qmae-qiskit reads version {SCHEMA_VERSION}"
+        )
     missing = [k for k in ("backend", "num_qubits", "qubits", "instructions", "basis_gates") if k not in snap]
     if missing:
         raise QMAEError(f"calibration snapshot {path} lacks {', '.join(missing)}; take a new snapshot")
@@ -168,18 +184,28 @@ def target_from_snapshot(snap: dict) -> Target:
     timing = snap.get("timing") or {}
     qubits = snap["qubits"]
     qprops = [QubitProperties(t1=q.get("t1"), t2=q.get("t2"), frequency=q.get("frequency")) for q in qubits]
-    target = Target(description=f"snapshot of {snap['backend']}", num_qubits=int(snap["num_qubits"]),
-                    dt=snap.get("dt"), qubit_properties=qprops, **{k: v for k, v in timing.items() if v is not None})
+    target = Target(
+        description=f"snapshot of {snap['backend']}",
+        num_qubits=int(snap["num_qubits"]),
+        dt=snap.get("dt"),
+        qubit_properties=qprops,
+        **{k: v for k, v in timing.items() if v is not None},
+    )
     mapping = get_standard_gate_name_mapping()
     for name, rows in snap["instructions"].items():
         if name not in mapping:
-            raise QMAEError(f"calibration snapshot has instruction {name!r} that qiskit does not know; "
-                            "upgrade qiskit or take the snapshot with this version")
+            raise QMAEError(
+                f"calibration snapshot has instruction {name!r} that qiskit does not know; "
+                "upgrade qiskit or take the snapshot with this version"
+            )
         props: dict = {}
         for r in rows:
             qargs = None if r["qubits"] is None else tuple(r["qubits"])
-            props[qargs] = (InstructionProperties(duration=r.get("duration"), error=r.get("error"))
-                            if r.get("has_properties", True) else None)
+            props[qargs] = (
+                InstructionProperties(duration=r.get("duration"), error=r.get("error"))
+                if r.get("has_properties", True)
+                else None
+            )
         target.add_instruction(mapping[name], props, name=name)
     for name in snap.get("control_flow", []):
         target.add_instruction(CONTROL_FLOW[name], name=name)
@@ -192,8 +218,11 @@ class SnapshotBackend(BackendV2):
     is_snapshot = True
 
     def __init__(self, snap: dict, path: str | None = None):
-        super().__init__(name=snap["backend"], backend_version=snap.get("backend_version") or None,
-                         description=f"calibration snapshot {path or ''} taken {snap.get('taken_at')}".strip())
+        super().__init__(
+            name=snap["backend"],
+            backend_version=snap.get("backend_version") or None,
+            description=f"calibration snapshot {path or ''} taken {snap.get('taken_at')}".strip(),
+        )
         self._target = target_from_snapshot(snap)
         self.snapshot = snap
         self.path = path
@@ -210,7 +239,7 @@ class SnapshotBackend(BackendV2):
     def _default_options(cls) -> Options:
         return Options()
 
-    def run(self, run_input, **options):  # noqa: D401 - a snapshot cannot run anything
+    def run(self, run_input, **options):
         raise QMAEError("a calibration snapshot cannot run circuits; use it as --noise-model with a simulator")
 
 
@@ -220,6 +249,7 @@ def snapshot_backend(path: str | Path) -> SnapshotBackend:
 
 def summary(snap: dict) -> dict:
     """Medians and ranges worth a glance: T1/T2, 1q/2q gate error, readout error, counts."""
+
     def stats(values: list[float]) -> dict | None:
         vals = sorted(v for v in values if v is not None)
         if not vals:

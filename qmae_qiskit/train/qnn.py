@@ -3,12 +3,12 @@
 The circuit is transpiled once for AerSimulator and the <Z_ancilla> observable is mapped with
 ``SparsePauliOp.apply_layout`` (handing EstimatorQNN a pass manager with the raw circuit gives wrong values).
 QNN inputs are the loader angles of the masked and the clean image (computed in torch, so the mask token's
-gradient flows through :func:`qmae_qiskit.loader.loader_angles` and the QNN's input gradients); QNN weights are
+gradient flows through :func:`qmae_qiskit.model.loader.loader_angles` and the QNN's input gradients); QNN weights are
 theta, tied to the model's own ``theta`` parameter. Expectation values are exact unless ``shots`` is set
 (Aer's estimator then samples N(<Z>, 1/sqrt(shots))). The gradient is the reverse-mode (adjoint) gradient
 when the run is noiseless and exact and it is available, else parameter shift.
 
-With ``noise_model`` (a fake backend name or a calibration snapshot, see :mod:`qmae_qiskit.noise`) the circuit
+With ``noise_model`` (a fake backend name or a calibration snapshot, see :mod:`qmae_qiskit.hardware.noise`) the circuit
 is transpiled to the noise model's basis gates (all-to-all, no routing) and simulated on the density matrix up
 to 12 qubits (L = 4), else as statevector trajectories; both are slow, and noisy gradients use parameter shift.
 
@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from qmae_qiskit.adjoint import make_gradient
-from qmae_qiskit.circuits import MASKED, REFERENCE, THETA, fidelity_observable, parameter_groups, training_circuit
-from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.loader import loader_angles
-from qmae_qiskit.transpiling import map_observable
+from qmae_qiskit.hardware.transpile import map_observable
+from qmae_qiskit.model.circuits import MASKED, REFERENCE, THETA, fidelity_observable, parameter_groups, training_circuit
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.loader import loader_angles
+from qmae_qiskit.simulate.adjoint import make_gradient
 
 
 @dataclass
@@ -62,8 +62,10 @@ def resolve_gradient(choice: str, noiseless_exact: bool) -> str:
     if choice not in ("auto", "adjoint", "param-shift"):
         raise QMAEError(f"unknown gradient {choice!r}; use auto, adjoint or param-shift")
     if choice == "adjoint" and not noiseless_exact:
-        raise QMAEError("the adjoint gradient needs a noiseless run with exact expectation values; drop --shots "
-                        "and --noise-model, or use --gradient param-shift")
+        raise QMAEError(
+            "the adjoint gradient needs a noiseless run with exact expectation values; drop --shots "
+            "and --noise-model, or use --gradient param-shift"
+        )
     if choice == "auto":
         return "adjoint" if noiseless_exact else "param-shift"
     return choice
@@ -97,8 +99,15 @@ class AerFidelity:
     evaluated without gradients.
     """
 
-    def __init__(self, cfg: QMAEConfig, shots: int | None = None, noise_model: str | None = None,
-                 gradient: str = "auto", input_gradients: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        cfg: QMAEConfig,
+        shots: int | None = None,
+        noise_model: str | None = None,
+        gradient: str = "auto",
+        input_gradients: bool = True,
+        seed: int = 0,
+    ):
         from qiskit_aer import AerSimulator
         from qiskit_machine_learning.connectors import TorchConnector
         from qiskit_machine_learning.neural_networks import EstimatorQNN
@@ -108,7 +117,7 @@ class AerFidelity:
         self.noise_model = noise_model
         noise = None
         if noise_model is not None:
-            from qmae_qiskit.noise import noise_model as _noise_model
+            from qmae_qiskit.hardware.noise import noise_model as _noise_model
 
             noise = _noise_model(noise_model)
         if shots is not None and shots < 1:
@@ -124,9 +133,16 @@ class AerFidelity:
         grad = make_gradient(self.gradient_kind, self.estimator, t.circuit, t.observable, precision)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.qnn = EstimatorQNN(circuit=t.circuit, estimator=self.estimator, observables=t.observable,
-                                    input_params=t.inputs, weight_params=t.weights, gradient=grad,
-                                    input_gradients=input_gradients, default_precision=precision)
+            self.qnn = EstimatorQNN(
+                circuit=t.circuit,
+                estimator=self.estimator,
+                observables=t.observable,
+                input_params=t.inputs,
+                weight_params=t.weights,
+                gradient=grad,
+                input_gradients=input_gradients,
+                default_precision=precision,
+            )
             self.connector = TorchConnector(self.qnn, initial_weights=np.zeros(len(t.weights)))
 
     def inputs(self, x_masked: torch.Tensor, x_clean: torch.Tensor) -> torch.Tensor:

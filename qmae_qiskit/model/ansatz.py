@@ -30,16 +30,24 @@ def pair_order(n: int) -> list[tuple[int, int]]:
 
 
 def _append_block(qc: QuantumCircuit, p, a: int, b: int) -> None:
-    qc.rz(p[0], a); qc.ry(p[1], a); qc.rz(p[2], a)  # noqa: E702
-    qc.rz(p[3], b); qc.ry(p[4], b); qc.rz(p[5], b)  # noqa: E702
+    qc.rz(p[0], a)
+    qc.ry(p[1], a)
+    qc.rz(p[2], a)
+    qc.rz(p[3], b)
+    qc.ry(p[4], b)
+    qc.rz(p[5], b)
     qc.cx(a, b)
     qc.ry(p[6], a)
     qc.rz(p[7], b)
     qc.cx(b, a)
     qc.ry(p[8], a)
     qc.cx(a, b)
-    qc.rz(p[9], a); qc.ry(p[10], a); qc.rz(p[11], a)  # noqa: E702
-    qc.rz(p[12], b); qc.ry(p[13], b); qc.rz(p[14], b)  # noqa: E702
+    qc.rz(p[9], a)
+    qc.ry(p[10], a)
+    qc.rz(p[11], a)
+    qc.rz(p[12], b)
+    qc.ry(p[13], b)
+    qc.rz(p[14], b)
 
 
 def block_circuit(name: str = "p") -> QuantumCircuit:

@@ -27,9 +27,9 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from qmae_qiskit.model.config import QMAEConfig
 
 FORMAT = 1
 CONFIG_FILE = "config.json"
@@ -69,12 +69,13 @@ class RunSettings(BaseModel):
     shots: int | None = Field(None, ge=1)
     noise_model: str | None = None
     gradient: Literal["auto", "adjoint", "param-shift"] = "auto"
-    precision: Literal["float64", "float32"] = Field("float64", description="exact backend: simulate in complex128 "
-                                                     "(exact) or complex64 (faster, ~1e-6)")
+    precision: Literal["float64", "float32"] = Field(
+        "float64", description="exact backend: simulate in complex128 (exact) or complex64 (faster, ~1e-6)"
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> "RunSettings":
-        from qmae_qiskit.masking import patches_for_ratio
+    def _check(self) -> RunSettings:
+        from qmae_qiskit.model.masking import patches_for_ratio
 
         patches_for_ratio(self.config, self.mask_ratio)  # raises a one-line error if the grid cannot make it
         for b in self.betas:
@@ -111,9 +112,15 @@ class Checkpoint:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "step": self.step, "theta": self.theta.detach().clone(),
-                "token": None if self.token is None else self.token.detach().clone(),
-                "optimizer": self.optimizer, "finished": self.finished, "extra": self.extra}
+        return {
+            "format": FORMAT,
+            "step": self.step,
+            "theta": self.theta.detach().clone(),
+            "token": None if self.token is None else self.token.detach().clone(),
+            "optimizer": self.optimizer,
+            "finished": self.finished,
+            "extra": self.extra,
+        }
 
 
 @dataclass(frozen=True)
@@ -149,28 +156,34 @@ class TrainedModel:
         return self.settings.backend
 
     def module(self):
-        """The model as a :class:`qmae_qiskit.models.MaskedAutoencoder` holding these parameters."""
-        from qmae_qiskit.models import build_model
+        """The model as a :class:`qmae_qiskit.train.models.MaskedAutoencoder` holding these parameters."""
+        from qmae_qiskit.train.models import build_model
 
         return build_model(self.settings.model, self.cfg, theta=self.theta, token=self.token)
 
 
 # ------------------------------------------------------------------------------------------------ config.json
-def create_run_dir(run_dir: str | Path, settings: RunSettings, data_dir: str | Path | None = None,
-                   data_fingerprint: str | None = None) -> Path:
+def create_run_dir(
+    run_dir: str | Path, settings: RunSettings, data_dir: str | Path | None = None, data_fingerprint: str | None = None
+) -> Path:
     """Create a new run folder with its config.json; refuses to touch an existing non-empty folder.
 
-    ``data_fingerprint`` (see :func:`qmae_qiskit.training.data_fingerprint`) lets a resume check that it
+    ``data_fingerprint`` (see :func:`qmae_qiskit.train.training.data_fingerprint`) lets a resume check that it
     trains on the same images.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise QMAEError(f"run folder {run_dir} already exists; pass --resume to continue it, or choose another "
-                        f"--name / --out")
+        raise QMAEError(
+            f"run folder {run_dir} already exists; pass --resume to continue it, or choose another --name / --out"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = {"format": FORMAT, "settings": settings.model_dump(mode="json"),
-              "data_dir": None if data_dir is None else str(data_dir), "data_fingerprint": data_fingerprint,
-              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    record = {
+        "format": FORMAT,
+        "settings": settings.model_dump(mode="json"),
+        "data_dir": None if data_dir is None else str(data_dir),
+        "data_fingerprint": data_fingerprint,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
     atomic_write_json(run_dir / CONFIG_FILE, record)
     return run_dir
 
@@ -214,8 +227,10 @@ def check_resumable(stored: RunSettings, wanted: RunSettings) -> None:
     """Raise unless ``wanted`` equals ``stored`` up to the settings a resume may change."""
     diffs = [d for d in settings_differences(stored, wanted) if d.split(":")[0] not in RESUMABLE_CHANGES]
     if diffs:
-        raise QMAEError(f"--resume with a different configuration ({'; '.join(diffs)}); drop those options to "
-                        f"continue the run as it was, or start a new run with another --name")
+        raise QMAEError(
+            f"--resume with a different configuration ({'; '.join(diffs)}); drop those options to "
+            f"continue the run as it was, or start a new run with another --name"
+        )
 
 
 def update_settings(run_dir: str | Path, settings: RunSettings) -> None:
@@ -237,13 +252,16 @@ def load_checkpoint(run_dir: str | Path, settings: RunSettings | None = None) ->
     """Read checkpoint.pt; a damaged or mismatched file gives one clear error."""
     path = Path(run_dir) / CHECKPOINT_FILE
     if not path.is_file():
-        raise QMAEError(f"{path} is missing: the run has not written a checkpoint yet; start it again without "
-                        f"--resume (into a new --name)")
+        raise QMAEError(
+            f"{path} is missing: the run has not written a checkpoint yet; start it again without "
+            f"--resume (into a new --name)"
+        )
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling failure means a damaged file
-        raise QMAEError(f"checkpoint {path} is corrupt or unreadable ({one_line(exc)}); delete the run folder "
-                        f"and train again") from exc
+        raise QMAEError(
+            f"checkpoint {path} is corrupt or unreadable ({one_line(exc)}); delete the run folder and train again"
+        ) from exc
     try:
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise ValueError(f"not a format-{FORMAT} checkpoint")
@@ -265,12 +283,18 @@ def load_checkpoint(run_dir: str | Path, settings: RunSettings | None = None) ->
             if not 0 <= step <= settings.total_steps:
                 raise ValueError(f"step {step} is outside 0..{settings.total_steps}")
     except (KeyError, TypeError, ValueError) as exc:
-        raise QMAEError(f"checkpoint {path} is corrupt ({one_line(exc)}); delete the run folder and train "
-                        f"again") from exc
+        raise QMAEError(
+            f"checkpoint {path} is corrupt ({one_line(exc)}); delete the run folder and train again"
+        ) from exc
     token = None if token is None else token.to(torch.float64)
-    return Checkpoint(step=step, theta=theta.to(torch.float64), token=token,
-                      optimizer=raw.get("optimizer"), finished=bool(raw.get("finished", False)),
-                      extra=dict(raw.get("extra") or {}))
+    return Checkpoint(
+        step=step,
+        theta=theta.to(torch.float64),
+        token=token,
+        optimizer=raw.get("optimizer"),
+        finished=bool(raw.get("finished", False)),
+        extra=dict(raw.get("extra") or {}),
+    )
 
 
 # ------------------------------------------------------------------------------------------------- metrics
@@ -326,5 +350,12 @@ def load_trained(run_dir: str | Path) -> TrainedModel:
     record = read_config(run_dir)
     settings = read_settings(run_dir)
     ckpt = load_checkpoint(run_dir, settings)
-    return TrainedModel(run_dir=run_dir, settings=settings, theta=ckpt.theta, token=ckpt.token, step=ckpt.step,
-                        finished=ckpt.finished, data_dir=record.get("data_dir"))
+    return TrainedModel(
+        run_dir=run_dir,
+        settings=settings,
+        theta=ckpt.theta,
+        token=ckpt.token,
+        step=ckpt.step,
+        finished=ckpt.finished,
+        data_dir=record.get("data_dir"),
+    )

@@ -12,8 +12,8 @@ from pathlib import Path
 from qiskit.providers import BackendV2
 from qiskit_aer.noise import NoiseModel
 
-from qmae_qiskit.backends import AER_SIMULATOR, resolve_backend
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.backends import AER_SIMULATOR, resolve_backend
 
 
 def is_snapshot_spec(spec: str | Path) -> bool:
@@ -25,7 +25,7 @@ def is_snapshot_spec(spec: str | Path) -> bool:
 def backend_for_spec(spec: str | Path) -> BackendV2:
     """The backend a noise spec stands for: a snapshot's rebuilt target, or a resolved backend."""
     if is_snapshot_spec(spec):
-        from qmae_qiskit.calibration import snapshot_backend
+        from qmae_qiskit.hardware.calibration import snapshot_backend
 
         return snapshot_backend(spec)
     return resolve_backend(str(spec))
@@ -40,6 +40,8 @@ def noise_model_for_backend(backend: BackendV2) -> NoiseModel:
 def noise_model(spec: str | Path) -> NoiseModel:
     """Noise model for a fake / IBM backend name (``fake_torino``) or a calibration snapshot JSON path."""
     if str(spec) == AER_SIMULATOR:
-        raise QMAEError("aer_simulator is noiseless; leave out the noise model, or give a fake backend "
-                        "(e.g. fake_torino) or a calibration snapshot file")
+        raise QMAEError(
+            "aer_simulator is noiseless; leave out the noise model, or give a fake backend "
+            "(e.g. fake_torino) or a calibration snapshot file"
+        )
     return noise_model_for_backend(backend_for_spec(spec))

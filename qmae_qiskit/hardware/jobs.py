@@ -6,8 +6,8 @@ submits both in one ``Batch``. The record ``<id>.json`` is written atomically ri
 accepted and completed after the second, before any waiting, so a process killed after submission leaves a
 record that ``jobs fetch`` finishes later. Local jobs (fake backends) cannot be fetched later, so their raw
 results are saved at once. Raw results go to ``<id>.results.json`` and the scores -- computed by
-:func:`qmae_qiskit.evaluation.score`, the same code as ``evaluate`` -- to ``<id>.metrics.json``.
-Nothing here ever sees the IBM token: :func:`qmae_qiskit.backends.runtime_service` lets the runtime read it.
+:func:`qmae_qiskit.evaluate.evaluation.score`, the same code as ``evaluate`` -- to ``<id>.metrics.json``.
+Nothing here ever sees the IBM token: :func:`qmae_qiskit.hardware.backends.runtime_service` lets the runtime read it.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ import platform
 import re
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -32,11 +33,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from qiskit import qpy
 from qiskit.circuit import QuantumCircuit
 
-from qmae_qiskit.backends import ensure_fits, ensure_operational, is_fake_name, redact, resolve_backend, runtime_service
 from qmae_qiskit.errors import QMAEError, one_line
+from qmae_qiskit.hardware.backends import (
+    ensure_fits,
+    ensure_operational,
+    is_fake_name,
+    redact,
+    resolve_backend,
+    runtime_service,
+)
+from qmae_qiskit.hardware.mitigation import MitigationOptions
+from qmae_qiskit.hardware.transpile import DEFAULT_SEED, map_observable, transpile_for
 from qmae_qiskit.io import atomic_write_json, read_json
-from qmae_qiskit.mitigation import MitigationOptions
-from qmae_qiskit.transpiling import DEFAULT_SEED, map_observable, transpile_for
 
 SCHEMA = "qmae-qiskit/job-record"
 SCHEMA_VERSION = 1
@@ -60,7 +68,8 @@ class SubmitOptions(BaseModel):
     mask_seed: int = 0
     seed_simulator: int | None = Field(None, description="local testing mode only: seed of the simulator")
     fidelity_circuit: Literal["swap-test", "inverse"] = Field(
-        "swap-test", description="SWAP test (2n+2 qubits, the paper's) or inverse clean-image loader (n+t qubits)")
+        "swap-test", description="SWAP test (2n+2 qubits, the paper's) or inverse clean-image loader (n+t qubits)"
+    )
     mitigation: MitigationOptions = Field(default_factory=MitigationOptions)
     data_dir: str | None = None
     embed_qpy: bool = True
@@ -132,11 +141,14 @@ def load_record(jobs_dir: Path, record_id: str) -> dict:
     if not isinstance(rec, dict) or rec.get("schema") != SCHEMA or not isinstance(rec.get("jobs"), dict):
         raise QMAEError(f"job record {path} is not a qmae-qiskit job record; it was left unchanged")
     if rec.get("id") != path.stem:
-        raise QMAEError(f"job record {path} holds id {rec.get('id')!r}, not {path.stem!r}: renamed or corrupt; "
-                        "it was left unchanged")
+        raise QMAEError(
+            f"job record {path} holds id {rec.get('id')!r}, not {path.stem!r}: renamed or corrupt; "
+            "it was left unchanged"
+        )
     if rec.get("schema_version") != SCHEMA_VERSION:
-        raise QMAEError(f"job record {path} has schema version {rec.get('schema_version')!r}; this version reads "
-                        f"{SCHEMA_VERSION}")
+        raise QMAEError(
+            f"job record {path} has schema version {rec.get('schema_version')!r}; this version reads {SCHEMA_VERSION}"
+        )
     return rec
 
 
@@ -178,38 +190,23 @@ def list_records(jobs_dir: Path = Path("jobs")) -> list[dict]:
         except QMAEError as exc:
             rows.append({"id": path.stem, "status": "CORRUPT", "error": str(exc)})
             continue
-        rows.append({"id": rec["id"], "status": rec.get("status"), "mode": rec.get("mode"),
-                     "backend": rec.get("backend"), "run": rec.get("run"), "samples": rec.get("samples"),
-                     "shots": rec.get("shots"), "submitted_at": rec.get("submitted_at"),
-                     "metrics": metrics_path(jobs_dir, rec["id"]).is_file()})
+        rows.append(
+            {
+                "id": rec["id"],
+                "status": rec.get("status"),
+                "mode": rec.get("mode"),
+                "backend": rec.get("backend"),
+                "run": rec.get("run"),
+                "samples": rec.get("samples"),
+                "shots": rec.get("shots"),
+                "submitted_at": rec.get("submitted_at"),
+                "metrics": metrics_path(jobs_dir, rec["id"]).is_file(),
+            }
+        )
     return sorted(rows, key=lambda r: r.get("submitted_at") or "", reverse=True)
 
 
 # ---------------------------------------------------------------------------------------------- prepare
-def inverse_fidelity_circuit(cfg) -> tuple[QuantumCircuit, Any]:
-    """The autoencoder followed by the inverse loader of the clean image on the data qubits, and |0..0><0..0|.
-
-    With rho the decoded data register and V|0> = |x> the clean image's loader, <0|V^dagger rho V|0> = <x|rho|x>,
-    the same fidelity the SWAP test's <Z> gives, on n + t qubits instead of 2n + 2 and without the controlled
-    SWAPs -- what lets a small device (4x4 on 5 qubits) run the evaluation.
-    """
-    from itertools import combinations
-
-    from qiskit.quantum_info import SparsePauliOp
-
-    from qmae_qiskit.circuits import REFERENCE, reconstruction_circuit
-    from qmae_qiskit.loader import loader_circuit
-
-    qc = reconstruction_circuit(cfg, measure=False)
-    data = list(qc.metadata["data_qubits"])
-    qc.compose(loader_circuit(cfg.n_qubits, REFERENCE).inverse(), data, inplace=True)
-    qc.name = f"qmae_inverse_fidelity_L{cfg.image_size}"
-    qc.metadata = {**qc.metadata, "qmae_circuit": "inverse_fidelity"}
-    n = len(data)
-    terms = [("Z" * r, list(sub), 1.0 / 2**n) for r in range(n + 1) for sub in combinations(data, r)]
-    return qc, SparsePauliOp.from_sparse_list(terms, qc.num_qubits).simplify()
-
-
 @dataclass
 class Prepared:
     """Everything computed before submission: the model, images, masks, ISA circuits and parameter values."""
@@ -229,8 +226,9 @@ class Prepared:
     transpile_seconds: float
 
 
-def load_images(data_dir: str | None, split: str, image_size: int, indices: list[int] | None = None,
-                limit: int | None = None):
+def load_images(
+    data_dir: str | None, split: str, image_size: int, indices: list[int] | None = None, limit: int | None = None
+):
     """The split's images (first ``limit``, or exactly ``indices``) as an ImageSet."""
     from qmae_qiskit.data import load_mnist
 
@@ -252,9 +250,15 @@ def _image_hash(images: torch.Tensor) -> str:
 
 
 def prepare(opts: SubmitOptions) -> Prepared:
-    from qmae_qiskit.circuits import fidelity_observable, parameter_values, reconstruction_circuit, training_circuit
-    from qmae_qiskit.evaluation import eval_masks
-    from qmae_qiskit.runs import load_trained
+    from qmae_qiskit.model.circuits import (
+        fidelity_observable,
+        inverse_fidelity_circuit,
+        parameter_values,
+        reconstruction_circuit,
+        training_circuit,
+    )
+    from qmae_qiskit.model.masking import eval_masks
+    from qmae_qiskit.train.runs import load_trained
 
     tm = load_trained(opts.run)
     cfg = tm.cfg
@@ -267,18 +271,24 @@ def prepare(opts: SubmitOptions) -> Prepared:
     rec_qc = reconstruction_circuit(cfg, measure=True)
     backend = resolve_backend(opts.backend)
     try:
-        ensure_fits(train_qc.num_qubits, backend, f"{opts.fidelity_circuit} fidelity circuit",
-                    "use a larger backend or a run trained on smaller images")
+        ensure_fits(
+            train_qc.num_qubits,
+            backend,
+            f"{opts.fidelity_circuit} fidelity circuit",
+            "use a larger backend or a run trained on smaller images",
+        )
     except QMAEError as exc:
         if opts.fidelity_circuit == "swap-test" and rec_qc.num_qubits <= backend.num_qubits:
             raise QMAEError(f"{exc}, or pass --fidelity-circuit inverse ({rec_qc.num_qubits} qubits)") from None
         raise
     ensure_operational(backend, remote=remote)
-    data = load_images(opts.data_dir if opts.data_dir is not None else tm.data_dir, opts.split, cfg.image_size,
-                       limit=opts.samples)
+    data = load_images(
+        opts.data_dir if opts.data_dir is not None else tm.data_dir, opts.split, cfg.image_size, limit=opts.samples
+    )
     if len(data.images) < opts.samples:
-        raise QMAEError(f"--samples {opts.samples} is more than the {len(data.images)} images of the "
-                        f"{opts.split} split")
+        raise QMAEError(
+            f"--samples {opts.samples} is more than the {len(data.images)} images of the {opts.split} split"
+        )
     patch_idx = eval_masks(cfg, tm.mask_ratio, data.indices, opts.mask_seed)
     with torch.no_grad():
         x_masked = tm.module().masked_inputs(data.images, patch_idx)
@@ -288,9 +298,21 @@ def prepare(opts: SubmitOptions) -> Prepared:
     isa_r = transpile_for(rec_qc, backend, opts.optimization_level, opts.seed_transpiler)
     seconds = time.perf_counter() - t0
     obs = map_observable(logical_obs, isa_f)
-    return Prepared(tm, backend, remote, data.images, data.labels, data.indices, patch_idx, isa_f, obs, isa_r,
-                    parameter_values(isa_f, tm.theta, x_masked, clean), parameter_values(isa_r, tm.theta, x_masked),
-                    seconds)
+    return Prepared(
+        tm,
+        backend,
+        remote,
+        data.images,
+        data.labels,
+        data.indices,
+        patch_idx,
+        isa_f,
+        obs,
+        isa_r,
+        parameter_values(isa_f, tm.theta, x_masked, clean),
+        parameter_values(isa_r, tm.theta, x_masked),
+        seconds,
+    )
 
 
 # ----------------------------------------------------------------------------------------------- submit
@@ -310,8 +332,12 @@ def _primitive_options(opts: SubmitOptions, remote: bool) -> tuple[dict, dict]:
     return est, samp
 
 
-def submit(opts: SubmitOptions, jobs_dir: Path = Path("jobs"), classifier_dir: str | Path | None = None,
-           use_classifier: bool = True) -> Submission:
+def submit(
+    opts: SubmitOptions,
+    jobs_dir: Path = Path("jobs"),
+    classifier_dir: str | Path | None = None,
+    use_classifier: bool = True,
+) -> Submission:
     """Submit the N-image evaluation as one Estimator and one Sampler job in a Batch; write the record at once.
 
     With a fake backend the jobs run in local testing mode and their results and metrics are saved before
@@ -319,7 +345,7 @@ def submit(opts: SubmitOptions, jobs_dir: Path = Path("jobs"), classifier_dir: s
     """
     from qiskit_ibm_runtime import Batch, EstimatorV2, SamplerV2
 
-    from qmae_qiskit.depth import versions
+    from qmae_qiskit.hardware.depth import versions
 
     prep = prepare(opts)
     cfg = prep.tm.cfg
@@ -353,17 +379,23 @@ def submit(opts: SubmitOptions, jobs_dir: Path = Path("jobs"), classifier_dir: s
         "seed_transpiler": opts.seed_transpiler,
         "transpile_seconds": round(prep.transpile_seconds, 3),
         "circuits": {
-            "fidelity": {"qpy_sha256": _sha256(qpy_f), "num_qubits": prep.isa_fidelity.num_qubits,
-                         "depth": prep.isa_fidelity.depth(), "circuit": opts.fidelity_circuit,
-                         "observable_terms": len(prep.observable),
-                         "observable_support": sorted({int(q) for p in prep.observable.paulis
-                                                       for q in np.nonzero(p.z)[0]}),
-                         "parameter_values_sha256": _sha256(prep.values_fidelity.tobytes()),
-                         "qpy_base64": base64.b64encode(qpy_f).decode() if opts.embed_qpy else None},
-            "reconstruction": {"qpy_sha256": _sha256(qpy_r), "num_qubits": prep.isa_reconstruction.num_qubits,
-                               "depth": prep.isa_reconstruction.depth(),
-                               "parameter_values_sha256": _sha256(prep.values_reconstruction.tobytes()),
-                               "qpy_base64": base64.b64encode(qpy_r).decode() if opts.embed_qpy else None},
+            "fidelity": {
+                "qpy_sha256": _sha256(qpy_f),
+                "num_qubits": prep.isa_fidelity.num_qubits,
+                "depth": prep.isa_fidelity.depth(),
+                "circuit": opts.fidelity_circuit,
+                "observable_terms": len(prep.observable),
+                "observable_support": sorted({int(q) for p in prep.observable.paulis for q in np.nonzero(p.z)[0]}),
+                "parameter_values_sha256": _sha256(prep.values_fidelity.tobytes()),
+                "qpy_base64": base64.b64encode(qpy_f).decode() if opts.embed_qpy else None,
+            },
+            "reconstruction": {
+                "qpy_sha256": _sha256(qpy_r),
+                "num_qubits": prep.isa_reconstruction.num_qubits,
+                "depth": prep.isa_reconstruction.depth(),
+                "parameter_values_sha256": _sha256(prep.values_reconstruction.tobytes()),
+                "qpy_base64": base64.b64encode(qpy_r).decode() if opts.embed_qpy else None,
+            },
         },
         "versions": {**versions(), "torch": torch.__version__, "python": platform.python_version()},
         "jobs": {},
@@ -383,10 +415,12 @@ def submit(opts: SubmitOptions, jobs_dir: Path = Path("jobs"), classifier_dir: s
             record["jobs"]["fidelity"] = {"job_id": jid, "primitive": "estimator", "submitted_at": _now()}
             path = _write_new(record_path(jobs_dir, jid), record)
             samp = SamplerV2(mode=batch, options=samp_opts)
-            jobs["reconstruction"] = samp.run([(prep.isa_reconstruction, prep.values_reconstruction)],
-                                              shots=opts.shots)
-            record["jobs"]["reconstruction"] = {"job_id": check_id(jobs["reconstruction"].job_id()),
-                                                "primitive": "sampler", "submitted_at": _now()}
+            jobs["reconstruction"] = samp.run([(prep.isa_reconstruction, prep.values_reconstruction)], shots=opts.shots)
+            record["jobs"]["reconstruction"] = {
+                "job_id": check_id(jobs["reconstruction"].job_id()),
+                "primitive": "sampler",
+                "submitted_at": _now(),
+            }
             _update(jobs_dir, record, status="SUBMITTED")
     except QMAEError:
         raise
@@ -394,15 +428,18 @@ def submit(opts: SubmitOptions, jobs_dir: Path = Path("jobs"), classifier_dir: s
         where = f"; the record {path} keeps what was submitted" if path else ""
         if path is not None:
             _update(jobs_dir, record, status="SUBMIT_FAILED", error=redact(one_line(exc)))
-        raise QMAEError(f"submission to {prep.backend.name} failed ({type(exc).__name__}: "
-                        f"{redact(one_line(exc))}){where}") from None
+        raise QMAEError(
+            f"submission to {prep.backend.name} failed ({type(exc).__name__}: {redact(one_line(exc))}){where}"
+        ) from None
     if not prep.remote:
         save_results(jobs_dir, record, jobs)
         try:
             score_record(jobs_dir, record, classifier_dir, use_classifier)
         except QMAEError as exc:
-            raise QMAEError(f"results of {record['id']} saved to {results_path(jobs_dir, record['id'])}, but scoring "
-                            f"failed: {exc}; once fixed, run `qmae-qiskit jobs fetch {record['id']}`") from None
+            raise QMAEError(
+                f"results of {record['id']} saved to {results_path(jobs_dir, record['id'])}, but scoring "
+                f"failed: {exc}; once fixed, run `qmae-qiskit jobs fetch {record['id']}`"
+            ) from None
     return Submission(record, path, jobs)  # type: ignore[arg-type]
 
 
@@ -414,8 +451,9 @@ def _remote_jobs(record: dict) -> dict[str, Any]:
         try:
             out[role] = service.job(info["job_id"])
         except Exception as exc:
-            raise QMAEError(f"cannot retrieve job {info['job_id']} from IBM Quantum ({redact(one_line(exc))})") \
-                from None
+            raise QMAEError(
+                f"cannot retrieve job {info['job_id']} from IBM Quantum ({redact(one_line(exc))})"
+            ) from None
     return out
 
 
@@ -455,9 +493,13 @@ def _extract(rec: dict, results: dict[str, Any]) -> dict:
     if evs.shape[0] != n or bits.shape != (n,):
         raise QMAEError(f"results hold {evs.shape[0]} fidelities and {bits.shape} count sets, the record {n} images")
     counts = [{k: int(v) for k, v in bits.get_counts(loc=i).items()} for i in range(n)]
-    return {"schema": "qmae-qiskit/job-results", "id": rec["id"], "saved_at": _now(),
-            "fidelity": {"evs": evs.tolist(), "stds": stds.tolist(), "metadata": _jsonable(fid.metadata)},
-            "reconstruction": {"counts": counts, "num_bits": bits.num_bits}}
+    return {
+        "schema": "qmae-qiskit/job-results",
+        "id": rec["id"],
+        "saved_at": _now(),
+        "fidelity": {"evs": evs.tolist(), "stds": stds.tolist(), "metadata": _jsonable(fid.metadata)},
+        "reconstruction": {"counts": counts, "num_bits": bits.num_bits},
+    }
 
 
 def _jsonable(obj: Any) -> Any:
@@ -489,36 +531,46 @@ def save_results(jobs_dir: Path, rec: dict, jobs: dict[str, Any]) -> dict:
                     msg = ""
             rec["jobs"][role]["status"] = states[role]
             _update(jobs_dir, rec, status=states[role], error=redact(msg or one_line(exc)))
-            raise QMAEError(f"job {rec['jobs'][role]['job_id']} ({role}) ended {states[role]}: "
-                            f"{redact(msg or one_line(exc))}; the record {record_path(jobs_dir, rec['id'])} is kept; "
-                            f"submit again") from None
+            raise QMAEError(
+                f"job {rec['jobs'][role]['job_id']} ({role}) ended {states[role]}: "
+                f"{redact(msg or one_line(exc))}; the record {record_path(jobs_dir, rec['id'])} is kept; "
+                f"submit again"
+            ) from None
     raw = _extract(rec, results)
     atomic_write_json(results_path(jobs_dir, rec["id"]), raw)
     for role in ROLES:
         rec["jobs"][role]["status"] = "DONE"
-    _update(jobs_dir, rec, status="DONE", results_file=results_path(jobs_dir, rec["id"]).name,
-            results_saved_at=raw["saved_at"])
+    _update(
+        jobs_dir,
+        rec,
+        status="DONE",
+        results_file=results_path(jobs_dir, rec["id"]).name,
+        results_saved_at=raw["saved_at"],
+    )
     return raw
 
 
-def score_record(jobs_dir: Path, rec: dict, classifier_dir: str | Path | None = None,
-                 use_classifier: bool = True) -> dict:
-    """Saved raw results -> metrics with :func:`qmae_qiskit.evaluation.score` (the code ``evaluate`` uses)."""
-    from qmae_qiskit.evaluation import aggregate, find_classifier, score
-    from qmae_qiskit.metrics import counts_to_probabilities
+def score_record(
+    jobs_dir: Path, rec: dict, classifier_dir: str | Path | None = None, use_classifier: bool = True
+) -> dict:
+    """Saved raw results -> metrics with :func:`qmae_qiskit.evaluate.evaluation.score` (the code ``evaluate`` uses)."""
+    from qmae_qiskit.evaluate.evaluation import aggregate, find_classifier, score
+    from qmae_qiskit.evaluate.metrics import counts_to_probabilities
 
     raw_path = results_path(jobs_dir, rec["id"])
     raw = read_json(raw_path, "results file", "it is missing or corrupt; the job record is unchanged")
     cfg_n = int(round(np.log2(rec["config"]["image_size"] ** 2)))
     data = load_images(rec.get("data_dir"), rec["split"], rec["config"]["image_size"], rec["image_indices"])
     if _image_hash(data.images) != rec["images_sha256"]:
-        raise QMAEError(f"the {rec['split']} images at {rec.get('data_dir')} differ from those submitted (hash "
-                        f"mismatch); point --data-dir at the same MNIST copy")
+        raise QMAEError(
+            f"the {rec['split']} images at {rec.get('data_dir')} differ from those submitted (hash "
+            f"mismatch); point --data-dir at the same MNIST copy"
+        )
     probs = torch.stack([counts_to_probabilities(c, cfg_n) for c in raw["reconstruction"]["counts"]])
     fids = torch.tensor(raw["fidelity"]["evs"], dtype=torch.float64)
     clf, clf_info, clf_path = None, None, None
     if use_classifier:
-        from qmae_qiskit.classifier import exists, load
+        from qmae_qiskit.evaluate.classifier import exists, load
 
         clf_path = find_classifier(Path(rec["run"]), classifier_dir)
         if exists(clf_path):
@@ -527,11 +579,19 @@ def score_record(jobs_dir: Path, rec: dict, classifier_dir: str | Path | None = 
             load(clf_path)  # raises the classifier module's one-line error
     per_image = score(probs, fids, data.images, data.labels, clf)
     out = {
-        "id": rec["id"], "backend": rec["backend"], "mode": rec["mode"], "run": rec["run"], "model": rec["model"],
-        "samples": rec["samples"], "shots": rec["shots"], "split": rec["split"], "mask_seed": rec["mask_seed"],
+        "id": rec["id"],
+        "backend": rec["backend"],
+        "mode": rec["mode"],
+        "run": rec["run"],
+        "model": rec["model"],
+        "samples": rec["samples"],
+        "shots": rec["shots"],
+        "split": rec["split"],
+        "mask_seed": rec["mask_seed"],
         "mitigation": rec.get("mitigation"),
-        "classifier": None if clf_info is None else {"path": str(clf_path),
-                                                     "clean_test_accuracy": clf_info.get("test_accuracy")},
+        "classifier": None
+        if clf_info is None
+        else {"path": str(clf_path), "clean_test_accuracy": clf_info.get("test_accuracy")},
         "metrics": aggregate(per_image),
         "per_image": {k: v.tolist() for k, v in per_image.items()},
         "scored_at": _now(),
@@ -541,14 +601,17 @@ def score_record(jobs_dir: Path, rec: dict, classifier_dir: str | Path | None = 
     return out
 
 
-def fetch(jobs_dir: Path, record_id: str, classifier_dir: str | Path | None = None,
-          use_classifier: bool = True) -> dict:
+def fetch(
+    jobs_dir: Path, record_id: str, classifier_dir: str | Path | None = None, use_classifier: bool = True
+) -> dict:
     """Results of a record -> ``<id>.results.json`` (if not saved yet) and ``<id>.metrics.json``."""
     rec = load_record(jobs_dir, record_id)
     if not results_path(jobs_dir, rec["id"]).is_file():
         if rec["mode"] == "local":
-            raise QMAEError(f"local job {rec['id']} has no saved results (the process stopped before it finished) "
-                            "and local jobs cannot be fetched later; submit again")
+            raise QMAEError(
+                f"local job {rec['id']} has no saved results (the process stopped before it finished) "
+                "and local jobs cannot be fetched later; submit again"
+            )
         if rec.get("status") == "CANCELLED":
             raise QMAEError(f"job {rec['id']} was cancelled; submit again")
         jobs = _remote_jobs(rec)
@@ -558,8 +621,10 @@ def fetch(jobs_dir: Path, record_id: str, classifier_dir: str | Path | None = No
             for role, st in states.items():
                 rec["jobs"][role]["status"] = st
             _update(jobs_dir, rec, status=_overall(rec, states))
-            raise QMAEError(f"job {rec['id']} is not finished ({', '.join(f'{r} {s}' for r, s in pending.items())}); "
-                            "fetch again later")
+            raise QMAEError(
+                f"job {rec['id']} is not finished ({', '.join(f'{r} {s}' for r, s in pending.items())}); "
+                "fetch again later"
+            )
         save_results(jobs_dir, rec, jobs)
     return score_record(jobs_dir, rec, classifier_dir, use_classifier)
 

@@ -2,7 +2,7 @@
 
 Adaptation as in the paper: the first max-pool is an identity (a 16x16 input would otherwise shrink to 4x4 before
 the first residual stage); the first convolution takes one channel; the head has 10 classes. The classifier sees
-images through :func:`qmae_qiskit.metrics.to_pixels` both when it is trained (clean images) and when it judges
+images through :func:`qmae_qiskit.evaluate.metrics.to_pixels` both when it is trained (clean images) and when it judges
 reconstructions, so both pass through the same pixel scaling. Weights are a cache in a folder
 (``classifier.pt`` + ``classifier.json``), never committed.
 """
@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.evaluate.metrics import to_pixels
 from qmae_qiskit.io import atomic_write_json, atomic_write_with
-from qmae_qiskit.metrics import to_pixels
 
 WEIGHTS, INFO = "classifier.pt", "classifier.json"
 
@@ -58,15 +58,24 @@ class TrainResult:
     info: dict
 
 
-def train_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 5, batch_size: int = 128,
-                     lr: float = 2e-3, seed: int = 0, augment_shift: int = 1, progress: bool = True,
-                     log: Callable[[str], None] | None = None) -> TrainResult:
+def train_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int = 5,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    seed: int = 0,
+    augment_shift: int = 1,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
     """Adam + one-cycle schedule on clean images (N, L, L); deterministic for a given seed and thread count."""
     if epochs < 1 or batch_size < 1:
         raise QMAEError(f"epochs and batch size must be positive, got {epochs} and {batch_size}")
     if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
-        raise QMAEError(f"need as many labels as images (and at least one), got {images.shape[0]} and "
-                        f"{labels.shape[0]}")
+        raise QMAEError(
+            f"need as many labels as images (and at least one), got {images.shape[0]} and {labels.shape[0]}"
+        )
     torch.manual_seed(seed)
     model = resnet18_small()
     x, y = prepare(images), labels.long()
@@ -84,7 +93,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 5
         perm = torch.randperm(len(x), generator=gen)
         total, count = 0.0, 0
         for start in range(0, len(x), batch_size):
-            rows = perm[start:start + batch_size]
+            rows = perm[start : start + batch_size]
             if len(rows) < 2:  # BatchNorm needs two samples
                 bar.update(1)
                 continue
@@ -103,12 +112,19 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 5
             log(f"classifier epoch {epoch + 1}/{epochs}: loss {losses[-1]:.4f}")
     bar.close()
     recalibrate_batchnorm(model, x[torch.randperm(len(x), generator=gen)[:4096]])
-    info = {"architecture": "resnet18, 1-channel conv1, maxpool=identity, 10 classes", "epochs": epochs,
-            "batch_size": batch_size, "lr": lr, "seed": seed, "augment_shift": augment_shift,
-            "n_train": len(x),
-            "image_size": int(images.shape[-1]), "train_loss": losses,
-            "train_seconds": round(time.perf_counter() - t0, 1),
-            "input_scaling": "metrics.to_pixels (divide by the image's maximum)"}
+    info = {
+        "architecture": "resnet18, 1-channel conv1, maxpool=identity, 10 classes",
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "augment_shift": augment_shift,
+        "n_train": len(x),
+        "image_size": int(images.shape[-1]),
+        "train_loss": losses,
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "input_scaling": "metrics.to_pixels (divide by the image's maximum)",
+    }
     return TrainResult(model, info)
 
 
@@ -126,8 +142,8 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 5
         m.momentum = None  # cumulative moving average: equal weight to every batch
     model.train()
     for start in range(0, len(x), batch_size):
-        if len(x[start:start + batch_size]) > 1:
-            model(x[start:start + batch_size])
+        if len(x[start : start + batch_size]) > 1:
+            model(x[start : start + batch_size])
     for m, mom in zip(bns, saved):
         m.momentum = mom
     model.eval()
@@ -139,7 +155,7 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> t
     model.eval()
     out = []
     for start in range(0, images.shape[0], batch_size):
-        out.append(model(prepare(images[start:start + batch_size])).argmax(1))
+        out.append(model(prepare(images[start : start + batch_size])).argmax(1))
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
@@ -165,8 +181,10 @@ def load(folder: str | Path) -> tuple[nn.Module, dict]:
     """The cached classifier in ``folder`` and its info; a clear error if there is none."""
     folder = Path(folder)
     if not exists(folder):
-        raise QMAEError(f"no trained classifier in {folder} (expected {WEIGHTS} and {INFO}); "
-                        f"train one with `qmae-qiskit classifier train --out {folder}`")
+        raise QMAEError(
+            f"no trained classifier in {folder} (expected {WEIGHTS} and {INFO}); "
+            f"train one with `qmae-qiskit classifier train --out {folder}`"
+        )
     model = resnet18_small()
     try:
         model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
@@ -176,17 +194,34 @@ def load(folder: str | Path) -> tuple[nn.Module, dict]:
     return model, json.loads((folder / INFO).read_text())
 
 
-def train_and_cache(data_dir: str | Path | None, out: str | Path, image_size: int = 16, epochs: int = 5,
-                    batch_size: int = 128, lr: float = 2e-3, seed: int = 0, augment_shift: int = 1,
-                    limit: int | None = None,
-                    test_limit: int | None = None, progress: bool = True) -> dict:
+def train_and_cache(
+    data_dir: str | Path | None,
+    out: str | Path,
+    image_size: int = 16,
+    epochs: int = 5,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    seed: int = 0,
+    augment_shift: int = 1,
+    limit: int | None = None,
+    test_limit: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Train on the whole MNIST training split at ``image_size``, score the clean test split, cache in ``out``."""
     from qmae_qiskit.data import load_mnist
 
     train = load_mnist(data_dir, train=True, image_size=image_size, limit=limit)
     test = load_mnist(data_dir, train=False, image_size=image_size, limit=test_limit)
-    result = train_classifier(train.images, train.labels, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                              augment_shift=augment_shift, progress=progress)
+    result = train_classifier(
+        train.images,
+        train.labels,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        augment_shift=augment_shift,
+        progress=progress,
+    )
     result.info["n_test"] = len(test)
     result.info["test_accuracy"] = accuracy(result.model, test.images, test.labels)
     save(out, result)

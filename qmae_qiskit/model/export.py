@@ -11,11 +11,11 @@ import torch
 from qiskit import qasm3, qpy
 from qiskit.circuit import QuantumCircuit
 
-from qmae_qiskit import exact
-from qmae_qiskit.circuits import parameter_values, reconstruction_circuit, training_circuit
-from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from qmae_qiskit.masking import grid_shape, insert_token
+from qmae_qiskit.model.circuits import parameter_values, reconstruction_circuit, training_circuit
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.masking import grid_shape, insert_token
+from qmae_qiskit.simulate import exact
 
 
 def circuit_summary(qc: QuantumCircuit) -> dict:
@@ -35,8 +35,10 @@ def write_circuit(qc: QuantumCircuit, stem: Path) -> list[Path]:
     """``stem.qpy`` and ``stem.qasm`` (OpenQASM 3), each written atomically."""
     buf = io.BytesIO()
     qpy.dump(qc, buf)
-    return [atomic_write_bytes(stem.with_suffix(".qpy"), buf.getvalue()),
-            atomic_write_text(stem.with_suffix(".qasm"), qasm3.dumps(qc))]
+    return [
+        atomic_write_bytes(stem.with_suffix(".qpy"), buf.getvalue()),
+        atomic_write_text(stem.with_suffix(".qasm"), qasm3.dumps(qc)),
+    ]
 
 
 @dataclass

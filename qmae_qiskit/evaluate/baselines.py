@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from qmae_qiskit.config import QMAEConfig
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.masking import grid_shape, insert_token, mask_from_indices
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.masking import grid_shape, insert_token, mask_from_indices
 
 BASELINES = ("masked", "mean_patch", "position_mean")
 DESCRIPTIONS = {
@@ -44,8 +44,10 @@ class FillStatistics:
 def fit(train_images: torch.Tensor, cfg: QMAEConfig) -> FillStatistics:
     """Mean training image and the mean over all patch positions of its patches (no test image is used)."""
     if train_images.dim() != 3 or train_images.shape[0] == 0 or tuple(train_images.shape[1:]) != (cfg.image_size,) * 2:
-        raise QMAEError(f"baselines need training images of shape (N, {cfg.image_size}, {cfg.image_size}), "
-                        f"got {tuple(train_images.shape)}")
+        raise QMAEError(
+            f"baselines need training images of shape (N, {cfg.image_size}, {cfg.image_size}), "
+            f"got {tuple(train_images.shape)}"
+        )
     rows, cols = grid_shape(cfg)
     hp, wp = int(cfg.patch_height), int(cfg.patch_width)  # type: ignore[arg-type]
     mean = train_images.to(torch.float64).mean(0)
@@ -53,8 +55,9 @@ def fit(train_images: torch.Tensor, cfg: QMAEConfig) -> FillStatistics:
     return FillStatistics(mean, patch)
 
 
-def fill(name: str, images: torch.Tensor, patch_idx: torch.Tensor, cfg: QMAEConfig,
-         stats: FillStatistics) -> torch.Tensor:
+def fill(
+    name: str, images: torch.Tensor, patch_idx: torch.Tensor, cfg: QMAEConfig, stats: FillStatistics
+) -> torch.Tensor:
     """The baseline's image (N, L, L) for clean ``images`` with masked patches ``patch_idx``."""
     images = images.to(torch.float64)
     if name == "masked":

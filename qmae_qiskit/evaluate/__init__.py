@@ -1,0 +1,1 @@
+"""Scoring: metrics, no-circuit baselines, the classifier, evaluation, figures, Table 1."""

@@ -1,0 +1,1 @@
+"""Devices: backends, transpiling, noise, calibration, depth reports, mitigation, execution, jobs."""

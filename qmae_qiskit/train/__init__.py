@@ -1,0 +1,1 @@
+"""Training: the QMAE/QAE torch modules, fidelity backends (exact, Aer QNN), run folders, the loop."""
