@@ -2,8 +2,8 @@
 
 A run folder ``runs/<name>/`` holds::
 
-    config.json       {"format": 1, "settings": RunSettings, "data_dir": ..., "created": ...}: enough to rebuild
-                      the model and the exact data order
+    config.json       a :class:`RunRecord` (settings, data folder and fingerprint, provenance): enough to
+                      rebuild the model and the exact data order
     metrics.jsonl     one JSON object per optimizer step (step, epoch, loss, fidelity, ...)
     checkpoint.pt     the latest checkpoint (parameters, Adam state, step), replaced atomically
     loss.png          the training-loss curve (paper Fig. 8 style)
@@ -15,23 +15,23 @@ evaluation and hardware submission.
 
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from qmae_qiskit.errors import QMAEError, one_line
-from qmae_qiskit.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from qmae_qiskit.io import atomic_write_bytes, atomic_write_text
 from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
 
-FORMAT = 1
+FORMAT = 1  # checkpoint.pt format
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -163,6 +163,27 @@ class TrainedModel:
 
 
 # ------------------------------------------------------------------------------------------------ config.json
+class RunRecord(Record):
+    """config.json: the settings that define a run, where its data came from and a fingerprint of that data."""
+
+    SCHEMA: ClassVar[str] = "qmae-qiskit/run-config"
+    VERSION: ClassVar[int] = 2
+    WHAT: ClassVar[str] = "run config"
+
+    settings: RunSettings
+    data_dir: str | None = None
+    data_fingerprint: str | None = None
+
+    @classmethod
+    def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
+        """Format 1 (``{"format": 1, "settings", "data_dir", "data_fingerprint", "created"}``) reads as version 2."""
+        if raw.get("schema") is None and raw.get("format") == 1 and "settings" in raw:
+            return {"schema": cls.SCHEMA, "schema_version": cls.VERSION,
+                    "provenance": legacy_provenance(raw.get("created")), "settings": raw["settings"],
+                    "data_dir": raw.get("data_dir"), "data_fingerprint": raw.get("data_fingerprint")}
+        return None
+
+
 def create_run_dir(
     run_dir: str | Path, settings: RunSettings, data_dir: str | Path | None = None, data_fingerprint: str | None = None
 ) -> Path:
@@ -177,36 +198,24 @@ def create_run_dir(
             f"run folder {run_dir} already exists; pass --resume to continue it, or choose another --name / --out"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = {
-        "format": FORMAT,
-        "settings": settings.model_dump(mode="json"),
-        "data_dir": None if data_dir is None else str(data_dir),
-        "data_fingerprint": data_fingerprint,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    atomic_write_json(run_dir / CONFIG_FILE, record)
+    record = RunRecord(settings=settings, data_dir=None if data_dir is None else str(data_dir),
+                       data_fingerprint=data_fingerprint)
+    save_record(record, run_dir / CONFIG_FILE)
     return run_dir
 
 
-def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """The raw config.json record (settings validated separately by :func:`read_settings`)."""
+def read_config(run_dir: str | Path) -> RunRecord:
+    """The run's config.json as a validated :class:`RunRecord` (a format-1 file is upgraded on read)."""
     path = Path(run_dir) / CONFIG_FILE
     if not Path(run_dir).is_dir():
         raise QMAEError(f"run folder {run_dir} does not exist; pass the folder a `train` run wrote (runs/<name>)")
     if not path.is_file():
         raise QMAEError(f"{path} is missing: {run_dir} is not a training run folder")
-    record = read_json(path, "run config", "the run folder is damaged")
-    if not isinstance(record, dict) or record.get("format") != FORMAT or "settings" not in record:
-        raise QMAEError(f"{path} is not a format-{FORMAT} run config; was it written by another version?")
-    return record
+    return load_record(RunRecord, path, "the run folder is damaged")
 
 
 def read_settings(run_dir: str | Path) -> RunSettings:
-    record = read_config(run_dir)
-    try:
-        return RunSettings.model_validate(record["settings"])
-    except ValidationError as exc:
-        raise QMAEError(f"{Path(run_dir) / CONFIG_FILE}: {one_line(exc)}") from exc
+    return read_config(run_dir).settings
 
 
 def settings_differences(stored: RunSettings, wanted: RunSettings) -> list[str]:
@@ -236,8 +245,7 @@ def check_resumable(stored: RunSettings, wanted: RunSettings) -> None:
 def update_settings(run_dir: str | Path, settings: RunSettings) -> None:
     """Rewrite config.json with new settings (only after :func:`check_resumable`)."""
     record = read_config(run_dir)
-    record["settings"] = settings.model_dump(mode="json")
-    atomic_write_json(Path(run_dir) / CONFIG_FILE, record)
+    save_record(record.model_copy(update={"settings": settings}), Path(run_dir) / CONFIG_FILE)
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
@@ -348,7 +356,7 @@ def load_trained(run_dir: str | Path) -> TrainedModel:
     """The model a run folder holds (its latest checkpoint), validated against its config."""
     run_dir = Path(run_dir)
     record = read_config(run_dir)
-    settings = read_settings(run_dir)
+    settings = record.settings
     ckpt = load_checkpoint(run_dir, settings)
     return TrainedModel(
         run_dir=run_dir,
@@ -357,5 +365,5 @@ def load_trained(run_dir: str | Path) -> TrainedModel:
         token=ckpt.token,
         step=ckpt.step,
         finished=ckpt.finished,
-        data_dir=record.get("data_dir"),
+        data_dir=record.data_dir,
     )

@@ -175,16 +175,16 @@ def train(
         check_resumable(stored, settings)
         record = read_config(run_dir)
         if data_dir is None:
-            data_dir = record.get("data_dir")
+            data_dir = record.data_dir
     if data is None:
         data = load_training_data(settings, data_dir, download)
     if len(data.train) != settings.train_samples:
         raise QMAEError(f"expected {settings.train_samples} training images, got {len(data.train)}")
     fingerprint = data_fingerprint(data)
-    if resume and record.get("data_fingerprint") not in (None, fingerprint):
+    if resume and record.data_fingerprint not in (None, fingerprint):
         raise QMAEError(
             f"the images loaded from {data_dir} are not the ones run {run_dir} was trained on (the data "
-            f"set changed?); pass the --data-dir it used ({record.get('data_dir')})"
+            f"set changed?); pass the --data-dir it used ({record.data_dir})"
         )
 
     model = initial_model(settings, data.train.images)
