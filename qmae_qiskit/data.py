@@ -68,3 +68,36 @@ def split(data: ImageSet, val_fraction: float, seed: int) -> tuple[ImageSet, Ima
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     n_val = int(round(val_fraction * len(data)))
     return data.subset(perm[n_val:]), data.subset(perm[:n_val])
+
+
+def load_split(
+    data_dir: str | Path | None,
+    split: str,
+    image_size: int,
+    limit: int | None = None,
+    indices: list[int] | None = None,
+) -> ImageSet:
+    """The ``test`` or ``train`` split at ``image_size``: its first ``limit`` images, or exactly ``indices``."""
+    if split not in ("test", "train"):
+        raise QMAEError(f"unknown split {split!r}; use test or train")
+    if limit is not None and limit < 1:
+        raise QMAEError(f"the number of images must be positive, got {limit}")
+    if indices is not None:
+        if not indices:
+            raise QMAEError("no image indices given")
+        limit = max(int(i) for i in indices) + 1
+    data = load_mnist(data_dir, train=split == "train", image_size=image_size, limit=limit)
+    if indices is None:
+        return data
+    pos = {int(i): r for r, i in enumerate(data.indices.tolist())}
+    missing = [int(i) for i in indices if int(i) not in pos]
+    if missing:
+        raise QMAEError(f"image indices {missing[:5]} are not in the {split} split at {data_dir}")
+    return data.subset(torch.tensor([pos[int(i)] for i in indices]))
+
+
+def images_sha256(images: torch.Tensor) -> str:
+    """A hash of the images as float64, so a record can check it is scored against the same pixels."""
+    import hashlib
+
+    return hashlib.sha256(images.to(torch.float64).contiguous().numpy().tobytes()).hexdigest()

@@ -13,7 +13,7 @@ def one_line(exc: BaseException) -> str:
     if callable(errors):
         try:
             first = errors()[0]
-            loc = ".".join(str(x) for x in first.get("loc", ()))
+            loc = ".".join(str(x) for x in first.get("loc", ()) if not any(c in str(x) for c in "[("))
             msg = str(first.get("msg", exc)).removeprefix("Value error, ")
             if first.get("type") == "extra_forbidden":
                 return f"unknown option {loc!r}; check its spelling"

@@ -8,26 +8,14 @@ from pathlib import Path
 import click
 
 from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.options import execution_options
 
 
 @main.command("evaluate")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N images of the split.")
-@click.option(
-    "--backend",
-    type=click.Choice(["exact", "aer_simulator"]),
-    default="exact",
-    show_default=True,
-    help="exact: output density matrix and <Z> exactly; aer_simulator: sampled counts.",
-)
-@click.option(
-    "--shots",
-    type=click.IntRange(min=1),
-    default=4096,
-    show_default=True,
-    help="Shots per circuit for --backend aer_simulator.",
-)
+@execution_options
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -49,14 +37,6 @@ from qmae_qiskit.cli.app import main
     help="Also score the no-circuit fills on the same images and masks.",
 )
 @click.option(
-    "--mask-seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed of the evaluation masks (same seed = same mask per image for every model).",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed for aer_simulator.")
-@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -68,19 +48,28 @@ def evaluate_cmd(
     split: str,
     limit: int | None,
     backend: str,
-    shots: int,
+    noise_model: str | None,
+    shots: int | None,
+    estimator_options: str | None,
+    readout_mitigation: str,
+    fidelity_circuit: str,
+    optimization_level: int,
+    seed_transpiler: int,
+    mask_seed: int,
+    seed: int,
     data_dir: Path | None,
     classifier_dir: Path | None,
     no_classifier: bool,
     baselines: bool,
-    mask_seed: int,
-    seed: int,
     out: Path | None,
     as_json: bool,
 ) -> None:
     """Evaluate the trained run in RUN on a split and write eval.json."""
-    from qmae_qiskit.evaluate.evaluation import EVAL_FILE, evaluate, format_table
+    from qmae_qiskit.evaluate.evaluation import EVAL_FILE, evaluate
+    from qmae_qiskit.evaluate.scoring import format_table
+    from qmae_qiskit.hardware.mitigation import parse_mitigation
 
+    mitigation = parse_mitigation(estimator_options, readout_mitigation)
     result = evaluate(
         run,
         split=split,
@@ -94,15 +83,20 @@ def evaluate_cmd(
         mask_seed=mask_seed,
         seed=seed,
         out=out,
-        progress=not as_json,
+        noise_model=noise_model,
+        mitigation=mitigation,
+        fidelity_circuit=fidelity_circuit,
+        optimization_level=optimization_level,
+        seed_transpiler=seed_transpiler,
     )
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
+    where = result["executor"].get("name", backend)
+    extra = f", {result['shots']} shots, {result['mitigation']}" if result["shots"] else ""
     click.echo(
-        f"{result['model'].upper()} {run}: {result['n_images']} {split} images, "
-        f"{result['mask_ratio']:.1%} mask, "
-        f"backend {backend}" + (f" ({shots} shots)" if backend != "exact" else "")
+        f"{result['model'].upper()} {run}: {result['n_images']} {split} images, {result['mask_ratio']:.1%} "
+        f"mask, backend {where}{extra}"
     )
     click.echo(format_table(result))
     click.echo(f"wrote {out if out is not None else run / EVAL_FILE}")

@@ -1,9 +1,14 @@
-"""Error-mitigation options for the runtime primitives, validated before anything is submitted.
+"""Error-mitigation options, validated by qiskit-ibm-runtime's own option models before anything runs.
 
-A flat pydantic model (``extra="forbid"``: a misspelt option is an error, not silently ignored) that turns into
-the nested option dicts of qiskit-ibm-runtime's Estimator and Sampler. The Sampler has no resilience (ZNE,
-measurement mitigation), so only twirling and dynamical decoupling reach it. Options left unset are not sent,
-so the service's defaults apply.
+``--estimator-options`` takes ``KEY=VALUE,...`` (dotted keys reach nested options:
+``resilience.zne.noise_factors=[1,3,5]``) or a JSON object, plus the short names of earlier versions
+(``twirling_gates``, ``dd_sequence``, ...). The result is the runtime's ``options_models.EstimatorOptions``
+(``extra="forbid"``), so a misspelt option fails here with the runtime's own message. Twirling and dynamical
+decoupling also reach the Sampler (``SamplerOptions``, which has no resilience). Readout correction of the
+Sampler's counts is ours (``readout_mitigation=mthree``), since the runtime Sampler has none.
+
+Unlike the runtime, whose default is resilience level 1, nothing is mitigated unless asked: a number reported
+as raw is raw.
 """
 
 from __future__ import annotations
@@ -11,81 +16,149 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from qiskit_ibm_runtime.options_models import EstimatorOptions, SamplerOptions
 
 from qmae_qiskit.errors import QMAEError, one_line
 
+# short names of qmae-qiskit 0.1 -> dotted runtime paths
+ALIASES = {
+    "measure_mitigation": "resilience.measure_mitigation",
+    "zne_mitigation": "resilience.zne_mitigation",
+    "pec_mitigation": "resilience.pec_mitigation",
+    "zne_noise_factors": "resilience.zne.noise_factors",
+    "zne_extrapolator": "resilience.zne.extrapolator",
+    "zne_amplifier": "resilience.zne.amplifier",
+    "twirling_gates": "twirling.enable_gates",
+    "twirling_measure": "twirling.enable_measure",
+    "twirling_randomizations": "twirling.num_randomizations",
+    "twirling_shots_per_randomization": "twirling.shots_per_randomization",
+    "twirling_strategy": "twirling.strategy",
+    "dynamical_decoupling": "dynamical_decoupling.enable",
+    "dd_sequence": "dynamical_decoupling.sequence_type",
+}
+SHARED_WITH_SAMPLER = ("twirling", "dynamical_decoupling")
+RAW = {"resilience_level": 0}
+READOUT = ("none", "mthree")
+# what the runtime options cannot do off a real device (they need a learned layer noise model)
+DEVICE_ONLY = {"resilience.pec_mitigation": True, "resilience.zne.amplifier": "pea"}
 
-class MitigationOptions(BaseModel):
-    """Resilience level, twirling and dynamical decoupling for IBM jobs."""
+
+class Mitigation(BaseModel):
+    """What a run asks for: the runtime Estimator's options (nested dict, as given) and the Sampler's readout."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    resilience_level: Literal[0, 1, 2] | None = Field(
-        None, description="Estimator only: 0 none, 1 measurement (TREX), 2 + ZNE"
-    )
-    measure_mitigation: bool | None = Field(None, description="Estimator: twirled readout error extinction")
-    zne_mitigation: bool | None = Field(None, description="Estimator: zero-noise extrapolation")
-    twirling_gates: bool | None = Field(None, description="Pauli-twirl two-qubit gates")
-    twirling_measure: bool | None = Field(None, description="twirl measurements")
-    twirling_randomizations: int | Literal["auto"] | None = Field(None, description="number of twirled copies")
-    twirling_strategy: Literal["active", "active-accum", "active-circuit", "all"] | None = None
-    dynamical_decoupling: bool | None = Field(None, description="insert DD sequences on idle qubits")
-    dd_sequence: Literal["XX", "XpXm", "XY4"] | None = None
+    estimator: dict[str, Any] = Field(default_factory=dict, description="nested EstimatorOptions as given")
+    readout: Literal["none", "mthree"] = "none"
 
-    @model_validator(mode="after")
-    def _check(self) -> MitigationOptions:
-        r = self.twirling_randomizations
-        if isinstance(r, int) and r < 1:
-            raise ValueError(f"twirling_randomizations must be a positive integer or 'auto', got {r}")
-        if self.dd_sequence is not None and self.dynamical_decoupling is False:
-            raise ValueError("dd_sequence is set but dynamical_decoupling is false; drop one of them")
-        return self
+    def estimator_options(self, shots: int | None = None, seed: int | None = None) -> EstimatorOptions:
+        """The runtime's EstimatorOptions: raw (level 0) unless asked, with shots and simulator seed."""
+        merged = _merge(dict(RAW), self.estimator)
+        if shots is not None:
+            merged["default_shots"] = int(shots)
+        if seed is not None:
+            merged = _merge(merged, {"simulator": {"seed_simulator": int(seed)}})
+        return _validate(EstimatorOptions, merged, "estimator")
 
-    def _twirling(self) -> dict[str, Any]:
-        tw = {
-            "enable_gates": self.twirling_gates,
-            "enable_measure": self.twirling_measure,
-            "num_randomizations": self.twirling_randomizations,
-            "strategy": self.twirling_strategy,
-        }
-        return {k: v for k, v in tw.items() if v is not None}
+    def sampler_options(self, shots: int | None = None, seed: int | None = None) -> SamplerOptions:
+        """The runtime's SamplerOptions: twirling and dynamical decoupling as for the Estimator."""
+        shared = {k: v for k, v in self.estimator.items() if k in SHARED_WITH_SAMPLER}
+        if shots is not None:
+            shared["default_shots"] = int(shots)
+        if seed is not None:
+            shared = _merge(shared, {"simulator": {"seed_simulator": int(seed)}})
+        return _validate(SamplerOptions, shared, "sampler")
 
-    def _dd(self) -> dict[str, Any]:
-        enable = (
-            self.dynamical_decoupling
-            if self.dynamical_decoupling is not None
-            else (True if self.dd_sequence is not None else None)
+    @property
+    def is_raw(self) -> bool:
+        """True when the Estimator applies nothing (level 0 and no explicit technique) and readout is raw."""
+        opts = self.estimator_options()
+        r = opts.resilience
+        twirl = opts.twirling
+        return (
+            opts.resilience_level == 0
+            and not r.measure_mitigation
+            and not r.zne_mitigation
+            and not r.pec_mitigation
+            and not twirl.enable_gates
+            and not twirl.enable_measure
+            and not opts.dynamical_decoupling.enable
+            and self.readout == "none"
         )
-        dd = {"enable": enable, "sequence_type": self.dd_sequence}
-        return {k: v for k, v in dd.items() if v is not None}
 
-    def sampler_options(self) -> dict[str, Any]:
-        """Nested options for ``SamplerV2`` (twirling and dynamical decoupling only)."""
-        out: dict[str, Any] = {}
-        if tw := self._twirling():
-            out["twirling"] = tw
-        if dd := self._dd():
-            out["dynamical_decoupling"] = dd
-        return out
+    def describe(self) -> str:
+        """A short label: 'raw', or the options given."""
+        parts = [f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in _flatten(self.estimator).items()]
+        if self.readout != "none":
+            parts.append(f"readout={self.readout}")
+        return ",".join(parts) or "raw"
 
-    def estimator_options(self) -> dict[str, Any]:
-        """Nested options for ``EstimatorV2``."""
-        out = self.sampler_options()
-        if self.resilience_level is not None:
-            out["resilience_level"] = self.resilience_level
-        res = {
-            k: v
-            for k, v in (("measure_mitigation", self.measure_mitigation), ("zne_mitigation", self.zne_mitigation))
-            if v is not None
-        }
-        if res:
-            out["resilience"] = res
-        return out
+    def check_runnable(self, where: str, device: bool) -> None:
+        """Refuse what ``where`` cannot apply: anything on the exact path, learned-noise methods off a device."""
+        if where == "exact":
+            if self.estimator or self.readout != "none":
+                raise QMAEError(
+                    "the exact backend has no noise to mitigate; drop --estimator-options and "
+                    "--readout-mitigation, or pick a noisy backend (a fake device, a calibration file)"
+                )
+            return
+        if not device:
+            flat = _flatten(self.estimator)
+            for key, value in DEVICE_ONLY.items():
+                if flat.get(key) == value:
+                    raise QMAEError(
+                        f"{key}={value} needs a noise model learned on a real device; offline use "
+                        "resilience_level 1 or 2, zne_mitigation, twirling or dynamical decoupling"
+                    )
+
+
+def _validate(model: type[EstimatorOptions] | type[SamplerOptions], options: dict[str, Any], which: str):
+    try:
+        return model(**options)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise QMAEError(
+            f"bad {which} option: {one_line(exc)} (see qiskit_ibm_runtime.options_models."
+            f"{model.__name__}; top-level options: {', '.join(model.model_fields)})"
+        ) from None
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in nested.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _set(nested: dict[str, Any], path: str, value: Any) -> None:
+    keys = path.split(".")
+    node = nested
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise QMAEError(f"option {path!r} conflicts with {key}={child!r}; give one of them")
+        node = child
+    node[keys[-1]] = value
 
 
 def _value(text: str) -> Any:
-    low = text.strip().lower()
+    """A command-line value: JSON where it parses (numbers, [lists], true/false/null), else the plain string."""
+    raw = text.strip()
+    low = raw.lower()
     if low in ("true", "yes", "on"):
         return True
     if low in ("false", "no", "off"):
@@ -93,34 +166,66 @@ def _value(text: str) -> Any:
     if low in ("none", "null"):
         return None
     try:
-        return int(low)
-    except ValueError:
-        return text.strip()
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
 
 
-def parse_options(text: str | None) -> MitigationOptions:
-    """``'resilience_level=1,twirling_gates=true'`` or a JSON object -> validated options (one line on error)."""
-    if text is None or not text.strip():
-        return MitigationOptions()
-    text = text.strip()
-    try:
-        if text.startswith("{"):
-            raw = json.loads(text)
-            if not isinstance(raw, dict):
-                raise QMAEError("mitigation options JSON must be an object")
+def _split_items(text: str) -> list[str]:
+    """Split on commas outside brackets, so ``noise_factors=[1,3,5]`` stays one item."""
+    items, depth, cur = [], 0, ""
+    for ch in text:
+        if ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        if ch == "," and depth == 0:
+            items.append(cur)
+            cur = ""
         else:
-            raw = {}
-            for item in text.split(","):
-                if "=" not in item:
-                    raise QMAEError(
-                        f"mitigation option {item.strip()!r} is not KEY=VALUE; e.g. "
-                        "'resilience_level=1,twirling_gates=true,dd_sequence=XY4'"
-                    )
-                key, value = item.split("=", 1)
-                raw[key.strip().replace("-", "_")] = _value(value)
-        return MitigationOptions(**raw)
-    except json.JSONDecodeError as exc:
-        raise QMAEError(f"mitigation options are not valid JSON ({exc})") from None
-    except ValidationError as exc:
-        allowed = ", ".join(MitigationOptions.model_fields)
-        raise QMAEError(f"bad mitigation option: {one_line(exc)} (options: {allowed})") from None
+            cur += ch
+    items.append(cur)
+    return [i for i in (x.strip() for x in items) if i]
+
+
+def parse_estimator_options(text: str | None) -> dict[str, Any]:
+    """``'resilience_level=1,twirling_gates=true'``, dotted keys or a JSON object -> nested options (validated)."""
+    if text is None or not text.strip():
+        return {}
+    text = text.strip()
+    nested: dict[str, Any] = {}
+    if text.startswith("{"):
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise QMAEError(f"estimator options are not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(raw, dict):
+            raise QMAEError("estimator options JSON must be an object")
+        for key, value in raw.items():
+            if isinstance(value, dict):
+                nested = _merge(nested, {key: value})
+            else:
+                _set(nested, ALIASES.get(key, key), value)
+    else:
+        for item in _split_items(text):
+            if "=" not in item:
+                raise QMAEError(
+                    f"estimator option {item!r} is not KEY=VALUE; e.g. 'resilience_level=1', "
+                    "'resilience.zne.noise_factors=[1,3,5]', 'twirling_gates=true,dd_sequence=XY4'"
+                )
+            key, value = item.split("=", 1)
+            key = key.strip().replace("-", "_")
+            _set(nested, ALIASES.get(key, key), _value(value))
+    dd = nested.get("dynamical_decoupling")
+    if isinstance(dd, dict) and "sequence_type" in dd and "enable" not in dd:
+        dd["enable"] = True  # naming a sequence asks for decoupling
+    Mitigation(estimator=nested).estimator_options()  # validates with the runtime's model; one line on error
+    Mitigation(estimator=nested).sampler_options()
+    return nested
+
+
+def parse_mitigation(estimator_options: str | None, readout: str = "none") -> Mitigation:
+    """The CLI's two mitigation options as one validated :class:`Mitigation`."""
+    if readout not in READOUT:
+        raise QMAEError(f"unknown readout mitigation {readout!r}; use one of {', '.join(READOUT)}")
+    return Mitigation(estimator=parse_estimator_options(estimator_options), readout=readout)  # type: ignore[arg-type]

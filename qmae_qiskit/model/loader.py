@@ -104,3 +104,25 @@ def loader_circuit(n: int, name: str = "x") -> QuantumCircuit:
             bit = _control_bit(level, step)  # bit r of the prefix is qubit n - level + r
             qc.cx(n - level + bit, target)
     return qc
+
+
+def state_from_angles(angles: torch.Tensor) -> torch.Tensor:
+    """The real statevector (..., 2^n) that :func:`loader_circuit` prepares for circuit ``angles`` (..., 2^n - 1).
+
+    The inverse of :func:`loader_angles` up to normalisation: per level, the Gray-code transform is undone
+    (``M M^T = 2^l I``), then each prefix's amplitude splits into cos / sin of half its tree angle. It lets the
+    exact executor read back from a circuit's parameter values the states the circuit loads.
+    """
+    dim = angles.shape[-1] + 1
+    n = dim.bit_length() - 1
+    if 1 << n != dim:
+        raise ValueError(f"a loader has 2^n - 1 angles, got {angles.shape[-1]}")
+    amp = torch.ones(*angles.shape[:-1], 1, dtype=angles.dtype, device=angles.device)
+    for level in range(n):
+        size = 1 << level
+        theta = angles[..., size - 1 : 2 * size - 1]
+        M = torch.as_tensor(_gray_transform(level) * size, dtype=angles.dtype, device=angles.device).T  # M
+        alpha = theta @ M.T
+        half = alpha / 2
+        amp = torch.stack([amp * torch.cos(half), amp * torch.sin(half)], dim=-1).reshape(*angles.shape[:-1], 2 * size)
+    return amp

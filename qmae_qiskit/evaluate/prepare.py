@@ -1,0 +1,177 @@
+"""Prepare a trained model's evaluation as execution-layer work: images, masks, circuits, parameter values.
+
+Both ``evaluate`` and ``submit`` (and the hardware study) start here: the run's model, the images and their
+evaluation masks, the fidelity circuit (SWAP test or inverse loader) and the reconstruction circuit, each
+transpiled once for the executor's target by :func:`~qmae_qiskit.hardware.transpile.transpile_for`, the
+observable mapped through the layout, and one row of parameter values per image. What runs them is the
+executor's business; what the numbers mean is :mod:`qmae_qiskit.evaluate.scoring`'s.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from qiskit.circuit import QuantumCircuit
+
+from qmae_qiskit.data import ImageSet
+from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.execution import EstimatorTask, Executor, SamplerTask, Work
+from qmae_qiskit.hardware.mitigation import Mitigation
+from qmae_qiskit.hardware.transpile import DEFAULT_SEED, map_observable, transpile_for, two_qubit_count
+from qmae_qiskit.model.masking import eval_masks
+from qmae_qiskit.train.runs import TrainedModel
+
+FIDELITY, RECONSTRUCTION = "fidelity", "reconstruction"
+ROLES = (FIDELITY, RECONSTRUCTION)
+FidelityCircuit = Literal["auto", "swap-test", "inverse"]
+
+
+class EvalSpec(BaseModel):
+    """Where and how to run an evaluation (validated before anything is built or sent)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: str = "exact"
+    noise_model: str | None = None
+    shots: int | None = Field(None, ge=1)
+    fidelity_circuit: FidelityCircuit = "auto"
+    optimization_level: int = Field(1, ge=0, le=3)
+    seed_transpiler: int = DEFAULT_SEED
+    seed: int | None = Field(None, description="simulator seed (local executors)")
+    mask_seed: int = 0
+    mitigation: Mitigation = Field(default_factory=Mitigation)
+
+
+@dataclass
+class Prepared:
+    """A model's evaluation as work for one executor, with everything needed to score its results."""
+
+    tm: TrainedModel
+    images: torch.Tensor  # (N, L, L)
+    labels: torch.Tensor
+    indices: torch.Tensor
+    patch_idx: torch.Tensor
+    x_masked: torch.Tensor  # (N, L*L) encoder inputs (token filled in)
+    clean: torch.Tensor  # (N, L*L)
+    executor: Executor
+    work: Work
+    fidelity_circuit: str
+    logical: dict[str, QuantumCircuit] = field(default_factory=dict)
+    transpile_seconds: float = 0.0
+
+    def circuit_summary(self) -> dict[str, dict]:
+        """Per role: qubits, depth and two-qubit gates of what runs (ISA circuit, or the logical one)."""
+        out = {}
+        for role, task in self.work.tasks.items():
+            qc = task.circuit
+            out[role] = {
+                "circuit": qc.metadata.get("qmae_circuit") if qc.metadata else None,
+                "num_qubits": qc.num_qubits,
+                "depth": qc.depth(),
+                "two_qubit_gates": two_qubit_count(qc),
+            }
+        return out
+
+
+def resolve_fidelity_circuit(choice: str, executor: Executor) -> str:
+    """'auto': the paper's SWAP test on simulators, the inverse loader (n + t qubits) on devices and twins."""
+    if choice not in ("auto", "swap-test", "inverse"):
+        raise QMAEError(f"unknown fidelity circuit {choice!r}; use auto, swap-test or inverse")
+    if choice != "auto":
+        return choice
+    return "inverse" if executor.kind in ("twin", "ibm") else "swap-test"
+
+
+def logical_circuits(tm: TrainedModel, fidelity_circuit: str) -> tuple[QuantumCircuit, object, QuantumCircuit]:
+    """(fidelity circuit, its observable on the virtual qubits, reconstruction circuit) for the run's config."""
+    from qmae_qiskit.model.circuits import (
+        fidelity_observable,
+        inverse_fidelity_circuit,
+        reconstruction_circuit,
+        training_circuit,
+    )
+
+    cfg = tm.cfg
+    if fidelity_circuit == "swap-test":
+        qc = training_circuit(cfg)
+        obs = fidelity_observable(qc.num_qubits, qc.metadata["ancilla"])
+    else:
+        qc, obs = inverse_fidelity_circuit(cfg)
+    return qc, obs, reconstruction_circuit(cfg, measure=True)
+
+
+def prepare(
+    tm: TrainedModel, data: ImageSet, spec: EvalSpec, executor: Executor, roles: tuple[str, ...] = ROLES
+) -> Prepared:
+    """The evaluation of ``tm`` on ``data`` as :class:`Work` for ``executor``."""
+    from qmae_qiskit.hardware.backends import ensure_fits
+    from qmae_qiskit.model.circuits import parameter_values
+
+    cfg = tm.cfg
+    if len(data) == 0:
+        raise QMAEError("no images to evaluate")
+    fid_kind = resolve_fidelity_circuit(spec.fidelity_circuit, executor)
+    fid_qc, fid_obs, rec_qc = logical_circuits(tm, fid_kind)
+    target = executor.target
+    if target is not None:
+        try:
+            ensure_fits(
+                fid_qc.num_qubits,
+                target,
+                f"{fid_kind} fidelity circuit",
+                "use a larger backend or a run trained on smaller images",
+            )
+        except QMAEError as exc:
+            if fid_kind == "swap-test" and rec_qc.num_qubits <= (target.num_qubits or 0):
+                raise QMAEError(f"{exc}, or pass --fidelity-circuit inverse ({rec_qc.num_qubits} qubits)") from None
+            raise
+    patch_idx = eval_masks(cfg, tm.mask_ratio, data.indices, spec.mask_seed)
+    with torch.no_grad():
+        x_masked = tm.module().masked_inputs(data.images, patch_idx).detach()
+    clean = data.images.reshape(len(data), -1).to(torch.float64)
+    t0 = time.perf_counter()
+    tasks: dict = {}
+    logical: dict[str, QuantumCircuit] = {}
+    if FIDELITY in roles:
+        isa = fid_qc if target is None else transpile_for(fid_qc, target, spec.optimization_level, spec.seed_transpiler)
+        obs = fid_obs if target is None else map_observable(fid_obs, isa)
+        tasks[FIDELITY] = EstimatorTask(isa, obs, parameter_values(isa, tm.theta, x_masked, clean))
+        logical[FIDELITY] = fid_qc
+    if RECONSTRUCTION in roles:
+        isa = rec_qc if target is None else transpile_for(rec_qc, target, spec.optimization_level, spec.seed_transpiler)
+        tasks[RECONSTRUCTION] = SamplerTask(isa, parameter_values(isa, tm.theta, x_masked), "pixel")
+        logical[RECONSTRUCTION] = rec_qc
+    seconds = time.perf_counter() - t0
+    shots = spec.shots
+    if shots is None and executor.kind in ("twin", "ibm"):
+        raise QMAEError(f"{executor.name} samples: give --shots (e.g. 4000)")
+    work = Work(tasks, shots=shots, mitigation=spec.mitigation, seed=spec.seed)
+    return Prepared(
+        tm,
+        data.images,
+        data.labels,
+        data.indices,
+        patch_idx,
+        x_masked,
+        clean,
+        executor,
+        work,
+        fid_kind,
+        logical,
+        seconds,
+    )
+
+
+def outputs(prepared: Prepared, results: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(reconstruction probabilities (N, L*L), fidelities (N,)) from an execution's results."""
+    probs = fids = None
+    if RECONSTRUCTION in results:
+        probs = torch.as_tensor(np.asarray(results[RECONSTRUCTION].probabilities), dtype=torch.float64)
+    if FIDELITY in results:
+        fids = torch.as_tensor(np.asarray(results[FIDELITY].values), dtype=torch.float64)
+    return probs, fids

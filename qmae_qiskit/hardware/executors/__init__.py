@@ -1,0 +1,52 @@
+"""Executors of :class:`~qmae_qiskit.hardware.execution.Work`, and :func:`make_executor` to pick one by name.
+
+A backend spec names where work runs: ``exact``; ``aer_simulator`` (with an optional ``noise_model`` spec:
+a fake device name or a calibration snapshot file, applied without the device's coupling map); a fake device
+name (``fake_torino``) or a calibration snapshot file, which run on the device's local twin; or an IBM backend
+name, which runs on the device.
+"""
+
+from __future__ import annotations
+
+from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.execution import Executor
+
+EXACT = "exact"
+
+
+def make_executor(backend: str, noise_model: str | None = None) -> Executor:
+    """The executor for ``backend`` (see the module docstring); bad names fail with one line and close matches."""
+    from qmae_qiskit.hardware.backends import AER_SIMULATOR, is_runtime_backend, resolve_backend
+    from qmae_qiskit.hardware.noise import is_snapshot_spec
+
+    spec = (backend or "").strip()
+    if noise_model is not None and spec != AER_SIMULATOR:
+        raise QMAEError(
+            f"--noise-model applies to --backend aer_simulator; {spec!r} brings its own noise "
+            "(drop --noise-model, or use --backend aer_simulator --noise-model ...)"
+        )
+    if spec == EXACT:
+        from qmae_qiskit.hardware.executors.exact import ExactExecutor
+
+        return ExactExecutor()
+    if spec == AER_SIMULATOR:
+        from qmae_qiskit.hardware.executors.aer import AerExecutor
+
+        if noise_model is None:
+            return AerExecutor()
+        from qmae_qiskit.hardware.noise import noise_model as build_noise
+
+        return AerExecutor(build_noise(noise_model), str(noise_model))
+    if is_snapshot_spec(spec):
+        from qmae_qiskit.hardware.calibration import snapshot_backend
+        from qmae_qiskit.hardware.executors.twin import TwinExecutor
+
+        return TwinExecutor(snapshot_backend(spec), spec)
+    device = resolve_backend(spec)
+    if is_runtime_backend(device):
+        from qmae_qiskit.hardware.executors.runtime import RuntimeExecutor
+
+        return RuntimeExecutor(device)
+    from qmae_qiskit.hardware.executors.twin import TwinExecutor
+
+    return TwinExecutor(device, spec)

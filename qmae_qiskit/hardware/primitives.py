@@ -1,0 +1,104 @@
+"""The client-side runtime primitives, used the same way for a device, its twin and Aer.
+
+qiskit-ibm-runtime >= 0.50 does mitigation (TREX, ZNE, twirling, dynamical decoupling) on the client
+(``executor_estimator.Estimator``, ``executor_sampler.Sampler``); the legacy ``EstimatorV2``/``SamplerV2``
+are deprecated and ignore mitigation in local mode. ``mode`` is a ``Batch`` on a device, or a simulator for
+the twin and for Aer: the offline path and the real path are this one code. Results are read into the
+execution layer's :class:`Estimates` and :class:`Samples` here, also when a job is fetched later by its id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.execution import Estimates, EstimatorTask, OnSubmitted, SamplerTask, Samples, Work
+from qmae_qiskit.hardware.readout import assignment_matrices, calibration_circuits, correct
+
+
+def estimator_job(mode: Any, task: EstimatorTask, work: Work) -> Any:
+    """Submit one Estimator job: the task's circuit, observable and every row of parameter values."""
+    from qiskit_ibm_runtime.executor_estimator import Estimator
+
+    if work.shots is None:
+        raise QMAEError("the runtime primitives sample: give a number of shots")
+    options = work.mitigation.estimator_options(shots=work.shots, seed=work.seed)
+    return Estimator(mode=mode, options=options).run([(task.circuit, task.observable, task.values)])
+
+
+def sampler_job(mode: Any, task: SamplerTask, work: Work, calibration: list | None = None) -> Any:
+    """Submit one Sampler job: the task's circuit for every row, then the readout calibration circuits if any."""
+    from qiskit_ibm_runtime.executor_sampler import Sampler
+
+    if work.shots is None:
+        raise QMAEError("the runtime primitives sample: give a number of shots")
+    options = work.mitigation.sampler_options(shots=work.shots, seed=work.seed)
+    pubs: list[tuple] = [(task.circuit, task.values)] + [(c,) for c in calibration or []]
+    return Sampler(mode=mode, options=options).run(pubs, shots=work.shots)
+
+
+def note_submitted(role: str, job: Any, ids: dict[str, str | None], on_submitted: OnSubmitted | None) -> None:
+    """Note a job's id and tell the caller at once (before waiting for its result)."""
+    ids[role] = job.job_id()
+    if on_submitted is not None:
+        on_submitted(role, ids[role])
+
+
+def readout_calibration(task: SamplerTask, work: Work) -> list:
+    """The calibration circuits the Sampler job carries when readout correction is asked for."""
+    return calibration_circuits(task.circuit, task.register) if work.mitigation.readout == "mthree" else []
+
+
+def read_estimates(result: Any) -> Estimates:
+    """An Estimator job's PrimitiveResult -> values and standard errors per row."""
+    pub = result[0]
+    values = np.asarray(pub.data.evs, dtype=np.float64).reshape(-1)
+    stds = np.asarray(pub.data.stds, dtype=np.float64).reshape(-1)
+    meta = {"shots": _plain(getattr(result, "metadata", {}).get("shots"))}
+    if hasattr(pub.data, "evs_noise_factors"):
+        meta["evs_noise_factors"] = np.asarray(pub.data.evs_noise_factors).tolist()
+    return Estimates(values, stds, meta)
+
+
+def read_samples(result: Any, register: str, num_bits: int, readout: str) -> Samples:
+    """A Sampler job's PrimitiveResult -> counts per row, frequencies or readout-corrected probabilities."""
+    bits = getattr(result[0].data, register)
+    rows = int(np.prod(bits.shape)) if bits.shape else 1
+    counts = (
+        [{k: int(v) for k, v in bits.get_counts(loc=i).items()} for i in range(rows)]
+        if bits.shape
+        else [{k: int(v) for k, v in bits.get_counts().items()}]
+    )
+    if readout == "mthree":
+        if len(result) < 3:
+            raise QMAEError("the Sampler result has no readout calibration; submit again with readout correction")
+        cal = [getattr(result[k].data, register).get_counts() for k in (1, 2)]
+        matrices = assignment_matrices(cal[0], cal[1], num_bits)
+        probs = correct(counts, matrices, num_bits)
+        meta = {"readout": "mthree", "assignment_matrices": [m.tolist() for m in matrices]}
+    else:
+        probs = frequencies(counts, num_bits)
+        meta = {"readout": "none"}
+    return Samples(probs, counts, meta)
+
+
+def frequencies(counts: list[dict[str, int]], num_bits: int) -> np.ndarray:
+    """Counts per row -> relative frequencies (N, 2^m), bit strings read as binary (or 0x hex)."""
+    out = np.zeros((len(counts), 1 << num_bits))
+    for row, c in enumerate(counts):
+        for key, n in c.items():
+            text = key.replace(" ", "")
+            out[row, int(text, 16) if text.startswith("0x") else int(text, 2)] += n
+        total = out[row].sum()
+        if total <= 0:
+            raise QMAEError("a circuit returned no counts")
+        out[row] /= total
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
