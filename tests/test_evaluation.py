@@ -15,14 +15,10 @@ from qiskit.quantum_info import Statevector
 
 from qmae_qiskit.cli import main
 from qmae_qiskit.evaluate import classifier as clf
-from qmae_qiskit.evaluate.evaluation import (
-    aer_outputs,
-    evaluate,
-    exact_outputs,
-    format_table,
-    load_eval_data,
-    score,
-)
+from qmae_qiskit.evaluate.evaluation import evaluate, load_eval_data
+from qmae_qiskit.evaluate.prepare import EvalSpec, outputs, prepare
+from qmae_qiskit.evaluate.scoring import format_table, score
+from qmae_qiskit.hardware.executors import make_executor
 from qmae_qiskit.model.circuits import fidelity_observable, training_circuit
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.export import bind_training
@@ -69,10 +65,19 @@ def _pair(tm, data, n: int):
     return xm, data.images[:n].reshape(n, -1)
 
 
+def _outputs(tm, data, n: int, backend: str = "exact", shots: int | None = None, seed: int = 11):
+    """(probabilities, fidelities) of the first n images through the execution layer."""
+    executor = make_executor(backend)
+    prep = prepare(
+        tm, data.image_set().subset(slice(0, n)), EvalSpec(backend=backend, shots=shots, seed=seed), executor
+    )
+    return outputs(prep, executor.run(prep.work).result())
+
+
 def test_exact_fidelity_matches_the_qiskit_circuit(runs, data8):
     tm = load_trained(runs["qmae"])
     xm, xc = _pair(tm, data8, 2)
-    _, fids = exact_outputs(tm.theta, xm, xc, tm.cfg)
+    _, fids = _outputs(tm, data8, 2)
     qc = training_circuit(tm.cfg)
     obs = fidelity_observable(qc.num_qubits, qc.metadata["ancilla"])
     for i in range(2):
@@ -82,11 +87,10 @@ def test_exact_fidelity_matches_the_qiskit_circuit(runs, data8):
 
 def test_sampled_aer_agrees_with_exact_as_shots_grow(runs, data8):
     tm = load_trained(runs["qmae"])
-    xm, xc = _pair(tm, data8, 3)
-    p_exact, f_exact = exact_outputs(tm.theta, xm, xc, tm.cfg)
+    p_exact, f_exact = _outputs(tm, data8, 3)
     tv, ferr = [], []
     for shots in (64, 20000):
-        p, f = aer_outputs(tm.theta, xm, xc, tm.cfg, shots=shots, seed=11)
+        p, f = _outputs(tm, data8, 3, "aer_simulator", shots)
         assert torch.allclose(p.sum(1), torch.ones(3, dtype=torch.float64))
         tv.append(float(0.5 * (p - p_exact).abs().sum(1).max()))
         ferr.append(float((f - f_exact).abs().max()))

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,15 @@ import torch
 from click.testing import CliRunner
 from qiskit import qpy
 from qiskit_aer import AerSimulator
-from qiskit_ibm_runtime.options import EstimatorOptions, SamplerOptions
+from qiskit_ibm_runtime.options_models import EstimatorOptions
 
 from qmae_qiskit.cli import main
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.evaluate.prepare import EvalSpec, prepare
+from qmae_qiskit.evaluate.submit import SubmitOptions, submit
 from qmae_qiskit.hardware import jobs
-from qmae_qiskit.hardware.mitigation import MitigationOptions, parse_options
+from qmae_qiskit.hardware.executors import make_executor
+from qmae_qiskit.hardware.mitigation import Mitigation, parse_mitigation
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import insert_token, sample_mask_indices
 from qmae_qiskit.simulate import exact
@@ -66,24 +70,33 @@ def _inputs(run: Path, n: int):
 
 
 # ------------------------------------------------------------------------------------------- mitigation
-def test_mitigation_options_validate_and_reach_the_runtime_options():
-    o = parse_options("resilience_level=2,twirling_gates=true,twirling_randomizations=8,dd_sequence=XY4")
-    est, samp = o.estimator_options(), o.sampler_options()
-    assert est["resilience_level"] == 2 and "resilience_level" not in samp
-    assert samp["dynamical_decoupling"] == {"enable": True, "sequence_type": "XY4"}
-    assert EstimatorOptions(**est).twirling.num_randomizations == 8  # the runtime's own validation accepts it
-    assert SamplerOptions(**samp).dynamical_decoupling.sequence_type == "XY4"
-    assert parse_options('{"zne_mitigation": true}').estimator_options() == {"resilience": {"zne_mitigation": True}}
-    assert MitigationOptions().estimator_options() == {}
+def test_mitigation_options_validate_with_the_runtime_models():
+    m = parse_mitigation("resilience_level=2,twirling_gates=true,twirling_randomizations=8,dd_sequence=XY4")
+    est, samp = m.estimator_options(shots=100), m.sampler_options(shots=100)
+    assert isinstance(est, EstimatorOptions) and est.resilience_level == 2 and est.default_shots == 100
+    assert est.twirling.enable_gates and est.twirling.num_randomizations == 8
+    assert samp.dynamical_decoupling.enable and samp.dynamical_decoupling.sequence_type == "XY4"
+    assert not hasattr(samp, "resilience_level")  # the runtime Sampler has no resilience
+    nested = parse_mitigation('{"resilience": {"zne_mitigation": true, "zne": {"noise_factors": [1, 3]}}}')
+    assert nested.estimator_options().resilience.zne.noise_factors == [1.0, 3.0]
+    dotted = parse_mitigation("resilience.zne.noise_factors=[1,3,5],resilience.zne_mitigation=true")
+    assert dotted.estimator == {"resilience": {"zne": {"noise_factors": [1, 3, 5]}, "zne_mitigation": True}}
+    assert Mitigation().estimator_options().resilience_level == 0  # raw unless asked (the runtime says 1)
+    assert Mitigation().is_raw and not parse_mitigation("resilience_level=1").is_raw
+    assert parse_mitigation(None, "mthree").readout == "mthree"
     for bad, msg in [
         ("resilence_level=1", "unknown option 'resilence_level'"),
         ("resilience_level=3", "0, 1 or 2"),
-        ("dd_sequence=XX,dynamical_decoupling=false", "drop one"),
+        ("resilience.zne.noise_factors=[1]", "at least two noise factors"),
         ("twirling", "KEY=VALUE"),
         ("{oops", "not valid JSON"),
     ]:
         with pytest.raises(QMAEError, match=msg):
-            parse_options(bad)
+            parse_mitigation(bad)
+    with pytest.raises(QMAEError, match="no noise to mitigate"):
+        parse_mitigation("resilience_level=1").check_runnable("exact", device=False)
+    with pytest.raises(QMAEError, match="learned on a real device"):
+        parse_mitigation("resilience.pec_mitigation=true").check_runnable("twin", device=False)
 
 
 # ------------------------------------------------------------------------------------- local testing mode
@@ -122,22 +135,22 @@ def test_local_submit_writes_record_results_and_metrics(local_job, run_dir):
     assert rec["jobs"]["fidelity"]["job_id"] == rid and rec["jobs"]["reconstruction"]["job_id"] != rid
     assert (jobs_dir / f"{rid}.results.json").is_file() and (jobs_dir / f"{rid}.metrics.json").is_file()
     tm, data, idx, _ = _inputs(run_dir, 2)
-    assert rec["mask_indices"] == idx.tolist() and rec["image_indices"] == data.indices.tolist()
-    assert rec["shots"] == 16 and rec["mitigation"] == {"resilience_level": 1}
-    assert any("resilience_level" in n for n in rec["notes"])  # local mode says it ignored the option
+    assert rec["context"]["mask_indices"] == idx.tolist() and rec["context"]["image_indices"] == data.indices.tolist()
+    assert rec["shots"] == 16 and rec["mitigation"] == {"estimator": {"resilience_level": 1}, "readout": "none"}
+    assert rec["executor"]["kind"] == "twin" and rec["context"]["fidelity_circuit"] == "inverse"
     for kind in ("fidelity", "reconstruction"):
         blob = base64.b64decode(rec["circuits"][kind]["qpy_base64"])
         assert hashlib.sha256(blob).hexdigest() == rec["circuits"][kind]["qpy_sha256"]
         (isa,) = qpy.load(io.BytesIO(blob))
         assert isa.num_qubits == 16  # fake_guadalupe's width: an ISA circuit
-    assert rec["versions"]["qiskit-ibm-runtime"] == qiskit_ibm_runtime.__version__
+    assert rec["provenance"]["versions"]["qiskit-ibm-runtime"] == qiskit_ibm_runtime.__version__
     assert "fidelity" in output and "ssim" in output
 
 
 def test_metrics_follow_from_the_saved_results(local_job, run_dir):
     """Recompute CS and the mean fidelity from the raw results with numpy, independently of the scoring code."""
     jobs_dir, rec, _ = local_job
-    raw = json.loads((jobs_dir / f"{rec['id']}.results.json").read_text())
+    raw = json.loads((jobs_dir / f"{rec['id']}.results.json").read_text())["results"]
     met = json.loads((jobs_dir / f"{rec['id']}.metrics.json").read_text())
     _, data, _, _ = _inputs(run_dir, 2)
     assert all(sum(c.values()) == 16 for c in raw["reconstruction"]["counts"])
@@ -149,7 +162,7 @@ def test_metrics_follow_from_the_saved_results(local_job, run_dir):
         a, b = np.sqrt(p / p.sum()), img.numpy().reshape(-1)
         cs.append(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
     assert np.isclose(met["metrics"]["cs"]["mean"], np.mean(cs), atol=1e-12)
-    assert np.isclose(met["metrics"]["fidelity"]["mean"], np.mean(raw["fidelity"]["evs"]), atol=1e-12)
+    assert np.isclose(met["metrics"]["fidelity"]["mean"], np.mean(raw["fidelity"]["values"]), atol=1e-12)
 
 
 def test_jobs_list_status_fetch_cancel_on_a_local_record(local_job):
@@ -185,8 +198,13 @@ def test_corrupt_record_is_reported_and_left_alone(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--backend", "fake_manila"], "needs 14 qubits but backend 'fake_manila' has 5"),
-        (["--backend", "fake_guadalupe", "--estimator-options", "resilience=1"], "unknown option 'resilience'"),
+        (["--backend", "fake_manila"], "needs 7 qubits but backend 'fake_manila' has 5"),
+        (
+            ["--backend", "fake_guadalupe", "--estimator-options", "resilence_level=1"],
+            "unknown option 'resilence_level'",
+        ),
+        (["--backend", "fake_guadalupe", "--estimator-options", "resilience.pec_mitigation=true"], "real device"),
+        (["--backend", "fake_guadalupe", "--noise-model", "fake_torino"], "--noise-model applies to"),
         (["--backend", "fake_guadalup"], "did you mean: fake_guadalupe"),
     ],
 )
@@ -208,8 +226,8 @@ class FakeService:
         assert not args and not kwargs
 
     def backend(self, name, **_):
-        sim = AerSimulator(seed_simulator=11)
-        sim.name = name
+        sim = AerSimulator(basis_gates=["cx", "id", "rz", "sx", "x", "measure", "reset", "delay"], seed_simulator=11)
+        sim.name = name  # a device: ISA gates only
         return sim
 
     def backends(self, **_):
@@ -248,26 +266,27 @@ def ibm(monkeypatch):
 
 def test_ibm_submit_returns_at_once_and_fetch_completes_later(ibm, run_dir, tmp_path):
     n, shots = 3, 4000
-    opts = jobs.SubmitOptions(
-        run=run_dir, backend="ibm_sim", samples=n, shots=shots, mitigation=parse_options("twirling_gates=true")
+    opts = SubmitOptions(
+        run=run_dir, backend="ibm_sim", samples=n, shots=shots, mitigation=parse_mitigation("twirling_gates=true")
     )
-    sub = jobs.submit(opts, tmp_path, use_classifier=False)
+    sub = submit(opts, tmp_path, use_classifier=False)
     rec = json.loads(sub.path.read_text())
     # the process could die here: the record on disk is complete and has no results yet
     assert rec["mode"] == "ibm" and rec["status"] == "SUBMITTED" and len(rec["jobs"]) == 2
     assert not (tmp_path / f"{rec['id']}.results.json").exists()
-    ibm.jobs = {info["job_id"]: sub.jobs[role] for role, info in rec["jobs"].items()}
-    for job in sub.jobs.values():  # "later": IBM has finished the jobs
-        job.result()
+    ibm.jobs = {info["job_id"]: sub.execution.jobs[role] for role, info in rec["jobs"].items()}
+    for job in sub.execution.jobs.values():  # "later": IBM has finished the jobs (a local job's result() is not
+        while str(getattr(job.status(), "name", job.status())) != "DONE":  # idempotent: wait on the status)
+            time.sleep(0.05)
     runner = CliRunner()
     res = runner.invoke(main, ["jobs", "fetch", rec["id"], "--jobs-dir", str(tmp_path), "--no-classifier"])
     assert res.exit_code == 0, res.output
-    raw = json.loads((tmp_path / f"{rec['id']}.results.json").read_text())
+    raw = json.loads((tmp_path / f"{rec['id']}.results.json").read_text())["results"]
     # independent check: the exact simulator's fidelity and reconstruction of the same inputs
     tm, data, _, masked = _inputs(run_dir, n)
     clean = data.images.reshape(n, -1)
     want_f = exact.fidelity(tm.theta, masked, clean, CFG).numpy()
-    assert np.all(np.abs(np.array(raw["fidelity"]["evs"]) - want_f) < 5 / np.sqrt(shots) + 1e-9)
+    assert np.all(np.abs(np.array(raw["fidelity"]["values"]) - want_f) < 5 / np.sqrt(shots) + 1e-9)
     want_p = exact.reconstruct(tm.theta, masked, CFG).numpy()
     for i, counts in enumerate(raw["reconstruction"]["counts"]):
         p = np.zeros(CFG.dim)
@@ -309,12 +328,14 @@ def test_inverse_fidelity_circuit_estimates_the_exact_fidelity(run_dir, tmp_path
     assert res.exit_code == 0, res.output
     (rec_path,) = [p for p in tmp_path.glob("*.json") if p.name.count(".") == 1]
     rec = json.loads(rec_path.read_text())
-    assert rec["fidelity_circuit"] == "inverse" and rec["circuits"]["fidelity"]["num_qubits"] == CFG.n_qubits + 1
-    assert rec["circuits"]["fidelity"]["observable_terms"] == 2**CFG.n_qubits
-    raw = json.loads((tmp_path / f"{rec['id']}.results.json").read_text())
+    assert (
+        rec["context"]["fidelity_circuit"] == "inverse"
+        and rec["circuits"]["fidelity"]["observable_terms"] == 2**CFG.n_qubits
+    )
+    raw = json.loads((tmp_path / f"{rec['id']}.results.json").read_text())["results"]
     tm, data, _, masked = _inputs(run_dir, n)
     want = exact.fidelity(tm.theta, masked, data.images.reshape(n, -1), CFG).numpy()
-    assert np.all(np.abs(np.array(raw["fidelity"]["evs"]) - want) < 5 / np.sqrt(shots))
+    assert np.all(np.abs(np.array(raw["fidelity"]["values"]) - want) < 5 / np.sqrt(shots))
 
 
 def test_small_devices_take_the_inverse_circuit(tmp_path_factory):
@@ -332,30 +353,71 @@ def test_small_devices_take_the_inverse_circuit(tmp_path_factory):
             finished=True,
         ),
     )
-    opts = dict(run=d, backend="fake_manila", samples=2, shots=8)
+    from qmae_qiskit.data import load_split
+    from qmae_qiskit.train.runs import load_trained
+
+    tm, data = load_trained(d), load_split(DATA, "test", 4, limit=2)
+    executor = make_executor("fake_manila")
     with pytest.raises(QMAEError, match="needs 10 qubits .* --fidelity-circuit inverse \\(5 qubits\\)"):
-        jobs.prepare(jobs.SubmitOptions(**opts))
-    prep = jobs.prepare(jobs.SubmitOptions(**opts, fidelity_circuit="inverse"))
-    assert prep.isa_fidelity.num_qubits == 5 and prep.values_fidelity.shape[0] == 2
-    assert prep.observable.num_qubits == 5
+        prepare(tm, data, EvalSpec(shots=8, fidelity_circuit="swap-test"), executor)
+    prep = prepare(tm, data, EvalSpec(shots=8), executor)  # auto: the inverse circuit on a device
+    task = prep.work.tasks["fidelity"]
+    assert task.circuit.num_qubits == 5 and task.values.shape[0] == 2 and task.observable.num_qubits == 5
 
 
 def _remote_record(tmp_path: Path, rid: str) -> Path:
-    rec = {
-        "schema": jobs.SCHEMA,
-        "schema_version": jobs.SCHEMA_VERSION,
-        "id": rid,
-        "status": "SUBMITTED",
+    """A submitted IBM record as `submit` writes it (two jobs, no results yet)."""
+    rec = jobs.JobRecord(
+        id=rid,
+        status="SUBMITTED",
+        mode="ibm",
+        backend="ibm_sim",
+        circuits={
+            "fidelity": {"primitive": "estimator"},
+            "reconstruction": {"primitive": "sampler", "register": "pixel", "num_bits": 6},
+        },
+        jobs={
+            "fidelity": jobs.JobInfo(job_id=rid, primitive="estimator", submitted_at="2026-01-01T00:00:00"),
+            "reconstruction": jobs.JobInfo(job_id=rid + "r", primitive="sampler", submitted_at="2026-01-01T00:00:00"),
+        },
+        context={"run": "nowhere", "samples": 1},
+        submitted_at="2026-01-01T00:00:00",
+    )
+    jobs.update(tmp_path, rec)
+    return tmp_path / f"{rid}.json"
+
+
+def test_a_version_1_record_still_loads(tmp_path):
+    """A record written by qmae-qiskit 0.1 reads as version 2; its context moves under `context`."""
+    v1 = {
+        "schema": "qmae-qiskit/job-record",
+        "schema_version": 1,
+        "id": "old1",
+        "status": "FETCHED",
         "mode": "ibm",
-        "backend": "ibm_sim",
-        "run": "nowhere",
-        "samples": 1,
+        "backend": "ibm_torino",
+        "run": "runs/x",
+        "model": "qmae",
+        "samples": 2,
+        "shots": 100,
+        "mitigation": {"resilience_level": 1},
+        "versions": {"qiskit": "2.1.0"},
         "submitted_at": "2026-01-01T00:00:00",
-        "jobs": {"fidelity": {"job_id": rid}, "reconstruction": {"job_id": rid + "r"}},
+        "jobs": {
+            "fidelity": {"job_id": "old1", "primitive": "estimator"},
+            "reconstruction": {"job_id": "old1r", "primitive": "sampler"},
+        },
+        "circuits": {"fidelity": {"num_qubits": 14}},
+        "image_indices": [0, 1],
+        "notes": [],
     }
-    path = tmp_path / f"{rid}.json"
-    path.write_text(json.dumps(rec))
-    return path
+    (tmp_path / "old1.json").write_text(json.dumps(v1))
+    rec = jobs.load(tmp_path, "old1r")  # found by either job id
+    assert rec.schema_version == 2 and rec.context["run"] == "runs/x" and rec.context["image_indices"] == [0, 1]
+    assert rec.mitigation["estimator"] == {"resilience_level": 1} and rec.provenance.versions["qiskit"] == "2.1.0"
+    (tmp_path / "new9.json").write_text(json.dumps({**v1, "id": "new9", "schema_version": 9}))
+    res = CliRunner().invoke(main, ["jobs", "fetch", "new9", "--jobs-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "schema version 9" in res.output and res.output.count("\n") == 1
 
 
 def test_failed_job_is_one_line_and_the_record_is_kept(ibm, tmp_path):

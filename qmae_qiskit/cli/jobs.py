@@ -1,7 +1,7 @@
-"""`qmae-qiskit submit` and `qmae-qiskit jobs list|status|fetch|cancel`: evaluation jobs on IBM Quantum.
+"""`qmae-qiskit submit` and `qmae-qiskit jobs list|status|fetch|cancel`: evaluation jobs with durable records.
 
-With a fake backend (fake_guadalupe, fake_torino, ...) the same code runs in qiskit-ibm-runtime's local testing
-mode and saves results at once.
+With a fake backend (fake_guadalupe, fake_torino, ...) or a calibration snapshot the same code runs on the
+device's local twin and saves results at once.
 """
 
 from __future__ import annotations
@@ -46,28 +46,40 @@ def _print_metrics(metrics: dict, path: Path) -> None:
 
 @main.command("submit")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--backend", "backend_name", required=True, help="IBM backend name, or a fake backend (local mode).")
+@click.option(
+    "--backend",
+    "backend_name",
+    required=True,
+    help="IBM backend name; a fake device or calibration snapshot (local twin); aer_simulator.",
+)
 @click.option("--samples", type=int, required=True, help="Number of test images (the first N of the split).")
 @click.option("--shots", type=int, required=True, help="Shots per circuit (Sampler) and per estimate (Estimator).")
+@click.option("--noise-model", default=None, help="With --backend aer_simulator: a noise model spec.")
 @click.option(
     "--estimator-options",
     "mitigation",
     default=None,
-    help="Error mitigation: KEY=VALUE,... or JSON, e.g. 'resilience_level=1,twirling_gates=true,"
-    "dd_sequence=XY4' (twirling and DD also reach the Sampler).",
+    help="Runtime Estimator options: KEY=VALUE,... (dotted keys nest) or JSON, e.g. 'resilience_level=1,"
+    "twirling_gates=true,dd_sequence=XY4' (twirling and DD also reach the Sampler).",
+)
+@click.option(
+    "--readout-mitigation",
+    type=click.Choice(["none", "mthree"]),
+    default="none",
+    show_default=True,
+    help="Readout correction of the reconstruction counts (calibrated in the same Batch).",
 )
 @click.option(
     "--fidelity-circuit",
-    type=click.Choice(["swap-test", "inverse"]),
-    default="swap-test",
+    type=click.Choice(["auto", "swap-test", "inverse"]),
+    default="auto",
     show_default=True,
-    help="SWAP test (2n+2 qubits, as in the paper) or the inverse clean-image loader "
-    "(n+t qubits, same fidelity; fits small devices).",
+    help="auto: inverse loader (n+t qubits) on devices, SWAP test on aer_simulator.",
 )
 @click.option("--optimization-level", type=click.IntRange(0, 3), default=1, show_default=True)
 @click.option("--seed-transpiler", type=int, default=1234, show_default=True)
 @click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the evaluation masks.")
-@click.option("--seed-simulator", type=int, default=None, help="Local testing mode only: simulator seed.")
+@click.option("--seed-simulator", type=int, default=None, help="Local backends only: simulator seed.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="MNIST folder [default: the run's].")
 @click.option("--no-qpy", is_flag=True, help="Do not embed the transpiled circuits (QPY) in the record.")
@@ -78,7 +90,9 @@ def submit_cmd(
     backend_name: str,
     samples: int,
     shots: int,
+    noise_model: str | None,
     mitigation: str | None,
+    readout_mitigation: str,
     fidelity_circuit: str,
     optimization_level: int,
     seed_transpiler: int,
@@ -92,41 +106,43 @@ def submit_cmd(
     no_classifier: bool,
 ) -> None:
     """Submit the evaluation of the trained RUN on N images (Estimator fidelity + Sampler images, one Batch)."""
-    from qmae_qiskit.hardware.jobs import SubmitOptions, metrics_path, submit
-    from qmae_qiskit.hardware.mitigation import parse_options
+    from qmae_qiskit.evaluate.submit import SubmitOptions, submit
+    from qmae_qiskit.hardware.jobs import metrics_path
+    from qmae_qiskit.hardware.mitigation import parse_mitigation
 
     opts = SubmitOptions(
         run=run,
         backend=backend_name,
         samples=samples,
         shots=shots,
+        noise_model=noise_model,
         split=split,
-        fidelity_circuit=fidelity_circuit,
+        fidelity_circuit=fidelity_circuit,  # type: ignore[arg-type]
         optimization_level=optimization_level,
         seed_transpiler=seed_transpiler,
         mask_seed=mask_seed,
         seed_simulator=seed_simulator,
-        mitigation=parse_options(mitigation),
+        mitigation=parse_mitigation(mitigation, readout_mitigation),
         data_dir=data_dir,
         embed_qpy=not no_qpy,
     )
     sub = submit(opts, jobs_dir, classifier_dir, not no_classifier)
     rec = sub.record
     click.echo(
-        f"submitted {rec['id']} to {rec['backend']} ({rec['mode']}): "
-        + ", ".join(f"{r} job {j['job_id']}" for r, j in rec["jobs"].items())
+        f"submitted {rec.id} to {rec.backend} ({rec.mode}): "
+        + ", ".join(f"{r} job {j.job_id}" for r, j in rec.jobs.items())
     )
     click.echo(f"wrote {sub.path}")
-    if rec["mode"] == "local":
-        metrics = json.loads(metrics_path(jobs_dir, rec["id"]).read_text())
-        _print_metrics(metrics, metrics_path(jobs_dir, rec["id"]))
+    if rec.mode == "local":
+        path = metrics_path(jobs_dir, rec.id)
+        _print_metrics(json.loads(path.read_text()), path)
     else:
-        click.echo(f"fetch the results later with: qmae-qiskit jobs fetch {rec['id']}")
+        click.echo(f"fetch the results later with: qmae-qiskit jobs fetch {rec.id}")
 
 
 @main.group("jobs")
 def jobs_group() -> None:
-    """Job records written by `submit`."""
+    """Job records written by `submit` and `study`."""
 
 
 @jobs_group.command("list")
@@ -148,8 +164,9 @@ def list_cmd(jobs_dir: Path, as_json: bool) -> None:
             click.echo(f"{r['id']:40s} CORRUPT   {r['error']}")
             continue
         click.echo(
-            f"{r['id']:40s} {r['status']:10s} {r['mode']:5s} {r['backend']:16s} samples={r['samples']} "
-            f"shots={r['shots']} {r['submitted_at']} run={r['run']}{' metrics' if r['metrics'] else ''}"
+            f"{r['id']:40s} {r['status']:10s} {r['mode']:5s} {r['purpose']:8s} {r['backend']:16s} "
+            f"samples={r['samples']} shots={r['shots']} {r['submitted_at']} run={r['run']}"
+            f"{' metrics' if r['metrics'] else ''}"
         )
 
 
@@ -164,8 +181,7 @@ def status_cmd(job_id: str, jobs_dir: Path) -> None:
     """Status of the jobs of a record (asks IBM Quantum for remote jobs)."""
     from qmae_qiskit.hardware.jobs import status
 
-    st = status(jobs_dir, job_id)
-    _print_status(st)
+    _print_status(status(jobs_dir, job_id))
 
 
 @jobs_group.command("fetch")
@@ -173,11 +189,18 @@ def status_cmd(job_id: str, jobs_dir: Path) -> None:
 @JOBS_DIR
 @_classifier_options
 def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_classifier: bool) -> None:
-    """Results of a finished job -> metrics (same scoring as `evaluate`) beside the record."""
-    from qmae_qiskit.hardware.jobs import fetch, metrics_path
+    """Results of a finished record -> its metrics (an evaluation) or its study files (a noise study)."""
+    from qmae_qiskit.evaluate.submit import fetch
+    from qmae_qiskit.hardware.jobs import load, metrics_path
 
+    if load(jobs_dir, job_id).purpose == "study":
+        from qmae_qiskit.study.noise import complete_from_record
+
+        for line in complete_from_record(jobs_dir, job_id):
+            click.echo(line)
+        return
     metrics = fetch(jobs_dir, job_id, classifier_dir, not no_classifier)
-    _print_metrics(metrics, metrics_path(jobs_dir, metrics["id"]))
+    _print_metrics(metrics.to_json(), metrics_path(jobs_dir, metrics.id))
 
 
 @jobs_group.command("cancel")
@@ -187,5 +210,4 @@ def cancel_cmd(job_id: str, jobs_dir: Path) -> None:
     """Cancel the unfinished jobs of a record."""
     from qmae_qiskit.hardware.jobs import cancel
 
-    st = cancel(jobs_dir, job_id)
-    _print_status(st)
+    _print_status(cancel(jobs_dir, job_id))

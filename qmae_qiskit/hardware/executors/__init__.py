@@ -16,7 +16,7 @@ EXACT = "exact"
 
 def make_executor(backend: str, noise_model: str | None = None) -> Executor:
     """The executor for ``backend`` (see the module docstring); bad names fail with one line and close matches."""
-    from qmae_qiskit.hardware.backends import AER_SIMULATOR, is_runtime_backend, resolve_backend
+    from qmae_qiskit.hardware.backends import AER_SIMULATOR, is_fake_name, resolve_backend
     from qmae_qiskit.hardware.noise import is_snapshot_spec
 
     spec = (backend or "").strip()
@@ -43,7 +43,7 @@ def make_executor(backend: str, noise_model: str | None = None) -> Executor:
 
         return TwinExecutor(snapshot_backend(spec), spec)
     device = resolve_backend(spec)
-    if is_runtime_backend(device):
+    if not is_fake_name(spec):  # from QiskitRuntimeService: a real device, whatever object the service returns
         from qmae_qiskit.hardware.executors.runtime import RuntimeExecutor
 
         return RuntimeExecutor(device)

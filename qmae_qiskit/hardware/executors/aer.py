@@ -35,6 +35,9 @@ from qmae_qiskit.hardware.primitives import (
 from qmae_qiskit.hardware.twin import DENSITY_MATRIX_MAX_QUBITS
 
 
+IDEAL_BASIS = ("cx", "id", "rz", "sx", "x", "reset", "measure", "delay")
+
+
 class AerExecutor(Executor):
     """``aer_simulator``, optionally with ``noise`` (an Aer NoiseModel) named ``noise_spec`` in records."""
 
@@ -45,8 +48,8 @@ class AerExecutor(Executor):
 
         self.noise = noise
         self.noise_spec = noise_spec
-        if noise is None:
-            self._target = AerSimulator()
+        if noise is None:  # a basis of 1- and 2-qubit gates: the runtime's twirling boxes take no cswap
+            self._target = AerSimulator(basis_gates=list(IDEAL_BASIS))
         else:
             self._target = AerSimulator(noise_model=noise, basis_gates=noise.basis_gates)
 

@@ -39,7 +39,7 @@ class RuntimeExecution(Execution):
         return {role: self.readers[role](wait(role, job)) for role, job in self.jobs.items()}
 
 
-def wait(role: str, job: Any) -> Any:
+def wait(role: str, job: Any, job_id: str | None = None) -> Any:
     """The job's PrimitiveResult, or one line saying how it ended."""
     try:
         return job.result()
@@ -50,7 +50,8 @@ def wait(role: str, job: Any) -> Any:
             msg = job.error_message() or ""
         except Exception:
             msg = ""
-        raise QMAEError(f"job {job.job_id()} ({role}) ended {status}: {redact(msg or one_line(exc))}") from None
+        ident = job_id or job.job_id()
+        raise QMAEError(f"job {ident} ({role}) ended {status}: {redact(msg or one_line(exc))}") from None
 
 
 def status_name(job: Any) -> str:
