@@ -31,14 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from qmae_qiskit.evaluate import classifier as clf
-    from qmae_qiskit.evaluate.evaluation import (
-        evaluate_baselines,
-        exact_outputs,
-        find_classifier,
-        load_eval_data,
-        score,
-    )
-    from qmae_qiskit.model.masking import eval_masks
+    from qmae_qiskit.evaluate.evaluation import evaluate_baselines, find_classifier, load_eval_data
+    from qmae_qiskit.evaluate.prepare import EvalSpec, outputs, prepare
+    from qmae_qiskit.evaluate.scoring import score
+    from qmae_qiskit.hardware.executors.exact import ExactExecutor
     from qmae_qiskit.train.runs import load_trained
 
     t = {}
@@ -50,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     model = clf.load(path)[0] if clf.exists(path) else None
 
     t0 = time.perf_counter()
-    patch_idx = eval_masks(tm.cfg, tm.mask_ratio, data.indices, 0)
-    with torch.no_grad():
-        xm = tm.module().masked_inputs(data.images, patch_idx)
-    probs, fids = exact_outputs(tm.theta, xm, data.images.reshape(len(data.images), -1), tm.cfg)
+    executor = ExactExecutor()
+    prepared = prepare(tm, data.image_set(), EvalSpec(), executor)
+    t["prepare (masks, circuits, parameter values)"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    probs, fids = outputs(prepared, executor.run(prepared.work).result())
     t["exact reconstruction + fidelity"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     s = score(probs, fids, data.images, data.labels, None)

@@ -131,7 +131,7 @@ def parse_record(cls: type[R], raw: Any, where: str) -> R:
         raise QMAEError(f"{where} is not a qmae-qiskit {cls.WHAT} (expected a JSON object)")
     schema, version = raw.get("schema"), raw.get("schema_version")
     if schema not in (None, cls.SCHEMA):
-        raise QMAEError(f"{where} is a {schema!r} record, not a {cls.WHAT} ({cls.SCHEMA!r})")
+        raise QMAEError(f"{where} is not a qmae-qiskit {cls.WHAT} (its schema is {schema!r}, not {cls.SCHEMA!r})")
     if schema != cls.SCHEMA or version != cls.VERSION:
         upgraded = cls.upgrade(raw, version if isinstance(version, int) else None)
         if upgraded is None:

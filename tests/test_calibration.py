@@ -29,7 +29,7 @@ def test_snapshot_file_holds_the_backends_numbers(manila_snapshot):
     snap = json.loads(manila_snapshot.read_text())
     b = FakeManilaV2()
     assert manila_snapshot.parent.name == "fake_manila" and manila_snapshot.name.endswith("Z.json")
-    assert snap["schema"] == calibration.SCHEMA and snap["schema_version"] == calibration.SCHEMA_VERSION
+    assert snap["schema"] == calibration.SCHEMA and snap["schema_version"] == calibration.CalibrationSnapshot.VERSION
     assert snap["num_qubits"] == 5
     assert sorted(map(tuple, snap["coupling_map"])) == sorted(b.coupling_map.get_edges())
     qp = b.target.qubit_properties

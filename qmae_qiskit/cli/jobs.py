@@ -117,7 +117,7 @@ def submit_cmd(
         shots=shots,
         noise_model=noise_model,
         split=split,
-        fidelity_circuit=fidelity_circuit,  # type: ignore[arg-type]
+        fidelity_circuit=fidelity_circuit,
         optimization_level=optimization_level,
         seed_transpiler=seed_transpiler,
         mask_seed=mask_seed,

@@ -187,7 +187,7 @@ def evaluate(
         backend=backend,
         noise_model=noise_model,
         shots=shots,
-        fidelity_circuit=fidelity_circuit,  # type: ignore[arg-type]
+        fidelity_circuit=fidelity_circuit,
         optimization_level=optimization_level,
         seed_transpiler=DEFAULT_SEED if seed_transpiler is None else seed_transpiler,
         seed=seed,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from qiskit.circuit import ForLoopOp, IfElseOp, SwitchCaseOp, WhileLoopOp
 from qiskit.circuit.library import get_standard_gate_name_mapping
@@ -19,10 +19,41 @@ from qiskit.providers import BackendV2, Options, QubitProperties
 from qiskit.transpiler import InstructionProperties, Target
 
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.io import atomic_write_json, read_json
+from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
 
 SCHEMA = "qmae-qiskit/calibration-snapshot"
-SCHEMA_VERSION = 1
+
+
+class CalibrationSnapshot(Record):
+    """A backend's calibration frozen in JSON: qubits, instructions with errors and durations, coupling, timing."""
+
+    SCHEMA: ClassVar[str] = SCHEMA
+    VERSION: ClassVar[int] = 2
+    WHAT: ClassVar[str] = "calibration snapshot"
+
+    backend: str
+    backend_version: str = ""
+    source: str
+    taken_at: str
+    calibration_time: str | None = None
+    num_qubits: int
+    dt: float | None = None
+    timing: dict[str, Any] = {}
+    basis_gates: list[str]
+    control_flow: list[str] = []
+    coupling_map: list[list[int]] | None = None
+    qubits: list[dict[str, Any]]
+    instructions: dict[str, list[dict[str, Any]]]
+    readout: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
+        """Version 1 had no provenance block: the snapshot time stands in for it."""
+        if version != 1 or raw.get("schema") != cls.SCHEMA:
+            return None
+        return {**raw, "schema_version": cls.VERSION, "provenance": legacy_provenance(raw.get("taken_at"))}
+
+
 CONTROL_FLOW = {"if_else": IfElseOp, "for_loop": ForLoopOp, "while_loop": WhileLoopOp, "switch_case": SwitchCaseOp}
 
 
@@ -79,7 +110,7 @@ def _source(backend: BackendV2) -> str:
 
 
 def snapshot(backend: BackendV2, source: str | None = None) -> dict:
-    """The calibration of ``backend`` as a JSON-ready dict (schema :data:`SCHEMA` version :data:`SCHEMA_VERSION`).
+    """The calibration of ``backend`` as a JSON-ready :class:`CalibrationSnapshot` dict.
 
     Times are seconds, frequencies Hz, errors probabilities; ``None`` where the backend gives nothing.
     """
@@ -120,29 +151,29 @@ def snapshot(backend: BackendV2, source: str | None = None) -> dict:
             )
         instructions[name] = sorted(rows, key=lambda r: (r["qubits"] is not None, r["qubits"] or []))
     coupling = target.build_coupling_map()
-    return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "backend": backend.name,
-        "backend_version": str(getattr(backend, "backend_version", "") or ""),
-        "source": source or _source(backend),
-        "taken_at": _utc_now().isoformat(),
-        "calibration_time": _calibration_time(backend),
-        "num_qubits": n,
-        "dt": _num(target.dt),
-        "timing": {
-            "granularity": target.granularity,
-            "min_length": target.min_length,
-            "pulse_alignment": target.pulse_alignment,
-            "acquire_alignment": target.acquire_alignment,
-        },
-        "basis_gates": sorted(target.operation_names),
-        "control_flow": sorted(control_flow),
-        "coupling_map": sorted([list(e) for e in coupling.get_edges()]) if coupling is not None else None,
-        "qubits": qubits,
-        "instructions": dict(sorted(instructions.items())),
-        "readout": _readout(backend, n),
-    }
+    return CalibrationSnapshot(
+        **{
+            "backend": backend.name,
+            "backend_version": str(getattr(backend, "backend_version", "") or ""),
+            "source": source or _source(backend),
+            "taken_at": _utc_now().isoformat(),
+            "calibration_time": _calibration_time(backend),
+            "num_qubits": n,
+            "dt": _num(target.dt),
+            "timing": {
+                "granularity": target.granularity,
+                "min_length": target.min_length,
+                "pulse_alignment": target.pulse_alignment,
+                "acquire_alignment": target.acquire_alignment,
+            },
+            "basis_gates": sorted(target.operation_names),
+            "control_flow": sorted(control_flow),
+            "coupling_map": sorted([list(e) for e in coupling.get_edges()]) if coupling is not None else None,
+            "qubits": qubits,
+            "instructions": dict(sorted(instructions.items())),
+            "readout": _readout(backend, n),
+        }
+    ).to_json()
 
 
 def snapshot_path(root: Path, backend_name: str, when: dt.datetime | None = None) -> Path:
@@ -157,26 +188,16 @@ def write_snapshot(backend: BackendV2, root: Path = Path("calibration"), source:
     path = snapshot_path(root, backend.name, dt.datetime.fromisoformat(snap["taken_at"]))
     if path.exists():
         raise QMAEError(f"{path} already exists; wait a second and take the snapshot again")
-    return atomic_write_json(path, snap)
+    return save_record(CalibrationSnapshot.model_validate(snap), path)
 
 
 def load_snapshot(path: str | Path) -> dict:
-    """Read and check a snapshot file; a wrong or corrupt file fails with one line naming it."""
+    """Read and check a snapshot file (a version-1 snapshot is upgraded); a wrong or corrupt file fails with one
+    line naming it."""
     path = Path(path)
     if not path.is_file():
         raise QMAEError(f"calibration snapshot {path} not found; take one with `qmae-qiskit calibration snapshot`")
-    snap = read_json(path, "calibration snapshot", "take a new snapshot")
-    if not isinstance(snap, dict) or snap.get("schema") != SCHEMA:
-        raise QMAEError(f"{path} is not a qmae-qiskit calibration snapshot (schema {SCHEMA!r} missing)")
-    if snap.get("schema_version") != SCHEMA_VERSION:
-        raise QMAEError(
-            f"{path} has snapshot schema version {snap.get('schema_version')!r}; this version of "
-            f"qmae-qiskit reads version {SCHEMA_VERSION}"
-        )
-    missing = [k for k in ("backend", "num_qubits", "qubits", "instructions", "basis_gates") if k not in snap]
-    if missing:
-        raise QMAEError(f"calibration snapshot {path} lacks {', '.join(missing)}; take a new snapshot")
-    return snap
+    return load_record(CalibrationSnapshot, path, "take a new snapshot").to_json()
 
 
 def target_from_snapshot(snap: dict) -> Target:

@@ -10,10 +10,9 @@ whole because optimization does not cross stage boundaries when stages are trans
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from importlib import metadata
 from pathlib import Path
+from typing import Any, ClassVar
 
 from qiskit.circuit import QuantumCircuit
 from qiskit.providers import BackendV2
@@ -27,9 +26,10 @@ from qmae_qiskit.hardware.transpile import (
     two_qubit_count,
     two_qubit_depth,
 )
-from qmae_qiskit.io import atomic_write_json, atomic_write_text, read_json
+from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.model import circuits as C
 from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
 
 SCHEMA = "qmae-qiskit/depth-report"
 SCHEMA_VERSION = 1
@@ -39,7 +39,36 @@ TITLES = {
     "inverse_fidelity": "Inverse-loader fidelity circuit (Estimator; `submit --fidelity-circuit inverse`, "
     "n + t qubits)",
 }
-VOLATILE_KEYS = ("transpile_seconds", "generated_at")  # differ run to run; everything else must regenerate equal
+VOLATILE_KEYS = ("transpile_seconds", "created_at", "command", "git_commit", "python")  # differ run to run
+TRANSPILE_PACKAGES = ("qiskit", "qiskit-aer", "qiskit-ibm-runtime")  # versions the numbers depend on: compared
+
+
+class DepthReport(Record):
+    """A depth report (``report depth``): whole-circuit and per-stage costs of the QMAE circuits on a backend."""
+
+    SCHEMA: ClassVar[str] = "qmae-qiskit/depth-report"
+    VERSION: ClassVar[int] = 2
+    WHAT: ClassVar[str] = "depth report"
+
+    backend: str
+    backend_spec: str
+    backend_num_qubits: int | None
+    optimization_level: int
+    seed_transpiler: int | None
+    config: dict[str, Any]
+    method: dict[str, str]
+    circuits: dict[str, Any]
+
+    @classmethod
+    def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
+        """Version 1 kept ``versions`` and ``generated_at`` at the top level; they move into the provenance."""
+        if version != 1 or raw.get("schema") != cls.SCHEMA:
+            return None
+        out = {k: v for k, v in raw.items() if k not in ("versions", "generated_at")}
+        prov = legacy_provenance(raw.get("generated_at"), raw.get("versions"))
+        out.update(schema_version=cls.VERSION, provenance=prov)
+        return out
+
 
 ESP_METHOD = (
     "Estimated success probability = product over every gate of the transpiled circuit of (1 - error of that "
@@ -61,16 +90,6 @@ STAGE_METHOD = (
     "A stage with 0 gates (the trash-reset SWAPs at O2/O3) was turned by the transpiler into a relabelling of "
     "qubits (ElidePermutations), visible in the final column of the layout."
 )
-
-
-def versions() -> dict:
-    out = {}
-    for pkg in ("qiskit", "qiskit-aer", "qiskit-ibm-runtime", "qmae-qiskit"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
 
 
 # ----------------------------------------------------------------------------------------------- the stages
@@ -195,17 +214,13 @@ def depth_report(
     resolves it again, so a report made against a snapshot is checked against the same snapshot.
     """
     check_level(optimization_level)
-    report = {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
+    report: dict[str, Any] = {
         "backend": backend.name,
         "backend_spec": backend_spec or backend.name,
         "backend_num_qubits": backend.num_qubits,
         "optimization_level": optimization_level,
         "seed_transpiler": seed,
         "config": cfg.model_dump(),
-        "versions": versions(),
-        "generated_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "method": {"circuits": PARAM_METHOD, "stages": STAGE_METHOD, "estimated_success_probability": ESP_METHOD},
         "circuits": {},
     }
@@ -215,11 +230,12 @@ def depth_report(
         ("inverse_fidelity", C.inverse_fidelity_circuit(cfg)[0]),
     ):
         report["circuits"][kind] = circuit_report(qc, kind, cfg, backend, optimization_level, seed)
-    return report
+    return DepthReport(**report).to_json()
 
 
 def comparable(report: dict) -> dict:
-    """The report without run-to-run volatile fields (timings, time stamp): equal for the same seed."""
+    """The report without run-to-run volatile fields (timings, time stamp, command): equal for the same seed and
+    the same versions of the packages that transpile (:data:`TRANSPILE_PACKAGES`)."""
 
     def strip(obj):
         if isinstance(obj, dict):
@@ -228,7 +244,10 @@ def comparable(report: dict) -> dict:
             return [strip(v) for v in obj]
         return obj
 
-    return strip(json.loads(json.dumps(report)))
+    out = strip(json.loads(json.dumps(report)))
+    versions = (out.get("provenance") or {}).get("versions") or {}
+    out["provenance"] = {"versions": {k: versions.get(k) for k in TRANSPILE_PACKAGES}}
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- output
@@ -257,10 +276,11 @@ def to_markdown(report: dict) -> str:
         f"Image {cfg['image_size']}x{cfg['image_size']}, latent qubits k={cfg['latent_qubits']}, trash reset "
         f"'{cfg['trash_reset']}'; backend {report['backend']} ({report['backend_num_qubits']} qubits); "
         f"seed_transpiler {report['seed_transpiler']}; "
-        + ", ".join(f"{k} {v}" for k, v in report["versions"].items())
+        + ", ".join(f"{k} {v}" for k, v in report["provenance"]["versions"].items() if k in TRANSPILE_PACKAGES)
         + ".",
         "",
-        f"Generated {report['generated_at']} by `qmae-qiskit report depth --backend {report['backend_spec']} "
+        f"Generated {report['provenance']['created_at']} by "
+        f"`qmae-qiskit report depth --backend {report['backend_spec']} "
         f"--optimization-level {report['optimization_level']} --seed {report['seed_transpiler']} "
         f"--image-size {cfg['image_size']} --latent-qubits {cfg['latent_qubits']} --trash-reset "
         f"{cfg['trash_reset']}`.",
@@ -324,22 +344,17 @@ def write_report(report: dict, out: Path = Path("circuits")) -> list[Path]:
     """``<backend>-O<level>.json`` and ``.md`` under ``out``, each written atomically."""
     stem = report_stem(out, report["backend"], report["optimization_level"], QMAEConfig(**report["config"]))
     return [
-        atomic_write_json(stem.with_suffix(".json"), report),
+        save_record(DepthReport.model_validate(report), stem.with_suffix(".json")),
         atomic_write_text(stem.with_suffix(".md"), to_markdown(report)),
     ]
 
 
 def load_report(path: Path) -> dict:
-    path = Path(path)
-    rep = read_json(path, "depth report", "pass a .json written by `report depth`")
-    if not isinstance(rep, dict) or rep.get("schema") != SCHEMA:
-        from qmae_qiskit.errors import QMAEError
-
-        raise QMAEError(f"{path} is not a qmae-qiskit depth report (schema {SCHEMA!r} missing)")
-    return rep
+    """A depth report as a dict (a version-1 report is upgraded on read)."""
+    return load_record(DepthReport, path, "pass a .json written by `report depth`").to_json()
 
 
-def differences(a: dict, b: dict, where: str = "") -> list[str]:
+def differences(a: Any, b: Any, where: str = "") -> list[str]:
     """Paths where two comparable reports differ (empty when they regenerate equal)."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = []

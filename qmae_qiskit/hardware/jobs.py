@@ -343,7 +343,7 @@ def find_record_for_job(jobs_dir: Path, job_id: str) -> str | None:
 
 def list_records(jobs_dir: Path = Path("jobs")) -> list[dict]:
     """One summary row per record, newest first; a corrupt file is listed as such instead of failing the list."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for path in sorted(Path(jobs_dir).glob("*.json")):
         if not _is_record_file(path):
             continue

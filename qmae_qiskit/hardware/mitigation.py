@@ -205,7 +205,7 @@ def parse_estimator_options(text: str | None) -> dict[str, Any]:
             if isinstance(value, dict):
                 nested = _merge(nested, {key: value})
             else:
-                _set(nested, ALIASES.get(key, key), value)
+                _set(nested, ALIASES.get(key) or key, value)
     else:
         for item in _split_items(text):
             if "=" not in item:
@@ -215,7 +215,7 @@ def parse_estimator_options(text: str | None) -> dict[str, Any]:
                 )
             key, value = item.split("=", 1)
             key = key.strip().replace("-", "_")
-            _set(nested, ALIASES.get(key, key), _value(value))
+            _set(nested, ALIASES.get(key) or key, _value(value))
     dd = nested.get("dynamical_decoupling")
     if isinstance(dd, dict) and "sequence_type" in dd and "enable" not in dd:
         dd["enable"] = True  # naming a sequence asks for decoupling
@@ -228,4 +228,4 @@ def parse_mitigation(estimator_options: str | None, readout: str = "none") -> Mi
     """The CLI's two mitigation options as one validated :class:`Mitigation`."""
     if readout not in READOUT:
         raise QMAEError(f"unknown readout mitigation {readout!r}; use one of {', '.join(READOUT)}")
-    return Mitigation(estimator=parse_estimator_options(estimator_options), readout=readout)  # type: ignore[arg-type]
+    return Mitigation(estimator=parse_estimator_options(estimator_options), readout=readout)

@@ -41,9 +41,10 @@ def sampler_job(mode: Any, task: SamplerTask, work: Work, calibration: list | No
 
 def note_submitted(role: str, job: Any, ids: dict[str, str | None], on_submitted: OnSubmitted | None) -> None:
     """Note a job's id and tell the caller at once (before waiting for its result)."""
-    ids[role] = job.job_id()
+    job_id = str(job.job_id())
+    ids[role] = job_id
     if on_submitted is not None:
-        on_submitted(role, ids[role])
+        on_submitted(role, job_id)
 
 
 def readout_calibration(task: SamplerTask, work: Work) -> list:

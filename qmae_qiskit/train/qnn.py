@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.hardware.transpile import map_observable
+from qmae_qiskit.hardware.transpile import map_observable, transpile_for
 from qmae_qiskit.model.circuits import MASKED, REFERENCE, THETA, fidelity_observable, parameter_groups, training_circuit
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.loader import loader_angles
@@ -44,14 +44,12 @@ class TranspiledTraining:
 
 def transpile_training(cfg: QMAEConfig, simulator, seed: int = 0, optimization_level: int = 1) -> TranspiledTraining:
     """Transpile the SWAP-test circuit once for ``simulator`` and map Z on the ancilla through its layout."""
-    from qiskit import transpile
-
     qc = training_circuit(cfg)
-    isa = transpile(qc, simulator, optimization_level=optimization_level, seed_transpiler=seed)
+    isa = transpile_for(qc, simulator, optimization_level, seed)
     groups = parameter_groups(isa)
     want = parameter_groups(qc)
     if any(len(groups[k]) != len(want[k]) for k in want):  # a pass dropped a parameter: keep every one
-        isa = transpile(qc, simulator, optimization_level=0, seed_transpiler=seed)
+        isa = transpile_for(qc, simulator, 0, seed)
         groups = parameter_groups(isa)
     obs = map_observable(fidelity_observable(qc.num_qubits, qc.metadata["ancilla"]), isa)
     return TranspiledTraining(isa, obs, groups[MASKED] + groups[REFERENCE], groups[THETA])

@@ -34,7 +34,6 @@ from qmae_qiskit.hardware.primitives import (
 )
 from qmae_qiskit.hardware.twin import DENSITY_MATRIX_MAX_QUBITS
 
-
 IDEAL_BASIS = ("cx", "id", "rz", "sx", "x", "reset", "measure", "delay")
 
 
