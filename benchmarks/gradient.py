@@ -34,10 +34,10 @@ from qiskit_aer.primitives import EstimatorV2
 from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
 
 from qmae_qiskit.errors import one_line
+from qmae_qiskit.export import random_instance
 from qmae_qiskit.io import atomic_write_json
 from qmae_qiskit.model.circuits import MASKED, REFERENCE, THETA, fidelity_observable, parameter_groups, training_circuit
 from qmae_qiskit.model.config import QMAEConfig
-from qmae_qiskit.model.export import random_instance
 from qmae_qiskit.model.loader import loader_angles
 from qmae_qiskit.model.masking import insert_token
 from qmae_qiskit.simulate import exact

@@ -80,8 +80,8 @@ def test_committed_export_is_current_and_states_its_fidelity():
     builder and exact simulator still produce that same instance."""
     from pathlib import Path
 
+    from qmae_qiskit.export import random_instance
     from qmae_qiskit.model.config import QMAEConfig
-    from qmae_qiskit.model.export import random_instance
 
     folder = Path(__file__).resolve().parents[1] / "circuits"
     record = json.loads((folder / "qmae_training_L16_k7_swap_seed7.json").read_text())

@@ -18,10 +18,10 @@ from qmae_qiskit.evaluate import classifier as clf
 from qmae_qiskit.evaluate.evaluation import evaluate, load_eval_data
 from qmae_qiskit.evaluate.prepare import EvalSpec, outputs, prepare
 from qmae_qiskit.evaluate.scoring import format_table, score
+from qmae_qiskit.export import bind_training
 from qmae_qiskit.hardware.executors import make_executor
 from qmae_qiskit.model.circuits import fidelity_observable, training_circuit
 from qmae_qiskit.model.config import QMAEConfig
-from qmae_qiskit.model.export import bind_training
 from qmae_qiskit.model.masking import eval_masks, mask_from_indices
 from qmae_qiskit.train.runs import RunSettings, load_trained
 from qmae_qiskit.train.training import train

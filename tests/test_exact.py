@@ -6,9 +6,9 @@ import torch
 from qiskit.quantum_info import DensityMatrix, partial_trace
 from qiskit_aer.primitives import EstimatorV2
 
+from qmae_qiskit.export import bind_training
 from qmae_qiskit.model.circuits import fidelity_observable, parameter_groups, reconstruction_circuit, training_circuit
 from qmae_qiskit.model.config import QMAEConfig
-from qmae_qiskit.model.export import bind_training
 from qmae_qiskit.model.loader import loader_angles
 from qmae_qiskit.model.masking import grid_shape, insert_token
 from qmae_qiskit.simulate import exact

@@ -9,9 +9,9 @@ import pytest
 import torch
 from qiskit.quantum_info import Statevector
 
+from qmae_qiskit.export import bind_training
 from qmae_qiskit.model.circuits import fidelity_observable, training_circuit
 from qmae_qiskit.model.config import QMAEConfig
-from qmae_qiskit.model.export import bind_training
 from qmae_qiskit.model.masking import default_patch_shape, mask_from_indices, patches_for_ratio, sample_mask_indices
 from qmae_qiskit.train.models import QAE, QMAE, build_model, init_theta, init_token
 

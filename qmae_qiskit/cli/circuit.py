@@ -29,7 +29,7 @@ from qmae_qiskit.cli.options import config_from_options, config_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def circuit_cmd(out: Path, bind_seed: int | None, as_json: bool, **cfg_opts) -> None:
     """Export the SWAP-test training circuit and the reconstruction circuit (QPY and OpenQASM 3)."""
-    from qmae_qiskit.model.export import export_circuits
+    from qmae_qiskit.export import export_circuits
 
     cfg = config_from_options(cfg_opts)
     report = export_circuits(cfg, out, bind_seed)
