@@ -35,6 +35,7 @@ class EstimatorTask:
     circuit: QuantumCircuit
     observable: SparsePauliOp
     values: np.ndarray
+    mitigation: Mitigation | None = None  # this task's own options (else the work's)
 
     @property
     def rows(self) -> int:
@@ -48,6 +49,7 @@ class SamplerTask:
     circuit: QuantumCircuit
     values: np.ndarray
     register: str
+    mitigation: Mitigation | None = None  # this task's own options (else the work's)
 
     @property
     def rows(self) -> int:
@@ -66,12 +68,16 @@ Task = EstimatorTask | SamplerTask
 
 @dataclass(frozen=True)
 class Work:
-    """Tasks by role, run together (one Batch on a device); ``shots`` None asks for exact values."""
+    """Tasks by role, run together (one Batch on a device); ``shots`` None asks for exact values. A task's own
+    ``mitigation`` overrides the work's, so one submission can compare methods."""
 
     tasks: dict[str, Task]
     shots: int | None = None
     mitigation: Mitigation = field(default_factory=Mitigation)
     seed: int | None = None
+
+    def mitigation_of(self, task: Task) -> Mitigation:
+        return task.mitigation if task.mitigation is not None else self.mitigation
 
     def __post_init__(self) -> None:
         if self.shots is not None and self.shots < 1:

@@ -226,7 +226,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def describe_task(task: Task, embed_qpy: bool = True) -> dict[str, Any]:
+def describe_task(task: Task, embed_qpy: bool = True, mitigation: Any = None) -> dict[str, Any]:
     """A task's circuit as the record keeps it: QPY (optional) and hashes, size, and how to read its result."""
     from qmae_qiskit.hardware.transpile import two_qubit_count
 
@@ -240,6 +240,7 @@ def describe_task(task: Task, embed_qpy: bool = True) -> dict[str, Any]:
         "parameter_values_sha256": sha256(np.ascontiguousarray(task.values).tobytes()),
         "qpy_base64": base64.b64encode(blob).decode() if embed_qpy else None,
         "circuit": (task.circuit.metadata or {}).get("qmae_circuit"),
+        "mitigation": None if mitigation is None else mitigation.model_dump(),
     }
     if isinstance(task, EstimatorTask):
         out.update(
@@ -272,7 +273,7 @@ def new_record(
         executor=executor_info,
         shots=work.shots,
         mitigation=work.mitigation.model_dump(),
-        circuits={role: describe_task(t, embed_qpy) for role, t in work.tasks.items()},
+        circuits={role: describe_task(t, embed_qpy, work.mitigation_of(t)) for role, t in work.tasks.items()},
         context=context,
     )
 
@@ -448,7 +449,6 @@ def finished_results(jobs_dir: Path, rec: JobRecord) -> dict[str, Result]:
             f"job {rec.id} is not finished ({', '.join(f'{r} {s}' for r, s in pending.items())}); fetch again later"
         )
     results: dict[str, Result] = {}
-    readout = str(rec.mitigation.get("readout", "none"))
     for role, job in jobs.items():
         try:
             raw = wait(role, job, rec.jobs[role].job_id)
@@ -464,6 +464,7 @@ def finished_results(jobs_dir: Path, rec: JobRecord) -> dict[str, Result]:
         if info["primitive"] == "estimator":
             results[role] = read_estimates(raw)
         else:
+            readout = str((info.get("mitigation") or rec.mitigation).get("readout", "none"))
             results[role] = read_samples(raw, info["register"], info["num_bits"], readout)
     save_results(jobs_dir, rec, results)
     return results

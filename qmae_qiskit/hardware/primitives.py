@@ -24,7 +24,7 @@ def estimator_job(mode: Any, task: EstimatorTask, work: Work) -> Any:
 
     if work.shots is None:
         raise QMAEError("the runtime primitives sample: give a number of shots")
-    options = work.mitigation.estimator_options(shots=work.shots, seed=work.seed)
+    options = work.mitigation_of(task).estimator_options(shots=work.shots, seed=work.seed)
     return Estimator(mode=mode, options=options).run([(task.circuit, task.observable, task.values)])
 
 
@@ -34,7 +34,7 @@ def sampler_job(mode: Any, task: SamplerTask, work: Work, calibration: list | No
 
     if work.shots is None:
         raise QMAEError("the runtime primitives sample: give a number of shots")
-    options = work.mitigation.sampler_options(shots=work.shots, seed=work.seed)
+    options = work.mitigation_of(task).sampler_options(shots=work.shots, seed=work.seed)
     pubs: list[tuple] = [(task.circuit, task.values)] + [(c,) for c in calibration or []]
     return Sampler(mode=mode, options=options).run(pubs, shots=work.shots)
 
@@ -49,7 +49,7 @@ def note_submitted(role: str, job: Any, ids: dict[str, str | None], on_submitted
 
 def readout_calibration(task: SamplerTask, work: Work) -> list:
     """The calibration circuits the Sampler job carries when readout correction is asked for."""
-    return calibration_circuits(task.circuit, task.register) if work.mitigation.readout == "mthree" else []
+    return calibration_circuits(task.circuit, task.register) if work.mitigation_of(task).readout == "mthree" else []
 
 
 def read_estimates(result: Any) -> Estimates:

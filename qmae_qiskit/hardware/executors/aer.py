@@ -69,7 +69,8 @@ class AerExecutor(Executor):
                 raise QMAEError("a noise model needs --shots (noisy estimates are sampled)")
             work.mitigation.check_runnable("exact", device=False)
             return Done({role: _exact(task) for role, task in work.tasks.items()})
-        work.mitigation.check_runnable("aer", device=False)
+        for task in work.tasks.values():
+            work.mitigation_of(task).check_runnable("aer", device=False)
         results: dict[str, Result] = {}
         ids: dict[str, str | None] = {}
         for role, task in work.tasks.items():
@@ -81,7 +82,9 @@ class AerExecutor(Executor):
             else:
                 job = sampler_job(mode, task, work, readout_calibration(task, work))
                 note_submitted(role, job, ids, on_submitted)
-                results[role] = read_samples(job.result(), task.register, task.num_bits, work.mitigation.readout)
+                results[role] = read_samples(
+                    job.result(), task.register, task.num_bits, work.mitigation_of(task).readout
+                )
         return Done(results, ids)
 
     def _mode(self, num_qubits: int, seed: int | None):

@@ -39,7 +39,8 @@ class ExactExecutor(Executor):
     def run(self, work: Work, on_submitted: OnSubmitted | None = None) -> Done:
         if work.shots is not None:
             raise QMAEError("the exact backend computes exact values; drop --shots or pick another backend")
-        work.mitigation.check_runnable("exact", device=False)
+        for task in work.tasks.values():
+            work.mitigation_of(task).check_runnable("exact", device=False)
         out: dict = {}
         for role, task in work.tasks.items():
             out[role] = estimate(task) if isinstance(task, EstimatorTask) else distribution(task)

@@ -82,7 +82,8 @@ class RuntimeExecutor(Executor):
     def run(self, work: Work, on_submitted: OnSubmitted | None = None) -> RuntimeExecution:
         from qiskit_ibm_runtime import Batch
 
-        work.mitigation.check_runnable("ibm", device=True)
+        for task in work.tasks.values():
+            work.mitigation_of(task).check_runnable("ibm", device=True)
         jobs: dict[str, Any] = {}
         readers: dict[str, Any] = {}
         ids: dict[str, str | None] = {}
@@ -93,7 +94,7 @@ class RuntimeExecutor(Executor):
                         jobs[role] = estimator_job(batch, task, work)
                     else:
                         jobs[role] = sampler_job(batch, task, work, readout_calibration(task, work))
-                    readers[role] = reader(task, work.mitigation.readout)
+                    readers[role] = reader(task, work.mitigation_of(task).readout)
                     note_submitted(role, jobs[role], ids, on_submitted)
         except QMAEError:
             raise

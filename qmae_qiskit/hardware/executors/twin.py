@@ -51,7 +51,8 @@ class TwinExecutor(Executor):
         }
 
     def run(self, work: Work, on_submitted: OnSubmitted | None = None) -> Done:
-        work.mitigation.check_runnable("twin", device=False)
+        for task in work.tasks.values():
+            work.mitigation_of(task).check_runnable("twin", device=False)
         results: dict[str, Result] = {}
         ids: dict[str, str | None] = {}
         twins: dict[str, list[int]] = {}
@@ -60,15 +61,19 @@ class TwinExecutor(Executor):
             twins[role] = twin.physical
             sim = twin_simulator(twin, work.seed)
             if isinstance(task, EstimatorTask):
-                local = EstimatorTask(twin.circuit, compact_observable(task.observable, twin.physical), task.values)
+                local = EstimatorTask(
+                    twin.circuit, compact_observable(task.observable, twin.physical), task.values, task.mitigation
+                )
                 job = estimator_job(sim, local, work)
                 note_submitted(role, job, ids, on_submitted)
                 results[role] = read_estimates(job.result())
             else:
-                local_s = SamplerTask(twin.circuit, task.values, task.register)
+                local_s = SamplerTask(twin.circuit, task.values, task.register, task.mitigation)
                 cal = [compact_circuit(c, twin.physical) for c in readout_calibration(task, work)]
                 job = sampler_job(sim, local_s, work, cal)
                 note_submitted(role, job, ids, on_submitted)
-                results[role] = read_samples(job.result(), task.register, task.num_bits, work.mitigation.readout)
+                results[role] = read_samples(
+                    job.result(), task.register, task.num_bits, work.mitigation_of(task).readout
+                )
             results[role].metadata["twin_qubits"] = twin.physical
         return Done(results, ids)
