@@ -1,0 +1,118 @@
+"""The mitigation methods a noise study compares, each selectable and combinable (``trex+cal``).
+
+A method is what the primitives are asked to do (runtime Estimator options: TREX, ZNE, Pauli twirling, dynamical
+decoupling), what happens to the Sampler's counts (``mthree`` readout correction), and whether the result is
+calibrated against exactly known circuits (``cal``, see :mod:`qmae_qiskit.study.calibration`). Methods that ask
+the primitives for the same thing share one job: ``raw`` and ``cal`` read the same measurements.
+
+``recommended`` is TREX for the Estimator, mthree for the Sampler, then the affine calibration of both: readout
+error is removed where it is cheapest (it is not global-depolarizing and would bend the affine map), and the
+calibration takes out what is left, which on these deep circuits is close to global depolarizing. It is the best
+default measured on the twins (README, "What a device would give"); it needs no extra circuits beyond the K
+calibration images, so it costs what ``raw`` costs plus TREX's twirled measurements.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.mitigation import Mitigation, _merge
+
+ZNE_DEFAULT = {"noise_factors": [1, 3, 5], "extrapolator": ["exponential", "linear"]}
+
+# name -> (Estimator options, Sampler readout, calibrate)
+BASE: dict[str, tuple[dict[str, Any], str, bool]] = {
+    "raw": ({}, "none", False),
+    "trex": ({"resilience": {"measure_mitigation": True}}, "none", False),
+    "zne": ({"resilience": {"zne_mitigation": True}}, "none", False),
+    "twirl": ({"twirling": {"enable_gates": True, "enable_measure": True}}, "none", False),
+    "dd": ({"dynamical_decoupling": {"enable": True, "sequence_type": "XY4"}}, "none", False),
+    "mthree": ({}, "mthree", False),
+    "cal": ({}, "none", True),
+}
+ALIASES = {"recommended": "trex+mthree+cal"}
+DESCRIPTIONS = {
+    "raw": "no mitigation (resilience level 0)",
+    "trex": "twirled readout error extinction (runtime TREX)",
+    "zne": "zero-noise extrapolation by gate folding (runtime ZNE)",
+    "twirl": "Pauli twirling of gates and measurements",
+    "dd": "dynamical decoupling (XY4)",
+    "mthree": "mthree readout correction of the Sampler counts",
+    "cal": "affine calibration against K exactly known images in the same job",
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """One (possibly combined) method: its name, the primitives' options, readout correction, calibration."""
+
+    name: str
+    parts: tuple[str, ...]
+    estimator: dict[str, Any] = field(default_factory=dict)
+    readout: str = "none"
+    calibrate: bool = False
+
+    @property
+    def estimator_mitigation(self) -> Mitigation:
+        return Mitigation(estimator=self.estimator)
+
+    @property
+    def sampler_mitigation(self) -> Mitigation:
+        shared = {k: v for k, v in self.estimator.items() if k in ("twirling", "dynamical_decoupling")}
+        return Mitigation(estimator=shared, readout=self.readout)  # type: ignore[arg-type]
+
+    def estimator_key(self) -> str:
+        """Methods with equal keys read the same Estimator job."""
+        return json.dumps(self.estimator, sort_keys=True)
+
+    def sampler_key(self) -> str:
+        """Methods with equal keys read the same Sampler job (readout correction is post-processing)."""
+        shared = {k: v for k, v in self.estimator.items() if k in ("twirling", "dynamical_decoupling")}
+        return json.dumps(shared, sort_keys=True)
+
+    def describe(self) -> str:
+        return " + ".join(DESCRIPTIONS[p] for p in self.parts)
+
+
+def parse_method(name: str, zne: dict[str, Any] | None = None) -> Method:
+    """``raw``, ``cal``, ``trex+cal``, ``recommended``, ... -> a :class:`Method` (one line on a bad name)."""
+    text = name.strip().lower()
+    expanded = ALIASES.get(text, text)
+    parts = tuple(p.strip() for p in expanded.split("+") if p.strip())
+    unknown = [p for p in parts if p not in BASE]
+    if not parts or unknown:
+        raise QMAEError(
+            f"unknown method {name!r}; use one of {', '.join([*BASE, *ALIASES])}, or combine them "
+            "with '+' (e.g. trex+cal)"
+        )
+    if len(set(parts)) != len(parts):
+        raise QMAEError(f"method {name!r} names a part twice")
+    estimator: dict[str, Any] = {}
+    readout, calibrate = "none", False
+    for part in parts:
+        opts, ro, cal = BASE[part]
+        if part == "zne":
+            opts = _merge(opts, {"resilience": {"zne": dict(zne or ZNE_DEFAULT)}})
+        estimator = _merge(estimator, opts)
+        readout = ro if ro != "none" else readout
+        calibrate = calibrate or cal
+    method = Method(text, parts, estimator, readout, calibrate)
+    method.estimator_mitigation.estimator_options()  # the runtime's own validation, one line on error
+    return method
+
+
+def parse_methods(text: str, zne: dict[str, Any] | None = None) -> list[Method]:
+    """A comma-separated list of methods, each at most once, ``raw`` always included (the baseline)."""
+    names = [t for t in (s.strip() for s in (text or "").split(",")) if t]
+    if not names:
+        raise QMAEError("no methods given; e.g. --methods raw,trex,cal,recommended")
+    methods = [parse_method(n, zne) for n in names]
+    seen = [m.name for m in methods]
+    if len(set(seen)) != len(seen):
+        raise QMAEError(f"a method is listed twice in {text!r}")
+    if "raw" not in seen:
+        methods.insert(0, parse_method("raw"))
+    return methods

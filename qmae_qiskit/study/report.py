@@ -1,0 +1,104 @@
+"""A noise study's files: the JSON record, a markdown table and the estimate-against-exact figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qmae_qiskit.io import atomic_write_text
+from qmae_qiskit.records import load_record, save_record
+from qmae_qiskit.study.noise import NoiseStudy
+
+
+def default_out(study: NoiseStudy) -> Path:
+    size = study.config["image_size"]
+    return Path("results") / "hardware" / f"study-{study.backend}-L{size}.json"
+
+
+def load_study(path: str | Path) -> NoiseStudy:
+    return load_record(NoiseStudy, path, "write it again with `qmae-qiskit study noise`")
+
+
+def to_markdown(study: NoiseStudy) -> str:
+    s = study.spec
+    cfg = study.config
+    lines = [
+        f"# Noise study: {study.model.upper()} {cfg['image_size']}x{cfg['image_size']} on {study.backend}",
+        "",
+        f"{len(study.per_image)} test images, {s['shots']} shots, {s['calibration_images']} calibration images from "
+        f"the {s['calibration_split']} split; {study.fidelity_circuit} fidelity circuit with "
+        f"{study.two_qubit_gates} two-qubit gates after transpiling (O{s['optimization_level']}, seed "
+        f"{s['seed_transpiler']}); executor: {study.executor.get('name')}.",
+        "",
+        f"Exact (paper-faithful circuit, exact path): fidelity {study.exact['fidelity']:.4f}, CS "
+        f"{study.exact['cs']:.4f}, SSIM {study.exact['ssim']:.4f}.",
+        "",
+        "| method | fidelity | bias | mean abs err | RMS err | CS | CS mean abs err | SSIM | SSIM mean abs err "
+        "| circuits | shots | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, a in study.aggregates.items():
+        f, c, g, cost = a["fidelity"], a["cs"], a["ssim"], a["cost"]
+        lines.append(
+            f"| {name} | {f['mean_estimate']:.4f} | {f['bias']:+.4f} | {f['mean_abs_error']:.4f} | "
+            f"{f['rms_error']:.4f} | {c['mean_estimate']:.4f} | {c['mean_abs_error']:.4f} | "
+            f"{g['mean_estimate']:.4f} | {g['mean_abs_error']:.4f} | {cost['circuits']} | {cost['shots']:,} | "
+            f"{cost['seconds']:.1f} |"
+        )
+    lines += ["", "Methods:", ""] + [f"- `{k}`: {v}" for k, v in study.methods.items()]
+    if study.fits:
+        lines += [
+            "",
+            "Calibration fits (measured = slope x exact + intercept, on the calibration images):",
+            "",
+            "| method | quantity | slope | intercept | residual std | depolarizing intercept |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for name, fits in study.fits.items():
+            for what, fit in fits.items():
+                dep = fit.get("depolarizing_intercept")
+                lines.append(
+                    f"| {name} | {what} | {fit['slope']:.4f} ± {fit['slope_se']:.4f} | "
+                    f"{fit['intercept']:.5f} ± {fit['intercept_se']:.5f} | {fit['residual_std']:.5f} | "
+                    f"{'' if dep is None else f'{dep:.5f}'} |"
+                )
+    if study.loading:
+        lines += ["", f"Approximate loading: {study.loading}"]
+    lines += ["", "Time: " + ", ".join(f"{k} {v:.1f} s" for k, v in study.seconds.items()), ""]
+    return "\n".join(lines)
+
+
+def figure(study: NoiseStudy, path: Path) -> Path:
+    """Estimate against exact per method, fidelity and CS, with the y = x line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qmae_qiskit.train.plots import save_figure
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for ax, metric in zip(axes, ("fidelity", "cs")):
+        exact = [r["exact"] if metric == "fidelity" else r[metric]["exact"] for r in study.per_image]
+        for name in study.aggregates:
+            est = [
+                r["estimates"][name] if metric == "fidelity" else r[metric]["estimates"][name] for r in study.per_image
+            ]
+            ax.scatter(exact, est, s=10, label=name, alpha=0.7)
+        lo = min(0.0, min(exact))
+        ax.plot([lo, 1], [lo, 1], "k--", lw=1, label="y = x")
+        ax.set_xlabel(f"exact {metric}")
+        ax.set_ylabel(f"estimated {metric}")
+        ax.set_title(f"{metric}: {study.backend}, {study.config['image_size']}x{study.config['image_size']}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def write_study(study: NoiseStudy, out: Path) -> list[Path]:
+    """``out`` (.json) and the .md and .png beside it, each written atomically."""
+    out = Path(out)
+    return [
+        save_record(study, out),
+        atomic_write_text(out.with_suffix(".md"), to_markdown(study)),
+        figure(study, out.with_suffix(".png")),
+    ]
