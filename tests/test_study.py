@@ -21,7 +21,10 @@ from qmae_qiskit.hardware.transpile import map_observable, transpile_for
 from qmae_qiskit.study.calibration import (
     fit_affine,
     fit_distribution,
+    fit_fixed_point,
+    fit_reference,
     invert_distribution,
+    invert_fixed_point,
     leave_one_out_error,
 )
 from qmae_qiskit.study.methods import parse_method, parse_methods
@@ -72,6 +75,49 @@ def test_distribution_fit_inverts_depolarizing_noise_and_stays_a_distribution():
     assert np.all(noisy >= 0) and np.allclose(noisy.sum(1), 1)
 
 
+def test_fixed_point_fit_recovers_a_contraction_towards_any_distribution():
+    """p_meas = a p + (1 - a) q with q far from uniform (noise pulling towards |0...0>): a and q come back exactly."""
+    rng = np.random.default_rng(4)
+    q = rng.dirichlet(np.ones(16) * 0.3)
+    q[0] += 1.0
+    q /= q.sum()
+    exact = rng.dirichlet(np.ones(16), size=10)
+    fit = fit_fixed_point(exact, 0.55 * exact + 0.45 * q)
+    assert fit.slope == pytest.approx(0.55, abs=1e-12) and np.allclose(fit.fixed_point, q, atol=1e-12)
+    target = rng.dirichlet(np.ones(16), size=4)
+    assert np.allclose(invert_fixed_point(fit, 0.55 * target + 0.45 * q), target, atol=1e-12)
+    uniform = invert_distribution(fit_distribution(exact, 0.55 * exact + 0.45 * q), 0.55 * target + 0.45 * q)
+    assert np.abs(uniform - target).max() > 0.01  # the depolarizing model cannot undo a non-uniform fixed point
+    with pytest.raises(QMAEError, match="at least 3"):
+        fit_fixed_point(exact[:2], exact[:2])
+
+
+def test_the_reference_fit_recovers_a_synthetic_control_variate_map_exactly():
+    rng = np.random.default_rng(5)
+    f, fr, mr = rng.uniform(0.5, 0.9, 9), rng.uniform(0.85, 0.99, 9), rng.uniform(0.2, 0.5, 9)
+    fit = fit_reference(f, 0.4 * f + 0.7 * mr - 0.2 * fr + 0.03, mr, fr)
+    assert np.allclose(fit.coef, [0.4, 0.7, -0.2, 0.03], atol=1e-10) and fit.residual_std < 1e-10
+    g = rng.uniform(0.5, 0.9, 3)
+    est, _ = fit.invert(0.4 * g + 0.7 * mr[:3] - 0.2 * fr[:3] + 0.03, mr[:3], fr[:3])
+    assert np.allclose(est, g, atol=1e-10)
+    with pytest.raises(QMAEError, match="at least 5"):
+        fit_reference(f[:4], f[:4], mr[:4], fr[:4])
+
+
+def test_references_beat_a_single_line_when_each_image_has_its_own_noise():
+    """Per-image contractions shared by an image's circuit and its reference: held-out error drops."""
+    rng = np.random.default_rng(6)
+    n = 40
+    f, fr = rng.uniform(0.5, 0.9, n), rng.uniform(0.85, 0.99, n)
+    lam = rng.uniform(0.35, 0.5, n)
+    m = lam * f + 0.04 + rng.normal(0, 0.001, n)
+    mr = lam * fr + 0.04 + rng.normal(0, 0.001, n)
+    cal, held = slice(0, 20), slice(20, n)
+    line, _ = fit_affine(f[cal], m[cal]).invert(m[held])
+    ref, _ = fit_reference(f[cal], m[cal], mr[cal], fr[cal]).invert(m[held], mr[held], fr[held])
+    assert np.abs(ref - f[held]).mean() < 0.5 * np.abs(line - f[held]).mean()
+
+
 def test_leave_one_out_checks_the_model_on_held_out_circuits():
     rng = np.random.default_rng(3)
     exact = rng.uniform(0.4, 0.9, 10)
@@ -96,8 +142,8 @@ def test_bad_calibration_data_is_one_line(exact, measured, message):
 # ------------------------------------------------------------------------------------------------ methods
 def test_methods_combine_validate_and_share_jobs():
     rec = parse_method("recommended")
-    assert rec.parts == ("trex", "mthree", "cal") and rec.calibrate and rec.readout == "mthree"
-    assert rec.estimator_mitigation.estimator_options().resilience.measure_mitigation
+    assert rec.calibrate and rec.reference and "cal" in rec.parts and "ref" in rec.parts
+    assert parse_method("trex+cal").estimator_mitigation.estimator_options().resilience.measure_mitigation
     zne = parse_method("zne", {"noise_factors": [1, 2, 3], "extrapolator": ["linear"]})
     assert zne.estimator_mitigation.estimator_options().resilience.zne.noise_factors == [1.0, 2.0, 3.0]
     methods = parse_methods("cal,trex+cal,mthree")
@@ -105,7 +151,13 @@ def test_methods_combine_validate_and_share_jobs():
     raw, cal, trex_cal, mthree = methods
     assert raw.estimator_key() == cal.estimator_key() == mthree.estimator_key() != trex_cal.estimator_key()
     assert raw.sampler_key() == mthree.sampler_key()  # readout correction is post-processing of one job
-    for bad, message in [("rawr", "unknown method"), ("cal+cal", "twice"), ("raw,raw", "listed twice"), ("", "no")]:
+    for bad, message in [
+        ("rawr", "unknown method"),
+        ("cal+cal", "twice"),
+        ("raw,raw", "listed twice"),
+        ("", "no"),
+        ("ref", "combine it with cal"),
+    ]:
         with pytest.raises(QMAEError, match=message):
             parse_methods(bad)
 

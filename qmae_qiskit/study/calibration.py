@@ -1,13 +1,26 @@
 """Calibration against exactly known circuits: fit the device's map from exact to measured, then invert it.
 
-Why affine: under a global depolarizing channel of strength 1 - lambda on the register, every expectation value
-becomes ``lambda <O> + (1 - lambda) Tr(O) / 2^m``; for the fidelity circuits' projector that is
+Fidelity. Why affine: under a global depolarizing channel of strength 1 - lambda on the register, every expectation
+value becomes ``lambda <O> + (1 - lambda) Tr(O) / 2^m``; for the fidelity circuits' projector that is
 ``F_meas = lambda F + (1 - lambda) / 2^n`` and for the decoded distribution ``p_meas = lambda p + (1 - lambda) / 2^n``.
 Pauli twirling turns any gate noise into Pauli noise, and a deep circuit of random-looking gates scrambles Pauli
 noise towards depolarizing; readout error adds a further roughly affine distortion. So the map is fitted as a
 general affine ``measured = a * exact + b`` (the depolarizing case is ``b = (1 - a) / 2^n``, reported as a model
 check) on K calibration images whose exact values the toolkit computes, run through the same transpiled circuit
 in the same job, and inverted for the evaluated images. The evaluated images' exact values never enter.
+
+Per-image noise reference (``ref``). The affine map is one line for all images, but the noise an image's circuit
+suffers depends on the states it passes through (amplitude damping and readout pull towards |0>, so an image's
+weight matters): on the twins the points scatter about the line by more than shot noise. Every image (evaluated
+and calibration) therefore also runs a reference circuit -- the same transpiled circuit loading the clean image in
+place of the masked one, whose exact value ``F_ref`` the toolkit computes -- whose measured value ``m_ref`` carries
+much of that image's own noise. The calibration images fit ``m = a F + g m_ref + h F_ref + c``, and each evaluated
+image is inverted with its own reference.
+
+Reconstruction. A noisy channel contracts every distribution towards its fixed point q: ``p_meas = a p + (1 - a) q``
+(global depolarizing is the special case q uniform; T1 decay and asymmetric readout move q towards |0...0>). The
+slope and the per-outcome intercepts ``b = (1 - a) q`` are fitted on the calibration images' distributions and
+inverted, ``p = (p_meas - b) / a``, then cut at zero and renormalised.
 
 Everything here is pure numpy: data in, fit and estimates out.
 """
@@ -37,15 +50,18 @@ class AffineFit:
     depolarizing_intercept: float | None = None  # (1 - slope) / 2^n, when the register size is known
 
     def invert(self, measured: np.ndarray, measured_std: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(estimates, their standard errors): ``(measured - b) / a``, errors by the delta method (fit + shots)."""
+        """(estimates, their standard errors): ``(measured - b) / a``. The errors are the inverse-regression
+        prediction interval: the fit's parameters (delta method) and the scatter of a new point about the line,
+        which the calibration residuals measure (shot noise included); ``measured_std`` is used instead when the
+        fit has no residual degrees of freedom."""
         m = np.asarray(measured, dtype=float)
         if abs(self.slope) < 1e-12:
             raise QMAEError("the calibration fit has slope 0: the device's output does not depend on the input")
         est = (m - self.intercept) / self.slope
         # d est / d a = -(m - b) / a^2 = -est / a ; d est / d b = -1 / a ; d est / d m = 1 / a
         var = (est**2 * self.slope_se**2 + self.intercept_se**2 + 2 * est * self.covariance) / self.slope**2
-        if measured_std is not None:
-            var = var + (np.asarray(measured_std, dtype=float) / self.slope) ** 2
+        scatter = self.residual_std if self.points > 2 or measured_std is None else np.asarray(measured_std, float)
+        var = var + (scatter / self.slope) ** 2
         return est, np.sqrt(np.maximum(var, 0.0))
 
     def as_dict(self) -> dict:
@@ -96,6 +112,125 @@ def fit_affine(exact: np.ndarray, measured: np.ndarray, register_bits: int | Non
         int(x.size),
         depol,
     )
+
+
+@dataclass(frozen=True)
+class ReferenceFit:
+    """``m = a F + g m_ref + h F_ref + c`` fitted on the calibration images (each with its reference circuit):
+    the reference's measured value carries the image-dependent part of the noise, and the fit learns how much of
+    it transfers (a control variate), instead of assuming the two circuits share one slope."""
+
+    coef: np.ndarray  # a, g, h, c
+    covariance: np.ndarray
+    residual_std: float
+    points: int
+
+    def invert(
+        self, measured: np.ndarray, reference: np.ndarray, reference_exact: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(estimates, prediction standard errors) ``F = (m - g m_ref - h F_ref - c) / a``."""
+        a, g, h, c = self.coef
+        if abs(a) < 1e-12:
+            raise QMAEError("the reference calibration has slope 0: the device's output does not depend on the image")
+        m, mr, fr = (np.asarray(x, dtype=float) for x in (measured, reference, reference_exact))
+        est = (m - g * mr - h * fr - c) / a
+        grad = np.stack([-est / a, -mr / a, -fr / a, -np.ones_like(est) / a], axis=1)  # d est / d (a, g, h, c)
+        var = np.einsum("ni,ij,nj->n", grad, self.covariance, grad) + (self.residual_std / a) ** 2
+        return est, np.sqrt(np.maximum(var, 0.0))
+
+    def as_dict(self) -> dict:
+        a, g, h, c = self.coef
+        return {
+            "model": "m = a F + g m_ref + h F_ref + c",
+            "a": float(a),
+            "g": float(g),
+            "h": float(h),
+            "c": float(c),
+            "se": np.sqrt(np.diag(self.covariance)).tolist(),
+            "residual_std": self.residual_std,
+            "points": self.points,
+        }
+
+
+def fit_reference(
+    exact: np.ndarray, measured: np.ndarray, reference: np.ndarray, reference_exact: np.ndarray
+) -> ReferenceFit:
+    """Least squares of the calibration images' measured values on their exact values and their references'."""
+    F, m, mr, fr = (np.asarray(x, dtype=float).reshape(-1) for x in (exact, measured, reference, reference_exact))
+    if not F.size == m.size == mr.size == fr.size:
+        raise QMAEError("the reference calibration needs one measured, reference and exact value per image")
+    if F.size < 5:
+        raise QMAEError(
+            f"the reference calibration fits four parameters and needs at least 5 calibration images, "
+            f"got {F.size}; pass more --calibration-images"
+        )
+    X = np.stack([F, mr, fr, np.ones_like(F)], axis=1)
+    coef, *_ = np.linalg.lstsq(X, m, rcond=None)
+    resid = m - X @ coef
+    dof = F.size - 4
+    sigma2 = float(resid @ resid) / dof
+    cov = sigma2 * np.linalg.pinv(X.T @ X)
+    return ReferenceFit(coef, cov, float(np.sqrt(sigma2)), int(F.size))
+
+
+@dataclass(frozen=True)
+class FixedPointFit:
+    """``p_meas = slope * p + intercepts`` (intercepts = (1 - slope) q, q the noise's fixed-point distribution)."""
+
+    slope: float
+    intercepts: np.ndarray
+    residual_std: float
+    points: int
+
+    @property
+    def fixed_point(self) -> np.ndarray:
+        return self.intercepts / max(1e-12, 1.0 - self.slope)
+
+    def as_dict(self) -> dict:
+        q = self.fixed_point
+        uniform = np.full_like(q, 1.0 / q.size)
+        return {
+            "model": "p_measured = slope * p_exact + (1 - slope) * q",
+            "slope": self.slope,
+            "residual_std": self.residual_std,
+            "points": self.points,
+            "fixed_point_distance_from_uniform": float(0.5 * np.abs(q - uniform).sum()),
+            "fixed_point_top": {int(i): float(q[i]) for i in np.argsort(q)[::-1][:4]},
+        }
+
+
+def fit_fixed_point(exact: np.ndarray, measured: np.ndarray) -> FixedPointFit:
+    """Least squares of every outcome's measured probability on its exact one: one shared slope, one intercept per
+    outcome (for a fixed slope the best intercepts are the per-outcome mean residuals)."""
+    e = np.asarray(exact, dtype=float)
+    m = np.asarray(measured, dtype=float)
+    if e.shape != m.shape or e.ndim != 2:
+        raise QMAEError(f"calibration distributions must have equal shapes (K, 2^n), got {e.shape} and {m.shape}")
+    if e.shape[0] < MIN_POINTS:
+        raise QMAEError(
+            f"the reconstruction calibration needs at least {MIN_POINTS} calibration images, got "
+            f"{e.shape[0]}; pass more --calibration-images"
+        )
+    ec, mc = e - e.mean(0), m - m.mean(0)
+    denom = float((ec * ec).sum())
+    if denom <= 1e-15:
+        raise QMAEError("the calibration images all decode to the same distribution; use other calibration images")
+    slope = float((ec * mc).sum()) / denom
+    intercepts = m.mean(0) - slope * e.mean(0)
+    resid = m - slope * e - intercepts
+    dof = max(1, e.size - e.shape[1] - 1)
+    return FixedPointFit(slope, intercepts, float(np.sqrt((resid * resid).sum() / dof)), int(e.shape[0]))
+
+
+def invert_fixed_point(fit: FixedPointFit, measured: np.ndarray) -> np.ndarray:
+    """``(p_meas - b) / a``, cut at zero and renormalised (the nearest distribution in the simplex's direction)."""
+    if abs(fit.slope) < 1e-12:
+        raise QMAEError("the reconstruction calibration has slope 0: the counts do not depend on the image")
+    p = np.clip((np.asarray(measured, dtype=float) - fit.intercepts) / fit.slope, 0.0, None)
+    total = p.sum(axis=-1, keepdims=True)
+    if np.any(total <= 0):
+        raise QMAEError("a corrected distribution is all zero; the calibration does not describe these counts")
+    return p / total
 
 
 def fit_distribution(exact: np.ndarray, measured: np.ndarray) -> AffineFit:

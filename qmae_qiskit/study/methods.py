@@ -23,17 +23,18 @@ from qmae_qiskit.hardware.mitigation import Mitigation, _merge
 
 ZNE_DEFAULT = {"noise_factors": [1, 3, 5], "extrapolator": ["exponential", "linear"]}
 
-# name -> (Estimator options, Sampler readout, calibrate)
-BASE: dict[str, tuple[dict[str, Any], str, bool]] = {
-    "raw": ({}, "none", False),
-    "trex": ({"resilience": {"measure_mitigation": True}}, "none", False),
-    "zne": ({"resilience": {"zne_mitigation": True}}, "none", False),
-    "twirl": ({"twirling": {"enable_gates": True, "enable_measure": True}}, "none", False),
-    "dd": ({"dynamical_decoupling": {"enable": True, "sequence_type": "XY4"}}, "none", False),
-    "mthree": ({}, "mthree", False),
-    "cal": ({}, "none", True),
+# name -> (Estimator options, Sampler readout, calibrate, per-image reference)
+BASE: dict[str, tuple[dict[str, Any], str, bool, bool]] = {
+    "raw": ({}, "none", False, False),
+    "trex": ({"resilience": {"measure_mitigation": True}}, "none", False, False),
+    "zne": ({"resilience": {"zne_mitigation": True}}, "none", False, False),
+    "twirl": ({"twirling": {"enable_gates": True, "enable_measure": True}}, "none", False, False),
+    "dd": ({"dynamical_decoupling": {"enable": True, "sequence_type": "XY4"}}, "none", False, False),
+    "mthree": ({}, "mthree", False, False),
+    "cal": ({}, "none", True, False),
+    "ref": ({}, "none", False, True),
 }
-ALIASES = {"recommended": "trex+mthree+cal"}
+ALIASES = {"recommended": "cal+ref"}
 DESCRIPTIONS = {
     "raw": "no mitigation (resilience level 0)",
     "trex": "twirled readout error extinction (runtime TREX)",
@@ -41,7 +42,10 @@ DESCRIPTIONS = {
     "twirl": "Pauli twirling of gates and measurements",
     "dd": "dynamical decoupling (XY4)",
     "mthree": "mthree readout correction of the Sampler counts",
-    "cal": "affine calibration against K exactly known images in the same job",
+    "cal": "calibration against K exactly known images in the same job (fidelity: affine; reconstruction: "
+    "contraction towards the noise's fixed point)",
+    "ref": "per image, a noise-reference circuit (the clean image loaded in place of the masked one, exact value "
+    "known) gives the image's own slope",
 }
 
 
@@ -54,6 +58,7 @@ class Method:
     estimator: dict[str, Any] = field(default_factory=dict)
     readout: str = "none"
     calibrate: bool = False
+    reference: bool = False
 
     @property
     def estimator_mitigation(self) -> Mitigation:
@@ -91,15 +96,21 @@ def parse_method(name: str, zne: dict[str, Any] | None = None) -> Method:
     if len(set(parts)) != len(parts):
         raise QMAEError(f"method {name!r} names a part twice")
     estimator: dict[str, Any] = {}
-    readout, calibrate = "none", False
+    readout, calibrate, reference = "none", False, False
     for part in parts:
-        opts, ro, cal = BASE[part]
+        opts, ro, cal, ref = BASE[part]
         if part == "zne":
             opts = _merge(opts, {"resilience": {"zne": dict(zne or ZNE_DEFAULT)}})
         estimator = _merge(estimator, opts)
         readout = ro if ro != "none" else readout
         calibrate = calibrate or cal
-    method = Method(text, parts, estimator, readout, calibrate)
+        reference = reference or ref
+    if reference and not calibrate:
+        raise QMAEError(
+            f"method {name!r}: 'ref' reads each image's slope against the intercept of the calibration "
+            "fit; combine it with cal (e.g. cal+ref)"
+        )
+    method = Method(text, parts, estimator, readout, calibrate, reference)
     method.estimator_mitigation.estimator_options()  # the runtime's own validation, one line on error
     return method
 

@@ -26,7 +26,13 @@ from qmae_qiskit.hardware.execution import Estimates, EstimatorTask, Executor, R
 from qmae_qiskit.hardware.mitigation import Mitigation
 from qmae_qiskit.hardware.transpile import DEFAULT_SEED
 from qmae_qiskit.records import Record
-from qmae_qiskit.study.calibration import AffineFit, fit_affine, fit_distribution, invert_distribution
+from qmae_qiskit.study.calibration import (
+    AffineFit,
+    fit_affine,
+    fit_fixed_point,
+    fit_reference,
+    invert_fixed_point,
+)
 from qmae_qiskit.study.methods import Method, parse_methods
 
 METRICS = ("fidelity", "cs", "ssim")
@@ -98,6 +104,7 @@ class Design:
     fid_role: dict[str, str]  # method name -> Estimator task role
     rec_role: dict[str, str]  # method name -> Sampler task role
     calibration_indices: list[int]
+    ref_role: dict[str, str]  # method name -> noise-reference Estimator task role (methods with 'ref')
 
 
 # ------------------------------------------------------------------------------------------------- design
@@ -179,6 +186,17 @@ def design(spec: StudySpec, executor: Executor) -> Design:
             est_keys[ek] = f"fidelity/{m.name}"
             tasks[est_keys[ek]] = replace(base_f, mitigation=m.estimator_mitigation)
         fid_role[m.name] = est_keys[ek]
+    ref_role: dict[str, str] = {}
+    if any(m.reference for m in methods):
+        from qmae_qiskit.model.circuits import parameter_values
+
+        ref_values = parameter_values(base_f.circuit, tm.theta, prepared.clean, prepared.clean)
+        for m in methods:
+            if m.reference:
+                role = f"reference/{fid_role[m.name].split('/', 1)[1]}"
+                if role not in tasks:
+                    tasks[role] = replace(base_f, values=ref_values, mitigation=m.estimator_mitigation)
+                ref_role[m.name] = role
     for m in methods:
         sk = m.sampler_key()
         readout = "mthree" if any(o.readout == "mthree" and o.sampler_key() == sk for o in methods) else "none"
@@ -189,7 +207,9 @@ def design(spec: StudySpec, executor: Executor) -> Design:
         rec_role[m.name] = samp_keys[sk]
     check_precision(spec, executor, base_f)
     work = Work(tasks, shots=spec.shots, mitigation=Mitigation(), seed=spec.seed)
-    return Design(spec, methods, prepared, work, len(evaluated), len(cal), fid_role, rec_role, cal.indices.tolist())
+    return Design(
+        spec, methods, prepared, work, len(evaluated), len(cal), fid_role, rec_role, cal.indices.tolist(), ref_role
+    )
 
 
 def check_precision(spec: StudySpec, executor: Executor, task: EstimatorTask) -> None:
@@ -224,6 +244,15 @@ def exact_values(prepared) -> tuple[np.ndarray, np.ndarray]:
     return fids, probs
 
 
+def reference_exact(prepared) -> np.ndarray:
+    """Exact fidelities of every row's noise-reference circuit (the clean image at both loaders)."""
+    from qmae_qiskit.simulate import exact
+
+    tm = prepared.tm
+    with torch.no_grad():
+        return exact.fidelity(tm.theta, prepared.clean, prepared.clean, tm.cfg).numpy()
+
+
 def _frequencies(samples: Samples) -> np.ndarray:
     from qmae_qiskit.hardware.primitives import frequencies
 
@@ -248,10 +277,19 @@ def estimate(
         if m.calibrate:
             bits = int(np.log2(dist.shape[1]))
             f_fit: AffineFit = fit_affine(exact_f[n : n + k], measured_f[n : n + k], bits)
-            fids[m.name], stds[m.name] = f_fit.invert(measured_f[:n], measured_s[:n])
-            p_fit = fit_distribution(exact_p[n : n + k], dist[n : n + k])
-            probs[m.name] = invert_distribution(p_fit, dist[:n])
+            if m.reference:
+                ref = results[d.ref_role[m.name]]
+                assert isinstance(ref, Estimates)
+                mr, fr = np.asarray(ref.values), reference_exact(d.prepared)
+                r_fit = fit_reference(exact_f[n : n + k], measured_f[n : n + k], mr[n : n + k], fr[n : n + k])
+                fids[m.name], stds[m.name] = r_fit.invert(measured_f[:n], mr[:n], fr[:n])
+            else:
+                fids[m.name], stds[m.name] = f_fit.invert(measured_f[:n], measured_s[:n])
+            p_fit = fit_fixed_point(exact_p[n : n + k], dist[n : n + k])
+            probs[m.name] = invert_fixed_point(p_fit, dist[:n])
             fits[m.name] = {"fidelity": f_fit.as_dict(), "reconstruction": p_fit.as_dict()}
+            if m.reference:
+                fits[m.name]["fidelity_with_reference"] = r_fit.as_dict()
         else:
             fids[m.name], stds[m.name] = measured_f[:n], measured_s[:n]
             probs[m.name] = dist[:n]
@@ -288,7 +326,7 @@ def summarize(d: Design, results: dict[str, Result], seconds: dict[str, float]) 
     for m in d.methods:
         f_role, r_role = d.fid_role[m.name], d.rec_role[m.name]
         rows = d.work.tasks[f_role].rows
-        extra = 2 if m.readout == "mthree" else 0
+        extra = (2 if m.readout == "mthree" else 0) + (rows if m.reference else 0)
         aggregates[m.name] = {
             "fidelity": {**_errors(fids[m.name], exact_f[:n]), "mean_std": float(np.mean(stds[m.name]))},
             "cs": _errors(scores[m.name]["cs"], exact_scores["cs"]),

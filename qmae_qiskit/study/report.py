@@ -48,23 +48,39 @@ def to_markdown(study: NoiseStudy) -> str:
     if study.fits:
         lines += [
             "",
-            "Calibration fits (measured = slope x exact + intercept, on the calibration images):",
+            "Calibration fits (on the calibration images only):",
             "",
-            "| method | quantity | slope | intercept | residual std | depolarizing intercept |",
-            "|---|---|---:|---:|---:|---:|",
+            "| method | quantity | model | fit |",
+            "|---|---|---|---|",
         ]
         for name, fits in study.fits.items():
             for what, fit in fits.items():
-                dep = fit.get("depolarizing_intercept")
-                lines.append(
-                    f"| {name} | {what} | {fit['slope']:.4f} ± {fit['slope_se']:.4f} | "
-                    f"{fit['intercept']:.5f} ± {fit['intercept_se']:.5f} | {fit['residual_std']:.5f} | "
-                    f"{'' if dep is None else f'{dep:.5f}'} |"
-                )
+                lines.append(f"| {name} | {what} | {fit['model']} | {_fit_summary(fit)} |")
     if study.loading:
         lines += ["", f"Approximate loading: {study.loading}"]
     lines += ["", "Time: " + ", ".join(f"{k} {v:.1f} s" for k, v in study.seconds.items()), ""]
     return "\n".join(lines)
+
+
+def _fit_summary(fit: dict) -> str:
+    """The fitted numbers worth reading, with standard errors where the fit has them."""
+    if "slope_se" in fit:
+        dep = fit.get("depolarizing_intercept")
+        return (
+            f"slope {fit['slope']:.4f} ± {fit['slope_se']:.4f}, intercept {fit['intercept']:.5f} ± "
+            f"{fit['intercept_se']:.5f}, residual {fit['residual_std']:.5f}"
+            + ("" if dep is None else f" (depolarizing would give intercept {dep:.5f})")
+        )
+    if "fixed_point_distance_from_uniform" in fit:
+        return (
+            f"slope {fit['slope']:.4f}, fixed point {fit['fixed_point_distance_from_uniform']:.3f} (TV) from "
+            f"uniform, residual {fit['residual_std']:.5f}"
+        )
+    se = fit.get("se", [float("nan")] * 4)
+    return (
+        f"a {fit['a']:.4f} ± {se[0]:.4f}, g {fit['g']:.4f} ± {se[1]:.4f}, h {fit['h']:.4f} ± {se[2]:.4f}, "
+        f"c {fit['c']:.4f} ± {se[3]:.4f}, residual {fit['residual_std']:.5f}"
+    )
 
 
 def figure(study: NoiseStudy, path: Path) -> Path:
