@@ -110,7 +110,7 @@ def exact_outputs(
     probs, fids = [], []
     theta = theta.detach().to(torch.float64)
     with torch.no_grad():
-        U = exact.unitary(theta, cfg.n_qubits)  # independent of the images: built once for every batch
+        U = exact.model_unitary(theta, cfg)  # independent of the images: built once for every batch
         for s in range(0, x_masked.shape[0], batch_size):
             xm, xc = x_masked[s : s + batch_size], clean[s : s + batch_size]
             probs.append(exact.reconstruct(theta, xm, cfg, U))
