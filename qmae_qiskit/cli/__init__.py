@@ -8,6 +8,7 @@ from qmae_qiskit.cli import (
     jobs,  # noqa: F401  (registers `submit` and `jobs`)
     report,  # noqa: F401  (registers `report`)
     reproduce,  # noqa: F401  (registers `reproduce`)
+    sweep,  # noqa: F401  (registers `sweep`)
     train,  # noqa: F401  (registers `train`)
 )
 from qmae_qiskit.cli.app import main
