@@ -5,6 +5,7 @@ from qmae_qiskit.cli import (
     circuit,  # noqa: F401  (registers `circuit`)
     classifier,  # noqa: F401  (registers `classifier`)
     evaluate,  # noqa: F401  (registers `evaluate`)
+    figure8,  # noqa: F401  (registers `figure8`)
     jobs,  # noqa: F401  (registers `submit` and `jobs`)
     report,  # noqa: F401  (registers `report`)
     reproduce,  # noqa: F401  (registers `reproduce`)
