@@ -142,7 +142,8 @@ def build_cells(
         clf_seed = base_clf_seed
         for axis, value in values:
             if axis == "patch":
-                opts["patch_height"], opts["patch_width"] = value  # type: ignore[misc]
+                assert isinstance(value, tuple)
+                opts["patch_height"], opts["patch_width"] = value
             elif axis == "classifier_seed":
                 clf_seed = int(value)  # type: ignore[arg-type]
             else:

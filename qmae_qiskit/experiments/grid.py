@@ -126,7 +126,7 @@ def load_grid_file(path: str | Path) -> Grid:
     try:
         import tomllib
     except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib
 
     path = Path(path)
     try:

@@ -17,6 +17,7 @@ from qmae_qiskit.evaluate.evaluation import PAPER_TABLE1
 from qmae_qiskit.evaluate.reproduce import CLASSIFIER_DEFAULTS, PAPER_GAP, TRAIN_DEFAULTS, run_specs
 from qmae_qiskit.experiments.cells import Cell, ClassifierSpec, EvalSpec, check_out_folder, is_finished
 from qmae_qiskit.experiments.cluster import get_client
+from qmae_qiskit.experiments.grid import Grid
 from qmae_qiskit.experiments.records import GroupStats, Stat, SweepSummary
 from qmae_qiskit.experiments.runner import RunReport, run_cells
 from qmae_qiskit.experiments.stats import METHOD, interval_text
@@ -234,7 +235,7 @@ def reproduce_seeds(
             log(f"{len(cells)} runs ({seeds} seeds x 4) and {seeds} classifiers -> {out}")
             out.mkdir(parents=True, exist_ok=True)
             report = run_cells(client, cells, out, data_dir, log=log)
-    grid = {"run": [s.name for s in run_specs()], "seed": seed_list}
+    grid: Grid = {"run": [s.name for s in run_specs()], "seed": list(seed_list)}
     summary = build_summary(cells, grid, {"train": {**TRAIN_DEFAULTS, **train}}, out, report)
     write_summary(summary, out, plots=False)
     seconds = {"total": round(time.perf_counter() - t0, 1), "tasks' compute": round(report.compute_seconds, 1)}

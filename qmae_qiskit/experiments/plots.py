@@ -76,11 +76,11 @@ def plot_metric(summary: SweepSummary, metric: str, axis: str, path: Path) -> Pa
                 lo = [yy - scale * s.ci95[0] if s.ci95 else 0.0 for yy, s in zip(y, st)]
                 hi = [scale * s.ci95[1] - yy if s.ci95 else 0.0 for yy, s in zip(y, st)]
                 ax.errorbar(x, y, yerr=[lo, hi], fmt="o", color=color, capsize=4, label=name)
-        best = {}
+        best: dict[Any, float] = {}
         for g in groups:
-            name = g.best_baseline.get(metric)
-            if name is not None:
-                best[pos[_label(g.key[axis])]] = scale * g.baselines[name][metric].mean
+            best_name = g.best_baseline.get(metric)
+            if best_name is not None:
+                best[pos[_label(g.key[axis])]] = scale * g.baselines[best_name][metric].mean
         if best:
             bx = sorted(best)
             ax.plot(bx, [best[v] for v in bx], "--", color="gray", label="best no-circuit baseline")
