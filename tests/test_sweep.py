@@ -226,3 +226,9 @@ def test_a_killed_cell_resumes_from_its_checkpoint(tmp_path, mnist_dir, train_ki
     assert a.finished and a.step == 8
     torch.testing.assert_close(a.theta, b.theta, atol=0, rtol=0)
     assert tasks.train_cell(cell, tmp_path / "a", mnist_dir)["action"] == "reused"
+    # a finished cell asked for with another checkpoint interval (a resumable change) is reused and re-recorded
+    (other,) = build_cells({"seed": [3]}, {**base, "checkpoint_every": 3}, evaluation=EvalSpec(limit=10))
+    assert tasks.train_cell(other, tmp_path / "a", mnist_dir)["action"] == "reused"
+    from qmae_qiskit.train.runs import read_settings
+
+    assert read_settings(cell.folder(tmp_path / "a")) == other.settings

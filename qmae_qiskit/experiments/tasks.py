@@ -111,7 +111,7 @@ def train_cell(cell: Cell, out: str | Path, data_dir: str | Path | None, threads
     """Train the cell's run folder to the end: fresh, resumed from its checkpoint, or already done."""
 
     def work() -> TaskResult:
-        from qmae_qiskit.train.runs import CHECKPOINT_FILE, CONFIG_FILE, load_checkpoint
+        from qmae_qiskit.train.runs import CHECKPOINT_FILE, CONFIG_FILE, load_checkpoint, read_settings, update_settings
         from qmae_qiskit.train.training import select_data, train
 
         folder = cell.folder(Path(out))
@@ -121,6 +121,8 @@ def train_cell(cell: Cell, out: str | Path, data_dir: str | Path | None, threads
             if (folder / CHECKPOINT_FILE).is_file():
                 ckpt = load_checkpoint(folder, None)
                 if ckpt.finished and ckpt.step == s.total_steps:
+                    if read_settings(folder) != s:  # only resumable settings differ (checked up front)
+                        update_settings(folder, s)
                     return {"action": "reused"}
                 resume = True
             else:  # killed between config.json and the first checkpoint: nothing trained yet
