@@ -232,3 +232,26 @@ def test_a_killed_cell_resumes_from_its_checkpoint(tmp_path, mnist_dir, train_ki
     from qmae_qiskit.train.runs import read_settings
 
     assert read_settings(cell.folder(tmp_path / "a")) == other.settings
+
+
+def test_sweep_on_an_existing_scheduler(tmp_path, mnist_dir):
+    """--scheduler ADDRESS: the cells run on a cluster the sweep did not start (and does not stop)."""
+    from distributed import Client, LocalCluster
+
+    out = tmp_path / "sweep"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        addr = cluster.scheduler_address
+        res = _cli(["--grid", "seed=0,1", *SMALL, "--scheduler", addr, "--workers", "2", "--out", str(out)], mnist_dir)
+        assert res.exit_code == 2 and "--workers is for the local cluster" in res.output and not out.exists()
+        res = _cli(["--grid", "seed=0,1", *SMALL, "--scheduler", addr, "--out", str(out)], mnist_dir)
+        assert res.exit_code == 0, res.output
+        assert addr in res.output
+        with Client(addr, set_as_default=False) as client:  # still up after the sweep
+            assert len(client.scheduler_info()["workers"]) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert [c["status"] for c in summary["cells"]] == ["finished", "finished"]
+    (group,) = summary["groups"]
+    _check_interval(
+        group["metrics"]["fidelity"],
+        [json.loads((out / f"s{s}" / "eval.json").read_text())["metrics"]["fidelity"]["mean"] for s in (0, 1)],
+    )

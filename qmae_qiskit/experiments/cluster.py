@@ -47,7 +47,7 @@ def connect(scheduler: str, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Any:
 
 
 def local_cluster(workers: int, threads: int = 1) -> Any:
-    """A LocalCluster of ``workers`` processes, ``threads`` threads each, no dashboard, quiet logs."""
+    """A LocalCluster of ``workers`` processes, ``threads`` threads each, quiet logs."""
     from distributed import LocalCluster
 
     env = {**SINGLE_THREAD_ENV, **{k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
@@ -55,7 +55,7 @@ def local_cluster(workers: int, threads: int = 1) -> Any:
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: never collides with another cluster on 8787
         silence_logs=logging.ERROR,
         env=env,
     )
