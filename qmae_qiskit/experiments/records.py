@@ -81,6 +81,7 @@ class Timing(BaseModel):
     workers: int | None
     cells_run: int
     cells_skipped: int
+    warm_up_seconds: float = 0.0
     wall_seconds: float
     compute_seconds: float
     overhead_seconds_per_cell: float | None

@@ -32,10 +32,12 @@ class RunReport:
     compute_seconds: float = 0.0
     workers: int | None = None
     task_seconds: dict[str, float] = field(default_factory=dict)
+    warm_up_seconds: float = 0.0  # workers importing the toolkit before the first task (not in wall_seconds)
 
     @property
     def overhead_per_cell(self) -> float | None:
-        """(workers x wall - compute) / cells run: worker time not spent in the cells' own work."""
+        """(workers x wall - compute) / cells run: worker time not spent in the cells' own work (the workers'
+        one-time imports are in ``warm_up_seconds``, outside ``wall_seconds``)."""
         if not self.run or self.workers is None:
             return None
         return (self.workers * self.wall_seconds - self.compute_seconds) / len(self.run)
@@ -67,6 +69,9 @@ def run_cells(
         log(f"{len(report.skipped)} of {len(cells)} cells already finished; skipping them")
     if not todo:
         return report
+    tw = time.perf_counter()
+    client.run(tasks.warm_up, threads)
+    report.warm_up_seconds = time.perf_counter() - tw
     t0 = time.perf_counter()
     clf_f = {
         spec: client.submit(

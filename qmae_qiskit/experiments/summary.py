@@ -69,6 +69,7 @@ def build_summary(
             workers=report.workers,
             cells_run=len(report.run),
             cells_skipped=len(report.skipped),
+            warm_up_seconds=round(report.warm_up_seconds, 3),
             wall_seconds=round(report.wall_seconds, 3),
             compute_seconds=round(report.compute_seconds, 3),
             overhead_seconds_per_cell=None if report.overhead_per_cell is None else round(report.overhead_per_cell, 3),
@@ -162,8 +163,8 @@ def to_markdown(s: SweepSummary) -> str:
         lines += [
             "",
             f"Last run: {t.cells_run} cells run, {t.cells_skipped} skipped as finished, on {t.workers} worker(s); "
-            f"wall {t.wall_seconds:.1f} s, tasks' own compute {t.compute_seconds:.1f} s, overhead per cell {over} "
-            f"((workers x wall - compute) / cells).",
+            f"workers' imports {t.warm_up_seconds:.1f} s, then wall {t.wall_seconds:.1f} s, tasks' own compute "
+            f"{t.compute_seconds:.1f} s, overhead per cell {over} ((workers x wall - compute) / cells).",
         ]
     lines.append("")
     return "\n".join(lines)

@@ -32,6 +32,19 @@ def setup_worker(threads: int = 1) -> None:
         torch.set_num_threads(threads)
 
 
+def warm_up(threads: int = 1) -> float:
+    """Import what the tasks use (torch, the training and evaluation code, torchvision's ResNet) once per worker,
+    so that the first cell on each worker does not pay for it; returns the seconds it took."""
+    t0 = time.perf_counter()
+    setup_worker(threads)
+    import torchvision.models  # noqa: F401
+
+    from qmae_qiskit.evaluate import classifier, evaluation  # noqa: F401
+    from qmae_qiskit.train import training  # noqa: F401
+
+    return time.perf_counter() - t0
+
+
 def _guard(what: str, fn: Callable[[], TaskResult], threads: int) -> TaskResult:
     setup_worker(threads)
     started = time.time()
