@@ -18,7 +18,7 @@ BACKEND_DEFAULTS: dict[str, dict[str, Any]] = {
     "exact": {"epochs": 1, "batch_size": 64, "train_samples": 1000, "val_samples": 200, "checkpoint_every": 10},
     "aer_simulator": {"epochs": 1, "batch_size": 4, "train_samples": 32, "val_samples": 100, "checkpoint_every": 1},
 }
-SHAPE_KEYS = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset")
+SHAPE_KEYS = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers")
 SETTING_KEYS = (
     "model",
     "backend",
@@ -263,6 +263,7 @@ def _describe(s, run_dir: Path, resume: bool) -> str:
     return (
         f"{verb} {s.model.upper()} on {s.backend}{extra}: {s.train_samples} MNIST images "
         f"{cfg.image_size}x{cfg.image_size} ({cfg.n_circuit_qubits}-qubit circuit, {cfg.n_theta} angles"
+        f"{f' in {cfg.layers} layers' if cfg.layers != 1 else ''}"
         f"{f' + {cfg.n_token} token values' if s.model == 'qmae' else ''}), {s.mask_ratio:.1%} masked in "
         f"{cfg.patch_height}x{cfg.patch_width} patches; {s.epochs} epoch(s) x {s.steps_per_epoch} steps of "
         f"{s.batch_size}, Adam lr {s.lr:g}, seed {s.seed} -> {run_dir}"

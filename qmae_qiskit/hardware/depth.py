@@ -261,6 +261,8 @@ def report_stem(out: Path, backend_name: str, level: int, cfg: QMAEConfig) -> Pa
         tag += f"-k{cfg.latent_qubits}"
     if cfg.trash_reset != default.trash_reset:
         tag += f"-{cfg.trash_reset}"
+    if cfg.layers != default.layers:
+        tag += f"-layers{cfg.layers}"
     return Path(out) / f"{backend_name}-O{level}{tag}"
 
 
@@ -270,11 +272,13 @@ def _fmt_esp(x: float | None) -> str:
 
 def to_markdown(report: dict) -> str:
     cfg = report["config"]
+    layers = cfg.get("layers", 1)  # left out of one-layer reports (and of those made before layers existed)
     lines = [
         f"# Depth report: {report['backend']}, optimization level {report['optimization_level']}",
         "",
         f"Image {cfg['image_size']}x{cfg['image_size']}, latent qubits k={cfg['latent_qubits']}, trash reset "
-        f"'{cfg['trash_reset']}'; backend {report['backend']} ({report['backend_num_qubits']} qubits); "
+        f"'{cfg['trash_reset']}'{f', {layers} ansatz layers' if layers != 1 else ''}; backend {report['backend']} "
+        f"({report['backend_num_qubits']} qubits); "
         f"seed_transpiler {report['seed_transpiler']}; "
         + ", ".join(f"{k} {v}" for k, v in report["provenance"]["versions"].items() if k in TRANSPILE_PACKAGES)
         + ".",
@@ -283,7 +287,7 @@ def to_markdown(report: dict) -> str:
         f"`qmae-qiskit report depth --backend {report['backend_spec']} "
         f"--optimization-level {report['optimization_level']} --seed {report['seed_transpiler']} "
         f"--image-size {cfg['image_size']} --latent-qubits {cfg['latent_qubits']} --trash-reset "
-        f"{cfg['trash_reset']}`.",
+        f"{cfg['trash_reset']}{f' --layers {layers}' if layers != 1 else ''}`.",
         "",
     ]
     for kind, r in report["circuits"].items():

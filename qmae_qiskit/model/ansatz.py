@@ -1,7 +1,9 @@
 """Encoder U(theta): the 15-parameter two-qubit block of Wang et al. (paper Fig. 3) on every pair of data qubits.
 
 Pair order: all pairs ``(i, j)`` with ``i < j`` in lexicographic order, (0,1), (0,2), ..., (n-2, n-1); block m
-uses ``theta[15m : 15m + 15]``. Inside a block on qubits (a, b) = (i, j) the gates are, in time order::
+uses ``theta[15m : 15m + 15]``. With ``layers`` L > 1 this all-pairs layer is applied L times, layer l with its
+own parameters: block m of layer l uses ``theta[15 (l P + m) : ...]`` (P = n(n-1)/2 pairs), so U = U_L ... U_1.
+Inside a block on qubits (a, b) = (i, j) the gates are, in time order::
 
     RZ(p0) RY(p1) RZ(p2) on a        RZ(p3) RY(p4) RZ(p5) on b
     CX(a -> b)
@@ -57,12 +59,14 @@ def block_circuit(name: str = "p") -> QuantumCircuit:
     return qc
 
 
-def encoder_circuit(n: int, name: str = "theta") -> QuantumCircuit:
-    """U(theta) on n qubits: one block per pair, n(n-1)/2 * 15 parameters ``name[k]``."""
+def encoder_circuit(n: int, name: str = "theta", layers: int = 1) -> QuantumCircuit:
+    """U(theta) on n qubits: ``layers`` times one block per pair, layers * n(n-1)/2 * 15 parameters ``name[k]``."""
+    if layers < 1:
+        raise ValueError(f"layers must be at least 1, got {layers}")
     pairs = pair_order(n)
-    theta = ParameterVector(name, BLOCK_PARAMS * len(pairs))
+    theta = ParameterVector(name, BLOCK_PARAMS * len(pairs) * layers)
     qc = QuantumCircuit(n, name="U")
-    for m, (a, b) in enumerate(pairs):
+    for m, (a, b) in enumerate(pairs * layers):  # block m of the flat list is pair m mod P of layer m // P
         _append_block(qc, theta[BLOCK_PARAMS * m : BLOCK_PARAMS * (m + 1)], a, b)
     return qc
 
@@ -126,11 +130,14 @@ def apply_two_qubit(states: torch.Tensor, gate: torch.Tensor, a: int, b: int, n:
     return out.reshape(M, 1 << n)
 
 
-def encoder_unitary(theta: torch.Tensor, n: int) -> torch.Tensor:
-    """The 2^n x 2^n matrix of U(theta) (Qiskit's little-endian order), built from the fused blocks."""
-    pairs = pair_order(n)
+def encoder_unitary(theta: torch.Tensor, n: int, layers: int = 1) -> torch.Tensor:
+    """The 2^n x 2^n matrix of U(theta) (Qiskit's little-endian order), built from the fused blocks one by one
+    (every layer's blocks in circuit order): the plain reference the faster builders are checked against."""
+    pairs = pair_order(n) * layers
     if theta.shape[-1] != BLOCK_PARAMS * len(pairs):
-        raise ValueError(f"theta must have {BLOCK_PARAMS * len(pairs)} values for n={n}, got {theta.shape[-1]}")
+        raise ValueError(
+            f"theta must have {BLOCK_PARAMS * len(pairs)} values for n={n} and {layers} layer(s), got {theta.shape[-1]}"
+        )
     mats = block_matrices(theta.reshape(len(pairs), BLOCK_PARAMS))
     rows = torch.eye(1 << n, dtype=mats.dtype, device=theta.device)  # row m is basis state e_m
     for m, (a, b) in enumerate(pairs):

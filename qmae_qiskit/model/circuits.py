@@ -10,7 +10,8 @@ Layout of the SWAP-test training circuit (paper Fig. 4; 2n + 2 qubits for one tr
 
 Every builder sets ``circuit.metadata['qubit_roles']`` (one of ancilla, fresh, data/latent, data/trash,
 reference per qubit) and the index lists. Parameter names are stable: ``theta[m]`` (ansatz, shared by U and
-U-dagger), ``xm[i]`` (loader angles of the masked image), ``xr[i]`` (loader angles of the clean image).
+U-dagger; with several layers, layer l takes the next n(n-1)/2 * 15 indices), ``xm[i]`` (loader angles of the
+masked image), ``xr[i]`` (loader angles of the clean image).
 Transpiling is a separate step (see :mod:`qmae_qiskit.hardware.transpile`).
 """
 
@@ -103,8 +104,8 @@ def embedding(cfg: QMAEConfig, name: str = MASKED) -> QuantumCircuit:
 
 
 def encoder(cfg: QMAEConfig) -> QuantumCircuit:
-    """U(theta) on the n data qubits."""
-    return encoder_circuit(cfg.n_qubits, THETA)
+    """U(theta) on the n data qubits: ``cfg.layers`` all-pairs layers, layer l on the l-th block of ``theta``."""
+    return encoder_circuit(cfg.n_qubits, THETA, cfg.layers)
 
 
 def decoder(cfg: QMAEConfig, enc: QuantumCircuit | None = None) -> QuantumCircuit:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 ALLOWED_IMAGE_SIZES = (4, 8, 16, 32)
 
@@ -24,6 +25,7 @@ class QMAEConfig(BaseModel):
     patch_height: int | None = Field(None, description="H_p; defaults to L/2")
     patch_width: int | None = Field(None, description="W_p; defaults to L/2")
     trash_reset: str = Field("swap", description="'swap' (fresh |0> qubit, the paper's way) or 'reset'")
+    layers: int = Field(1, description="ansatz layers: the all-pairs block layer repeated, each with its own theta")
 
     @model_validator(mode="before")
     @classmethod
@@ -55,9 +57,18 @@ class QMAEConfig(BaseModel):
         for name, value in (("patch_height", self.patch_height), ("patch_width", self.patch_width)):
             if value is None or value < 1 or value > L or L % value:
                 raise ValueError(f"{name} must divide the image side {L} (1..{L}), got {value}")
+        if not isinstance(self.layers, int) or self.layers < 1:
+            raise ValueError(f"layers must be a positive whole number (1 = the paper's ansatz), got {self.layers}")
         if self.trash_reset not in ("swap", "reset"):
             raise ValueError(f"trash_reset must be 'swap' or 'reset', got {self.trash_reset!r}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("layers") == 1:
+            del data["layers"]  # the paper's default: records stay as they were before layers existed
+        return data
 
     @property
     def n_qubits(self) -> int:
@@ -79,9 +90,14 @@ class QMAEConfig(BaseModel):
         return self.n_qubits * (self.n_qubits - 1) // 2
 
     @property
-    def n_theta(self) -> int:
-        """Ansatz parameters p_a = n(n-1)/2 * 15 (paper eq. 3)."""
+    def n_theta_layer(self) -> int:
+        """Ansatz parameters of one layer, n(n-1)/2 * 15 (paper eq. 3)."""
         return self.n_pairs * 15
+
+    @property
+    def n_theta(self) -> int:
+        """Ansatz parameters p_a = layers * n(n-1)/2 * 15 (paper eq. 3 for one layer); layer l uses the l-th block."""
+        return self.layers * self.n_theta_layer
 
     @property
     def n_token(self) -> int:

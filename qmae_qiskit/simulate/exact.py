@@ -6,8 +6,9 @@ t trash qubits (the most significant bits of the pixel index, so index = b * 2^k
     <Z> = sum_b |<chi_{b=0} | psi_b>|^2                                          (trash reset, then U-dagger)
     reconstruction probabilities = diag(rho_out) = sum_b |U^dagger (psi_b (x) |0>_trash)|^2
 
-U is built once per call from the fused 4x4 blocks (cost independent of the batch), then every image is one
-row of a real GEMM; small batches apply the blocks to the images directly instead. Autograd gives gradients
+U is built once per call from the fused 4x4 blocks (cost independent of the batch; with several ansatz layers
+U = U_L ... U_1, each layer built alone and multiplied), then every image is one row of a real GEMM; small
+batches apply the blocks to the images directly instead. Autograd gives gradients
 with respect to theta and the pixels (hence the mask token). :func:`fidelity_reference` keeps the first,
 plainer implementation as a cross-check.
 """
@@ -145,6 +146,32 @@ def unitary(theta: torch.Tensor, n: int) -> torch.Tensor:
     return W
 
 
+def layer_thetas(theta: torch.Tensor, cfg: QMAEConfig) -> list[torch.Tensor]:
+    """theta split into its ``cfg.layers`` per-layer blocks of n(n-1)/2 * 15 angles, in circuit order."""
+    if theta.shape[-1] != cfg.n_theta:
+        raise ValueError(
+            f"theta must have {cfg.n_theta} values for n={cfg.n_qubits} and {cfg.layers} layer(s), "
+            f"got {theta.shape[-1]}"
+        )
+    return list(theta.split(cfg.n_theta_layer, -1))
+
+
+def model_unitary(theta: torch.Tensor, cfg: QMAEConfig) -> torch.Tensor:
+    """U(theta) = U_L ... U_1 of all ``cfg.layers`` layers, each built by :func:`unitary` (one layer: ``unitary``)."""
+    parts = layer_thetas(theta, cfg)
+    U = unitary(parts[0], cfg.n_qubits)
+    for part in parts[1:]:
+        U = unitary(part, cfg.n_qubits) @ U
+    return U
+
+
+def apply_layers(theta: torch.Tensor, cfg: QMAEConfig, cols: torch.Tensor) -> torch.Tensor:
+    """U(theta) @ ``cols`` (states as columns) through :func:`apply_blocks`, one layer after the other."""
+    for part in layer_thetas(theta, cfg):
+        cols = apply_blocks(block_matrices(part.reshape(-1, BLOCK_PARAMS)), cfg.n_qubits, cols)
+    return cols
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """Amplitude embedding of flattened images (..., L*L): x / |x| (paper eq. 2). Rejects all-zero images."""
     x = x.reshape(*x.shape[:-2], -1) if x.dim() >= 2 and x.shape[-1] == x.shape[-2] and x.dim() > 2 else x
@@ -160,7 +187,7 @@ def _complex(x: torch.Tensor) -> torch.Tensor:
 
 def encode(theta: torch.Tensor, x: torch.Tensor, cfg: QMAEConfig, U: torch.Tensor | None = None) -> torch.Tensor:
     """psi = U(theta) x / |x| for a batch of flattened images (B, 2^n)."""
-    U = unitary(theta, cfg.n_qubits) if U is None else U
+    U = model_unitary(theta, cfg) if U is None else U
     return _complex(normalize(x)) @ U.transpose(0, 1)
 
 
@@ -172,7 +199,7 @@ def fidelity(
     Two routes with the same result: for a batch smaller than 2^(n-1) the fused blocks are applied to the 2B
     states directly (building U would cost more); otherwise U is built once and every image is one row of a
     real GEMM against [Re U; Im U] (the images are real), the clean image only against the 2^k rows of U with
-    trash = 0. A prebuilt ``U`` (from :func:`unitary`) takes the second route as is, for callers that
+    trash = 0. A prebuilt ``U`` (from :func:`model_unitary`) takes the second route as is, for callers that
     score many batches with one theta. Float32 inputs and theta run in complex64 (faster, ~1e-6 accurate);
     float64 is exact to rounding.
     """
@@ -183,14 +210,13 @@ def fidelity(
     xc = normalize(x_clean.reshape(x_clean.shape[0], -1).to(real))
     B = xm.shape[0]
     if U is None and 2 * B < (1 << n):
-        mats = block_matrices(theta.reshape(-1, BLOCK_PARAMS))
-        states = apply_blocks(mats, n, _complex(torch.cat([xm, xc], 0)).T).T
+        states = apply_layers(theta, cfg, _complex(torch.cat([xm, xc], 0)).T).T
         psi = torch.view_as_real(states[:B].reshape(B, T, K))
         chi = torch.view_as_real(states[B:, :K])
         pr, pi = psi[..., 0], psi[..., 1]
         cr, ci = chi[:, None, :, 0], chi[:, None, :, 1]
     else:
-        U = unitary(theta, n) if U is None else U
+        U = model_unitary(theta, cfg) if U is None else U
         Ur, Ui = U.real, U.imag
         psi = xm @ torch.cat([Ur, Ui], 0).T  # (B, 2 * 2^n): [Re psi | Im psi]
         chi = xc @ torch.cat([Ur[:K], Ui[:K]], 0).T  # (B, 2K): the trash = 0 block of U y
@@ -206,7 +232,7 @@ def fidelity_reference(
 ) -> torch.Tensor:
     """The first implementation (complex einsum on U from :func:`qmae_qiskit.model.ansatz.encoder_unitary`), kept as
     an independent cross-check of :func:`fidelity`."""
-    U = encoder_unitary(theta, cfg.n_qubits)
+    U = encoder_unitary(theta, cfg.n_qubits, cfg.layers)
     k, t = int(cfg.latent_qubits), cfg.trash_qubits
     both = encode(theta, torch.cat([x_masked, x_clean], 0), cfg, U)
     B = x_masked.shape[0]
@@ -220,7 +246,7 @@ def reconstruct(
     theta: torch.Tensor, x_masked: torch.Tensor, cfg: QMAEConfig, U: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Probabilities of the decoded data register (diagonal of rho_out), shape (B, 2^n); they sum to 1."""
-    U = unitary(theta, cfg.n_qubits) if U is None else U
+    U = model_unitary(theta, cfg) if U is None else U
     k, t = int(cfg.latent_qubits), cfg.trash_qubits
     psi = encode(theta, x_masked, cfg, U)
     B = psi.shape[0]

@@ -96,8 +96,9 @@ class RunSettings(BaseModel):
         return self.epochs * self.steps_per_epoch
 
     def default_name(self) -> str:
-        """A readable folder name: model, backend, image size, mask ratio, seed."""
-        return f"{self.model}-{self.backend}-L{self.config.image_size}-m{self.mask_ratio:g}-s{self.seed}"
+        """A readable folder name: model, backend, image size, mask ratio, ansatz layers (when not 1), seed."""
+        layers = f"-l{self.config.layers}" if self.config.layers != 1 else ""
+        return f"{self.model}-{self.backend}-L{self.config.image_size}-m{self.mask_ratio:g}{layers}-s{self.seed}"
 
 
 @dataclass
@@ -229,10 +230,11 @@ def settings_differences(stored: RunSettings, wanted: RunSettings) -> list[str]:
     a, b = stored.model_dump(mode="json"), wanted.model_dump(mode="json")
     diffs = []
     for key in a:
-        if key == "config":
-            for ck in a[key]:
-                if a[key][ck] != b[key][ck]:
-                    diffs.append(f"{ck}: {a[key][ck]} -> {b[key][ck]}")
+        if key == "config":  # a field at its default may be left out of the dump (layers = 1)
+            ca, cb = stored.config, wanted.config
+            for ck in type(ca).model_fields:
+                if getattr(ca, ck) != getattr(cb, ck):
+                    diffs.append(f"{ck}: {getattr(ca, ck)} -> {getattr(cb, ck)}")
         elif a[key] != b[key]:
             diffs.append(f"{key}: {a[key]} -> {b[key]}")
     return diffs

@@ -1,0 +1,146 @@
+"""`qmae-qiskit sweep`: a grid of exact-path training runs, evaluated alike, on a Dask cluster, with intervals."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.options import config_options
+from qmae_qiskit.cli.train import BACKEND_DEFAULTS
+
+EXACT = BACKEND_DEFAULTS["exact"]
+TRAIN_KEYS = (
+    "model",
+    "mask_ratio",
+    "epochs",
+    "batch_size",
+    "train_samples",
+    "val_samples",
+    "lr",
+    "seed",
+    "theta_init",
+    "theta_scale",
+    "token_init",
+    "token_value",
+    "checkpoint_every",
+    "precision",
+    "image_size",
+    "latent_qubits",
+    "patch_height",
+    "patch_width",
+    "trash_reset",
+    "layers",
+    "classifier_seed",
+)
+AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by other option names
+
+
+@main.command("sweep")
+@click.option("--grid", "grid_args", multiple=True, metavar="NAME=V1,V2,...", help="A swept option; repeat it.")
+@click.option(
+    "--grid-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help='TOML file with a [grid] table, e.g. `seed = [0, 1, 2]` and `patch = ["4x8", "8x8"]`.',
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Sweep folder.")
+@click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Score the first N test images.")
+@click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the evaluation masks.")
+@click.option("--scheduler", default=None, help="Address of a running dask.distributed scheduler (tcp://host:8786).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Local cluster processes [default: cores].")
+@click.option("--connect-timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for --scheduler.")
+@click.option("--model", type=click.Choice(["qmae", "qae"]), default="qmae", show_default=True)
+@config_options
+@click.option("--mask-ratio", type=float, default=0.25, show_default=True, help="Patch grid defaults per ratio.")
+@click.option("--epochs", type=click.IntRange(min=1), default=EXACT["epochs"], show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=EXACT["batch_size"], show_default=True)
+@click.option("--train-samples", type=click.IntRange(min=1), default=EXACT["train_samples"], show_default=True)
+@click.option("--val-samples", type=click.IntRange(min=0), default=EXACT["val_samples"], show_default=True)
+@click.option("--lr", type=float, default=0.01, show_default=True)
+@click.option("--beta1", type=float, default=0.9, show_default=True)
+@click.option("--beta2", type=float, default=0.999, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Training seed of cells that do not sweep it.")
+@click.option("--theta-init", type=click.Choice(["uniform", "normal"]), default="uniform", show_default=True)
+@click.option("--theta-scale", type=float, default=0.1, show_default=True)
+@click.option("--token-init", type=click.Choice(["mean", "uniform", "constant"]), default="mean", show_default=True)
+@click.option("--token-value", type=float, default=0.5, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=EXACT["checkpoint_every"], show_default=True)
+@click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
+@click.option("--classifier-seed", type=int, default=0, show_default=True, help="Of cells that do not sweep it.")
+@click.option("--classifier-epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--classifier-limit", type=click.IntRange(min=2), default=None, help="Classifier training images.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder with torchvision's MNIST layout [default: $QMAE_DATA_DIR or data/].",
+)
+@click.option("--plots/--no-plots", default=True, show_default=True, help="Write plots/<metric>-vs-<axis>.png.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of summary.md.")
+def sweep_cmd(
+    grid_args: tuple[str, ...],
+    grid_file: Path | None,
+    out: Path,
+    eval_limit: int | None,
+    mask_seed: int,
+    scheduler: str | None,
+    workers: int | None,
+    connect_timeout: float,
+    beta1: float,
+    beta2: float,
+    classifier_epochs: int,
+    classifier_limit: int | None,
+    data_dir: Path | None,
+    plots: bool,
+    as_json: bool,
+    **opts: Any,
+) -> None:
+    """Train and evaluate every cell of a grid (exact backend) on Dask; summary.json/md with 95 % intervals.
+
+    Each cell is a run folder under --out named by its swept values; all cells are scored on the same test
+    images and masks, one classifier per classifier seed is trained once and shared. Rerunning skips finished
+    cells; a failed cell is recorded (error.txt and the summary) and the others go on.
+    """
+    from qmae_qiskit.errors import QMAEError
+    from qmae_qiskit.experiments.cells import EvalSpec
+    from qmae_qiskit.experiments.grid import load_grid_file, merge_grids, parse_grid_args
+    from qmae_qiskit.experiments.summary import to_markdown
+    from qmae_qiskit.experiments.sweep import run_sweep
+
+    grid = merge_grids(parse_grid_args(grid_args), load_grid_file(grid_file) if grid_file else {})
+    ctx = click.get_current_context()
+    for axis in grid:
+        for name in AXIS_OPTIONS.get(axis, (axis,)):
+            if name in ctx.params and ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None):
+                raise QMAEError(f"{axis} is swept by the grid and also given as --{name.replace('_', '-')}; keep one")
+    base = {k: opts[k] for k in TRAIN_KEYS}
+    base["betas"] = (beta1, beta2)
+    if data_dir is None:
+        data_dir = Path(os.environ.get("QMAE_DATA_DIR", "data"))
+    log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
+    result = run_sweep(
+        grid,
+        base,
+        out,
+        data_dir=data_dir,
+        classifier={"epochs": classifier_epochs, "limit": classifier_limit},
+        evaluation=EvalSpec(limit=eval_limit, mask_seed=mask_seed),
+        scheduler=scheduler,
+        workers=workers,
+        connect_timeout=connect_timeout,
+        plots=plots,
+        log=log,
+    )
+    if as_json:
+        click.echo(json.dumps(result.summary.to_json(), indent=2))
+        return
+    click.echo(to_markdown(result.summary))
+    click.echo(f"wrote {out / 'summary.json'}, {out / 'summary.md'} and {len(result.files) - 2} plot(s)")
+    if result.report.failed:
+        raise SystemExit(1)

@@ -1,0 +1,75 @@
+"""The sweep as one call: validate the grid, check --out, get a client, run the cells, write the summary.
+
+Everything that can be wrong with the input is found before a file is written or a cluster started; the
+scheduler is asked before --out is created.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qmae_qiskit.experiments.cells import Cell, EvalSpec, build_cells, check_out_folder, is_finished
+from qmae_qiskit.experiments.cluster import get_client
+from qmae_qiskit.experiments.grid import Grid
+from qmae_qiskit.experiments.records import SweepSummary
+from qmae_qiskit.experiments.runner import RunReport, run_cells
+from qmae_qiskit.experiments.summary import build_summary, write_summary
+
+
+@dataclass
+class SweepResult:
+    cells: list[Cell]
+    report: RunReport
+    summary: SweepSummary
+    files: list[Path]
+    startup_seconds: float
+
+
+def plan(
+    grid: Grid, base: dict[str, Any], out: str | Path, classifier: dict[str, Any] | None, evaluation: EvalSpec
+) -> list[Cell]:
+    """The validated cells, with --out checked against them (nothing written)."""
+    cells = build_cells(grid, base, classifier, evaluation)
+    check_out_folder(cells, Path(out))
+    return cells
+
+
+def run_sweep(
+    grid: Grid,
+    base: dict[str, Any],
+    out: str | Path,
+    *,
+    data_dir: str | Path | None,
+    classifier: dict[str, Any] | None = None,
+    evaluation: EvalSpec | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    connect_timeout: float = 5.0,
+    plots: bool = True,
+    log: Callable[[str], None] = print,
+) -> SweepResult:
+    evaluation = evaluation or EvalSpec()
+    cells = plan(grid, base, out, classifier, evaluation)
+    out = Path(out)
+    t0 = time.perf_counter()
+    startup = 0.0
+    if all(is_finished(c, out) for c in cells):  # nothing to run: no local cluster to start
+        if scheduler is not None:
+            with get_client(scheduler, workers, connect_timeout=connect_timeout):
+                pass  # a scheduler that does not answer is still bad input
+        log(f"all {len(cells)} cells in {out} are finished; rebuilding the summary")
+        report = RunReport(skipped=[c.name for c in cells])
+    else:
+        with get_client(scheduler, workers, connect_timeout=connect_timeout) as client:
+            startup = time.perf_counter() - t0
+            where = scheduler or f"a local cluster of {len(client.scheduler_info()['workers'])} worker process(es)"
+            log(f"{len(cells)} cells on {where} (ready in {startup:.1f} s) -> {out}")
+            out.mkdir(parents=True, exist_ok=True)
+            report = run_cells(client, cells, out, data_dir, log=log)
+    summary = build_summary(cells, grid, base, out, report)
+    files = write_summary(summary, out, plots=plots)
+    return SweepResult(cells, report, summary, files, startup)
