@@ -8,7 +8,7 @@ import torch
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import baselines as bl
-from qmae_qiskit.evaluate.evaluation import score_images
+from qmae_qiskit.evaluate.scoring import score_images
 from qmae_qiskit.model.config import QMAEConfig
 
 

@@ -19,6 +19,7 @@ from qiskit_aer.primitives import EstimatorV2
 from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
 
 from qmae_qiskit.cli import main
+from qmae_qiskit.export import bind_training
 from qmae_qiskit.model.ansatz import BLOCK_PARAMS, encoder_circuit, pair_order
 from qmae_qiskit.model.circuits import (
     MASKED,
@@ -30,7 +31,6 @@ from qmae_qiskit.model.circuits import (
     training_circuit,
 )
 from qmae_qiskit.model.config import QMAEConfig
-from qmae_qiskit.model.export import bind_training
 from qmae_qiskit.model.loader import loader_angles
 from qmae_qiskit.model.masking import grid_shape, insert_token
 from qmae_qiskit.simulate import exact

@@ -26,7 +26,8 @@ import torch
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import classifier as clf_mod
-from qmae_qiskit.evaluate.evaluation import PAPER_TABLE1, EvalData, evaluate, evaluate_baselines, load_eval_data
+from qmae_qiskit.evaluate.evaluation import EvalData, evaluate, evaluate_baselines, load_eval_data
+from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
 from qmae_qiskit.io import atomic_write_json, atomic_write_text
 from qmae_qiskit.model.config import QMAEConfig
 

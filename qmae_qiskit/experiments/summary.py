@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qmae_qiskit.evaluate.evaluation import METRICS
+from qmae_qiskit.evaluate.scoring import METRICS
 from qmae_qiskit.experiments.cells import ERROR_FILE, Cell, eval_matches, read_eval
 from qmae_qiskit.experiments.grid import REPLICATE_AXES, Grid
 from qmae_qiskit.experiments.records import CellEntry, SweepSummary, Timing
