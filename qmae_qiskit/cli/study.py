@@ -97,6 +97,12 @@ def study_group() -> None:
     help="Where a real device's job record goes.",
 )
 @click.option("--scheduler", default=None, help="Split the images over this Dask scheduler's workers.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Split the images over a local Dask cluster of N workers [default: no cluster].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the study JSON.")
 def noise_cmd(
     run: Path,
@@ -121,6 +127,7 @@ def noise_cmd(
     out: Path | None,
     jobs_dir: Path,
     scheduler: str | None,
+    workers: int | None,
     as_json: bool,
 ) -> None:
     """Estimate the fidelity and the reconstruction on a device for N test images, raw and mitigated, beside the
@@ -151,10 +158,10 @@ def noise_cmd(
         precision=precision,
         data_dir=data_dir,
     )
-    if scheduler is not None:
+    if scheduler is not None or workers is not None:
         from qmae_qiskit.experiments.cluster import get_client
 
-        context = get_client(scheduler, None)
+        context = get_client(scheduler, workers)
     else:
         context = nullcontext(None)
     with context as client:
