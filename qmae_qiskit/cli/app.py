@@ -15,7 +15,7 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, Permiss
 class QMAEGroup(click.Group):
     """Turns user errors into one line on stderr and exit code 2 (set QMAE_DEBUG=1 for the traceback)."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except USER_ERRORS as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -132,7 +133,7 @@ def noise_cmd(
 ) -> None:
     """Estimate the fidelity and the reconstruction on a device for N test images, raw and mitigated, beside the
     exact values; write the study JSON, a markdown table and a figure."""
-    from contextlib import nullcontext
+    from contextlib import AbstractContextManager, nullcontext
 
     from qmae_qiskit.study.noise import StudySpec, run_study
     from qmae_qiskit.study.report import default_out, to_markdown, write_study
@@ -145,9 +146,9 @@ def noise_cmd(
         shots=shots,
         methods=methods,
         calibration_images=calibration_images,
-        calibration_split=calibration_split,  # type: ignore[arg-type]
+        calibration_split=calibration_split,
         calibration_start=calibration_start,
-        fidelity_circuit=fidelity_circuit,  # type: ignore[arg-type]
+        fidelity_circuit=fidelity_circuit,
         loader=loader,
         optimization_level=optimization_level,
         seed_transpiler=seed_transpiler,
@@ -158,12 +159,11 @@ def noise_cmd(
         precision=precision,
         data_dir=data_dir,
     )
+    context: AbstractContextManager[Any] = nullcontext(None)
     if scheduler is not None or workers is not None:
         from qmae_qiskit.experiments.cluster import get_client
 
         context = get_client(scheduler, workers)
-    else:
-        context = nullcontext(None)
     with context as client:
         study = run_study(spec, jobs_dir, client)
     if isinstance(study, str):

@@ -71,7 +71,7 @@ def _utc_now() -> dt.datetime:
 
 def _calibration_time(backend: BackendV2) -> str | None:
     try:
-        props = backend.properties()  # type: ignore[attr-defined]
+        props = backend.properties()
         when = getattr(props, "last_update_date", None)
         return when.isoformat() if when is not None else None
     except Exception:
@@ -81,7 +81,7 @@ def _calibration_time(backend: BackendV2) -> str | None:
 def _readout(backend: BackendV2, n: int) -> list[dict] | None:
     """Asymmetric readout probabilities where the backend's properties give them (informational)."""
     try:
-        props = backend.properties()  # type: ignore[attr-defined]
+        props = backend.properties()
     except Exception:
         return None
     if props is None:

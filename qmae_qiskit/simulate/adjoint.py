@@ -29,8 +29,9 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -70,7 +71,7 @@ GENERATORS: dict[str, np.ndarray] = {
 }
 
 # Multi-angle gates written as rotations in time order (global phases dropped: they cancel in <O>).
-_DECOMPOSE = {
+_DECOMPOSE: dict[str, Callable[..., list[tuple[str, Any]]]] = {
     "u": lambda t, f, l: [("rz", l), ("ry", t), ("rz", f)],
     "u3": lambda t, f, l: [("rz", l), ("ry", t), ("rz", f)],
     "U": lambda t, f, l: [("rz", l), ("ry", t), ("rz", f)],
@@ -221,6 +222,7 @@ def _compile_op(raw: _Raw, local: Sequence[int], m: int) -> tuple:
         if len(local) == 1:
             return ("rd1" if kind.diagonal else "r1", local[0], kind, None, raw.occ)
         return ("rk", tuple(local), kind, None, raw.occ)
+    assert raw.matrix is not None  # a fixed gate (not a rotation) always carries its matrix
     mat, inv = raw.matrix, raw.matrix.conj().T
     if len(local) == 1:
         if np.allclose(mat, np.diag(np.diag(mat)), rtol=0, atol=1e-15):
@@ -259,7 +261,9 @@ class AdjointPlan:
         for o, (coeffs, const) in enumerate(parser.angles):
             self.offset[o] = const
             for p, a in coeffs.items():
-                rows.append(o), cols.append(self.param_index[p]), vals.append(a)
+                rows.append(o)
+                cols.append(self.param_index[p])
+                vals.append(a)
         self.A = sp.csr_matrix((vals, (rows, cols)), shape=(n_occ, n_par))
         self.occ_kind = [""] * n_occ
         for raw in parser.ops:
@@ -437,6 +441,9 @@ class AdjointPlan:
 # ------------------------------------------------------------------------------------------- observables
 class PreparedObservable:
     """An observable reduced to the plan's active qubits (idle qubits stay |0>) as a diagonal or sparse matrix."""
+
+    diagonal: np.ndarray | None  # the observable when it is diagonal (Z-type), else None
+    matrix: sp.csr_matrix | None  # else its sparse matrix
 
     def __init__(self, observable, plan: AdjointPlan) -> None:
         spo = _as_pauli_sum(observable, plan.num_qubits).simplify(atol=0)
@@ -667,7 +674,12 @@ class AdjointEstimatorGradient(BaseEstimatorGradient):
                 params = list(parameters[i])
                 gradients[i] = grad[r, plan.columns(params)]
                 metadata[i] = {"parameters": params, "value": float(ev[r]), "method": "adjoint"}
-        return EstimatorGradientResult(gradients=gradients, metadata=metadata, options=Options(**options))
+        assert all(g is not None for g in gradients)  # every circuit belongs to one group, which filled its slot
+        return EstimatorGradientResult(
+            gradients=[g for g in gradients if g is not None],
+            metadata=[m or {} for m in metadata],
+            options=Options(**options),
+        )
 
 
 GRADIENT_METHODS = ("auto", "adjoint", "param-shift")

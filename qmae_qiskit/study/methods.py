@@ -67,7 +67,7 @@ class Method:
     @property
     def sampler_mitigation(self) -> Mitigation:
         shared = {k: v for k, v in self.estimator.items() if k in ("twirling", "dynamical_decoupling")}
-        return Mitigation(estimator=shared, readout=self.readout)  # type: ignore[arg-type]
+        return Mitigation(estimator=shared, readout=self.readout)
 
     def estimator_key(self) -> str:
         """Methods with equal keys read the same Estimator job."""

@@ -202,7 +202,7 @@ def design(spec: StudySpec, executor: Executor) -> Design:
         readout = "mthree" if any(o.readout == "mthree" and o.sampler_key() == sk for o in methods) else "none"
         if sk not in samp_keys:
             samp_keys[sk] = f"reconstruction/{m.name}"
-            mit = Mitigation(estimator=m.sampler_mitigation.estimator, readout=readout)  # type: ignore[arg-type]
+            mit = Mitigation(estimator=m.sampler_mitigation.estimator, readout=readout)
             tasks[samp_keys[sk]] = replace(base_r, mitigation=mit)
         rec_role[m.name] = samp_keys[sk]
     check_precision(spec, executor, base_f)
