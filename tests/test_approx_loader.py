@@ -204,3 +204,15 @@ def test_default_circuits_unchanged(L):
             with open(folder / f"qmae_{kind}_L16_k7_swap.qpy", "rb") as fh:
                 committed = qpy.load(fh)[0]
             assert ops(committed) == ops(build(cfg))
+
+
+def test_growth_escapes_the_saddle_of_a_one(mnist_dir):
+    """8x8 test image 40 (a '1' in columns 3 and 4, which differ in every column bit) sits on a saddle of the
+    identity-grown start (zero gradient in the new angles); without the kick its fit stayed at 0.959 from 4 layers
+    on."""
+    from qmae_qiskit.data import load_mnist
+
+    x = load_mnist(mnist_dir, train=False, image_size=8, limit=41).images[40].reshape(1, -1)
+    fit = fit_loader("ladder:6", x, stage_iter=100, final_iter=100)
+    assert float(fit.fidelity[0]) > 0.99
+    assert _sv_fidelity(6, 6, fit.angles[0], x[0])[0] == pytest.approx(float(fit.fidelity[0]), abs=1e-9)

@@ -37,6 +37,16 @@ class FidelitySummary(BaseModel):
     per_image: list[float]
 
 
+class ErrorSummary(BaseModel):
+    """Exact fidelity of the circuit with fitted loaders minus the paper circuit's, over the images."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mean_abs: float
+    max_abs: float
+    bias: float
+
+
 class FrontierRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -46,6 +56,7 @@ class FrontierRow(BaseModel):
     masked: FidelitySummary
     clean: FidelitySummary
     fit_seconds: float  # cumulative fit time (masked + clean) up to this stage
+    fidelity_error: ErrorSummary | None = None  # with a trained theta: what the approximation alone costs
 
 
 class LoaderFrontier(Record):
@@ -87,14 +98,21 @@ def loader_frontier(
     stage_iter: int = 300,
     run: str | None = None,
     images: str = "",
+    theta: torch.Tensor | None = None,
 ) -> LoaderFrontier:
-    """Rows for the exact loader and for every ladder depth in ``layers`` (all even or all odd: one growth path)."""
+    """Rows for the exact loader and for every ladder depth in ``layers`` (all even or all odd: one growth path).
+
+    With ``theta`` (a trained model) each row also gives the error the approximation alone makes in the model's
+    fidelity: the exact value of the inverse-loader circuit with the fitted loaders (the exact fidelity with the
+    loaded states in place of the images) against the paper circuit's exact value.
+    """
     if not layers or len({L % 2 for L in layers}) != 1 or min(layers) < 0:
         raise QMAEError(f"layers must be non-negative and all even or all odd (one growth path), got {layers}")
     wanted = set(layers)
     n = cfg.n_qubits
     targets = {"masked": _normalized(x_masked), "clean": _normalized(x_clean)}
     fids: dict[int, dict[str, np.ndarray]] = {L: {} for L in wanted}
+    loaded: dict[int, dict[str, np.ndarray]] = {L: {} for L in wanted}
     seconds: dict[int, float] = dict.fromkeys(wanted, 0.0)
     for which, X in targets.items():
         start = time.perf_counter()
@@ -102,7 +120,21 @@ def loader_frontier(
             if L in wanted:
                 states = ladder_states(n, L, angles)
                 fids[L][which] = np.einsum("bd,bd->b", X, states) ** 2
+                loaded[L][which] = states
                 seconds[L] += time.perf_counter() - start
+    errors: dict[int, ErrorSummary] = {}
+    if theta is not None:
+        from qmae_qiskit.simulate import exact
+
+        def fid(m: np.ndarray, c: np.ndarray) -> np.ndarray:
+            return exact.fidelity(theta.to(torch.float64), torch.from_numpy(m), torch.from_numpy(c), cfg).numpy()
+
+        paper = fid(targets["masked"], targets["clean"])
+        for L in wanted:
+            err = fid(loaded[L]["masked"], loaded[L]["clean"]) - paper
+            errors[L] = ErrorSummary(
+                mean_abs=float(np.abs(err).mean()), max_abs=float(np.abs(err).max()), bias=float(err.mean())
+            )
     rows = []
     ones = np.ones(len(x_clean))
     for spec in [LoaderSpec(), *(LoaderSpec(kind="ladder", layers=L) for L in sorted(wanted))]:
@@ -116,6 +148,9 @@ def loader_frontier(
                 masked=_summary(f["masked"]),
                 clean=_summary(f["clean"]),
                 fit_seconds=0.0 if spec.is_exact else round(seconds[int(spec.layers or 0)], 2),
+                fidelity_error=None
+                if theta is None
+                else (ErrorSummary(mean_abs=0.0, max_abs=0.0, bias=0.0) if spec.is_exact else errors[spec.layers]),
             )
         )
     return LoaderFrontier(
@@ -133,6 +168,7 @@ def loader_frontier(
 def to_markdown(fr: LoaderFrontier) -> str:
     backends = list(fr.rows[0].two_qubit_gates)
     head = " | ".join(f"2q gates {b}" for b in backends)
+    with_err = fr.rows[0].fidelity_error is not None
     lines = [
         f"# Loader frontier: {fr.config.image_size}x{fr.config.image_size}, optimization level "
         f"{fr.optimization_level}, seed_transpiler {fr.seed_transpiler}",
@@ -140,16 +176,25 @@ def to_markdown(fr: LoaderFrontier) -> str:
         f"{fr.n_images} images ({fr.images}){f', run {fr.run}' if fr.run else ''}. Two-qubit gates: the "
         "inverse-loader fidelity circuit (both loaders) transpiled with unbound parameters. Loading fidelity "
         "|<x|phi>|^2 of each image's fitted ladder (L-BFGS, "
-        f"{fr.stage_iter} iterations per two-layer stage); the exact RY tree loads with fidelity 1.",
+        f"{fr.stage_iter} iterations per two-layer stage); the exact RY tree loads with fidelity 1."
+        + (
+            " Model fidelity error: exact value of the circuit with the fitted loaders minus the paper circuit's "
+            "exact value, per image (mean |error|, max |error|), for the run's trained theta."
+            if with_err
+            else ""
+        ),
         "",
-        f"| loader | CNOTs per loader | {head} | masked mean | masked min | clean mean | clean min | fit s |",
-        "|---|---:|" + "---:|" * len(backends) + "---:|---:|---:|---:|---:|",
+        f"| loader | CNOTs per loader | {head} | masked mean | masked min | clean mean | clean min | fit s |"
+        + (" model fidelity error mean / max |" if with_err else ""),
+        "|---|---:|" + "---:|" * len(backends) + "---:|---:|---:|---:|---:|" + ("---:|" if with_err else ""),
     ]
     for r in fr.rows:
         counts = " | ".join(str(r.two_qubit_gates[b]) for b in backends)
+        err = r.fidelity_error
         lines.append(
             f"| {r.loader} | {r.cnots_per_loader} | {counts} | {r.masked.mean:.4f} | {r.masked.min:.4f} | "
             f"{r.clean.mean:.4f} | {r.clean.min:.4f} | {r.fit_seconds:.1f} |"
+            + (f" {err.mean_abs:.4f} / {err.max_abs:.4f} |" if err is not None else "")
         )
     lines += ["", f"Command: `{fr.provenance.command}`; created {fr.provenance.created_at}.", ""]
     return "\n".join(lines)
@@ -188,6 +233,7 @@ def frontier_for_run(
         stage_iter,
         run=str(run_dir),
         images=f"MNIST test images 0..{len(data) - 1}, evaluation masks seed {mask_seed}",
+        theta=tm.theta,
     )
 
 
