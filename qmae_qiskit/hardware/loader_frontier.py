@@ -150,7 +150,11 @@ def loader_frontier(
                 fit_seconds=0.0 if spec.is_exact else round(seconds[int(spec.layers or 0)], 2),
                 fidelity_error=None
                 if theta is None
-                else (ErrorSummary(mean_abs=0.0, max_abs=0.0, bias=0.0) if spec.is_exact else errors[spec.layers]),
+                else (
+                    ErrorSummary(mean_abs=0.0, max_abs=0.0, bias=0.0)
+                    if spec.is_exact
+                    else errors[int(spec.layers or 0)]
+                ),
             )
         )
     return LoaderFrontier(

@@ -72,7 +72,7 @@ class Layout:
             roles[q] = "reference"
         return roles
 
-    def metadata(self, cfg: QMAEConfig, kind: str, loader: LoaderSpec | None = None) -> dict:
+    def metadata(self, cfg: QMAEConfig, kind: str, loader: LoaderSpec | str | None = None) -> dict:
         return {
             "qmae_circuit": kind,
             "loader": as_spec(loader).label,
