@@ -188,7 +188,7 @@ def to_markdown(fr: LoaderFrontier) -> str:
             else ""
         ),
         "",
-        f"| loader | CNOTs per loader | {head} | masked mean | masked min | clean mean | clean min | fit s |"
+        f"| loader | CNOTs per loader | {head} | masked mean | masked min | clean mean | clean min | fit s (wall) |"
         + (" model fidelity error mean / max |" if with_err else ""),
         "|---|---:|" + "---:|" * len(backends) + "---:|---:|---:|---:|---:|" + ("---:|" if with_err else ""),
     ]
