@@ -75,3 +75,20 @@ def test_cli_writes_a_record_for_a_trained_run(tmp_path, mnist_dir):
     assert "| ladder:0 | 0 |" in (tmp_path / "loader-frontier-L16.md").read_text()
     bad = CliRunner().invoke(main, ["report", "loaders", "x", "--backend", "fake_torino", "--layers", "a,b"])
     assert bad.exit_code == 2 and bad.output.count("\n") == 1
+
+
+def test_committed_frontier_reads_and_its_gate_counts_regenerate():
+    from qiskit_ibm_runtime.fake_provider import FakeTorino
+
+    from qmae_qiskit.hardware.loader_budget import fidelity_circuit_two_qubit_gates
+
+    fr = load_record(LoaderFrontier, REPO / "circuits" / "loader-frontier-L16.json")
+    assert fr.n_images == 100 and fr.config == QMAEConfig()
+    rows = {r.loader: r for r in fr.rows}
+    for label in ("exact", "ladder:12"):
+        assert rows[label].two_qubit_gates["fake_torino"] == fidelity_circuit_two_qubit_gates(
+            QMAEConfig(), FakeTorino(), label, fr.optimization_level, fr.seed_transpiler
+        )
+    for r in fr.rows:
+        assert r.masked.mean == pytest.approx(np.mean(r.masked.per_image), abs=1e-12)
+        assert len(r.clean.per_image) == 100
