@@ -25,15 +25,17 @@ def report():
     return depth.depth_report(CFG, FakeGuadalupeV2(), optimization_level=1, seed=11)
 
 
-def test_stage_split_recomposes_the_real_circuit():
+@pytest.mark.parametrize("loader", [None, "ladder:3"])
+def test_stage_split_recomposes_the_real_circuit(loader):
     from qmae_qiskit.model.circuits import inverse_fidelity_circuit
 
+    xm, xr = ("xm", "xr") if loader is None else ("am", "ar")
     for kind, qc in (
-        ("training", C.training_circuit(CFG)),
-        ("reconstruction", C.reconstruction_circuit(CFG)),
-        ("inverse_fidelity", inverse_fidelity_circuit(CFG)[0]),
+        ("training", C.training_circuit(CFG, loader)),
+        ("reconstruction", C.reconstruction_circuit(CFG, loader=loader)),
+        ("inverse_fidelity", inverse_fidelity_circuit(CFG, loader)[0]),
     ):
-        parts = depth.split_stages(qc, depth.stage_sizes(CFG, kind))
+        parts = depth.split_stages(qc, depth.stage_sizes(CFG, kind, loader))
         glued = [
             (i.operation.name, tuple(qc.find_bit(q).index for q in i.qubits), tuple(map(str, i.operation.params)))
             for _, p in parts
@@ -49,9 +51,9 @@ def test_stage_split_recomposes_the_real_circuit():
         # the encoder stage holds exactly the theta parameters, the embedding only loader angles
         enc = dict(parts)["encoder"]
         assert {p.vector.name for p in enc.parameters} == {"theta"}
-        assert {p.vector.name for p in dict(parts)["embedding"].parameters} <= {"xm", "xr"}
+        assert {p.vector.name for p in dict(parts)["embedding"].parameters} <= {xm, xr}
         if kind == "inverse_fidelity":
-            assert {p.vector.name for p in dict(parts)["inverse embedding"].parameters} == {"xr"}
+            assert {p.vector.name for p in dict(parts)["inverse embedding"].parameters} == {xr}
 
 
 def test_whole_numbers_match_an_independent_transpile(report):
@@ -165,3 +167,62 @@ def test_committed_torino_report_regenerates_equal():
         pytest.skip("committed report was made with another qiskit version")
     again = depth.regenerate(stored, FakeTorino())
     assert depth.differences(depth.comparable(stored), depth.comparable(again)) == []
+
+
+# ------------------------------------------------------------------------------------ approximate loaders
+def test_ladder_report_numbers_are_the_real_circuits():
+    """Whole counts equal an independent qiskit.transpile of the ladder circuit; the stages add up per stage."""
+    backend = FakeGuadalupeV2()
+    rep = depth.depth_report(CFG, backend, optimization_level=1, seed=11, loader="ladder:2")
+    assert rep["loader"]["label"] == "ladder:2" and rep["loader"]["cnots_per_loader"] == 6
+    qc, _ = C.inverse_fidelity_circuit(CFG, "ladder:2")
+    isa = transpile(qc, backend=backend, optimization_level=1, seed_transpiler=11)
+    r = rep["circuits"]["inverse_fidelity"]
+    assert r["transpiled"]["two_qubit_gates"] == sum(1 for i in isa.data if len(i.qubits) == 2)
+    assert r["logical"]["gate_counts"]["cx"] == 2 * 6 + 3 * CFG.n_pairs * 2  # two loaders, U and U-dagger
+    stages = {s["stage"]: s for s in r["stages"]}
+    assert stages["embedding"]["gate_counts"].get("cx", 0) + stages["embedding"]["gate_counts"].get("ecr", 0) >= 6
+    for key in ("depth", "two_qubit_depth", "two_qubit_gates", "size"):
+        assert r["stage_totals"][key] == sum(s[key] for s in r["stages"])
+    exact = depth.depth_report(CFG, backend, optimization_level=1, seed=11)
+    assert "loader" not in exact  # reports made before loaders existed still regenerate equal
+
+
+def test_cli_loader_report_checks_and_bad_loader_is_one_line(tmp_path):
+    runner = CliRunner()
+    args = ["report", "depth", "--backend", "fake_guadalupe", "--image-size", "4", "--out", str(tmp_path)]
+    res = runner.invoke(main, [*args, "--loader", "ladder:2"])
+    assert res.exit_code == 0, res.output
+    js = tmp_path / "fake_guadalupe-O1-L4-ladder2.json"
+    assert "ladder:2" in (tmp_path / "fake_guadalupe-O1-L4-ladder2.md").read_text()
+    res = runner.invoke(main, ["report", "check", str(js)])
+    assert res.exit_code == 0, res.output
+    for bad in (["--loader", "ladder:x"], ["--loader", "ladder:2", "--two-qubit-budget", "100"]):
+        out = tmp_path / "bad"
+        res = runner.invoke(main, [*args[:-1], str(out), *bad])
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+        assert not out.exists()
+
+
+def test_budget_picks_the_largest_ladder_that_fits():
+    from qmae_qiskit.errors import QMAEError
+    from qmae_qiskit.hardware.loader_budget import spec_for_budget
+
+    backend = FakeGuadalupeV2()
+
+    def count(loader):
+        qc, _ = C.inverse_fidelity_circuit(CFG, loader)
+        isa = transpile(qc, backend=backend, optimization_level=1, seed_transpiler=11)
+        return sum(1 for i in isa.data if len(i.qubits) == 2)
+
+    exact = count(None)
+    assert spec_for_budget(CFG, backend, exact, 1, 11).spec.is_exact
+    budget = count("ladder:1") + 1
+    assert budget < exact  # 4x4: the exact loader costs 14 CNOTs, ladder:1 three
+    choice = spec_for_budget(CFG, backend, budget, 1, 11)
+    assert not choice.spec.is_exact and choice.two_qubit_gates <= budget
+    assert choice.two_qubit_gates == count(choice.spec)
+    bigger = [label for label in choice.tried if label.startswith("ladder:") and int(label[7:]) > choice.spec.layers]
+    assert all(choice.tried[label] > budget for label in bigger)
+    with pytest.raises(QMAEError, match="raise --two-qubit-budget to at least"):
+        spec_for_budget(CFG, backend, count("ladder:0") - 1, 1, 11)

@@ -35,15 +35,51 @@ def report_group() -> None:
     show_default=True,
     help="Folder for <backend>-O<level>.md and .json.",
 )
+@click.option(
+    "--loader",
+    "loader_text",
+    default=None,
+    help="Amplitude loader: 'exact' (RY tree, the default) or 'ladder:<layers>' (fitted approximate loader).",
+)
+@click.option(
+    "--two-qubit-budget",
+    type=int,
+    default=None,
+    help="Pick the best loader whose inverse-loader fidelity circuit has at most this many two-qubit gates here.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the summary.")
-def depth_cmd(backend_name: str, optimization_level: int, seed: int, out: Path, as_json: bool, **cfg_opts) -> None:
-    """Transpile the SWAP-test and reconstruction circuits; report depth, gates, layout, per-stage split, ESP."""
+def depth_cmd(
+    backend_name: str,
+    optimization_level: int,
+    seed: int,
+    out: Path,
+    as_json: bool,
+    loader_text: str | None,
+    two_qubit_budget: int | None,
+    **cfg_opts,
+) -> None:
+    """Transpile the SWAP-test, reconstruction and inverse-loader circuits; report depth, gates, layout, stages, ESP."""
+    from qmae_qiskit.errors import QMAEError
     from qmae_qiskit.hardware.depth import depth_report, write_report
     from qmae_qiskit.hardware.noise import backend_for_spec
+    from qmae_qiskit.model.approx_loader import LoaderSpec
 
     cfg = config_from_options(cfg_opts)
+    if loader_text is not None and two_qubit_budget is not None:
+        raise QMAEError("give either --loader or --two-qubit-budget, not both")
+    spec = LoaderSpec.parse(loader_text) if loader_text is not None else None
     backend = backend_for_spec(backend_name)
-    report = depth_report(cfg, backend, optimization_level, seed, backend_name)
+    if two_qubit_budget is not None:
+        from qmae_qiskit.hardware.loader_budget import spec_for_budget
+
+        choice = spec_for_budget(cfg, backend, two_qubit_budget, optimization_level, seed)
+        spec = choice.spec
+        if not as_json:
+            click.echo(
+                f"budget {two_qubit_budget}: loader {spec.label} ({choice.two_qubit_gates} two-qubit gates in the "
+                f"inverse-loader fidelity circuit)"
+            )
+    report = depth_report(cfg, backend, optimization_level, seed, backend_name, spec)
     files = write_report(report, out)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -54,6 +90,70 @@ def depth_cmd(backend_name: str, optimization_level: int, seed: int, out: Path, 
         click.echo(
             f"{kind:15s} depth {t['depth']}, two-qubit depth {t['two_qubit_depth']}, "
             f"{t['two_qubit_gates']} two-qubit gates, ESP {'n/a' if esp is None else f'{esp:.3e}'}"
+        )
+    for f in files:
+        click.echo(f"wrote {f}")
+
+
+@report_group.command("loaders")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--backend",
+    "backend_names",
+    multiple=True,
+    required=True,
+    help="Backend to count two-qubit gates on (repeatable): fake_torino, fake_fez, a snapshot JSON, ...",
+)
+@click.option(
+    "--layers",
+    default="0,2,4,6,8,10,12,14,16",
+    show_default=True,
+    help="Ladder depths to report, comma-separated, all even or all odd (one fit grows through them).",
+)
+@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True, help="Test images.")
+@click.option("--optimization-level", type=click.IntRange(0, 3), default=3, show_default=True)
+@click.option("--seed", type=int, default=1234, show_default=True, help="seed_transpiler.")
+@click.option("--mask-seed", type=int, default=0, show_default=True, help="Evaluation mask seed (as `evaluate`).")
+@click.option("--stage-iter", type=click.IntRange(min=1), default=300, show_default=True, help="L-BFGS per stage.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="MNIST folder [default: the run's].")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("circuits"),
+    show_default=True,
+    help="Folder for loader-frontier-L<size>.json and .md.",
+)
+def loaders_cmd(
+    run_dir: Path,
+    backend_names: tuple[str, ...],
+    layers: str,
+    samples: int,
+    optimization_level: int,
+    seed: int,
+    mask_seed: int,
+    stage_iter: int,
+    data_dir: Path | None,
+    out: Path,
+) -> None:
+    """Loading fidelity of approximate loaders against the two-qubit gates they cost, on RUN's test images."""
+    from qmae_qiskit.errors import QMAEError
+    from qmae_qiskit.hardware.loader_frontier import frontier_for_run, write_frontier
+    from qmae_qiskit.hardware.noise import backend_for_spec
+
+    try:
+        depths = [int(v) for v in layers.split(",") if v.strip()]
+    except ValueError:
+        raise QMAEError(f"--layers must be comma-separated whole numbers, got {layers!r}") from None
+    backends = [backend_for_spec(b) for b in backend_names]
+    frontier = frontier_for_run(
+        run_dir, backends, depths, samples, optimization_level, seed, mask_seed, stage_iter, data_dir
+    )
+    files = write_frontier(frontier, out)
+    for row in frontier.rows:
+        counts = ", ".join(f"{b} {c}" for b, c in row.two_qubit_gates.items())
+        click.echo(
+            f"{row.loader:10s} 2q gates: {counts}; loading fidelity masked {row.masked.mean:.4f} "
+            f"(min {row.masked.min:.4f}), clean {row.clean.mean:.4f} (min {row.clean.min:.4f})"
         )
     for f in files:
         click.echo(f"wrote {f}")

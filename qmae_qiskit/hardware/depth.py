@@ -11,6 +11,7 @@ whole because optimization does not cross stage boundaries when stages are trans
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,11 +29,10 @@ from qmae_qiskit.hardware.transpile import (
 )
 from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.model import circuits as C
+from qmae_qiskit.model.approx_loader import LoaderSpec, as_spec
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
 
-SCHEMA = "qmae-qiskit/depth-report"
-SCHEMA_VERSION = 1
 TITLES = {
     "training": "SWAP-test training circuit (Estimator; the paper's fidelity circuit)",
     "reconstruction": "Reconstruction circuit (Sampler)",
@@ -58,6 +58,7 @@ class DepthReport(Record):
     config: dict[str, Any]
     method: dict[str, str]
     circuits: dict[str, Any]
+    loader: dict[str, Any] | None = None
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
@@ -69,6 +70,11 @@ class DepthReport(Record):
         out.update(schema_version=cls.VERSION, provenance=prov)
         return out
 
+LOADER_METHOD = (
+    "Approximate amplitude loader: a fixed RY/CX ladder (qmae_qiskit.model.approx_loader) whose angles are fitted "
+    "per image; every circuit here loads both images with it, so one transpiled circuit serves all images. Each "
+    "image's loading fidelity is reported where the angles are fitted (fit_loader), not here."
+)
 
 ESP_METHOD = (
     "Estimated success probability = product over every gate of the transpiled circuit of (1 - error of that "
@@ -93,14 +99,15 @@ STAGE_METHOD = (
 
 
 # ----------------------------------------------------------------------------------------------- the stages
-def stage_sizes(cfg: QMAEConfig, kind: str) -> list[tuple[str, int]]:
+def stage_sizes(cfg: QMAEConfig, kind: str, loader_spec: LoaderSpec | str | None = None) -> list[tuple[str, int]]:
     """How many instructions of the logical circuit belong to each stage, in circuit order.
 
     The builders compose the parts inline and in this order (see :mod:`qmae_qiskit.model.circuits`), so instruction
-    ranges recover the stages of the real circuit exactly; :func:`split_stages` checks the total.
+    ranges recover the stages of the real circuit exactly; :func:`split_stages` checks the total. ``loader_spec``
+    is the loader the circuit was built with (default: the exact RY tree).
     """
     enc = C.encoder(cfg)
-    loader = len(C.embedding(cfg).data)
+    loader = len(C.embedding(cfg, loader=loader_spec).data)
     body = [
         ("encoder", len(enc.data)),
         ("trash reset", len(C.trash_reset(cfg).data)),
@@ -164,8 +171,16 @@ def _counts(qc: QuantumCircuit) -> dict:
     }
 
 
-def circuit_report(qc: QuantumCircuit, kind: str, cfg: QMAEConfig, backend: BackendV2, level: int, seed: int) -> dict:
-    """Whole-circuit and per-stage numbers, layout and ESP for one logical circuit."""
+def circuit_report(
+    qc: QuantumCircuit,
+    kind: str,
+    cfg: QMAEConfig,
+    backend: BackendV2,
+    level: int,
+    seed: int,
+    loader: LoaderSpec | str | None = None,
+) -> dict:
+    """Whole-circuit and per-stage numbers, layout and ESP for one logical circuit built with ``loader``."""
     whole = timed_transpile(qc, backend, level, seed)
     isa = whole.circuit
     init, final = initial_physical(isa), final_physical(isa)
@@ -177,7 +192,7 @@ def circuit_report(qc: QuantumCircuit, kind: str, cfg: QMAEConfig, backend: Back
     else:
         measured = sorted({isa.find_bit(i.qubits[0]).index for i in isa.data if i.operation.name == "measure"})
     stages, layout = [], list(init)
-    for name, part in split_stages(qc, stage_sizes(cfg, kind)):
+    for name, part in split_stages(qc, stage_sizes(cfg, kind, loader)):
         t = timed_transpile(part, backend, level, seed, initial_layout=layout)
         stages.append({"stage": name, **_counts(t.circuit), "transpile_seconds": round(t.seconds, 3)})
         layout = final_physical(t.circuit)
@@ -207,13 +222,17 @@ def depth_report(
     optimization_level: int = 1,
     seed: int = DEFAULT_SEED,
     backend_spec: str | None = None,
+    loader: LoaderSpec | str | None = None,
 ) -> dict:
-    """The full report (both circuits) as a JSON-ready dict.
+    """The full report (all three circuits) as a JSON-ready dict.
 
     ``backend_spec`` is what the user named (a backend name or a calibration snapshot path); ``report check``
-    resolves it again, so a report made against a snapshot is checked against the same snapshot.
+    resolves it again, so a report made against a snapshot is checked against the same snapshot. ``loader``:
+    the amplitude loader of every circuit (default the exact RY tree); a fitted loader is recorded under
+    ``loader`` (absent means exact, so reports made before loaders existed still check equal).
     """
     check_level(optimization_level)
+    spec = as_spec(loader)
     report: dict[str, Any] = {
         "backend": backend.name,
         "backend_spec": backend_spec or backend.name,
@@ -224,13 +243,26 @@ def depth_report(
         "method": {"circuits": PARAM_METHOD, "stages": STAGE_METHOD, "estimated_success_probability": ESP_METHOD},
         "circuits": {},
     }
+    if not spec.is_exact:
+        report["loader"] = {
+            **spec.model_dump(),
+            "label": spec.label,
+            "cnots_per_loader": spec.cnots(cfg.n_qubits),
+            "description": LOADER_METHOD,
+        }
     for kind, qc in (
-        ("training", C.training_circuit(cfg)),
-        ("reconstruction", C.reconstruction_circuit(cfg)),
-        ("inverse_fidelity", C.inverse_fidelity_circuit(cfg)[0]),
+        ("training", C.training_circuit(cfg, spec)),
+        ("reconstruction", C.reconstruction_circuit(cfg, loader=spec)),
+        ("inverse_fidelity", C.inverse_fidelity_circuit(cfg, spec)[0]),
     ):
-        report["circuits"][kind] = circuit_report(qc, kind, cfg, backend, optimization_level, seed)
+        report["circuits"][kind] = circuit_report(qc, kind, cfg, backend, optimization_level, seed, spec)
     return DepthReport(**report).to_json()
+
+
+def report_loader(report: dict) -> LoaderSpec:
+    """The loader a report was made with (reports without a ``loader`` entry used the exact RY tree)."""
+    entry = report.get("loader")
+    return LoaderSpec() if not entry else LoaderSpec(kind=entry["kind"], layers=entry["layers"])
 
 
 def comparable(report: dict) -> dict:
@@ -251,8 +283,11 @@ def comparable(report: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- output
-def report_stem(out: Path, backend_name: str, level: int, cfg: QMAEConfig) -> Path:
-    """``out/<backend>-O<level>``; a non-default shape adds its tag (``-L8``, ``-k5``, ``-reset``)."""
+def report_stem(
+    out: Path, backend_name: str, level: int, cfg: QMAEConfig, loader: LoaderSpec | str | None = None
+) -> Path:
+    """``out/<backend>-O<level>``; a non-default shape or loader adds its tag (``-L8``, ``-k5``, ``-reset``,
+    ``-ladder12``)."""
     default = QMAEConfig()
     tag = ""
     if cfg.image_size != default.image_size:
@@ -263,6 +298,9 @@ def report_stem(out: Path, backend_name: str, level: int, cfg: QMAEConfig) -> Pa
         tag += f"-{cfg.trash_reset}"
     if cfg.layers != default.layers:
         tag += f"-layers{cfg.layers}"
+    spec = as_spec(loader)
+    if not spec.is_exact:
+        tag += f"-{spec.kind}{spec.layers}"
     return Path(out) / f"{backend_name}-O{level}{tag}"
 
 
@@ -273,8 +311,11 @@ def _fmt_esp(x: float | None) -> str:
 def to_markdown(report: dict) -> str:
     cfg = report["config"]
     layers = cfg.get("layers", 1)  # left out of one-layer reports (and of those made before layers existed)
+    spec = report_loader(report)
+    loader_note = "" if spec.is_exact else f", approximate loader {spec.label}"
+    loader_opt = "" if spec.is_exact else f" --loader {spec.label}"
     lines = [
-        f"# Depth report: {report['backend']}, optimization level {report['optimization_level']}",
+        f"# Depth report: {report['backend']}, optimization level {report['optimization_level']}{loader_note}",
         "",
         f"Image {cfg['image_size']}x{cfg['image_size']}, latent qubits k={cfg['latent_qubits']}, trash reset "
         f"'{cfg['trash_reset']}'{f', {layers} ansatz layers' if layers != 1 else ''}; backend {report['backend']} "
@@ -287,9 +328,16 @@ def to_markdown(report: dict) -> str:
         f"`qmae-qiskit report depth --backend {report['backend_spec']} "
         f"--optimization-level {report['optimization_level']} --seed {report['seed_transpiler']} "
         f"--image-size {cfg['image_size']} --latent-qubits {cfg['latent_qubits']} --trash-reset "
-        f"{cfg['trash_reset']}{f' --layers {layers}' if layers != 1 else ''}`.",
+        f"{cfg['trash_reset']}{f' --layers {layers}' if layers != 1 else ''}{loader_opt}`.",
         "",
     ]
+    if not spec.is_exact:
+        lines += [
+            f"Amplitude loader: **{spec.label}** ({report['loader']['cnots_per_loader']} CNOTs per loader before "
+            f"routing; the exact RY tree has {2 ** int(round(math.log2(cfg['image_size'] ** 2))) - 2}). "
+            f"{report['loader']['description']}",
+            "",
+        ]
     for kind, r in report["circuits"].items():
         t = r["transpiled"]
         title = TITLES.get(kind, kind)
@@ -346,7 +394,9 @@ def to_markdown(report: dict) -> str:
 
 def write_report(report: dict, out: Path = Path("circuits")) -> list[Path]:
     """``<backend>-O<level>.json`` and ``.md`` under ``out``, each written atomically."""
-    stem = report_stem(out, report["backend"], report["optimization_level"], QMAEConfig(**report["config"]))
+    stem = report_stem(
+        out, report["backend"], report["optimization_level"], QMAEConfig(**report["config"]), report_loader(report)
+    )
     return [
         save_record(DepthReport.model_validate(report), stem.with_suffix(".json")),
         atomic_write_text(stem.with_suffix(".md"), to_markdown(report)),
@@ -378,4 +428,5 @@ def regenerate(report: dict, backend: BackendV2) -> dict:
         report["optimization_level"],
         report["seed_transpiler"],
         report.get("backend_spec"),
+        report_loader(report),
     )
