@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.execution import EstimatorTask, Executor, SamplerTask, Work
 from qmae_qiskit.hardware.mitigation import Mitigation
 from qmae_qiskit.hardware.transpile import DEFAULT_SEED, map_observable, transpile_for, two_qubit_count
+from qmae_qiskit.model.approx_loader import as_spec
 from qmae_qiskit.model.masking import eval_masks
 from qmae_qiskit.train.runs import TrainedModel
 
@@ -45,6 +46,11 @@ class EvalSpec(BaseModel):
     seed: int | None = Field(None, description="simulator seed (local executors)")
     mask_seed: int = 0
     mitigation: Mitigation = Field(default_factory=Mitigation)
+    loader: str | None = Field(
+        None,
+        description="approximate amplitude loader of the hardware circuits, e.g. "
+        "'ladder:12' (default: the exact RY tree)",
+    )
 
 
 @dataclass
@@ -63,6 +69,29 @@ class Prepared:
     fidelity_circuit: str
     logical: dict[str, QuantumCircuit] = field(default_factory=dict)
     transpile_seconds: float = 0.0
+    loader_fits: dict[str, Any] = field(default_factory=dict)  # "masked"/"clean" -> LoaderFit (approximate loader)
+
+    def loaded_states(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(masked, clean) states the hardware circuits actually load: the fitted ones for an approximate loader,
+        else the normalised images. The exact value of the circuits that run uses these."""
+        if self.loader_fits:
+            return self.loader_fits["masked"].states, self.loader_fits["clean"].states
+        return self.x_masked, self.clean
+
+    def loading_summary(self) -> dict[str, Any] | None:
+        """Per image loading fidelity of the approximate loader (None for the exact tree)."""
+        if not self.loader_fits:
+            return None
+        out: dict[str, Any] = {"loader": self.loader_fits["masked"].spec.label}
+        for key, fit in self.loader_fits.items():
+            f = fit.fidelity.numpy()
+            out[key] = {
+                "mean": float(f.mean()),
+                "min": float(f.min()),
+                "per_image": f.tolist(),
+                "fit_seconds": round(float(fit.seconds), 3),
+            }
+        return out
 
     def circuit_summary(self) -> dict[str, dict]:
         """Per role: qubits, depth and two-qubit gates of what runs (ISA circuit, or the logical one)."""
@@ -87,7 +116,9 @@ def resolve_fidelity_circuit(choice: str, executor: Executor) -> str:
     return "inverse" if executor.kind in ("twin", "ibm") else "swap-test"
 
 
-def logical_circuits(tm: TrainedModel, fidelity_circuit: str) -> tuple[QuantumCircuit, object, QuantumCircuit]:
+def logical_circuits(
+    tm: TrainedModel, fidelity_circuit: str, loader: str | None = None
+) -> tuple[QuantumCircuit, object, QuantumCircuit]:
     """(fidelity circuit, its observable on the virtual qubits, reconstruction circuit) for the run's config."""
     from qmae_qiskit.model.circuits import (
         fidelity_observable,
@@ -98,11 +129,11 @@ def logical_circuits(tm: TrainedModel, fidelity_circuit: str) -> tuple[QuantumCi
 
     cfg = tm.cfg
     if fidelity_circuit == "swap-test":
-        qc = training_circuit(cfg)
+        qc = training_circuit(cfg, loader)
         obs = fidelity_observable(qc.num_qubits, qc.metadata["ancilla"])
     else:
-        qc, obs = inverse_fidelity_circuit(cfg)
-    return qc, obs, reconstruction_circuit(cfg, measure=True)
+        qc, obs = inverse_fidelity_circuit(cfg, loader)
+    return qc, obs, reconstruction_circuit(cfg, measure=True, loader=loader)
 
 
 def prepare(
@@ -116,7 +147,8 @@ def prepare(
     if len(data) == 0:
         raise QMAEError("no images to evaluate")
     fid_kind = resolve_fidelity_circuit(spec.fidelity_circuit, executor)
-    fid_qc, fid_obs, rec_qc = logical_circuits(tm, fid_kind)
+    approximate = spec.loader is not None and not as_spec(spec.loader).is_exact
+    fid_qc, fid_obs, rec_qc = logical_circuits(tm, fid_kind, spec.loader if approximate else None)
     target = executor.target
     if target is not None:
         try:
@@ -134,17 +166,25 @@ def prepare(
     with torch.no_grad():
         x_masked = tm.module().masked_inputs(data.images, patch_idx).detach()
     clean = data.images.reshape(len(data), -1).to(torch.float64)
+    fits: dict[str, Any] = {}
+    angles: dict[str, torch.Tensor] = {}
+    if approximate:
+        from qmae_qiskit.model.approx_loader import fit_loader
+
+        fits = {"masked": fit_loader(spec.loader, x_masked), "clean": fit_loader(spec.loader, clean)}
+        angles = {"masked_angles": fits["masked"].angles, "clean_angles": fits["clean"].angles}
     t0 = time.perf_counter()
     tasks: dict = {}
     logical: dict[str, QuantumCircuit] = {}
     if FIDELITY in roles:
         isa = fid_qc if target is None else transpile_for(fid_qc, target, spec.optimization_level, spec.seed_transpiler)
         obs = fid_obs if target is None else map_observable(fid_obs, isa)
-        tasks[FIDELITY] = EstimatorTask(isa, obs, parameter_values(isa, tm.theta, x_masked, clean))
+        tasks[FIDELITY] = EstimatorTask(isa, obs, parameter_values(isa, tm.theta, x_masked, clean, **angles))
         logical[FIDELITY] = fid_qc
     if RECONSTRUCTION in roles:
         isa = rec_qc if target is None else transpile_for(rec_qc, target, spec.optimization_level, spec.seed_transpiler)
-        tasks[RECONSTRUCTION] = SamplerTask(isa, parameter_values(isa, tm.theta, x_masked), "pixel")
+        masked_only = {k: v for k, v in angles.items() if k == "masked_angles"}
+        tasks[RECONSTRUCTION] = SamplerTask(isa, parameter_values(isa, tm.theta, x_masked, **masked_only), "pixel")
         logical[RECONSTRUCTION] = rec_qc
     seconds = time.perf_counter() - t0
     shots = spec.shots
@@ -164,6 +204,7 @@ def prepare(
         fid_kind,
         logical,
         seconds,
+        fits,
     )
 
 

@@ -58,7 +58,13 @@ class DepthReport(Record):
     config: dict[str, Any]
     method: dict[str, str]
     circuits: dict[str, Any]
-    loader: dict[str, Any] | None = None
+    loader: dict[str, Any] | None = None  # absent for the exact RY tree (reports made before loaders existed)
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if out.get("loader") is None:
+            out.pop("loader", None)
+        return out
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
@@ -69,6 +75,7 @@ class DepthReport(Record):
         prov = legacy_provenance(raw.get("generated_at"), raw.get("versions"))
         out.update(schema_version=cls.VERSION, provenance=prov)
         return out
+
 
 LOADER_METHOD = (
     "Approximate amplitude loader: a fixed RY/CX ladder (qmae_qiskit.model.approx_loader) whose angles are fitted "

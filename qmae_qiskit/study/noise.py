@@ -190,7 +190,11 @@ def design(spec: StudySpec, executor: Executor) -> Design:
     if any(m.reference for m in methods):
         from qmae_qiskit.model.circuits import parameter_values
 
-        ref_values = parameter_values(base_f.circuit, tm.theta, prepared.clean, prepared.clean)
+        angles = {}
+        if prepared.loader_fits:  # the reference loads the clean image's fitted state at both loaders
+            clean_angles = prepared.loader_fits["clean"].angles
+            angles = {"masked_angles": clean_angles, "clean_angles": clean_angles}
+        ref_values = parameter_values(base_f.circuit, tm.theta, prepared.clean, prepared.clean, **angles)
         for m in methods:
             if m.reference:
                 role = f"reference/{fid_role[m.name].split('/', 1)[1]}"
@@ -233,24 +237,27 @@ def check_precision(spec: StudySpec, executor: Executor, task: EstimatorTask) ->
 
 
 # ------------------------------------------------------------------------------------------------ analysis
-def exact_values(prepared) -> tuple[np.ndarray, np.ndarray]:
-    """Paper-faithful exact fidelities (N,) and reconstructions (N, 2^n) of every row, from the exact path."""
+def exact_values(prepared, loaded: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Exact fidelities (N,) and reconstructions (N, 2^n) of every row, from the exact path: of the paper's
+    circuit, or (``loaded``) of the circuits that run, whose loaders may be approximate."""
     from qmae_qiskit.simulate import exact
 
     tm = prepared.tm
+    masked, clean = prepared.loaded_states() if loaded else (prepared.x_masked, prepared.clean)
     with torch.no_grad():
-        fids = exact.fidelity(tm.theta, prepared.x_masked, prepared.clean, tm.cfg).numpy()
-        probs = exact.reconstruct(tm.theta, prepared.x_masked, tm.cfg).numpy()
+        fids = exact.fidelity(tm.theta, masked, clean, tm.cfg).numpy()
+        probs = exact.reconstruct(tm.theta, masked, tm.cfg).numpy()
     return fids, probs
 
 
 def reference_exact(prepared) -> np.ndarray:
-    """Exact fidelities of every row's noise-reference circuit (the clean image at both loaders)."""
+    """Exact fidelities of every row's noise-reference circuit (the clean image, as loaded, at both loaders)."""
     from qmae_qiskit.simulate import exact
 
     tm = prepared.tm
+    _, clean = prepared.loaded_states()
     with torch.no_grad():
-        return exact.fidelity(tm.theta, prepared.clean, prepared.clean, tm.cfg).numpy()
+        return exact.fidelity(tm.theta, clean, clean, tm.cfg).numpy()
 
 
 def _frequencies(samples: Samples) -> np.ndarray:
@@ -317,8 +324,8 @@ def _errors(estimates: np.ndarray, exact: np.ndarray) -> dict[str, float]:
 def summarize(d: Design, results: dict[str, Result], seconds: dict[str, float]) -> dict[str, Any]:
     """Everything the record holds except provenance: per image rows, aggregates, fits, costs."""
     n = d.n_eval
-    exact_f, exact_p = exact_values(d.prepared)
-    fids, stds, probs, fits = estimate(d, results, exact_f, exact_p)
+    exact_f, exact_p = exact_values(d.prepared)  # the paper's circuit: what every estimate is compared with
+    fids, stds, probs, fits = estimate(d, results, *exact_values(d.prepared, loaded=True))
     images, labels = d.prepared.images[:n], d.prepared.labels[:n]
     exact_scores = _image_scores(exact_p[:n], images, labels)
     scores = {m: _image_scores(p, images, labels) for m, p in probs.items()}
@@ -434,6 +441,7 @@ def record(
         calibration_indices=d.calibration_indices,
         jobs=jobs,
         seconds={k: round(v, 3) for k, v in seconds.items()},
+        loading=d.prepared.loading_summary(),
         **summary,
     )
 
