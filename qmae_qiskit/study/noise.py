@@ -171,6 +171,7 @@ def design(spec: StudySpec, executor: Executor) -> Design:
         seed_transpiler=spec.seed_transpiler,
         seed=spec.seed,
         mask_seed=spec.mask_seed,
+        loader=spec.loader,
     )
     prepared = prepare(tm, rows, eval_spec, executor)
     base_f, base_r = prepared.work.tasks[FIDELITY], prepared.work.tasks[RECONSTRUCTION]
