@@ -310,7 +310,9 @@ def _body_groups(split: _Split, bind: dict) -> tuple[np.ndarray, np.ndarray] | N
 
 def _to_memory(samples: np.ndarray, clbits: list[int], nbytes: int) -> list[str]:
     """Outcome indices (bit k = clbits[k]) -> Aer's memory strings (hex of the whole classical register)."""
-    values = np.zeros(len(samples), dtype=np.int64)
+    outcomes, inverse = np.unique(samples, return_inverse=True)  # few distinct outcomes, many shots
+    values = np.zeros(len(outcomes), dtype=np.int64)
     for k, c in enumerate(clbits):
-        values |= ((samples >> k) & 1).astype(np.int64) << c
-    return [hex(v) for v in values.tolist()]
+        values |= ((outcomes >> k) & 1).astype(np.int64) << c
+    hexes = [hex(v) for v in values.tolist()]
+    return [hexes[i] for i in inverse.tolist()]

@@ -5,11 +5,12 @@ decoupling), what happens to the Sampler's counts (``mthree`` readout correction
 calibrated against exactly known circuits (``cal``, see :mod:`qmae_qiskit.study.calibration`). Methods that ask
 the primitives for the same thing share one job: ``raw`` and ``cal`` read the same measurements.
 
-``recommended`` is TREX for the Estimator, mthree for the Sampler, then the affine calibration of both: readout
-error is removed where it is cheapest (it is not global-depolarizing and would bend the affine map), and the
-calibration takes out what is left, which on these deep circuits is close to global depolarizing. It is the best
-default measured on the twins (README, "What a device would give"); it needs no extra circuits beyond the K
-calibration images, so it costs what ``raw`` costs plus TREX's twirled measurements.
+``recommended`` is ``trex+mthree+cal+ref``: TREX for the Estimator and mthree for the Sampler remove readout error
+where it is cheapest (it is not global-depolarizing and bends the calibration map); the calibration against K
+exactly known images takes out what is left of the device's map, and each image's noise-reference circuit corrects
+for the part of the noise that depends on the image. It was the most accurate combination on the twins (README,
+"What a device would give"); beyond ``raw`` it costs TREX's twirled measurements, the K calibration images, one
+reference circuit per image and two readout-calibration circuits.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ BASE: dict[str, tuple[dict[str, Any], str, bool, bool]] = {
     "cal": ({}, "none", True, False),
     "ref": ({}, "none", False, True),
 }
-ALIASES = {"recommended": "cal+ref"}
+ALIASES = {"recommended": "trex+mthree+cal+ref"}
 DESCRIPTIONS = {
     "raw": "no mitigation (resilience level 0)",
     "trex": "twirled readout error extinction (runtime TREX)",
