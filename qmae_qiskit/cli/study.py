@@ -179,3 +179,65 @@ def noise_cmd(
     click.echo(to_markdown(study))
     for p in paths:
         click.echo(f"wrote {p}")
+
+
+@study_group.command("frontier")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--backend", required=True, help="A fake device or calibration snapshot (local twin).")
+@click.option(
+    "--loaders",
+    default="ladder:4,ladder:8,ladder:12,ladder:16",
+    show_default=True,
+    help="Comma-separated loaders, one study each ('exact' for the RY tree).",
+)
+@click.option("--samples", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--shots", type=click.IntRange(min=1), default=20000, show_default=True)
+@click.option("--methods", default="raw,recommended", show_default=True)
+@click.option("--calibration-images", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option("--optimization-level", type=click.IntRange(0, 3), default=3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Frontier JSON [default: results/hardware/frontier-<backend>-L<size>.json]; .md and .png beside.",
+)
+def frontier_cmd(
+    run: Path,
+    backend: str,
+    loaders: str,
+    samples: int,
+    shots: int,
+    methods: str,
+    calibration_images: int,
+    optimization_level: int,
+    seed: int,
+    data_dir: str | None,
+    out: Path | None,
+) -> None:
+    """Estimate error (each method) against the two-qubit-gate budget: one noise study per approximate loader."""
+    from qmae_qiskit.model.approx_loader import as_spec
+    from qmae_qiskit.study.frontier import run_frontier, to_markdown, write_frontier
+    from qmae_qiskit.study.noise import StudySpec
+
+    names = [x.strip() for x in loaders.split(",") if x.strip()]
+    for name in names:
+        as_spec(name)  # one line on a bad loader, before anything runs
+    spec = StudySpec(
+        run=str(run),
+        backend=backend,
+        samples=samples,
+        shots=shots,
+        methods=methods,
+        calibration_images=calibration_images,
+        optimization_level=optimization_level,
+        seed=seed,
+        data_dir=data_dir,
+    )
+    frontier = run_frontier(spec, names)
+    size = frontier.config.get("image_size")
+    paths = write_frontier(frontier, out or Path("results") / "hardware" / f"frontier-{backend}-L{size}.json")
+    click.echo(to_markdown(frontier))
+    for p in paths:
+        click.echo(f"wrote {p}")
