@@ -318,3 +318,40 @@ def test_bad_studies_fail_in_one_line_and_write_nothing(run4, tmp_path, args, me
     res = CliRunner().invoke(main, [*base, *args])
     assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1, res.output
     assert not any(tmp_path.iterdir())
+
+
+def test_frontier_reports_gates_loading_and_errors_per_loader(run4, tmp_path):
+    out = tmp_path / "frontier.json"
+    res = CliRunner().invoke(
+        main,
+        [
+            "study",
+            "frontier",
+            str(run4),
+            "--backend",
+            "fake_manila",
+            "--loaders",
+            "exact,ladder:1",
+            "--samples",
+            "4",
+            "--shots",
+            "4000",
+            "--methods",
+            "cal",
+            "--calibration-images",
+            "4",
+            "--optimization-level",
+            "1",
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    frontier = json.loads(out.read_text())
+    exact_point, ladder = sorted(frontier["points"], key=lambda p: p["loader"] != "exact")
+    assert exact_point["loader"] == "exact" and exact_point["loading_fidelity_masked"] == 1.0
+    assert ladder["loader"] == "ladder:1" and ladder["loading_fidelity_masked"] < 1.0
+    assert ladder["two_qubit_gates"] < exact_point["two_qubit_gates"]
+    assert set(ladder["methods"]) == {"raw", "cal"} and out.with_suffix(".png").is_file()
+    res = CliRunner().invoke(main, ["study", "frontier", str(run4), "--backend", "fake_manila", "--loaders", "lader:2"])
+    assert res.exit_code == 2 and "unknown loader" in res.output
