@@ -2,7 +2,7 @@
 
     python benchmarks/study.py [RUN] [--backend fake_torino] [--samples 100] [--shots 20000] [--json out.json]
 
-RUN is a trained run folder (default: results/hardware/runs/qmae-L8 if present, else a QMAE trained here on the
+RUN is a trained run folder (default: results/hardware/qmae-L8 if present, else a QMAE trained here on the
 exact path in a few seconds). The named baseline is the same study with only the raw method (one Estimator and one
 Sampler job over the evaluated and calibration images); `recommended` adds the per-image noise references. Each
 line prints the wall time, the study's own prepare/total split and the mean |error| of the fidelity.

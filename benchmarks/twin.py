@@ -2,7 +2,7 @@
 
     python benchmarks/twin.py [RUN] [--backend fake_torino] [--samples 20] [--shots 4000] [--json out.json]
 
-RUN is a trained 8x8 run folder (default: results/hardware/runs/qmae-L8 if present, else a QMAE trained here on
+RUN is a trained 8x8 run folder (default: results/hardware/qmae-L8 if present, else a QMAE trained here on
 the exact path in a few seconds). Both paths run the same work -- the inverse-loader fidelity circuit
 (Estimator) and the reconstruction circuit (Sampler), transpiled once against the whole device at O1, one row of
 parameter values per image -- and report wall time and the mean |estimate - exact| of the fidelity:
