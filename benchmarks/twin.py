@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _run_folder(arg: Path | None, data_dir: Path) -> Path:
     if arg is not None:
         return arg
-    committed = REPO / "results" / "hardware" / "runs" / "qmae-L8"
+    committed = REPO / "results" / "hardware" / "qmae-L8"
     if committed.is_dir():
         return committed
     from qmae_qiskit.model.config import QMAEConfig
