@@ -93,14 +93,14 @@ def training_layout(cfg: QMAEConfig) -> Layout:
     n, t = cfg.n_qubits, cfg.trash_qubits
     f = t if cfg.trash_reset == "swap" else 0
     data = tuple(range(1 + f, 1 + f + n))
-    return Layout(0, tuple(range(1, 1 + f)), data, tuple(range(1 + f + n, 1 + f + 2 * n)), int(cfg.latent_qubits))
+    return Layout(0, tuple(range(1, 1 + f)), data, tuple(range(1 + f + n, 1 + f + 2 * n)), cfg.latent)
 
 
 def reconstruction_layout(cfg: QMAEConfig) -> Layout:
     """Layout of the reconstruction circuit (fresh, data): no ancilla, no reference."""
     n, t = cfg.n_qubits, cfg.trash_qubits
     f = t if cfg.trash_reset == "swap" else 0
-    return Layout(None, tuple(range(f)), tuple(range(f, f + n)), (), int(cfg.latent_qubits))
+    return Layout(None, tuple(range(f)), tuple(range(f, f + n)), (), cfg.latent)
 
 
 # ------------------------------------------------------------------------------------------------ the parts
@@ -133,7 +133,7 @@ def decoder(cfg: QMAEConfig, enc: QuantumCircuit | None = None) -> QuantumCircui
 
 def trash_reset(cfg: QMAEConfig) -> QuantumCircuit:
     """Trash qubits to |0>: SWAP with fresh qubits (qubits 0..t-1 here, data 0..n-1 after), or mid-circuit reset."""
-    n, t, k = cfg.n_qubits, cfg.trash_qubits, int(cfg.latent_qubits)
+    n, t, k = cfg.n_qubits, cfg.trash_qubits, cfg.latent
     if cfg.trash_reset == "swap":
         qc = QuantumCircuit(t + n, name="trash_reset")
         for i in range(t):

@@ -76,9 +76,21 @@ class QMAEConfig(BaseModel):
         return int(round(math.log2(self.image_size**2)))
 
     @property
+    def latent(self) -> int:
+        """k as an int (the validators fill ``latent_qubits``; None never survives validation)."""
+        assert self.latent_qubits is not None
+        return self.latent_qubits
+
+    @property
+    def patch(self) -> tuple[int, int]:
+        """(H_p, W_p) as ints (filled by the validators like ``latent``)."""
+        assert self.patch_height is not None and self.patch_width is not None
+        return self.patch_height, self.patch_width
+
+    @property
     def trash_qubits(self) -> int:
         """Trash qubits t = n - k."""
-        return self.n_qubits - int(self.latent_qubits)  # type: ignore[arg-type]
+        return self.n_qubits - self.latent
 
     @property
     def dim(self) -> int:
@@ -102,7 +114,7 @@ class QMAEConfig(BaseModel):
     @property
     def n_token(self) -> int:
         """Mask-token parameters H_p * W_p."""
-        return int(self.patch_height) * int(self.patch_width)  # type: ignore[operator]
+        return self.patch[0] * self.patch[1]
 
     @property
     def n_params_qmae(self) -> int:
