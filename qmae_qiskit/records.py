@@ -52,15 +52,21 @@ def git_commit() -> str | None:
     if not (here.parent / ".git").exists():
         return None
     try:
-        out = subprocess.run(["git", "-C", str(here.parent), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "-C", str(here.parent), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     commit = out.stdout.strip()
     if out.returncode != 0 or len(commit) != 40:
         return None
-    dirty = subprocess.run(["git", "-C", str(here.parent), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(here.parent), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+    ).stdout.strip()
     return commit + ("+dirty" if dirty else "")
 
 
@@ -130,8 +136,10 @@ def parse_record(cls: type[R], raw: Any, where: str) -> R:
         upgraded = cls.upgrade(raw, version if isinstance(version, int) else None)
         if upgraded is None:
             found = f"schema version {version!r}" if schema else "no schema field"
-            raise QMAEError(f"{where} has {found}; this version of qmae-qiskit reads {cls.WHAT} version "
-                            f"{cls.VERSION} (and the versions it upgrades); rewrite it with this version")
+            raise QMAEError(
+                f"{where} has {found}; this version of qmae-qiskit reads {cls.WHAT} version "
+                f"{cls.VERSION} (and the versions it upgrades); rewrite it with this version"
+            )
         raw = upgraded
     try:
         return cls.model_validate(raw)
@@ -149,9 +157,13 @@ def load_record(cls: type[R], path: str | os.PathLike[str], fix: str = "it was l
 
 def legacy_provenance(created_at: str | None, versions: dict[str, Any] | None = None) -> dict[str, Any]:
     """The provenance of a record written before provenance existed: what it stated, the rest unknown."""
-    return {"created_at": created_at or "unknown", "command": None, "git_commit": None,
-            "versions": {k: (None if v is None else str(v)) for k, v in (versions or {}).items()},
-            "python": (versions or {}).get("python") or "unknown"}
+    return {
+        "created_at": created_at or "unknown",
+        "command": None,
+        "git_commit": None,
+        "versions": {k: (None if v is None else str(v)) for k, v in (versions or {}).items()},
+        "python": (versions or {}).get("python") or "unknown",
+    }
 
 
 def dumps(record: Record) -> str:

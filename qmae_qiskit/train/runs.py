@@ -178,9 +178,14 @@ class RunRecord(Record):
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
         """Format 1 (``{"format": 1, "settings", "data_dir", "data_fingerprint", "created"}``) reads as version 2."""
         if raw.get("schema") is None and raw.get("format") == 1 and "settings" in raw:
-            return {"schema": cls.SCHEMA, "schema_version": cls.VERSION,
-                    "provenance": legacy_provenance(raw.get("created")), "settings": raw["settings"],
-                    "data_dir": raw.get("data_dir"), "data_fingerprint": raw.get("data_fingerprint")}
+            return {
+                "schema": cls.SCHEMA,
+                "schema_version": cls.VERSION,
+                "provenance": legacy_provenance(raw.get("created")),
+                "settings": raw["settings"],
+                "data_dir": raw.get("data_dir"),
+                "data_fingerprint": raw.get("data_fingerprint"),
+            }
         return None
 
 
@@ -198,8 +203,9 @@ def create_run_dir(
             f"run folder {run_dir} already exists; pass --resume to continue it, or choose another --name / --out"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = RunRecord(settings=settings, data_dir=None if data_dir is None else str(data_dir),
-                       data_fingerprint=data_fingerprint)
+    record = RunRecord(
+        settings=settings, data_dir=None if data_dir is None else str(data_dir), data_fingerprint=data_fingerprint
+    )
     save_record(record, run_dir / CONFIG_FILE)
     return run_dir
 

@@ -1,0 +1,290 @@
+"""The exact path's training kernel: U(theta) in a few large products, and the SWAP-test fidelity with a
+hand-written backward.
+
+Profiling the training step showed three costs beside the arithmetic: hundreds of tiny tensor operations per
+step (each a few microseconds of dispatch, twice with autograd), skinny products (a 4x4 gate times a 4 x 16384
+matrix runs at ~2 GFLOP/s), and a dense gradient for the masked images although only the mask token, shared by
+the whole batch, needs one. So:
+
+* :func:`block_matrices` builds all 4x4 blocks from closed-form U3 matrices (~30 operations for every block
+  together instead of ~120).
+* :func:`unitary` builds U level by level as ``W_m = (W_{m-1} (x) 1) A_m``: ``A_m``, the blocks that share the
+  level's lowest qubit, is a "star" of gates joined only through that qubit, contracted gate by gate through a
+  bond of dimension 2 (a few hundred thousand multiply-adds at the top level), then one large complex GEMM.
+* :class:`SwapFidelity` computes <Z> = sum_b |<chi_0|psi_b>|^2 for a batch from the interleaved real matrix of U
+  (one real GEMM for the masked images, one for the clean ones) and returns the gradient for U in two GEMMs;
+  for the masked images it returns either the dense gradient or, given the patch grid, only the mask token's
+  gradient, which needs one small product per patch position instead of a B x 2^n x 2^(n+1) GEMM.
+
+Everything here is checked against :mod:`qmae_qiskit.model.ansatz` (Qiskit's operator of the circuit) and against
+autograd through the plain implementation in the tests.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+
+BLOCK_PARAMS = 15
+_U3_ANGLES = ((0, 1, 2), (3, 4, 5), (9, 10, 11), (12, 13, 14))  # (phi0, theta, phi2) of U3 on a, b, a, b
+_CX_AB = (0, 3, 2, 1)  # CX(a -> b) on index 2 b + a, as a row permutation: row r of CX @ X is row _CX_AB[r] of X
+_CX_BA = (0, 1, 3, 2)  # CX(b -> a)
+
+
+def _complex_dtype(real: torch.dtype) -> torch.dtype:
+    return torch.complex128 if real == torch.float64 else torch.complex64
+
+
+def block_matrices(theta: torch.Tensor) -> torch.Tensor:
+    """The fused 4x4 unitaries of the blocks, theta (..., 15) -> (..., 4, 4), equal to
+    :func:`qmae_qiskit.model.ansatz.block_matrices` (index 2 * bit_b + bit_a); differentiable."""
+    cdt = _complex_dtype(theta.dtype)
+    idx = torch.tensor(_U3_ANGLES, device=theta.device)
+    ang = theta[..., idx]  # (..., 4 U3 gates, 3 angles)
+    phi0, th, phi2 = ang.unbind(-1)
+    c, s = torch.cos(th / 2), torch.sin(th / 2)
+    e_sum = torch.polar(torch.ones_like(phi0), -(phi0 + phi2) / 2)  # exp(-i (phi0 + phi2) / 2)
+    e_dif = torch.polar(torch.ones_like(phi0), (phi0 - phi2) / 2)  # exp(+i (phi0 - phi2) / 2)
+    # U3 = RZ(phi2) RY(theta) RZ(phi0) = [[c e_sum, -s e_dif], [s conj(e_dif), c conj(e_sum)]]
+    u3 = torch.stack([c * e_sum, -s * e_dif, s * e_dif.conj(), c * e_sum.conj()], -1).reshape(*ang.shape[:-1], 2, 2)
+    a, b = u3[..., 0::2, :, :], u3[..., 1::2, :, :]  # (..., 2, 2, 2): [first, last] on a and on b
+    outer = (b[..., :, None, :, None] * a[..., None, :, None, :]).reshape(*a.shape[:-2], 4, 4)  # b (x) a
+    first, last = outer[..., 0, :, :], outer[..., 1, :, :]
+    # the middle: CX(a,b) (1 (x) RY(p8)) CX(b,a) (RZ(p7) (x) RY(p6)) CX(a,b); the RY and RZ act on one bit each
+    c6, s6 = torch.cos(theta[..., 6] / 2), torch.sin(theta[..., 6] / 2)
+    c8, s8 = torch.cos(theta[..., 8] / 2), torch.sin(theta[..., 8] / 2)
+    e7 = torch.polar(torch.ones_like(theta[..., 7]), -theta[..., 7] / 2)
+    ry6 = torch.stack([c6, -s6, s6, c6], -1).reshape(*c6.shape, 2, 2).to(cdt)
+    mid = (torch.stack([e7, e7.conj()], -1)[..., :, None, None, None] * ry6[..., None, :, None, :]) * torch.eye(
+        2, dtype=cdt, device=theta.device
+    )[:, None, :, None]
+    mid = mid.reshape(*c6.shape, 4, 4)  # RZ(p7) on b (x) RY(p6) on a
+    ry8 = torch.stack([c8, -s8, s8, c8], -1).reshape(*c8.shape, 2, 2).to(cdt)
+    x = mid @ first[..., _CX_AB, :]  # (RZ (x) RY) CX(a,b) first
+    x = x[..., _CX_BA, :].reshape(*c8.shape, 2, 2, 4)  # CX(b,a); rows as (bit_b, bit_a)
+    x = (ry8[..., None, :, :, None] * x[..., :, None, :, :]).sum(-2).reshape(*c8.shape, 4, 4)  # RY(p8) on a
+    return last @ x[..., _CX_AB, :]
+
+
+def _level_gates(mats: torch.Tensor, n: int, q0: int) -> torch.Tensor:
+    """The blocks (q0, j), j = q0+1..n-1, as (m-1, 2, 2, 2, 2) tensors [c_j, o_j, i_j, c_{j-1}] for the star
+    (c: the value of qubit q0 between gates, o / i: output / input bit of qubit j)."""
+    start = sum(n - 1 - i for i in range(q0))
+    g = mats[start : start + n - 1 - q0].reshape(-1, 2, 2, 2, 2)  # [o_j, c_j, i_j, c_{j-1}] (index 2 b_j + b_q0)
+    return g.transpose(1, 2)
+
+
+def _star_step(G: torch.Tensor, T: torch.Tensor, layout: str) -> torch.Tensor:
+    """sum_c G[c', o, i, c] T[c, O, I] in the layout the next step wants: "chain" [c', (o, O), (i, I)]; for the
+    last gate "rows" [(o, O), (c', i, I)] (A regrouped for (W (x) 1) A) or "cols" [(i, I, c'), (o, O)] (A^T
+    regrouped for A^T (W^T (x) 1))."""
+    NO, NI = T.shape[1], T.shape[2]
+    G0, G1, T0, T1 = G[..., 0], G[..., 1], T[0], T[1]
+    if layout == "chain":
+        g0, g1 = G0[:, :, None, :, None], G1[:, :, None, :, None]
+        t0, t1 = T0[None, None, :, None, :], T1[None, None, :, None, :]
+        return torch.addcmul(g0 * t0, g1, t1).reshape(2, 2 * NO, 2 * NI)
+    if layout == "rows":
+        g0, g1 = G0.transpose(0, 1)[:, None, :, :, None], G1.transpose(0, 1)[:, None, :, :, None]
+        t0, t1 = T0[None, :, None, None, :], T1[None, :, None, None, :]
+        return torch.addcmul(g0 * t0, g1, t1).reshape(2 * NO, 4 * NI)
+    g0, g1 = G0.permute(2, 0, 1)[:, None, :, :, None], G1.permute(2, 0, 1)[:, None, :, :, None]
+    t0, t1 = T0.T[None, :, None, None, :], T1.T[None, :, None, None, :]
+    return torch.addcmul(g0 * t0, g1, t1).reshape(4 * NI, 2 * NO)
+
+
+# the layouts' axes, as [c', o, i, O, I] needs them for the backward's two products
+_BACK_PERM = {"chain": (0, 1, 3, 2, 4), "rows": (2, 0, 3, 1, 4), "cols": (2, 3, 0, 4, 1)}
+_BACK_SHAPE = {
+    "chain": lambda NO, NI: (2, 2, NO, 2, NI),
+    "rows": lambda NO, NI: (2, NO, 2, 2, NI),
+    "cols": lambda NO, NI: (2, NI, 2, 2, NO),
+}
+
+
+class _Star(torch.autograd.Function):
+    """A = G_{m-1} ... G_1 (G_j on local qubits (0, j), all sharing qubit 0), as the (2^(m-1), 2^(m+1)) matrix
+    [(o_{m-1} .. o_1), (o_0, i_{m-1} .. i_0)] that ``(W (x) 1) A`` multiplies (``layout="rows"``: the rows of A
+    regrouped), or as the (2^(m+1), 2^(m-1)) matrix [(i_{m-1} .. i_0, o_0), (o_{m-1} .. o_1)] that
+    ``A^T (W^T (x) 1)`` needs (``layout="cols"``).
+
+    Qubit 0 is the only bond between the gates, so the product is a chain contraction through a 2-dimensional
+    index, T_j[c_j, (o_j, O), (i_j, I)] = sum_c G_j[c_j, o_j, i_j, c] T_{j-1}[c, O, I]: two broadcast products
+    per gate, each T laid out as the next step (and the GEMM) wants it. The backward undoes the layout once per
+    gate and uses two products: dT = G^H dT', dG = dT' T^H (autograd's broadcast reductions were ~5x slower).
+    """
+
+    @staticmethod
+    def forward(ctx, gates, layout):  # type: ignore[override]
+        m = gates.shape[0] + 1
+        Ts = [gates[0].reshape(2, 2, 4)]  # [c_1, o_1, (i_1, i_0)]
+        for j in range(1, m - 2):
+            Ts.append(_star_step(gates[j], Ts[-1], "chain"))
+        A = _star_step(gates[m - 2], Ts[-1], layout)
+        ctx.save_for_backward(gates, *Ts)
+        ctx.layout = layout
+        return A
+
+    @staticmethod
+    def backward(ctx, gA):  # type: ignore[override]
+        gates, *Ts = ctx.saved_tensors
+        m = gates.shape[0] + 1
+        dG = torch.empty_like(gates)
+        g, layout = gA, ctx.layout
+        for j in range(m - 2, 0, -1):
+            T = Ts[j - 1]
+            NO, NI = T.shape[1], T.shape[2]
+            X = g.reshape(_BACK_SHAPE[layout](NO, NI)).permute(_BACK_PERM[layout]).reshape(8, NO * NI)
+            dG[j] = (X @ T.reshape(2, NO * NI).T.conj()).reshape(2, 2, 2, 2)
+            g = (gates[j].reshape(8, 2).T.conj() @ X).reshape(2, NO, NI)
+            layout = "chain"
+        dG[0] = g.reshape(2, 2, 2, 2)
+        return dG, None
+
+
+def _upper(theta: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the star gates of qubit 0, the unitary W of the blocks on qubits 1..n-1 (2^(n-1) x 2^(n-1)))."""
+    n_blocks = n * (n - 1) // 2
+    if theta.shape[-1] != BLOCK_PARAMS * n_blocks:
+        raise ValueError(f"theta must have {BLOCK_PARAMS * n_blocks} values for n={n}, got {theta.shape[-1]}")
+    if n < 3:
+        raise ValueError(f"the exact kernel needs at least 3 qubits, got n={n}")
+    mats = block_matrices(theta.reshape(n_blocks, BLOCK_PARAMS))
+    W = mats[-1]  # qubits n-2, n-1: one block
+    for q0 in range(n - 3, 0, -1):
+        m = n - q0
+        W = (W @ _Star.apply(_level_gates(mats, n, q0), "rows")).reshape(1 << m, 1 << m)  # (W (x) 1_{q0}) A
+    return _level_gates(mats, n, 0), W
+
+
+def unitary(theta: torch.Tensor, n: int) -> torch.Tensor:
+    """U(theta) (2^n x 2^n complex), equal to :func:`qmae_qiskit.model.ansatz.encoder_unitary`; differentiable.
+
+    The pair order applies every block (0, j) first, then the encoder of qubits 1..n-1, so U = (W (x) 1_{q0}) A
+    with A the star of blocks on qubit 0 and W the same construction one qubit up.
+    """
+    if n <= 2:
+        n_blocks = n * (n - 1) // 2
+        if theta.shape[-1] != BLOCK_PARAMS * n_blocks:
+            raise ValueError(f"theta must have {BLOCK_PARAMS * n_blocks} values for n={n}, got {theta.shape[-1]}")
+        if n == 1:
+            return torch.eye(2, dtype=_complex_dtype(theta.dtype), device=theta.device)
+        return block_matrices(theta.reshape(BLOCK_PARAMS))
+    gates, W = _upper(theta, n)
+    return (W @ _Star.apply(gates, "rows")).reshape(1 << n, 1 << n)
+
+
+def rotated_transpose(theta: torch.Tensor, n: int) -> torch.Tensor:
+    """U^T with U's output bits rotated (qubit 0 most significant): R[i, (b_0, b_{n-1}, ..., b_1)] = U[b, i].
+
+    The training kernel's form of U: as a real (2^n, 2^(n+1)) view it is the matrix that maps images to
+    interleaved (re, im) amplitudes, and the top level's GEMM A^T (W^T (x) 1) writes it directly (U itself would
+    need a 1 MB interleaving copy forward and backward). :func:`rotate_transpose` converts a built U.
+    """
+    gates, W = _upper(theta, n)
+    return (_Star.apply(gates, "cols") @ W.T).reshape(1 << n, 1 << n)
+
+
+def rotate_transpose(U: torch.Tensor) -> torch.Tensor:
+    """:func:`rotated_transpose`'s layout from U (2^n x 2^n) itself (a copy)."""
+    D = U.shape[0]
+    return U.reshape(D // 2, 2, D).permute(2, 1, 0).reshape(D, D)
+
+
+def _normalized(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    if bool((norm == 0).any()):
+        raise ValueError("an image is all zero and cannot be amplitude-embedded; drop it or add a mask token")
+    return x / norm, norm
+
+
+class SwapFidelity(torch.autograd.Function):
+    """<Z> per image pair from R = :func:`rotated_transpose` (complex, 2^n x 2^n), raw masked images and raw clean
+    images, with ``T`` = 2^t trash values.
+
+    In R's column order (b_0, trash bits, the other latent bits) U x is the row x @ R: psi[q0, b, r], and the
+    trash = 0 rows of U y are two blocks of R's columns: chi[q0, r]. <Z> = sum_b |sum_{q0, r} chi* psi_b|^2.
+
+    ``patches`` (optional) = (membership (B, P): 1 if patch p of image b is masked, masked (B, D): 1 at masked
+    pixels, pixel_patch (D,) long: the patch of each pixel, pixel_slot (D,) long: the token entry at each pixel,
+    n_token): then ``xm`` is ``where(masked, token[pixel_slot], image)`` and the function returns the token's
+    gradient (in the slot of ``token``) instead of a dense gradient for the masked images.
+    """
+
+    @staticmethod
+    def forward(ctx, R, xm, xc, T: int, token=None, patches=None):  # type: ignore[override]
+        B, D = xm.shape
+        H = D // (2 * T)  # latent values per value of qubit 0
+        Rr = torch.view_as_real(R).reshape(D, 2 * D)
+        xh, nm = _normalized(xm)
+        yh, nc = _normalized(xc)
+        P = xh @ Rr  # (B, 2D): U x, interleaved (re, im), columns (q0, trash, rest)
+        C = torch.matmul(yh, Rr.view(D, 2, D)[:, :, : 2 * H].transpose(0, 1))  # (2 [q0], B, 2H)
+        psi = torch.view_as_complex(P.view(B, D, 2)).view(B, 2, T, H)
+        chi = torch.view_as_complex(C.view(2, B, H, 2)).permute(1, 0, 2)  # (B, 2, H)
+        o = (psi * chi.conj()[:, :, None, :]).sum((1, 3))  # (B, T): <chi_0 | psi_b>
+        fid = o.real.square().sum(-1) + o.imag.square().sum(-1)
+        ctx.save_for_backward(R, xh, yh, nm, nc, P, C, o, fid, token)
+        ctx.T, ctx.patches = T, patches
+        return fid
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        R, xh, yh, nm, nc, P, C, o, fid, token = ctx.saved_tensors
+        T, patches = ctx.T, ctx.patches
+        B, D = xh.shape
+        H = D // (2 * T)
+        Rr = torch.view_as_real(R).reshape(D, 2 * D)
+        psi = torch.view_as_complex(P.view(B, D, 2)).view(B, 2, T, H)
+        chi = torch.view_as_complex(C.view(2, B, H, 2)).permute(1, 0, 2)
+        go = (2 * g)[:, None] * o  # dF/d(re, im) of psi_b and chi_0 below, as complex numbers
+        dP = torch.view_as_real(go[:, None, :, None] * chi[:, :, None, :]).reshape(B, 2 * D)
+        dchi = (go.conj()[:, None, :, None] * psi).sum(2)  # (B, 2, H)
+        dC = torch.view_as_real(dchi.transpose(0, 1).contiguous()).reshape(2, B, 2 * H)
+        need_r, need_xm, need_xc = ctx.needs_input_grad[:3]
+        need_token = patches is not None and ctx.needs_input_grad[4]
+        dR = dxm = dxc = dtok = None
+        if need_r:
+            dRr = xh.T @ dP  # (D, 2D)
+            dRr.view(D, 2, D)[:, :, : 2 * H] += torch.matmul(yh.T, dC).transpose(0, 1)
+            dR = torch.view_as_complex(dRr.view(D, D, 2))
+        # dL/dxh . xh (the normalisation's share) without the dense dL/dxh: F is homogeneous of degree 2 in xh (and
+        # in yh), so dP . P = dC . C = 2 g F
+        s = (2 * g * fid)[:, None]
+        if need_xm:
+            dxm = (dP @ Rr.T - s * xh) / nm
+        if need_token:
+            dtok = _token_gradient(Rr, dP, xh, nm, s, patches, token)
+        if need_xc:
+            Rc = Rr.view(D, 2, D)[:, :, : 2 * H].transpose(0, 1)  # (2, D, 2H)
+            dxc = (torch.matmul(dC, Rc.transpose(1, 2)).sum(0) - s * yh) / nc
+        return dR, dxm, dxc, None, dtok, None
+
+
+def _token_gradient(Rr, dP, xh, nm, s, patches, token) -> torch.Tensor:
+    """d loss / d token = sum over images and masked pixels of dL/dxm, without forming dL/dxm for every pixel.
+
+    dL/dxm[b, q] = (dP[b] . Rr[q] - s_b xh[b, q]) / nm_b. Summed over the images whose patch p(q) is masked, the
+    first term is (M^T (dP / nm))[p(q)] . Rr[q]: one (P x B) @ (B x 2D) product and one (P x 2D) @ (2D x D).
+    """
+    member, masked, pixel_patch, pixel_slot, n_token = patches
+    v = (member / nm).T @ dP  # (P, 2D)
+    z = (v @ Rr.T).gather(0, pixel_patch[None, :])[0]  # (D,): first term at each pixel, for its own patch
+    z = z - ((s / nm) * masked * xh).sum(0)
+    return torch.zeros(n_token, dtype=z.dtype, device=z.device).index_add_(0, pixel_slot, z).to(token.dtype)
+
+
+@cache
+def patch_layout(
+    image_size: int, patch_height: int, patch_width: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(patch of each pixel, token entry of each pixel, one-hot (P, D) float64 of the patch of each pixel) for a
+    row-major grid of patches, pixels row-major."""
+    L = image_size
+    r = torch.arange(L)[:, None].expand(L, L)
+    c = torch.arange(L)[None, :].expand(L, L)
+    patch = ((r // patch_height) * (L // patch_width) + c // patch_width).reshape(-1)
+    slot = ((r % patch_height) * patch_width + c % patch_width).reshape(-1)
+    one_hot = torch.nn.functional.one_hot(patch, (L // patch_height) * (L // patch_width)).T.to(torch.float64)
+    return patch.clone(), slot.clone(), one_hot.contiguous()
