@@ -20,10 +20,12 @@ from functools import cache
 
 import torch
 
-from qmae_qiskit.model.ansatz import BLOCK_PARAMS, encoder_unitary, pair_order
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.simulate import kernel
-from qmae_qiskit.simulate.kernel import block_matrices
+from qmae_qiskit.simulate.kernel import BLOCK_PARAMS, block_matrices
+
+# model.ansatz (the circuit side, which imports Qiskit) is imported where it is needed: training on the exact
+# path never needs Qiskit, and importing it costs about a second of start-up.
 
 
 @cache
@@ -32,7 +34,7 @@ def _fusion_plan(n: int) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
 
     Returns (block indices, qubits most significant first) per fused gate.
     """
-    pairs = pair_order(n)
+    pairs = kernel.pairs(n)
     plan, m = [], 0
     while m < len(pairs):
         a, b = pairs[m]
@@ -192,6 +194,8 @@ def fidelity_reference(
 ) -> torch.Tensor:
     """The first implementation (complex einsum on U from :func:`qmae_qiskit.model.ansatz.encoder_unitary`), kept as
     an independent cross-check of :func:`fidelity`."""
+    from qmae_qiskit.model.ansatz import encoder_unitary
+
     U = encoder_unitary(theta, cfg.n_qubits)
     k, t = int(cfg.latent_qubits), cfg.trash_qubits
     both = encode(theta, torch.cat([x_masked, x_clean], 0), cfg, U)

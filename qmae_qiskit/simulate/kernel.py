@@ -32,6 +32,12 @@ _CX_AB = (0, 3, 2, 1)  # CX(a -> b) on index 2 b + a, as a row permutation: row 
 _CX_BA = (0, 1, 3, 2)  # CX(b -> a)
 
 
+def pairs(n: int) -> list[tuple[int, int]]:
+    """The blocks' qubit pairs in the encoder's order, (0, 1), (0, 2), ..., (n-2, n-1) (as
+    :func:`qmae_qiskit.model.ansatz.pair_order`, without importing the circuit side)."""
+    return [(i, j) for i in range(n) for j in range(i + 1, n)]
+
+
 def _complex_dtype(real: torch.dtype) -> torch.dtype:
     return torch.complex128 if real == torch.float64 else torch.complex64
 
