@@ -127,6 +127,7 @@ def aer_step(cfg, repeats: int = 2, seed: int = 0) -> tuple[float, str]:
     import torch
 
     from qmae_qiskit.model.masking import sample_mask_indices
+    from qmae_qiskit.train.adam import Adam
     from qmae_qiskit.train.models import build_model, init_theta, init_token
     from qmae_qiskit.train.qnn import AerFidelity
 
@@ -135,7 +136,7 @@ def aer_step(cfg, repeats: int = 2, seed: int = 0) -> tuple[float, str]:
     images = torch.rand(1, cfg.image_size, cfg.image_size, generator=g, dtype=torch.float64)
     patch = sample_mask_indices(cfg, 0.25, [0], seed)
     model = build_model("qmae", cfg, init_theta(cfg, "uniform", seed), init_token(cfg, "uniform", seed), backend)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = Adam(model.parameters(), lr=1e-3)  # the training loop's optimizer
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)

@@ -30,6 +30,7 @@ from qmae_qiskit.model.ansatz import pair_order
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import sample_mask_indices
 from qmae_qiskit.simulate.exact import fidelity, normalize
+from qmae_qiskit.train.adam import Adam
 from qmae_qiskit.train.models import ExactFidelity, build_model, init_theta, init_token
 
 
@@ -96,7 +97,7 @@ def _setup(cfg: QMAEConfig, batch: int, backend, seed: int = 0):
     patch_idx = sample_mask_indices(cfg, 0.25, list(range(batch)), seed)
     theta = init_theta(cfg, "uniform", seed)
     model = build_model("qmae", cfg, theta, init_token(cfg, "uniform", seed), backend=backend)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = Adam(model.parameters(), lr=1e-3)  # the training loop's optimizer
     return model, opt, images, patch_idx
 
 

@@ -27,6 +27,7 @@ import torch
 from qmae_qiskit.data import ImageSet, load_mnist
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.model.masking import sample_mask_indices
+from qmae_qiskit.train.adam import Adam
 from qmae_qiskit.train.models import MaskedAutoencoder, build_model, init_theta, init_token
 from qmae_qiskit.train.runs import (
     CHECKPOINT_FILE,
@@ -132,8 +133,9 @@ def make_backend(settings: RunSettings):
     )
 
 
-def make_optimizer(model: MaskedAutoencoder, settings: RunSettings) -> torch.optim.Adam:
-    return torch.optim.Adam(model.parameters(), lr=settings.lr, betas=tuple(settings.betas))
+def make_optimizer(model: MaskedAutoencoder, settings: RunSettings) -> Adam:
+    """Adam (:class:`qmae_qiskit.train.adam.Adam`: torch's update, without torch.optim's start-up cost)."""
+    return Adam(model.parameters(), lr=settings.lr, betas=tuple(settings.betas))
 
 
 @torch.no_grad()
@@ -159,7 +161,7 @@ def validation_masks(val: ImageSet, settings: RunSettings) -> torch.Tensor:
     return sample_mask_indices(settings.config, settings.mask_ratio, val.indices, settings.seed, epoch=VAL_MASK_EPOCH)
 
 
-def _checkpoint(model: MaskedAutoencoder, opt: torch.optim.Optimizer, step: int, finished: bool) -> Checkpoint:
+def _checkpoint(model: MaskedAutoencoder, opt: Adam, step: int, finished: bool) -> Checkpoint:
     token = model.token.detach() if model.token is not None else None
     return Checkpoint(step=step, theta=model.theta.detach(), token=token, optimizer=opt.state_dict(), finished=finished)
 
