@@ -76,8 +76,7 @@ def block_matrices(theta: torch.Tensor) -> torch.Tensor:
 def _level_gates(mats: torch.Tensor, n: int, q0: int) -> torch.Tensor:
     """The blocks (q0, j), j = q0+1..n-1, as (m-1, 2, 2, 2, 2) tensors [c_j, o_j, i_j, c_{j-1}] for the star
     (c: the value of qubit q0 between gates, o / i: output / input bit of qubit j)."""
-    start = sum(n - 1 - i for i in range(q0))
-    g = mats[start : start + n - 1 - q0].reshape(-1, 2, 2, 2, 2)  # [o_j, c_j, i_j, c_{j-1}] (index 2 b_j + b_q0)
+    g = mats[_level_slice(n, q0)].reshape(-1, 2, 2, 2, 2)  # [o_j, c_j, i_j, c_{j-1}] (index 2 b_j + b_q0)
     return g.transpose(1, 2)
 
 
@@ -109,6 +108,31 @@ _BACK_SHAPE = {
 }
 
 
+def _star_forward(gates: torch.Tensor, layout: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(A in ``layout``, the chain's intermediate tensors for :func:`_star_backward`); see :class:`_Star`."""
+    m = gates.shape[0] + 1
+    Ts = [gates[0].reshape(2, 2, 4)]  # [c_1, o_1, (i_1, i_0)]
+    for j in range(1, m - 2):
+        Ts.append(_star_step(gates[j], Ts[-1], "chain"))
+    return _star_step(gates[m - 2], Ts[-1], layout), Ts
+
+
+def _star_backward(gates: torch.Tensor, Ts: list[torch.Tensor], gA: torch.Tensor, layout: str) -> torch.Tensor:
+    """d loss / d gates from d loss / d A: per gate, the layout undone once, then dT = G^H dT', dG = dT' T^H."""
+    m = gates.shape[0] + 1
+    dG = torch.empty(gates.shape, dtype=gates.dtype, device=gates.device)
+    g = gA
+    for j in range(m - 2, 0, -1):
+        T = Ts[j - 1]
+        NO, NI = T.shape[1], T.shape[2]
+        X = g.reshape(_BACK_SHAPE[layout](NO, NI)).permute(_BACK_PERM[layout]).reshape(8, NO * NI)
+        dG[j] = (X @ T.reshape(2, NO * NI).T.conj()).reshape(2, 2, 2, 2)
+        g = (gates[j].reshape(8, 2).T.conj() @ X).reshape(2, NO, NI)
+        layout = "chain"
+    dG[0] = g.reshape(2, 2, 2, 2)
+    return dG
+
+
 class _Star(torch.autograd.Function):
     """A = G_{m-1} ... G_1 (G_j on local qubits (0, j), all sharing qubit 0), as the (2^(m-1), 2^(m+1)) matrix
     [(o_{m-1} .. o_1), (o_0, i_{m-1} .. i_0)] that ``(W (x) 1) A`` multiplies (``layout="rows"``: the rows of A
@@ -123,11 +147,7 @@ class _Star(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, gates, layout):  # type: ignore[override]
-        m = gates.shape[0] + 1
-        Ts = [gates[0].reshape(2, 2, 4)]  # [c_1, o_1, (i_1, i_0)]
-        for j in range(1, m - 2):
-            Ts.append(_star_step(gates[j], Ts[-1], "chain"))
-        A = _star_step(gates[m - 2], Ts[-1], layout)
+        A, Ts = _star_forward(gates, layout)
         ctx.save_for_backward(gates, *Ts)
         ctx.layout = layout
         return A
@@ -135,18 +155,46 @@ class _Star(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gA):  # type: ignore[override]
         gates, *Ts = ctx.saved_tensors
-        m = gates.shape[0] + 1
-        dG = torch.empty_like(gates)
-        g, layout = gA, ctx.layout
-        for j in range(m - 2, 0, -1):
-            T = Ts[j - 1]
-            NO, NI = T.shape[1], T.shape[2]
-            X = g.reshape(_BACK_SHAPE[layout](NO, NI)).permute(_BACK_PERM[layout]).reshape(8, NO * NI)
-            dG[j] = (X @ T.reshape(2, NO * NI).T.conj()).reshape(2, 2, 2, 2)
-            g = (gates[j].reshape(8, 2).T.conj() @ X).reshape(2, NO, NI)
-            layout = "chain"
-        dG[0] = g.reshape(2, 2, 2, 2)
-        return dG, None
+        return _star_backward(gates, Ts, gA, ctx.layout), None
+
+
+def _level_slice(n: int, q0: int) -> slice:
+    """The blocks (q0, j), j > q0, in the pair order."""
+    start = sum(n - 1 - i for i in range(q0))
+    return slice(start, start + n - 1 - q0)
+
+
+class _Upper(torch.autograd.Function):
+    """W, the unitary of the blocks on qubits 1..n-1, from all blocks ``mats`` (n(n-1)/2, 4, 4): the levels
+    W_m = (W_{m-1} (x) 1) A_m as one autograd node with the backward written out (dA_m = W_{m-1}^H dW_m,
+    dW_{m-1} = dW_m A_m^H, then the star's backward), instead of a dozen small nodes per level."""
+
+    @staticmethod
+    def forward(ctx, mats, n: int):  # type: ignore[override]
+        W = mats[-1]  # qubits n-2, n-1: one block
+        saved = []
+        for q0 in range(n - 3, 0, -1):
+            m = n - q0
+            gates = mats[_level_slice(n, q0)].reshape(-1, 2, 2, 2, 2).transpose(1, 2)
+            A, Ts = _star_forward(gates, "rows")
+            saved.append((q0, gates, Ts, W, A))
+            W = (W @ A).reshape(1 << m, 1 << m)
+        ctx.saved = saved
+        ctx.n, ctx.shape = n, mats.shape
+        return W
+
+    @staticmethod
+    def backward(ctx, gW):  # type: ignore[override]
+        dmats = torch.zeros(ctx.shape, dtype=gW.dtype, device=gW.device)
+        for q0, gates, Ts, W, A in reversed(ctx.saved):
+            g = gW.reshape(A.shape[0], A.shape[1])
+            dA = W.T.conj() @ g
+            gW = g @ A.T.conj()
+            dG = _star_backward(gates, Ts, dA, "rows")
+            dmats[_level_slice(ctx.n, q0)] = dG.transpose(1, 2).reshape(-1, 4, 4)
+        dmats[-1] += gW
+        ctx.saved = None
+        return dmats, None
 
 
 def _upper(theta: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,11 +205,7 @@ def _upper(theta: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     if n < 3:
         raise ValueError(f"the exact kernel needs at least 3 qubits, got n={n}")
     mats = block_matrices(theta.reshape(n_blocks, BLOCK_PARAMS))
-    W = mats[-1]  # qubits n-2, n-1: one block
-    for q0 in range(n - 3, 0, -1):
-        m = n - q0
-        W = (W @ _Star.apply(_level_gates(mats, n, q0), "rows")).reshape(1 << m, 1 << m)  # (W (x) 1_{q0}) A
-    return _level_gates(mats, n, 0), W
+    return _level_gates(mats, n, 0), _Upper.apply(mats, n)
 
 
 def unitary(theta: torch.Tensor, n: int) -> torch.Tensor:
