@@ -45,7 +45,8 @@ def run_cli(args: list[str], checkout: Path, env_extra: dict | None = None) -> d
     env = {**os.environ, "PYTHONPATH": str(checkout), **(env_extra or {})}
     cmd = [sys.executable, "-c", "from qmae_qiskit.cli import main; main()", "train", *args]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    # cwd: a neutral folder, or ``python -c`` would import the package from the current directory first
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tempfile.gettempdir())
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"train failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-checkout", type=Path, default=None, help="also run this checkout's CLI (e.g. ../main)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    args.data_dir = args.data_dir.resolve()
     out = Path(tempfile.mkdtemp(prefix="qmae-train-cli-"))
     result: dict = {"batch": args.batch, "epochs": args.epochs, "train_samples": args.train_samples}
     try:
