@@ -88,6 +88,8 @@ def naive_fidelity(theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.T
 
 
 class NaiveFidelity(ExactFidelity):
+    masked = None  # no fused masked-input path: the model hands this backend the masked images
+
     def __call__(self, theta, x_masked, x_clean):
         return naive_fidelity(theta, x_masked, x_clean, self.cfg)
 

@@ -21,7 +21,7 @@ def test_keyed_choice_equals_numpy_generators(population, size):
     assert got.shape == (400, size) and np.array_equal(got, want)
 
 
-@pytest.mark.parametrize("prefix", [(2**40 + 5, 3), (0, 2**33), (5,), (1, 2, 3)])
+@pytest.mark.parametrize("prefix", [(2**40 + 5, 3), (0, 2**33), (5,), (1, 2, 3), (2**40 + 5, 2**33 + 1, 7)])
 def test_multi_word_and_other_prefixes(prefix):
     keys = np.array([0, 1, 77, 2**32 - 1, 2**32, 2**40 + 9])  # keys over 32 bits take numpy's own path
     got = ks.keyed_choice(prefix, keys, 16, 5)

@@ -15,6 +15,7 @@ draw, or a population over numpy's 10,000 cutoff) are recomputed with numpy itse
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 
@@ -47,41 +48,60 @@ def _words(value: int) -> list[int]:
     return out
 
 
-def _pool(entropy: list) -> list:
-    """SeedSequence.mix_entropy over words that are Python ints (shared by all keys) or uint64 arrays."""
-    const = _INIT_A
+@cache
+def _hash_constants(count: int, init: int, mult: int) -> np.ndarray:
+    """SeedSequence's hash constants: call k xors with c_k and multiplies by c_{k+1}, c_{k+1} = c_k * mult."""
+    c = [init]
+    for _ in range(count):
+        c.append((c[-1] * mult) & M32)
+    return np.array(c, dtype=U64)
 
-    def hashmix(value):
-        nonlocal const
-        value = value ^ const
-        const = (const * _MULT_A) & M32
-        value = (value * const) & M32
-        return value ^ (value >> 16)
 
-    def mix(x, y):
-        r = (_MIX_L * x - _MIX_R * y) & M32
-        return r ^ (r >> 16)
+@cache
+def _call_constants(first: int, count: int, init: int = _INIT_A, mult: int = _MULT_A) -> tuple[np.ndarray, np.ndarray]:
+    """(xor, multiplier) columns (count, 1) of hash calls first .. first + count - 1."""
+    c = _hash_constants(first + count + 1, init, mult)
+    return c[first : first + count, None].copy(), c[first + 1 : first + count + 1, None].copy()
 
-    pool = [hashmix(entropy[i] if i < len(entropy) else 0) for i in range(_POOL)]
+
+def _hashmix(values: np.ndarray, consts: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """SeedSequence's hashmix of a stack of values (rows) with each row's own call constants."""
+    v = ((values ^ consts[0]) * consts[1]) & U64(M32)
+    return v ^ (v >> U64(16))
+
+
+def _mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    r = (U64(_MIX_L) * x - U64(_MIX_R) * y) & U64(M32)
+    return r ^ (r >> U64(16))
+
+
+_OTHERS = [[d for d in range(_POOL) if d != src] for src in range(_POOL)]
+
+
+def _pool(entropy: list, n: int) -> np.ndarray:
+    """SeedSequence.mix_entropy for ``n`` keys at once: the (4, n) pool; an entropy word is a Python int (shared
+    by all keys) or a uint64 array of 32-bit values. Hash calls run in numpy's order; the three updates that read
+    the same source word are independent, so they run as one stacked operation."""
+    words = np.zeros((_POOL, n), dtype=U64)
+    for i, w in enumerate(entropy[:_POOL]):
+        words[i] = w
+    pool = _hashmix(words, _call_constants(0, _POOL))
+    call = _POOL
     for src in range(_POOL):
-        for dst in range(_POOL):
-            if src != dst:
-                pool[dst] = mix(pool[dst], hashmix(pool[src]))
+        dst = _OTHERS[src]
+        pool[dst] = _mix(pool[dst], _hashmix(pool[src][None, :], _call_constants(call, len(dst))))
+        call += len(dst)
     for src in range(_POOL, len(entropy)):
-        for dst in range(_POOL):
-            pool[dst] = mix(pool[dst], hashmix(entropy[src]))
+        word = np.asarray(entropy[src], dtype=U64).reshape(1, -1)
+        pool = _mix(pool, _hashmix(word, _call_constants(call, _POOL)))
+        call += _POOL
     return pool
 
 
-def _generate_state(pool: list) -> list:
-    """SeedSequence.generate_state(4, np.uint64) as four 64-bit values."""
-    const, out = _INIT_B, []
-    for i in range(2 * _POOL):
-        value = pool[i % _POOL] ^ const
-        const = (const * _MULT_B) & M32
-        value = (value * const) & M32
-        out.append(value ^ (value >> 16))
-    return [out[2 * k] | (out[2 * k + 1] << 32) for k in range(_POOL)]
+def _generate_state(pool: np.ndarray) -> list:
+    """SeedSequence.generate_state(4, np.uint64) as four uint64 arrays."""
+    out = _hashmix(pool[[i % _POOL for i in range(2 * _POOL)]], _call_constants(0, 2 * _POOL, _INIT_B, _MULT_B))
+    return [out[2 * k] | (out[2 * k + 1] << U64(32)) for k in range(_POOL)]
 
 
 def _mul_hi(a: np.ndarray, b: int) -> np.ndarray:
@@ -124,8 +144,7 @@ class _PCG64:
 
 def _floyd(entropy: list, n: int, population: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Floyd's algorithm as numpy's Generator.choice runs it for ``n`` keys; also the rows that hit a rejection."""
-    seed = [np.broadcast_to(np.asarray(v, dtype=U64), (n,)).copy() for v in _generate_state(_pool(entropy))]
-    gen = _PCG64(seed)
+    gen = _PCG64(_generate_state(_pool(entropy, n)))
     out = np.empty((n, size), dtype=np.int64)
     rejected = np.zeros(n, dtype=bool)
     raw = None
