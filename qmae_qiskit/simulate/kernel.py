@@ -27,7 +27,6 @@ from functools import cache
 import torch
 
 BLOCK_PARAMS = 15
-_U3_ANGLES = ((0, 1, 2), (3, 4, 5), (9, 10, 11), (12, 13, 14))  # (phi0, theta, phi2) of U3 on a, b, a, b
 _CX_AB = (0, 3, 2, 1)  # CX(a -> b) on index 2 b + a, as a row permutation: row r of CX @ X is row _CX_AB[r] of X
 _CX_BA = (0, 1, 3, 2)  # CX(b -> a)
 
@@ -42,35 +41,81 @@ def _complex_dtype(real: torch.dtype) -> torch.dtype:
     return torch.complex128 if real == torch.float64 else torch.complex64
 
 
+# The block as 18 factors in time order: (parameter, qubit, axis) for a rotation exp(-i p P / 2), or a CX.
+_FACTORS: tuple[tuple[int, str, str] | str, ...] = (
+    (0, "a", "z"), (1, "a", "y"), (2, "a", "z"), (3, "b", "z"), (4, "b", "y"), (5, "b", "z"), "cx_ab",
+    (6, "a", "y"), (7, "b", "z"), "cx_ba", (8, "a", "y"), "cx_ab",
+    (9, "a", "z"), (10, "a", "y"), (11, "a", "z"), (12, "b", "z"), (13, "b", "y"), (14, "b", "z"),
+)  # fmt: skip
+
+
+@cache
+def _factor_templates(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Constant (18, 4, 4) coefficient matrices: factor k = C0 + c_k Cc + s_k Cs + e_k Ce + conj(e_k) Cec, with
+    c, s = cos, sin(p / 2) and e = exp(-i p / 2); and the generators P (15, 4, 4), index 2 * bit_b + bit_a."""
+    eye2 = torch.eye(2, dtype=torch.complex128)
+    z = torch.tensor([[1, 0], [0, -1]], dtype=torch.complex128)
+    y = torch.tensor([[0, -1j], [1j, 0]], dtype=torch.complex128)
+    on = {"a": lambda m: torch.kron(eye2, m), "b": lambda m: torch.kron(m, eye2)}
+    C0, Cc, Cs, Ce, Cec = (torch.zeros(len(_FACTORS), 4, 4, dtype=torch.complex128) for _ in range(5))
+    gens = torch.zeros(BLOCK_PARAMS, 4, 4, dtype=torch.complex128)
+    for k, f in enumerate(_FACTORS):
+        if isinstance(f, str):
+            C0[k] = torch.eye(4, dtype=torch.complex128)[list(_CX_AB if f == "cx_ab" else _CX_BA)]
+            continue
+        p, q, axis = f
+        if axis == "z":  # diag(e, conj e)
+            Ce[k] = on[q](torch.tensor([[1, 0], [0, 0]], dtype=torch.complex128))
+            Cec[k] = on[q](torch.tensor([[0, 0], [0, 1]], dtype=torch.complex128))
+            gens[p] = on[q](z)
+        else:  # [[c, -s], [s, c]]
+            Cc[k] = on[q](eye2)
+            Cs[k] = on[q](torch.tensor([[0, -1], [1, 0]], dtype=torch.complex128))
+            gens[p] = on[q](y)
+    return tuple(t.to(dtype=dtype, device=device) for t in (C0, Cc, Cs, Ce, Cec, gens))
+
+
+_PARAM_OF_FACTOR = [f[0] if isinstance(f, tuple) else -1 for f in _FACTORS]
+_PARAM_FACTORS = [k for k, p in enumerate(_PARAM_OF_FACTOR) if p >= 0]  # factor of parameter p: _PARAM_FACTORS[p]
+
+
+class _BlockMatrices(torch.autograd.Function):
+    """theta (N, 15) -> the N fused blocks (N, 4, 4), with the derivative in closed form.
+
+    G = F_18 ... F_1 with F_k = exp(-i p_k P_k / 2) or a CX. d loss / d p_k = (1/2) Im tr(K_k Gamma^H G) with
+    Gamma = d loss / d G and K_k = Q_k^H P_k Q_k, Q_k = F_k ... F_1: the K_k are computed with the forward
+    product, so the backward is two small products instead of autograd through ~35 operations.
+    """
+
+    @staticmethod
+    def forward(ctx, theta):  # type: ignore[override]
+        cdt = _complex_dtype(theta.dtype)
+        C0, Cc, Cs, Ce, Cec, gens = _factor_templates(cdt, theta.device)
+        idx = torch.tensor([max(p, 0) for p in _PARAM_OF_FACTOR], device=theta.device)
+        half = theta[:, idx] / 2  # (N, 18); CX factors read p0 and have zero coefficients
+        c, s = torch.cos(half).to(cdt)[..., None, None], torch.sin(half).to(cdt)[..., None, None]
+        e = torch.polar(torch.ones_like(half), -half)[..., None, None]
+        F = C0 + c * Cc + s * Cs + e * Ce + e.conj() * Cec  # (N, 18, 4, 4)
+        prefix = [F[:, 0]]
+        for k in range(1, len(_FACTORS)):
+            prefix.append(F[:, k] @ prefix[-1])
+        Q = torch.stack([prefix[k] for k in _PARAM_FACTORS], 1)  # (N, 15, 4, 4): Q_k of each parameter
+        ctx.save_for_backward(Q.mH @ gens @ Q, prefix[-1])
+        return prefix[-1]
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        K, G = ctx.saved_tensors
+        M = grad.mH @ G  # Gamma^H G
+        dtheta = 0.5 * torch.einsum("npij,nji->np", K, M).imag
+        return dtheta
+
+
 def block_matrices(theta: torch.Tensor) -> torch.Tensor:
     """The fused 4x4 unitaries of the blocks, theta (..., 15) -> (..., 4, 4), equal to
     :func:`qmae_qiskit.model.ansatz.block_matrices` (index 2 * bit_b + bit_a); differentiable."""
-    cdt = _complex_dtype(theta.dtype)
-    idx = torch.tensor(_U3_ANGLES, device=theta.device)
-    ang = theta[..., idx]  # (..., 4 U3 gates, 3 angles)
-    phi0, th, phi2 = ang.unbind(-1)
-    c, s = torch.cos(th / 2), torch.sin(th / 2)
-    e_sum = torch.polar(torch.ones_like(phi0), -(phi0 + phi2) / 2)  # exp(-i (phi0 + phi2) / 2)
-    e_dif = torch.polar(torch.ones_like(phi0), (phi0 - phi2) / 2)  # exp(+i (phi0 - phi2) / 2)
-    # U3 = RZ(phi2) RY(theta) RZ(phi0) = [[c e_sum, -s e_dif], [s conj(e_dif), c conj(e_sum)]]
-    u3 = torch.stack([c * e_sum, -s * e_dif, s * e_dif.conj(), c * e_sum.conj()], -1).reshape(*ang.shape[:-1], 2, 2)
-    a, b = u3[..., 0::2, :, :], u3[..., 1::2, :, :]  # (..., 2, 2, 2): [first, last] on a and on b
-    outer = (b[..., :, None, :, None] * a[..., None, :, None, :]).reshape(*a.shape[:-2], 4, 4)  # b (x) a
-    first, last = outer[..., 0, :, :], outer[..., 1, :, :]
-    # the middle: CX(a,b) (1 (x) RY(p8)) CX(b,a) (RZ(p7) (x) RY(p6)) CX(a,b); the RY and RZ act on one bit each
-    c6, s6 = torch.cos(theta[..., 6] / 2), torch.sin(theta[..., 6] / 2)
-    c8, s8 = torch.cos(theta[..., 8] / 2), torch.sin(theta[..., 8] / 2)
-    e7 = torch.polar(torch.ones_like(theta[..., 7]), -theta[..., 7] / 2)
-    ry6 = torch.stack([c6, -s6, s6, c6], -1).reshape(*c6.shape, 2, 2).to(cdt)
-    mid = (torch.stack([e7, e7.conj()], -1)[..., :, None, None, None] * ry6[..., None, :, None, :]) * torch.eye(
-        2, dtype=cdt, device=theta.device
-    )[:, None, :, None]
-    mid = mid.reshape(*c6.shape, 4, 4)  # RZ(p7) on b (x) RY(p6) on a
-    ry8 = torch.stack([c8, -s8, s8, c8], -1).reshape(*c8.shape, 2, 2).to(cdt)
-    x = mid @ first[..., _CX_AB, :]  # (RZ (x) RY) CX(a,b) first
-    x = x[..., _CX_BA, :].reshape(*c8.shape, 2, 2, 4)  # CX(b,a); rows as (bit_b, bit_a)
-    x = (ry8[..., None, :, :, None] * x[..., :, None, :, :]).sum(-2).reshape(*c8.shape, 4, 4)  # RY(p8) on a
-    return last @ x[..., _CX_AB, :]
+    shape = theta.shape[:-1]
+    return _BlockMatrices.apply(theta.reshape(-1, BLOCK_PARAMS)).reshape(*shape, 4, 4)
 
 
 def _level_gates(mats: torch.Tensor, n: int, q0: int) -> torch.Tensor:
@@ -83,20 +128,29 @@ def _level_gates(mats: torch.Tensor, n: int, q0: int) -> torch.Tensor:
 def _star_step(G: torch.Tensor, T: torch.Tensor, layout: str) -> torch.Tensor:
     """sum_c G[c', o, i, c] T[c, O, I] in the layout the next step wants: "chain" [c', (o, O), (i, I)]; for the
     last gate "rows" [(o, O), (c', i, I)] (A regrouped for (W (x) 1) A) or "cols" [(i, I, c'), (o, O)] (A^T
-    regrouped for A^T (W^T (x) 1))."""
+    regrouped for A^T (W^T (x) 1)). The result is written into a contiguous tensor of that layout (a broadcast
+    product would otherwise follow its inputs' strides and need a copy before the GEMM)."""
     NO, NI = T.shape[1], T.shape[2]
-    G0, G1, T0, T1 = G[..., 0], G[..., 1], T[0], T[1]
     if layout == "chain":
-        g0, g1 = G0[:, :, None, :, None], G1[:, :, None, :, None]
-        t0, t1 = T0[None, None, :, None, :], T1[None, None, :, None, :]
-        return torch.addcmul(g0 * t0, g1, t1).reshape(2, 2 * NO, 2 * NI)
-    if layout == "rows":
-        g0, g1 = G0.transpose(0, 1)[:, None, :, :, None], G1.transpose(0, 1)[:, None, :, :, None]
-        t0, t1 = T0[None, :, None, None, :], T1[None, :, None, None, :]
-        return torch.addcmul(g0 * t0, g1, t1).reshape(2 * NO, 4 * NI)
-    g0, g1 = G0.permute(2, 0, 1)[:, None, :, :, None], G1.permute(2, 0, 1)[:, None, :, :, None]
-    t0, t1 = T0.T[None, :, None, None, :], T1.T[None, :, None, None, :]
-    return torch.addcmul(g0 * t0, g1, t1).reshape(4 * NI, 2 * NO)
+        g0, g1 = G[..., 0][:, :, None, :, None], G[..., 1][:, :, None, :, None]
+        t0, t1 = T[0][None, None, :, None, :], T[1][None, None, :, None, :]
+        shape: tuple[int, ...] = (2, 2, NO, 2, NI)
+    elif layout == "rows":
+        Gt = G.transpose(0, 1)
+        g0, g1 = Gt[..., 0][:, None, :, :, None], Gt[..., 1][:, None, :, :, None]
+        t0, t1 = T[0][None, :, None, None, :], T[1][None, :, None, None, :]
+        shape = (2, NO, 2, 2, NI)
+    else:
+        Gp, Tt = G.permute(2, 0, 1, 3), T.transpose(1, 2).contiguous()
+        g0, g1 = Gp[..., 0][:, None, :, :, None], Gp[..., 1][:, None, :, :, None]
+        t0, t1 = Tt[0][None, :, None, None, :], Tt[1][None, :, None, None, :]
+        shape = (2, NI, 2, 2, NO)
+    out = torch.empty(shape, dtype=T.dtype, device=T.device)
+    torch.mul(g0, t0, out=out)
+    out.addcmul_(g1, t1)
+    if layout == "chain":
+        return out.view(2, 2 * NO, 2 * NI)
+    return out.view(2 * NO, 4 * NI) if layout == "rows" else out.view(4 * NI, 2 * NO)
 
 
 # the layouts' axes, as [c', o, i, O, I] needs them for the backward's two products
@@ -197,6 +251,26 @@ class _Upper(torch.autograd.Function):
         return dmats, None
 
 
+class _Top(torch.autograd.Function):
+    """R = A^T (W^T (x) 1) with A the star of qubit 0 in the "cols" layout: the top level of
+    :func:`rotated_transpose` as one node, its backward two GEMMs on contiguous operands (autograd's materialised
+    a conjugated 1 MB copy and handed the star a transposed gradient) and the star's backward."""
+
+    @staticmethod
+    def forward(ctx, gates, W):  # type: ignore[override]
+        A, Ts = _star_forward(gates, "cols")
+        ctx.save_for_backward(gates, W, A, *Ts)
+        return A @ W.T
+
+    @staticmethod
+    def backward(ctx, gR):  # type: ignore[override]
+        gates, W, A, *Ts = ctx.saved_tensors
+        g = gR.reshape(A.shape[0], W.shape[0])
+        dW = (A.mH @ g).T
+        dA = g @ W.conj().resolve_conj()
+        return _star_backward(gates, Ts, dA, "cols"), dW
+
+
 def _upper(theta: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(the star gates of qubit 0, the unitary W of the blocks on qubits 1..n-1 (2^(n-1) x 2^(n-1)))."""
     n_blocks = n * (n - 1) // 2
@@ -233,7 +307,7 @@ def rotated_transpose(theta: torch.Tensor, n: int) -> torch.Tensor:
     need a 1 MB interleaving copy forward and backward). :func:`rotate_transpose` converts a built U.
     """
     gates, W = _upper(theta, n)
-    return (_Star.apply(gates, "cols") @ W.T).reshape(1 << n, 1 << n)
+    return _Top.apply(gates, W).reshape(1 << n, 1 << n)
 
 
 def rotate_transpose(U: torch.Tensor) -> torch.Tensor:
@@ -270,9 +344,9 @@ class SwapFidelity(torch.autograd.Function):
         xh, nm = _normalized(xm)
         yh, nc = _normalized(xc)
         P = xh @ Rr  # (B, 2D): U x, interleaved (re, im), columns (q0, trash, rest)
-        C = torch.matmul(yh, Rr.view(D, 2, D)[:, :, : 2 * H].transpose(0, 1))  # (2 [q0], B, 2H)
+        C = torch.cat([yh @ Rr[:, : 2 * H], yh @ Rr[:, D : D + 2 * H]], 1)  # (B, 4H): trash = 0 columns, q0 = 0, 1
         psi = torch.view_as_complex(P.view(B, D, 2)).view(B, 2, T, H)
-        chi = torch.view_as_complex(C.view(2, B, H, 2)).permute(1, 0, 2)  # (B, 2, H)
+        chi = torch.view_as_complex(C.view(B, 2 * H, 2)).view(B, 2, H)
         o = (psi * chi.conj()[:, :, None, :]).sum((1, 3))  # (B, T): <chi_0 | psi_b>
         fid = o.real.square().sum(-1) + o.imag.square().sum(-1)
         ctx.save_for_backward(R, xh, yh, nm, nc, P, C, o, fid, token)
@@ -287,17 +361,16 @@ class SwapFidelity(torch.autograd.Function):
         H = D // (2 * T)
         Rr = torch.view_as_real(R).reshape(D, 2 * D)
         psi = torch.view_as_complex(P.view(B, D, 2)).view(B, 2, T, H)
-        chi = torch.view_as_complex(C.view(2, B, H, 2)).permute(1, 0, 2)
+        chi = torch.view_as_complex(C.view(B, 2 * H, 2)).view(B, 2, H)
         go = (2 * g)[:, None] * o  # dF/d(re, im) of psi_b and chi_0 below, as complex numbers
         dP = torch.view_as_real(go[:, None, :, None] * chi[:, :, None, :]).reshape(B, 2 * D)
-        dchi = (go.conj()[:, None, :, None] * psi).sum(2)  # (B, 2, H)
-        dC = torch.view_as_real(dchi.transpose(0, 1).contiguous()).reshape(2, B, 2 * H)
+        dC = torch.view_as_real((go.conj()[:, None, :, None] * psi).sum(2)).reshape(B, 4 * H)
         need_r, need_xm, need_xc = ctx.needs_input_grad[:3]
         need_token = patches is not None and ctx.needs_input_grad[4]
         dR = dxm = dxc = dtok = None
         if need_r:
             dRr = xh.T @ dP  # (D, 2D)
-            dRr.view(D, 2, D)[:, :, : 2 * H] += torch.matmul(yh.T, dC).transpose(0, 1)
+            dRr.view(D, 2, D)[:, :, : 2 * H] += (yh.T @ dC).view(D, 2, 2 * H)
             dR = torch.view_as_complex(dRr.view(D, D, 2))
         # dL/dxh . xh (the normalisation's share) without the dense dL/dxh: F is homogeneous of degree 2 in xh (and
         # in yh), so dP . P = dC . C = 2 g F
@@ -307,8 +380,7 @@ class SwapFidelity(torch.autograd.Function):
         if need_token:
             dtok = _token_gradient(Rr, dP, xh, nm, s, patches, token)
         if need_xc:
-            Rc = Rr.view(D, 2, D)[:, :, : 2 * H].transpose(0, 1)  # (2, D, 2H)
-            dxc = (torch.matmul(dC, Rc.transpose(1, 2)).sum(0) - s * yh) / nc
+            dxc = (dC[:, : 2 * H] @ Rr[:, : 2 * H].T + dC[:, 2 * H :] @ Rr[:, D : D + 2 * H].T - s * yh) / nc
         return dR, dxm, dxc, None, dtok, None
 
 
