@@ -120,6 +120,14 @@ def encode(theta: torch.Tensor, x: torch.Tensor, cfg: QMAEConfig, U: torch.Tenso
     return _complex(normalize(x)) @ U.transpose(0, 1)
 
 
+SMALL_BATCH_DIVISOR = 2  # the blocks are applied to the states when 2B < 2^n (see small_batch)
+
+
+def small_batch(batch: int, n: int) -> bool:
+    """Whether applying the blocks to the 2B states beats building U for this batch (measured crossover)."""
+    return SMALL_BATCH_DIVISOR * batch < (1 << n)
+
+
 def fidelity(
     theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.Tensor, cfg: QMAEConfig, U: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -137,7 +145,7 @@ def fidelity(
     real = torch.float32 if theta.dtype == torch.float32 else torch.float64
     xm = x_masked.reshape(x_masked.shape[0], -1).to(real)
     xc = x_clean.reshape(x_clean.shape[0], -1).to(real)
-    if U is None and 2 * xm.shape[0] < (1 << n):
+    if U is None and small_batch(xm.shape[0], n):
         return _fidelity_small(theta, xm, xc, cfg)
     R = kernel.rotated_transpose(theta, n) if U is None else kernel.rotate_transpose(U)
     return kernel.SwapFidelity.apply(R, xm, xc, 1 << cfg.trash_qubits)
@@ -160,7 +168,7 @@ def masked_fidelity(
     real = torch.float32 if theta.dtype == torch.float32 else torch.float64
     B = images.shape[0]
     clean = images.reshape(B, -1).to(real)
-    if U is None and 2 * B < (1 << n):
+    if U is None and small_batch(B, n):
         return _fidelity_small(theta, insert_token(images.to(real), patch_idx, cfg, token).reshape(B, -1), clean, cfg)
     rows, cols = grid_shape(cfg)
     member = torch.zeros(B, rows * cols, dtype=real).scatter_(1, patch_idx, 1.0)  # patch p of image b is masked
