@@ -34,9 +34,10 @@ def load_mnist(
 
     ``data_dir`` must hold ``MNIST/raw`` in torchvision's layout unless ``download`` is set. All-zero images
     (none in MNIST, possible after resizing other data) are dropped since they cannot be amplitude-embedded.
+    The raw IDX files are read directly (importing torchvision costs seconds of start-up); torchvision is used
+    to download, or if the files are not there uncompressed.
     """
     import torch.nn.functional as F
-    from torchvision.datasets import MNIST
 
     root = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
     if not download and not (root / "MNIST" / "raw").is_dir():
@@ -44,12 +45,21 @@ def load_mnist(
             f"no MNIST data in {root} (expected {root / 'MNIST' / 'raw'}); pass --data-dir with a folder "
             f"holding torchvision's MNIST layout, or --download when online"
         )
-    try:
-        ds = MNIST(root=str(root), train=train, download=download)
-    except RuntimeError as exc:
-        raise QMAEError(f"cannot read MNIST from {root}: {exc}; pass --data-dir or --download") from exc
-    raw = ds.data
-    labels = ds.targets.clone()
+    prefix = "train" if train else "t10k"
+    raw_dir = root / "MNIST" / "raw"
+    images_file, labels_file = raw_dir / f"{prefix}-images-idx3-ubyte", raw_dir / f"{prefix}-labels-idx1-ubyte"
+    if images_file.is_file() and labels_file.is_file():
+        raw, labels = read_idx(images_file, 3), read_idx(labels_file, 1).long()
+        if raw.shape[0] != labels.shape[0]:
+            raise QMAEError(f"{images_file} and {labels_file} hold different numbers of items; download them again")
+    else:
+        from torchvision.datasets import MNIST
+
+        try:
+            ds = MNIST(root=str(root), train=train, download=download)
+        except RuntimeError as exc:
+            raise QMAEError(f"cannot read MNIST from {root}: {exc}; pass --data-dir or --download") from exc
+        raw, labels = ds.data, ds.targets.clone()
     if limit is not None:
         raw, labels = raw[:limit], labels[:limit]
     x = raw.to(torch.float64).unsqueeze(1) / 255.0
@@ -59,6 +69,21 @@ def load_mnist(
     keep = x.flatten(1).sum(1) > 0
     idx = torch.arange(raw.shape[0])
     return ImageSet(x[keep], labels[keep], idx[keep])
+
+
+def read_idx(path: str | Path, ndim: int) -> torch.Tensor:
+    """An uncompressed IDX file of unsigned bytes (MNIST's format) as a uint8 tensor, as torchvision reads it."""
+    import numpy as np
+
+    path = Path(path)
+    blob = path.read_bytes()
+    head = 4 + 4 * ndim
+    if len(blob) < head or blob[:3] != b"\x00\x00\x08" or blob[3] != ndim:
+        raise QMAEError(f"{path} is not an IDX file of {ndim}-dimensional unsigned bytes; download MNIST again")
+    shape = tuple(int.from_bytes(blob[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if len(blob) != head + int(np.prod(shape)):
+        raise QMAEError(f"{path} is truncated or too long for its header {shape}; download MNIST again")
+    return torch.from_numpy(np.frombuffer(blob, dtype=np.uint8, offset=head).reshape(shape).copy())
 
 
 def split(data: ImageSet, val_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:

@@ -22,3 +22,7 @@ def one_line(exc: BaseException) -> str:
             pass
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())
+
+
+class QMAEWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it as one line)."""

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (creating parent folders)."""
-    return atomic_write_with(path, lambda fh: fh.write(data))
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, keep: str | os.PathLike | None = None) -> Path:
+    """Write ``data`` to ``path`` atomically (creating parent folders); see :func:`atomic_write_with` for ``keep``."""
+    return atomic_write_with(path, lambda fh: fh.write(data), keep=keep)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -23,8 +23,14 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def atomic_write_with(path: str | os.PathLike, writer: Callable[[Any], Any]) -> Path:
-    """Call ``writer(binary_file_handle)`` on a temp file, then rename it over ``path``."""
+def atomic_write_with(
+    path: str | os.PathLike, writer: Callable[[Any], Any], keep: str | os.PathLike | None = None
+) -> Path:
+    """Call ``writer(binary_file_handle)`` on a temp file, then rename it over ``path``.
+
+    With ``keep``, the file at ``path`` (if any) is first renamed to ``keep``, so the last two versions survive;
+    a crash between the two renames leaves the old version at ``keep`` and none at ``path``, never a torn file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -34,7 +40,11 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[Any], Any]) -> 
             writer(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        if keep is not None and path.exists():
+            os.replace(path, keep)
         os.replace(tmp, path)
+        if keep is not None:
+            _fsync_dir(path.parent)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -54,6 +64,20 @@ def read_json(path: str | os.PathLike, what: str, fix: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise QMAEError(f"{what} {path} is unreadable or not valid JSON ({one_line(exc)}); {fix}") from None
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make renames in ``folder`` durable (best effort: not every file system lets a folder be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

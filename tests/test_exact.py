@@ -144,3 +144,94 @@ def test_circuit_weight_gradient_by_parameter_shift_matches_exact():
     th = theta.clone().requires_grad_(True)
     auto = torch.autograd.grad(exact.fidelity(th, xm, xc, cfg).sum(), th)[0].numpy()
     np.testing.assert_allclose(shift, auto, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------- the training kernel (kernel.py)
+@pytest.mark.parametrize("n", [3, 4, 6, 8])
+def test_kernel_unitaries_equal_the_encoder_circuit(n):
+    from qiskit.quantum_info import Operator
+
+    from qmae_qiskit.model.ansatz import encoder_circuit
+    from qmae_qiskit.simulate import kernel
+
+    theta = torch.rand(15 * n * (n - 1) // 2, dtype=torch.float64, generator=torch.Generator().manual_seed(n)) * 7
+    qc = encoder_circuit(n)
+    want = torch.from_numpy(Operator(qc.assign_parameters(dict(zip(qc.parameters, theta.tolist())))).data)
+    assert (kernel.unitary(theta, n) - want).abs().max() < 1e-12
+    R = kernel.rotated_transpose(theta, n)  # R[i, (b_0, b_{n-1}, ..., b_1)] = U[b, i]
+    for b in (0, 1, 5, (1 << n) - 2):
+        rot = ((b & 1) << (n - 1)) | (b >> 1)
+        assert (R[:, rot] - want[b]).abs().max() < 1e-12
+    assert (kernel.rotate_transpose(want) - R).abs().max() < 1e-12
+
+
+def _grads(f, inputs):
+    w = torch.linspace(0.5, 1.5, f.shape[0], dtype=torch.float64)  # a loss that weighs every image differently
+    return torch.autograd.grad((f * w).sum(), inputs)
+
+
+@pytest.mark.parametrize(
+    "kw,batch", [({"image_size": 8}, 40), ({"image_size": 8, "latent_qubits": 4}, 33), ({"image_size": 16}, 130)]
+)
+def test_kernel_fidelity_and_every_gradient_equal_the_reference(kw, batch):
+    cfg = QMAEConfig(**kw)
+    g = torch.Generator().manual_seed(batch)
+    theta = (torch.rand(cfg.n_theta, dtype=torch.float64, generator=g) * 6).requires_grad_()
+    x = torch.rand(batch, cfg.dim, dtype=torch.float64, generator=g).requires_grad_()
+    y = torch.rand(batch, cfg.dim, dtype=torch.float64, generator=g).requires_grad_()
+    got, want = exact.fidelity(theta, x, y, cfg), exact.fidelity_reference(theta, x, y, cfg)
+    assert 2 * batch >= cfg.dim  # the U route
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    for a, b in zip(_grads(got, (theta, x, y)), _grads(want, (theta, x, y))):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+    U = exact.unitary(theta.detach(), cfg.n_qubits)  # a prebuilt U gives the same values
+    torch.testing.assert_close(exact.fidelity(theta, x, y, cfg, U), want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kw,ratio,batch",
+    [
+        ({"image_size": 4}, 0.25, 5),  # small batch: blocks applied to the states
+        ({"image_size": 8}, 0.25, 40),
+        ({"image_size": 8, "patch_height": 2, "patch_width": 4}, 0.5, 36),
+        ({"image_size": 16, "patch_height": 4, "patch_width": 8}, 0.125, 140),
+        ({"image_size": 16}, 0.5, 128),
+    ],
+)
+def test_masked_fidelity_gives_the_token_gradient_of_the_dense_path(kw, ratio, batch):
+    from qmae_qiskit.model.masking import sample_mask_indices
+
+    cfg = QMAEConfig(**kw)
+    g = torch.Generator().manual_seed(batch)
+    theta = (torch.rand(cfg.n_theta, dtype=torch.float64, generator=g) * 6).requires_grad_()
+    token = (torch.rand(cfg.n_token, dtype=torch.float64, generator=g) + 0.1).requires_grad_()
+    images = torch.rand(batch, cfg.image_size, cfg.image_size, dtype=torch.float64, generator=g)
+    patch = sample_mask_indices(cfg, ratio, torch.arange(batch), 5)
+    got = exact.masked_fidelity(theta, images, patch, token, cfg)
+    xm = insert_token(images, patch, cfg, token).reshape(batch, -1)
+    want = exact.fidelity_reference(theta, xm, images.reshape(batch, -1), cfg)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    g_got, g_want = _grads(got, (theta, token)), _grads(want, (theta, token))
+    assert g_want[1].abs().max() > 1e-4  # the token matters
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+
+
+def test_masked_fidelity_token_gradient_matches_finite_differences():
+    from qmae_qiskit.model.masking import sample_mask_indices
+
+    cfg = QMAEConfig(image_size=8)
+    g = torch.Generator().manual_seed(1)
+    theta = torch.rand(cfg.n_theta, dtype=torch.float64, generator=g) * 6
+    token = torch.rand(cfg.n_token, dtype=torch.float64, generator=g) + 0.1
+    images = torch.rand(40, 8, 8, dtype=torch.float64, generator=g)
+    patch = sample_mask_indices(cfg, 0.25, torch.arange(40), 0)
+    loss = lambda tok: (1 - exact.masked_fidelity(theta, images, patch, tok, cfg)).mean()
+    tok = token.clone().requires_grad_(True)
+    grad = torch.autograd.grad(loss(tok), tok)[0]
+    eps = 1e-6
+    for i in (0, 3, cfg.n_token - 1):
+        e = torch.zeros_like(token)
+        e[i] = eps
+        fd = (loss(token + e) - loss(token - e)) / (2 * eps)
+        assert float(grad[i]) == pytest.approx(float(fd), abs=1e-8)

@@ -154,3 +154,22 @@ def test_aer_run_killed_and_resumed_ends_like_an_uninterrupted_one(tmp_path, mni
     assert resumed.start_step == 3 and resumed.steps == 6
     assert torch.equal(resumed.model.theta, full.model.theta) and torch.equal(resumed.model.token, full.model.token)
     assert [r["loss"] for r in read_metrics(tmp_path / "cut")] == [r["loss"] for r in read_metrics(tmp_path / "full")]
+
+
+def test_noiseless_aer_runs_the_built_circuit_and_a_noisy_one_its_basis_gates():
+    from qiskit_aer import AerSimulator
+    from qiskit_aer.noise import NoiseModel, depolarizing_error
+
+    from qmae_qiskit.model.circuits import training_circuit
+    from qmae_qiskit.train.qnn import transpile_training
+
+    cfg = QMAEConfig(image_size=4)
+    built = training_circuit(cfg)
+    plain = transpile_training(cfg, AerSimulator(method="statevector"))
+    assert plain.circuit.count_ops() == built.count_ops() and plain.circuit.layout is None
+    assert len(plain.weights) == cfg.n_theta and len(plain.inputs) == 2 * cfg.n_loader_angles
+    noise = NoiseModel(basis_gates=["rz", "sx", "x", "cx"])
+    noise.add_all_qubit_quantum_error(depolarizing_error(0.001, 2), ["cx"])
+    noisy = transpile_training(cfg, AerSimulator(noise_model=noise, basis_gates=noise.basis_gates))
+    assert set(noisy.circuit.count_ops()) <= {"rz", "sx", "x", "cx", "barrier"}
+    assert len(noisy.weights) == cfg.n_theta

@@ -10,15 +10,17 @@ from click.testing import CliRunner
 
 from qmae_qiskit.cli import main
 from qmae_qiskit.data import load_mnist
-from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.errors import QMAEError, QMAEWarning
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.train.runs import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     LOSS_PLOT_FILE,
     METRICS_FILE,
+    PREVIOUS_CHECKPOINT_FILE,
     RunSettings,
     load_trained,
+    read_checkpoint,
     read_metrics,
 )
 from qmae_qiskit.train.training import epoch_order, select_data, train
@@ -131,15 +133,67 @@ def test_resume_refuses_other_settings_and_new_run_refuses_existing_folder(tmp_p
         train(s, tmp_path / "r", data, progress=False, resume=True)
 
 
-def test_corrupt_checkpoint_is_one_clear_error(tmp_path, mnist8):
-    s = _settings(epochs=1)
+def test_the_two_newest_checkpoints_are_kept(tmp_path, mnist8):
+    s = _settings()  # 9 steps, a checkpoint every 4 and at the end: 0, 4, 8, 9
+    train(s, tmp_path / "r", select_data(mnist8, s), progress=False, plot=False)
+    assert read_checkpoint(tmp_path / "r" / CHECKPOINT_FILE, s).step == 9
+    assert read_checkpoint(tmp_path / "r" / PREVIOUS_CHECKPOINT_FILE, s).step == 8
+    assert sorted(p.name for p in (tmp_path / "r").iterdir() if ".pt" in p.name) == [
+        PREVIOUS_CHECKPOINT_FILE,
+        CHECKPOINT_FILE,
+    ]
+
+
+def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, mnist8):
+    s = _settings(epochs=1)  # checkpoints at steps 0 and 3
     train(s, tmp_path / "r", select_data(mnist8, s), progress=False, plot=False)
     ckpt = tmp_path / "r" / CHECKPOINT_FILE
     ckpt.write_bytes(ckpt.read_bytes()[:100])
-    with pytest.raises(QMAEError, match="corrupt"):
+    with pytest.warns(
+        QMAEWarning, match=r"checkpoint.pt is unusable .*previous checkpoint, checkpoint.prev.pt \(step 0\)"
+    ):
+        trained = load_trained(tmp_path / "r")
+    assert trained.step == 0 and not trained.finished
+    prev = tmp_path / "r" / PREVIOUS_CHECKPOINT_FILE
+    prev.write_bytes(b"not a checkpoint")
+    with pytest.raises(QMAEError, match="both unusable"):
         load_trained(tmp_path / "r")
     with pytest.raises(QMAEError, match="does not exist"):
         load_trained(tmp_path / "nope")
+
+
+def test_resume_after_a_bad_newest_checkpoint_goes_on_from_the_previous_one_bit_for_bit(
+    tmp_path, mnist8, train_killed_at
+):
+    s = _settings()  # checkpoints at 0, 4, 8, 9
+    data = select_data(mnist8, s)
+    full = train(s, tmp_path / "full", data, progress=False, plot=False)
+    train_killed_at(s, tmp_path / "cut", data, 8)  # newest: step 8, previous: step 4
+    ckpt = tmp_path / "cut" / CHECKPOINT_FILE
+    ckpt.write_bytes(ckpt.read_bytes()[: len(ckpt.read_bytes()) // 2])  # a write cut short
+    with pytest.warns(QMAEWarning, match="step 4"):
+        resumed = train(s, tmp_path / "cut", data, progress=False, plot=False, resume=True)
+    assert resumed.start_step == 4 and resumed.steps == 9
+    assert torch.equal(resumed.model.theta, full.model.theta) and torch.equal(resumed.model.token, full.model.token)
+    a, b = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "cut")
+    assert [r["step"] for r in b] == list(range(1, 10)) and [r["loss"] for r in a] == [r["loss"] for r in b]
+    assert (tmp_path / "cut" / f"{CHECKPOINT_FILE}.unreadable").is_file()  # kept aside, never "previous"
+    assert read_checkpoint(tmp_path / "cut" / PREVIOUS_CHECKPOINT_FILE, s).step == 8
+    assert load_trained(tmp_path / "cut").step == 9
+
+
+def test_a_failed_background_write_stops_training_with_its_error(tmp_path, mnist8, monkeypatch):
+    import qmae_qiskit.train.runs as runs
+
+    def disk_full(run_dir, data):
+        raise OSError(28, "No space left on device")
+
+    s = _settings(epochs=1)
+    train(s, tmp_path / "r", select_data(mnist8, s), progress=False, plot=False)  # a run to resume
+    monkeypatch.setattr(runs, "write_checkpoint_bytes", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        train(s.model_copy(update={"epochs": 3}), tmp_path / "r", select_data(mnist8, s), resume=True, progress=False)
+    assert load_trained(tmp_path / "r").step == 3  # the checkpoints on disk are untouched
 
 
 def test_too_few_images_is_a_clear_error(mnist8):
@@ -331,9 +385,22 @@ def test_cli_resume_with_a_corrupt_checkpoint_changes_nothing(tmp_path, mnist_di
         "r",
     ]
     assert _cli(args, mnist_dir).exit_code == 0
-    ckpt = tmp_path / "r" / CHECKPOINT_FILE
-    ckpt.write_bytes(b"not a checkpoint")
+    for name in (CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE):
+        (tmp_path / "r" / name).write_bytes(b"not a checkpoint")
     before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
     res = _cli([*args, "--resume", "--epochs", "3"], mnist_dir)
-    assert res.exit_code == 2 and "corrupt" in res.output.splitlines()[-1]
+    assert res.exit_code == 2 and "both unusable" in res.output.splitlines()[-1]
     assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
+
+
+def test_cli_resume_with_a_truncated_newest_checkpoint_warns_once_and_goes_on(tmp_path, mnist_dir):
+    args = ["--image-size", "4", "--train-samples", "4", "--val-samples", "0", "--batch-size", "2"]
+    args += ["--epochs", "2", "--checkpoint-every", "1", "--out", str(tmp_path), "--name", "r"]
+    assert _cli(args, mnist_dir).exit_code == 0  # 4 steps: newest step 4, previous step 3
+    ckpt = tmp_path / "r" / CHECKPOINT_FILE
+    ckpt.write_bytes(ckpt.read_bytes()[:50])
+    res = _cli([*args, "--resume", "--epochs", "3"], mnist_dir)
+    assert res.exit_code == 0, res.output
+    warnings = [line for line in res.output.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "previous checkpoint" in warnings[0] and "(step 3)" in warnings[0]
+    assert "steps 4..6" in res.output and load_trained(tmp_path / "r").step == 6

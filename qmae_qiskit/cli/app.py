@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import click
 
-from qmae_qiskit.errors import one_line
+from qmae_qiskit.errors import QMAEWarning, one_line
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, PermissionError, NotADirectoryError)
 
@@ -17,7 +18,17 @@ class QMAEGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                default = warnings.showwarning
+
+                def show(message, category, filename, lineno, file=None, line=None):
+                    if issubclass(category, QMAEWarning):  # our warnings: one line, no source location
+                        click.echo(f"Warning: {one_line(message)}", err=True)
+                    else:
+                        default(message, category, filename, lineno, file, line)
+
+                warnings.showwarning = show
+                return super().invoke(ctx)
         except USER_ERRORS as exc:
             if os.environ.get("QMAE_DEBUG"):
                 raise

@@ -12,12 +12,14 @@ from click.core import ParameterSource
 
 from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import config_options
+from qmae_qiskit.train.defaults import BACKEND_DEFAULTS
 
-# Small workloads that finish in minutes on two cores; every one can be overridden.
-BACKEND_DEFAULTS: dict[str, dict[str, Any]] = {
-    "exact": {"epochs": 1, "batch_size": 64, "train_samples": 1000, "val_samples": 200, "checkpoint_every": 10},
-    "aer_simulator": {"epochs": 1, "batch_size": 4, "train_samples": 32, "val_samples": 100, "checkpoint_every": 1},
-}
+
+def _per_backend(key: str) -> str:
+    """The help text's "[exact: 1, aer_simulator: 1]" for a setting, from the library's defaults."""
+    return "[" + ", ".join(f"{b}: {d[key]}" for b, d in BACKEND_DEFAULTS.items()) + "]"
+
+
 SHAPE_KEYS = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers")
 SETTING_KEYS = (
     "model",
@@ -69,14 +71,14 @@ def _default_data_dir() -> Path:
     help="Fraction of patches masked per image; the patch shape defaults to the coarsest grid that "
     "makes it (8x8 for 25 %/50 % of 16x16, 4x8 for 12.5 %).",
 )
-@click.option("--epochs", type=int, default=None, help="Epochs [exact: 1, aer_simulator: 1].")
-@click.option("--batch-size", type=int, default=None, help="Images per Adam step [exact: 64, aer_simulator: 4].")
-@click.option("--train-samples", type=int, default=None, help="Training images [exact: 1000, aer_simulator: 32].")
+@click.option("--epochs", type=int, default=None, help=f"Epochs {_per_backend('epochs')}.")
+@click.option("--batch-size", type=int, default=None, help=f"Images per Adam step {_per_backend('batch_size')}.")
+@click.option("--train-samples", type=int, default=None, help=f"Training images {_per_backend('train_samples')}.")
 @click.option(
     "--val-samples",
     type=int,
     default=None,
-    help="Held-out images scored after each epoch with the exact simulator [default: 200 / 100].",
+    help=f"Held-out images scored after each epoch with the exact simulator {_per_backend('val_samples')}.",
 )
 @click.option("--lr", type=float, default=0.01, show_default=True, help="Adam learning rate.")
 @click.option("--beta1", type=float, default=0.9, show_default=True, help="Adam beta1.")
@@ -108,7 +110,8 @@ def _default_data_dir() -> Path:
     "--checkpoint-every",
     type=int,
     default=None,
-    help="Write a checkpoint every N steps (and at the end) [exact: 10, aer_simulator: 1].",
+    help=f"Write a checkpoint every N steps (and at the end) {_per_backend('checkpoint_every')}; the two newest "
+    "are kept.",
 )
 @click.option(
     "--shots",
@@ -207,16 +210,14 @@ def train_cmd(
 def _fresh_settings(opts: dict[str, Any]):
     from qmae_qiskit.model.config import QMAEConfig
     from qmae_qiskit.model.masking import default_patch_shape
+    from qmae_qiskit.train.defaults import with_backend_defaults
     from qmae_qiskit.train.runs import RunSettings
 
     shape = {k: opts[k] for k in SHAPE_KEYS}
     if shape["patch_height"] is None and shape["patch_width"] is None and shape["image_size"] in (4, 8, 16, 32):
         shape["patch_height"], shape["patch_width"] = default_patch_shape(shape["image_size"], opts["mask_ratio"])
     cfg = QMAEConfig(**shape)
-    values = {k: opts[k] for k in SETTING_KEYS}
-    for key, default in BACKEND_DEFAULTS[opts["backend"]].items():
-        if values.get(key) is None:
-            values[key] = default
+    values = with_backend_defaults({k: opts[k] for k in SETTING_KEYS}, opts["backend"])
     return RunSettings(config=cfg, betas=opts["betas"], **values)
 
 
@@ -277,8 +278,10 @@ def _report(r) -> None:
     if new == 0:
         click.echo(f"Nothing to do: {r.run_dir} already finished all {r.steps} steps.")
         return
+    samples = sum(int(rec["samples"]) for rec in r.records[-new:])
     parts = [
-        f"Done: {new} steps in {r.seconds:.1f} s (steps {r.start_step + 1}..{r.steps})",
+        f"Done: {new} steps in {r.seconds:.2f} s ({1e6 * r.seconds / max(samples, 1):.0f} us per sample, steps "
+        f"{r.start_step + 1}..{r.steps}; loss.png {r.plot_seconds:.1f} s)",
         f"final batch loss {r.last_loss:.4f}",
     ]
     if r.last_epoch_fidelity is not None:

@@ -151,11 +151,19 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 5
 
 @torch.inference_mode()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted labels (N,) for images (N, L, L) of any non-negative scale (see :func:`prepare`)."""
+    """Predicted labels (N,) for images (N, L, L) of any non-negative scale (see :func:`prepare`).
+
+    Runs in channels-last memory format (the model is converted once, in place): oneDNN's convolutions are about
+    twice as fast that way on CPU, and the logits differ from the default layout only by float32 rounding.
+    """
     model.eval()
+    if not getattr(model, "_qmae_channels_last", False):
+        model.to(memory_format=torch.channels_last)
+        model._qmae_channels_last = True  # type: ignore[assignment]
     out = []
     for start in range(0, images.shape[0], batch_size):
-        out.append(model(prepare(images[start : start + batch_size])).argmax(1))
+        x = prepare(images[start : start + batch_size]).contiguous(memory_format=torch.channels_last)
+        out.append(model(x).argmax(1))
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 

@@ -1,7 +1,10 @@
 """Patch masking (Algorithm 1): a grid of H_p x W_p patches, a ratio of them picked per sample, a token inserted.
 
-Masks are keyed by (seed, epoch, sample index) through numpy's SeedSequence, so one image gets the same mask in
-QMAE and in QAE, in any batch order and in any subset of the data set.
+Masks are keyed by (seed, epoch, sample index): image ``idx`` gets the patches that
+``np.random.default_rng(np.random.SeedSequence([seed, epoch, idx])).choice(patches, m, replace=False)`` picks, so
+one image gets the same mask in QMAE and in QAE, in any batch order and in any subset of the data set. The
+whole batch is drawn at once by :func:`qmae_qiskit.model.keyed_sampling.keyed_choice` (the same numbers, computed
+as array operations).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import numpy as np
 import torch
 
 from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.keyed_sampling import keyed_choice, reference_choice
 
 EVAL_MASK_EPOCH = 2_000_000  # apart from every training epoch and from training's validation masks
 
@@ -39,14 +43,21 @@ def patches_for_ratio(cfg: QMAEConfig, ratio: float) -> int:
 def sample_mask_indices(cfg: QMAEConfig, ratio: float, indices, seed: int, epoch: int = 0) -> torch.Tensor:
     """``get_mask_idx``: for each sample index, the sorted indices of its masked patches (row-major over the grid).
 
-    Returns a long tensor of shape (B, m), m = ratio * patches.
+    Returns a long tensor of shape (B, m), m = ratio * patches; vectorised over the batch.
     """
+    m = patches_for_ratio(cfg, ratio)
+    rows, cols = grid_shape(cfg)
+    keys = np.asarray(indices, dtype=np.int64).reshape(-1)
+    return torch.from_numpy(keyed_choice((int(seed), int(epoch)), keys, rows * cols, m))
+
+
+def sample_mask_indices_reference(cfg: QMAEConfig, ratio: float, indices, seed: int, epoch: int = 0) -> torch.Tensor:
+    """:func:`sample_mask_indices` one image at a time with numpy's own generators (the definition; tests)."""
     m = patches_for_ratio(cfg, ratio)
     rows, cols = grid_shape(cfg)
     out = np.empty((len(indices), m), dtype=np.int64)
     for r, idx in enumerate(np.asarray(indices, dtype=np.int64).tolist()):
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(idx)]))
-        out[r] = np.sort(rng.choice(rows * cols, size=m, replace=False))
+        out[r] = reference_choice((int(seed), int(epoch)), idx, rows * cols, m)
     return torch.from_numpy(out)
 
 

@@ -7,10 +7,11 @@ t trash qubits (the most significant bits of the pixel index, so index = b * 2^k
     reconstruction probabilities = diag(rho_out) = sum_b |U^dagger (psi_b (x) |0>_trash)|^2
 
 U is built once per call from the fused 4x4 blocks (cost independent of the batch; with several ansatz layers
-U = U_L ... U_1, each layer built alone and multiplied), then every image is one row of a real GEMM; small
-batches apply the blocks to the images directly instead. Autograd gives gradients
-with respect to theta and the pixels (hence the mask token). :func:`fidelity_reference` keeps the first,
-plainer implementation as a cross-check.
+U = U_L ... U_1, each layer built alone and multiplied), then every image is one row of a real GEMM (:mod:`qmae_qiskit.simulate.kernel`, with a hand-written backward); small batches apply the
+blocks to the images directly instead. Gradients reach theta and the pixels (hence the mask token);
+:func:`masked_fidelity` takes QMAE's images, mask and token and returns the token's gradient without a dense
+gradient for every masked pixel. :func:`fidelity_reference` keeps the first, plainer implementation as a
+cross-check.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from functools import cache
 
 import torch
 
-from qmae_qiskit.model.ansatz import BLOCK_PARAMS, block_matrices, encoder_unitary, pair_order
 from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.simulate import kernel
+from qmae_qiskit.simulate.kernel import BLOCK_PARAMS, block_matrices
+
+# model.ansatz (the circuit side, which imports Qiskit) is imported where it is needed: training on the exact
+# path never needs Qiskit, and importing it costs about a second of start-up.
 
 
 @cache
@@ -29,7 +34,7 @@ def _fusion_plan(n: int) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
 
     Returns (block indices, qubits most significant first) per fused gate.
     """
-    pairs = pair_order(n)
+    pairs = kernel.pairs(n)
     plan, m = [], 0
     while m < len(pairs):
         a, b = pairs[m]
@@ -85,65 +90,15 @@ def apply_blocks(mats: torch.Tensor, n: int, cols: torch.Tensor) -> torch.Tensor
     return T.permute(back + [n]).reshape(dim, M)
 
 
-def _grow(
-    gates: list[tuple[torch.Tensor, tuple[int, ...]]], m: int, dtype: torch.dtype, device: torch.device
-) -> torch.Tensor:
-    """The product of ``gates`` (matrix, qubits most significant first), in time order, as a 2^m x 2^m matrix.
-
-    The matrix only spans the qubits touched so far (V (x) 1 on the others), so early gates act on 8x8,
-    32x32, ... matrices; one permute per gate brings its qubits to the front of the output axes.
-    """
-    eye = torch.eye(2, dtype=dtype, device=device)
-    V = torch.ones((), dtype=dtype, device=device)
-    outs: list[int] = []  # qubit of each output axis, in the current order
-    ins: list[int] = []  # qubit of each input axis
-    for gate, qubits in [*gates, (None, tuple(range(m)))]:
-        for q in qubits:
-            if q not in outs:  # V -> delta(q_out, q_in) V: new output axis first, new input axis last
-                s = len(outs)
-                V = eye.reshape([2] + [1] * (2 * s) + [2]) * V.unsqueeze(0).unsqueeze(-1)
-                outs, ins = [q] + outs, ins + [q]
-        if gate is None:
-            break
-        s = len(outs)
-        lead = [outs.index(q) for q in qubits]
-        perm = lead + [p for p in range(s) if p not in lead]
-        outs = [outs[p] for p in perm]
-        V = _gate_times(gate, V.permute(perm + list(range(s, 2 * s))).reshape(gate.shape[0], -1))
-        V = V.reshape([2] * (2 * s))
-    out_back = [outs.index(q) for q in range(m - 1, -1, -1)]
-    in_back = [m + ins.index(q) for q in range(m - 1, -1, -1)]
-    return V.permute(out_back + in_back).reshape(1 << m, 1 << m)
-
-
 def unitary(theta: torch.Tensor, n: int) -> torch.Tensor:
     """U(theta) (2^n x 2^n), equal to :func:`qmae_qiskit.model.ansatz.encoder_unitary`, built recursively.
 
     The pair order applies every block (0, j) first, then the encoder of qubits 1..n-1, so
-    U = (W (x) 1_{q0}) A with A the product of the blocks on qubit 0 and W the same construction one qubit up.
-    Each level is one large GEMM (W @ A), which runs several times more efficiently than applying the last
-    blocks to the full matrix one skinny 8x8 product at a time; A is grown from fused 8x8 gates.
+    U = (W (x) 1_{q0}) A with A the product of the blocks on qubit 0 and W the same construction one qubit up:
+    A is contracted gate by gate through qubit 0 (cheap), then each level is one large GEMM (W @ A). See
+    :mod:`qmae_qiskit.simulate.kernel`.
     """
-    pairs = pair_order(n)
-    if theta.shape[-1] != BLOCK_PARAMS * len(pairs):
-        raise ValueError(f"theta must have {BLOCK_PARAMS * len(pairs)} values for n={n}, got {theta.shape[-1]}")
-    mats = block_matrices(theta.reshape(len(pairs), BLOCK_PARAMS))
-    index = {p: i for i, p in enumerate(pairs)}
-    W = torch.eye(2, dtype=mats.dtype, device=theta.device)  # qubit n-1 alone: no blocks
-    for q0 in range(n - 2, -1, -1):
-        m = n - q0  # qubits q0..n-1; local label = qubit - q0
-        gates, j = [], q0 + 1
-        while j < n:  # blocks (q0, j), (q0, j+1) share q0: one 8x8 gate on (j+1, j, q0)
-            if j + 1 < n:
-                gates.append((_fused(mats, (index[(q0, j)], index[(q0, j + 1)])), (j + 1 - q0, j - q0, 0)))
-                j += 2
-            else:
-                gates.append((mats[index[(q0, j)]], (j - q0, 0)))
-                j += 1
-        A = _grow(gates, m, mats.dtype, theta.device)
-        half = 1 << (m - 1)
-        W = (W @ A.reshape(half, 2 << m)).reshape(1 << m, 1 << m)  # (W (x) 1_{q0}) A
-    return W
+    return kernel.unitary(theta, n)
 
 
 def layer_thetas(theta: torch.Tensor, cfg: QMAEConfig) -> list[torch.Tensor]:
@@ -172,6 +127,16 @@ def apply_layers(theta: torch.Tensor, cfg: QMAEConfig, cols: torch.Tensor) -> to
     return cols
 
 
+def _rotated(theta: torch.Tensor, cfg: QMAEConfig, U: torch.Tensor | None) -> torch.Tensor:
+    """The kernel's U^T with rotated output bits: built directly for one layer, else from the product of layers."""
+    if U is not None:
+        return kernel.rotate_transpose(U)
+    if cfg.layers == 1:
+        layer_thetas(theta, cfg)  # the length check
+        return kernel.rotated_transpose(theta, cfg.n_qubits)
+    return kernel.rotate_transpose(model_unitary(theta, cfg))
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """Amplitude embedding of flattened images (..., L*L): x / |x| (paper eq. 2). Rejects all-zero images."""
     x = x.reshape(*x.shape[:-2], -1) if x.dim() >= 2 and x.shape[-1] == x.shape[-2] and x.dim() > 2 else x
@@ -191,37 +156,77 @@ def encode(theta: torch.Tensor, x: torch.Tensor, cfg: QMAEConfig, U: torch.Tenso
     return _complex(normalize(x)) @ U.transpose(0, 1)
 
 
+SMALL_BATCH_DIVISOR = 2  # the blocks are applied to the states when 2B < 2^n (see small_batch)
+
+
+def small_batch(batch: int, n: int) -> bool:
+    """Whether applying the blocks to the 2B states beats building U for this batch (measured crossover)."""
+    return SMALL_BATCH_DIVISOR * batch < (1 << n)
+
+
 def fidelity(
     theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.Tensor, cfg: QMAEConfig, U: torch.Tensor | None = None
 ) -> torch.Tensor:
     """<Z> of the SWAP-test circuit for each image pair: shape (B,). Same value as the 2n+2 qubit circuit.
 
     Two routes with the same result: for a batch smaller than 2^(n-1) the fused blocks are applied to the 2B
-    states directly (building U would cost more); otherwise U is built once and every image is one row of a
-    real GEMM against [Re U; Im U] (the images are real), the clean image only against the 2^k rows of U with
-    trash = 0. A prebuilt ``U`` (from :func:`model_unitary`) takes the second route as is, for callers that
-    score many batches with one theta. Float32 inputs and theta run in complex64 (faster, ~1e-6 accurate);
-    float64 is exact to rounding.
+    states directly (building U would cost more); otherwise U is built once (as U^T with its output bits
+    rotated, :func:`qmae_qiskit.simulate.kernel.rotated_transpose`) and every image is one row of a real GEMM
+    (the images are real), the clean image only against the 2^k rows of U with trash = 0, with the backward
+    written out (:class:`qmae_qiskit.simulate.kernel.SwapFidelity`). A prebuilt ``U`` (from :func:`model_unitary`)
+    takes the second route, for callers that score many batches with one theta. Float32 inputs and theta run
+    in complex64 (faster, ~1e-6 accurate); float64 is exact to rounding.
     """
-    n, k, t = cfg.n_qubits, int(cfg.latent_qubits), cfg.trash_qubits
-    K, T = 1 << k, 1 << t
+    n = cfg.n_qubits
     real = torch.float32 if theta.dtype == torch.float32 else torch.float64
-    xm = normalize(x_masked.reshape(x_masked.shape[0], -1).to(real))
-    xc = normalize(x_clean.reshape(x_clean.shape[0], -1).to(real))
+    xm = x_masked.reshape(x_masked.shape[0], -1).to(real)
+    xc = x_clean.reshape(x_clean.shape[0], -1).to(real)
+    if U is None and small_batch(xm.shape[0], n):
+        return _fidelity_small(theta, xm, xc, cfg)
+    R = _rotated(theta, cfg, U)
+    return kernel.SwapFidelity.apply(R, xm, xc, 1 << cfg.trash_qubits)
+
+
+def masked_fidelity(
+    theta: torch.Tensor,
+    images: torch.Tensor,
+    patch_idx: torch.Tensor,
+    token: torch.Tensor,
+    cfg: QMAEConfig,
+    U: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`fidelity` of QMAE's inputs: ``images`` (B, L, L) with the patches ``patch_idx`` replaced by
+    ``token``, against the clean images. Same values; the token's gradient is computed from one small product
+    per patch position instead of a dense gradient for every masked pixel (the U route)."""
+    from qmae_qiskit.model.masking import grid_shape, insert_token
+
+    n = cfg.n_qubits
+    real = torch.float32 if theta.dtype == torch.float32 else torch.float64
+    B = images.shape[0]
+    clean = images.reshape(B, -1).to(real)
+    if U is None and small_batch(B, n):
+        return _fidelity_small(theta, insert_token(images.to(real), patch_idx, cfg, token).reshape(B, -1), clean, cfg)
+    rows, cols = grid_shape(cfg)
+    member = torch.zeros(B, rows * cols, dtype=real).scatter_(1, patch_idx, 1.0)  # patch p of image b is masked
+    pixel_patch, pixel_slot, one_hot = kernel.patch_layout(cfg.image_size, *cfg.patch)
+    masked = member @ one_hot.to(real)  # (B, D): 1 at masked pixels
+    xm = torch.where(masked.bool(), token.detach().to(real)[pixel_slot], clean)
+    patches = (member, masked, pixel_patch, pixel_slot, cfg.n_token)
+    R = _rotated(theta, cfg, U)
+    return kernel.SwapFidelity.apply(R, xm, clean, 1 << cfg.trash_qubits, token, patches)
+
+
+def _fidelity_small(theta: torch.Tensor, xm: torch.Tensor, xc: torch.Tensor, cfg: QMAEConfig) -> torch.Tensor:
+    """The small-batch route: the fused blocks applied to the 2B states."""
+    k, t = cfg.latent, cfg.trash_qubits
+    K, T = 1 << k, 1 << t
+    xm, xc = normalize(xm), normalize(xc)
     B = xm.shape[0]
-    if U is None and 2 * B < (1 << n):
-        states = apply_layers(theta, cfg, _complex(torch.cat([xm, xc], 0)).T).T
-        psi = torch.view_as_real(states[:B].reshape(B, T, K))
-        chi = torch.view_as_real(states[B:, :K])
-        pr, pi = psi[..., 0], psi[..., 1]
-        cr, ci = chi[:, None, :, 0], chi[:, None, :, 1]
-    else:
-        U = model_unitary(theta, cfg) if U is None else U
-        Ur, Ui = U.real, U.imag
-        psi = xm @ torch.cat([Ur, Ui], 0).T  # (B, 2 * 2^n): [Re psi | Im psi]
-        chi = xc @ torch.cat([Ur[:K], Ui[:K]], 0).T  # (B, 2K): the trash = 0 block of U y
-        pr, pi = psi[:, : K * T].reshape(B, T, K), psi[:, K * T :].reshape(B, T, K)
-        cr, ci = chi[:, None, :K], chi[:, None, K:]
+    states = apply_layers(theta, cfg, _complex(torch.cat([xm, xc], 0)).T).T
+    psi = torch.view_as_real(states[:B].reshape(B, T, K))
+    chi = torch.view_as_real(states[B:, :K])
+    pr, pi = psi[..., 0], psi[..., 1]
+    cr, ci = chi[:, None, :, 0], chi[:, None, :, 1]
     re = (pr * cr + pi * ci).sum(-1)  # Re <chi_0 | psi_b>
     im = (pi * cr - pr * ci).sum(-1)  # Im <chi_0 | psi_b>
     return (re * re + im * im).sum(-1)
@@ -232,8 +237,10 @@ def fidelity_reference(
 ) -> torch.Tensor:
     """The first implementation (complex einsum on U from :func:`qmae_qiskit.model.ansatz.encoder_unitary`), kept as
     an independent cross-check of :func:`fidelity`."""
+    from qmae_qiskit.model.ansatz import encoder_unitary
+
     U = encoder_unitary(theta, cfg.n_qubits, cfg.layers)
-    k, t = int(cfg.latent_qubits), cfg.trash_qubits
+    k, t = cfg.latent, cfg.trash_qubits
     both = encode(theta, torch.cat([x_masked, x_clean], 0), cfg, U)
     B = x_masked.shape[0]
     psi = both[:B].reshape(B, 1 << t, 1 << k)
@@ -247,7 +254,7 @@ def reconstruct(
 ) -> torch.Tensor:
     """Probabilities of the decoded data register (diagonal of rho_out), shape (B, 2^n); they sum to 1."""
     U = model_unitary(theta, cfg) if U is None else U
-    k, t = int(cfg.latent_qubits), cfg.trash_qubits
+    k, t = cfg.latent, cfg.trash_qubits
     psi = encode(theta, x_masked, cfg, U)
     B = psi.shape[0]
     psi = psi.reshape(B, 1 << t, 1 << k)

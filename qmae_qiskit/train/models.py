@@ -41,6 +41,14 @@ class ExactFidelity:
         d = self.dtype
         return exact.fidelity(theta.to(d), x_masked.to(d), x_clean.to(d), self.cfg).to(torch.float64)
 
+    def masked(
+        self, theta: torch.Tensor, images: torch.Tensor, patch_idx: torch.Tensor, token: torch.Tensor
+    ) -> torch.Tensor:
+        """The same fidelities for QMAE's masked inputs, with the token's gradient computed per patch position
+        (:func:`qmae_qiskit.simulate.exact.masked_fidelity`) rather than per masked pixel."""
+        d = self.dtype
+        return exact.masked_fidelity(theta.to(d), images.to(d), patch_idx, token, self.cfg).to(torch.float64)
+
 
 class MaskedAutoencoder(nn.Module):
     """Common QMAE / QAE module: ``theta`` always, ``token`` only for QMAE (None for QAE)."""
@@ -73,8 +81,15 @@ class MaskedAutoencoder(nn.Module):
         return insert_token(images, patch_idx, self.cfg, self.token).reshape(images.shape[0], -1)
 
     def forward(self, images: torch.Tensor, patch_idx: torch.Tensor) -> torch.Tensor:
-        """Fidelity <Z> (B,) between the decoded masked image and the clean image."""
-        clean = images.to(torch.float64).reshape(images.shape[0], -1)
+        """Fidelity <Z> (B,) between the decoded masked image and the clean image.
+
+        A backend with a ``masked(theta, images, patch_idx, token)`` method (the exact one) gets QMAE's images and
+        mask directly, so that it can skip the dense gradient of the masked pixels."""
+        images = images.to(torch.float64)
+        masked = getattr(self.backend, "masked", None)
+        if self.token is not None and masked is not None:
+            return masked(self.theta, images, patch_idx, self.token)
+        clean = images.reshape(images.shape[0], -1)
         return self.backend(self.theta, self.masked_inputs(images, patch_idx), clean)
 
     def loss(self, images: torch.Tensor, patch_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

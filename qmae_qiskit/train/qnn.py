@@ -1,7 +1,8 @@
 """The aer_simulator training backend: the SWAP-test circuit in an EstimatorQNN, wrapped in a TorchConnector.
 
 The circuit is transpiled once for AerSimulator and the <Z_ancilla> observable is mapped with
-``SparsePauliOp.apply_layout`` (handing EstimatorQNN a pass manager with the raw circuit gives wrong values).
+``SparsePauliOp.apply_layout`` (handing EstimatorQNN a pass manager with the raw circuit gives wrong values);
+noiseless Aer runs every gate of the built circuit, so it gets the circuit as built.
 QNN inputs are the loader angles of the masked and the clean image (computed in torch, so the mask token's
 gradient flows through :func:`qmae_qiskit.model.loader.loader_angles` and the QNN's input gradients); QNN weights are
 theta, tied to the model's own ``theta`` parameter. Expectation values are exact unless ``shots`` is set
@@ -43,11 +44,20 @@ class TranspiledTraining:
 
 
 def transpile_training(cfg: QMAEConfig, simulator, seed: int = 0, optimization_level: int = 1) -> TranspiledTraining:
-    """Transpile the SWAP-test circuit once for ``simulator`` and map Z on the ancilla through its layout."""
+    """Transpile the SWAP-test circuit once for ``simulator`` and map Z on the ancilla through its layout.
+
+    A simulator that runs every gate of the circuit as built (noiseless Aer: RY, RZ, CX, SWAP, CSWAP, H) gets the
+    circuit itself: transpiling it at level 1 returns the same gates, and would cost a second or two of start-up
+    (the transpiler's plugin discovery imports qiskit-ibm-runtime).
+    """
     qc = training_circuit(cfg)
+    want = parameter_groups(qc)
+    supported = set(getattr(simulator, "operation_names", ()) or ())
+    if getattr(simulator.options, "noise_model", None) is None and set(qc.count_ops()) <= supported:
+        obs = fidelity_observable(qc.num_qubits, qc.metadata["ancilla"])
+        return TranspiledTraining(qc, obs, want[MASKED] + want[REFERENCE], want[THETA])
     isa = transpile_for(qc, simulator, optimization_level, seed)
     groups = parameter_groups(isa)
-    want = parameter_groups(qc)
     if any(len(groups[k]) != len(want[k]) for k in want):  # a pass dropped a parameter: keep every one
         isa = transpile_for(qc, simulator, 0, seed)
         groups = parameter_groups(isa)

@@ -4,8 +4,10 @@ A run folder ``runs/<name>/`` holds::
 
     config.json       a :class:`RunRecord` (settings, data folder and fingerprint, provenance): enough to
                       rebuild the model and the exact data order
-    metrics.jsonl     one JSON object per optimizer step (step, epoch, loss, fidelity, ...)
+    metrics.jsonl     one JSON object per optimizer step (step, epoch, loss, fidelity, ...), written in chunks
+                      when a checkpoint is written (and when training stops), fsynced before the checkpoint
     checkpoint.pt     the latest checkpoint (parameters, Adam state, step), replaced atomically
+    checkpoint.prev.pt  the one before it: if the newest cannot be read, training resumes from this one
     loss.png          the training-loss curve (paper Fig. 8 style)
 
 The data order and the masks are functions of (seed, epoch, sample index), so a checkpoint needs no RNG state:
@@ -19,6 +21,8 @@ import io
 import json
 import math
 import os
+import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -26,7 +30,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from qmae_qiskit.errors import QMAEError, one_line
+from qmae_qiskit.errors import QMAEError, QMAEWarning, one_line
 from qmae_qiskit.io import atomic_write_bytes, atomic_write_text
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
@@ -35,6 +39,7 @@ FORMAT = 1  # checkpoint.pt format
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
+PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"
 LOSS_PLOT_FILE = "loss.png"
 
 MODELS = ("qmae", "qae")
@@ -111,6 +116,7 @@ class Checkpoint:
     optimizer: dict[str, Any] | None = None
     finished: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None  # the file it was read from
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -257,21 +263,67 @@ def update_settings(run_dir: str | Path, settings: RunSettings) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(run_dir: str | Path, ckpt: Checkpoint) -> Path:
-    """Write checkpoint.pt atomically (a crash leaves the previous checkpoint intact)."""
+def checkpoint_bytes(ckpt: Checkpoint) -> bytes:
+    """The checkpoint file's contents (a snapshot: later changes to the tensors do not reach it)."""
     buf = io.BytesIO()
     torch.save(ckpt.to_dict(), buf)
-    return atomic_write_bytes(Path(run_dir) / CHECKPOINT_FILE, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_checkpoint_bytes(run_dir: str | Path, data: bytes) -> Path:
+    """Make ``data`` the newest checkpoint; the newest so far becomes checkpoint.prev.pt (both renames atomic)."""
+    run_dir = Path(run_dir)
+    return atomic_write_bytes(run_dir / CHECKPOINT_FILE, data, keep=run_dir / PREVIOUS_CHECKPOINT_FILE)
+
+
+def save_checkpoint(run_dir: str | Path, ckpt: Checkpoint) -> Path:
+    """Write checkpoint.pt atomically, keeping the one before as checkpoint.prev.pt."""
+    return write_checkpoint_bytes(run_dir, checkpoint_bytes(ckpt))
 
 
 def load_checkpoint(run_dir: str | Path, settings: RunSettings | None = None) -> Checkpoint:
-    """Read checkpoint.pt; a damaged or mismatched file gives one clear error."""
-    path = Path(run_dir) / CHECKPOINT_FILE
-    if not path.is_file():
+    """The newest usable checkpoint: checkpoint.pt, or checkpoint.prev.pt with a one-line warning if the newest
+    is missing, damaged or does not fit ``settings``; one clear error if neither can be used."""
+    run_dir = Path(run_dir)
+    newest, previous = run_dir / CHECKPOINT_FILE, run_dir / PREVIOUS_CHECKPOINT_FILE
+    if not newest.is_file() and not previous.is_file():
         raise QMAEError(
-            f"{path} is missing: the run has not written a checkpoint yet; start it again without "
+            f"{newest} is missing: the run has not written a checkpoint yet; start it again without "
             f"--resume (into a new --name)"
         )
+    try:
+        return read_checkpoint(newest, settings)
+    except QMAEError as exc:
+        if not previous.is_file():
+            raise
+        first = exc
+    try:
+        ckpt = read_checkpoint(previous, settings)
+    except QMAEError as exc:
+        raise QMAEError(
+            f"checkpoints {newest.name} ({_reason(first)}) and {previous.name} ({_reason(exc)}) in {run_dir} are "
+            f"both unusable; delete the run folder and train again"
+        ) from exc
+    warnings.warn(
+        f"{newest} is unusable ({_reason(first)}); using the previous checkpoint, {previous.name} (step {ckpt.step})",
+        QMAEWarning,
+        stacklevel=2,
+    )
+    return ckpt
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong reading a checkpoint, in a few words (torch's unpickling errors run to a paragraph)."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    text = one_line(cause).split(". ")[0]
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def read_checkpoint(path: str | Path, settings: RunSettings | None = None) -> Checkpoint:
+    """Read one checkpoint file; a missing, damaged or mismatched file gives one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise QMAEError(f"checkpoint {path} is missing; delete the run folder and train again")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling failure means a damaged file
@@ -310,18 +362,66 @@ def load_checkpoint(run_dir: str | Path, settings: RunSettings | None = None) ->
         optimizer=raw.get("optimizer"),
         finished=bool(raw.get("finished", False)),
         extra=dict(raw.get("extra") or {}),
+        path=path,
     )
 
 
+class RunWriter:
+    """Writes a running training's metrics lines and checkpoints on a background thread, so that steps do not
+    wait for the disk (fsync and two renames per checkpoint; an Aer run checkpoints every step).
+
+    ``submit`` snapshots the records and the checkpoint (as bytes) at once, waits for the previous write and
+    starts the next: metrics appended and fsynced first, then the checkpoint, as :func:`save_checkpoint` writes
+    it. At most one write is in flight, and the training loop calls :meth:`wait` before it counts the next step
+    as done, so a kill still loses at most one checkpoint interval.
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, records: list[dict[str, Any]], ckpt: Checkpoint | None = None) -> None:
+        lines = "".join(json.dumps(r) + "\n" for r in records)
+        data = None if ckpt is None else checkpoint_bytes(ckpt)
+        self.wait()
+        if not lines and data is None:
+            return
+        self._thread = threading.Thread(target=self._write, args=(lines, data), name="qmae-run-writer", daemon=True)
+        self._thread.start()
+
+    def _write(self, lines: str, data: bytes | None) -> None:
+        try:
+            if lines:
+                append_metrics_text(self.run_dir, lines, sync=True)
+            if data is not None:
+                write_checkpoint_bytes(self.run_dir, data)
+        except BaseException as exc:  # handed to the training thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        """Block until the write in flight (if any) is on disk; re-raise its error."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            exc, self._error = self._error, None
+            raise exc
+
+
 # ------------------------------------------------------------------------------------------------- metrics
-def append_metrics(run_dir: str | Path, records: list[dict[str, Any]]) -> None:
-    """Append step records to metrics.jsonl (a torn last line is dropped on the next read)."""
-    if not records:
-        return
+def append_metrics(run_dir: str | Path, records: list[dict[str, Any]], sync: bool = False) -> None:
+    """Append step records to metrics.jsonl (a torn last line is dropped on the next read); fsync if ``sync``."""
+    if records:
+        append_metrics_text(run_dir, "".join(json.dumps(rec) + "\n" for rec in records), sync)
+
+
+def append_metrics_text(run_dir: str | Path, lines: str, sync: bool = False) -> None:
     with open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec) + "\n")
+        fh.write(lines)
         fh.flush()
+        if sync:
+            os.fsync(fh.fileno())
 
 
 def sync_metrics(run_dir: str | Path) -> None:

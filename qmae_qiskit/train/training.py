@@ -5,6 +5,11 @@ epoch e is a permutation seeded by (seed, e), and masks are keyed by (seed, e, s
 only needs the step count, the parameters and Adam's state, and a resumed run ends with exactly the parameters
 of an uninterrupted one. metrics.jsonl is truncated to the checkpoint's step on resume, so no step is lost or
 written twice.
+
+The loop costs what its kernel costs: an epoch's masks are drawn at once when it starts, step records are
+buffered and written with each checkpoint, and checkpoints are written by a background thread
+(:class:`qmae_qiskit.train.runs.RunWriter`) while the next step computes; the step after a checkpoint waits for
+it before it counts as done, so a kill still loses at most one checkpoint interval.
 """
 
 from __future__ import annotations
@@ -22,19 +27,20 @@ import torch
 from qmae_qiskit.data import ImageSet, load_mnist
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.model.masking import sample_mask_indices
+from qmae_qiskit.train.adam import Adam
 from qmae_qiskit.train.models import MaskedAutoencoder, build_model, init_theta, init_token
 from qmae_qiskit.train.runs import (
+    CHECKPOINT_FILE,
     LOSS_PLOT_FILE,
     Checkpoint,
     RunSettings,
-    append_metrics,
+    RunWriter,
     check_resumable,
     create_run_dir,
     load_checkpoint,
     read_config,
     read_settings,
     save_checkpoint,
-    sync_metrics,
     truncate_metrics,
     update_settings,
 )
@@ -60,8 +66,9 @@ class TrainResult:
     last_loss: float | None
     last_epoch_fidelity: float | None  # mean training fidelity over the last epoch's steps run in this call
     val_fidelity: float | None
-    seconds: float
+    seconds: float  # the training loop: steps, validation, metrics and checkpoints (not loss.png)
     records: list[dict[str, Any]]
+    plot_seconds: float = 0.0  # writing loss.png after the loop
 
 
 def select_data(data: ImageSet, settings: RunSettings) -> TrainData:
@@ -126,26 +133,35 @@ def make_backend(settings: RunSettings):
     )
 
 
-def make_optimizer(model: MaskedAutoencoder, settings: RunSettings) -> torch.optim.Adam:
-    return torch.optim.Adam(model.parameters(), lr=settings.lr, betas=tuple(settings.betas))
+def make_optimizer(model: MaskedAutoencoder, settings: RunSettings) -> Adam:
+    """Adam (:class:`qmae_qiskit.train.adam.Adam`: torch's update, without torch.optim's start-up cost)."""
+    return Adam(model.parameters(), lr=settings.lr, betas=tuple(settings.betas))
 
 
 @torch.no_grad()
-def validation_fidelity(model: MaskedAutoencoder, val: ImageSet, settings: RunSettings) -> float | None:
-    """Mean exact fidelity on the validation images with fixed masks (epoch-independent, so epochs compare)."""
+def validation_fidelity(
+    model: MaskedAutoencoder, val: ImageSet, settings: RunSettings, patch_idx: torch.Tensor | None = None
+) -> float | None:
+    """Mean exact fidelity on the validation images with fixed masks (epoch-independent, so epochs compare).
+
+    ``patch_idx`` is :func:`validation_masks` (computed here if not given)."""
     if len(val) == 0:
         return None
     from qmae_qiskit.simulate import exact
 
-    patch_idx = sample_mask_indices(
-        settings.config, settings.mask_ratio, val.indices, settings.seed, epoch=VAL_MASK_EPOCH
-    )
+    if patch_idx is None:
+        patch_idx = validation_masks(val, settings)
     xm = model.masked_inputs(val.images, patch_idx)
     xc = val.images.reshape(len(val), -1).to(torch.float64)
     return float(exact.fidelity(model.theta.detach(), xm, xc, settings.config).mean())
 
 
-def _checkpoint(model: MaskedAutoencoder, opt: torch.optim.Optimizer, step: int, finished: bool) -> Checkpoint:
+def validation_masks(val: ImageSet, settings: RunSettings) -> torch.Tensor:
+    """The validation images' masks: one fixed draw (epoch :data:`VAL_MASK_EPOCH`)."""
+    return sample_mask_indices(settings.config, settings.mask_ratio, val.indices, settings.seed, epoch=VAL_MASK_EPOCH)
+
+
+def _checkpoint(model: MaskedAutoencoder, opt: Adam, step: int, finished: bool) -> Checkpoint:
     token = model.token.detach() if model.token is not None else None
     return Checkpoint(step=step, theta=model.theta.detach(), token=token, optimizer=opt.state_dict(), finished=finished)
 
@@ -211,6 +227,10 @@ def train(
         start = ckpt.step
         if settings != stored:
             update_settings(run_dir, settings)
+        if ckpt.path is not None and ckpt.path.name != CHECKPOINT_FILE:  # resumed from the previous checkpoint:
+            bad = run_dir / CHECKPOINT_FILE  # keep the unreadable one aside, so that it never becomes "previous"
+            if bad.exists():
+                bad.replace(run_dir / f"{CHECKPOINT_FILE}.unreadable")
         records = truncate_metrics(run_dir, start)
     else:
         create_run_dir(run_dir, settings, data_dir, fingerprint)
@@ -219,25 +239,32 @@ def train(
 
     total, spe, B = settings.total_steps, settings.steps_per_epoch, settings.batch_size
     cfg, N = settings.config, len(data.train)
+    val_masks = validation_masks(data.val, settings) if len(data.val) else None
     bar = _progress(total, start, settings, progress)
+    writer = RunWriter(run_dir)
+    pending: list[dict[str, Any]] = []  # step records not yet written (they go out with the next checkpoint)
     t0 = time.perf_counter()
-    done, order_epoch, order = start, -1, None
+    done, order_epoch = start, -1
+    order = epoch_masks = torch.empty(0, dtype=torch.long)
     epoch_fids: list[float] = []
     val_fid = None
     stop = _StopRequest()
     try:
         for step in range(start, total):
             epoch, pos = divmod(step, spe)
-            if epoch != order_epoch:
+            if epoch != order_epoch:  # the epoch's order and all its masks at once
                 order, order_epoch, epoch_fids = epoch_order(N, settings.seed, epoch), epoch, []
+                epoch_masks = sample_mask_indices(
+                    cfg, settings.mask_ratio, data.train.indices[order], settings.seed, epoch
+                )
             rows = order[pos * B : (pos + 1) * B]
-            images, indices = data.train.images[rows], data.train.indices[rows]
-            patch_idx = sample_mask_indices(cfg, settings.mask_ratio, indices, settings.seed, epoch)
+            images, patch_idx = data.train.images[rows], epoch_masks[pos * B : (pos + 1) * B]
             ts = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             loss, fid = model.loss(images, patch_idx)
             loss.backward()
             opt.step()
+            writer.wait()  # the previous checkpoint is on disk before this step counts as done
             rec: dict[str, Any] = {
                 "step": step + 1,
                 "epoch": epoch,
@@ -249,27 +276,38 @@ def train(
             }
             epoch_fids.append(rec["fidelity"])
             if pos == spe - 1:
-                val_fid = validation_fidelity(model, data.val, settings)
+                val_fid = validation_fidelity(model, data.val, settings, val_masks)
                 if val_fid is not None:
                     rec["val_fidelity"] = val_fid
-            append_metrics(run_dir, [rec])
+            pending.append(rec)
             records.append(rec)
             done = step + 1
             if done % settings.checkpoint_every == 0 or done == total:
-                sync_metrics(run_dir)
-                save_checkpoint(run_dir, _checkpoint(model, opt, done, done == total))
+                writer.submit(pending, _checkpoint(model, opt, done, done == total))
+                pending = []
             bar.update(1)
-            bar.set_postfix(loss=f"{rec['loss']:.4f}", fidelity=f"{rec['fidelity']:.4f}", epoch=epoch + 1)
+            bar.set_postfix(
+                loss=f"{rec['loss']:.4f}", fidelity=f"{rec['fidelity']:.4f}", epoch=epoch + 1, refresh=False
+            )
             if on_step is not None:
                 on_step(done, rec)
             if stop.requested and done < total:
-                save_checkpoint(run_dir, _checkpoint(model, opt, done, False))
+                writer.submit(pending, _checkpoint(model, opt, done, False))
+                pending = []
+                writer.wait()
                 if plot:
                     _plot(records, run_dir, settings)
                 raise KeyboardInterrupt(f"stopped after step {done} of {total}; checkpoint written")
+        writer.submit(pending)
+        writer.wait()
+    except BaseException:
+        _flush_quietly(writer, pending)  # a crash keeps the steps it did (resume truncates to the checkpoint)
+        raise
     finally:
         stop.restore()
         bar.close()
+    seconds = time.perf_counter() - t0
+    t_plot = time.perf_counter()
     if plot:
         _plot(records, run_dir, settings)
     last = records[-1] if records else None
@@ -282,9 +320,19 @@ def train(
         last_loss=None if last is None else last["loss"],
         last_epoch_fidelity=float(np.mean(epoch_fids)) if epoch_fids else None,
         val_fidelity=val_fid,
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
         records=records,
+        plot_seconds=time.perf_counter() - t_plot,
     )
+
+
+def _flush_quietly(writer: RunWriter, pending: list[dict[str, Any]]) -> None:
+    """Finish the write in flight and write the buffered step records, without hiding the error in progress."""
+    try:
+        writer.submit(pending)
+        writer.wait()
+    except Exception:
+        pass
 
 
 def _plot(records: list[dict[str, Any]], run_dir: Path, settings: RunSettings) -> None:
