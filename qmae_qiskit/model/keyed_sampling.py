@@ -153,7 +153,7 @@ def _floyd(entropy: list, n: int, population: int, size: int) -> tuple[np.ndarra
             raw = gen.next64()
             u = raw & U64(M32)
         else:
-            u = raw >> U64(32)  # type: ignore[operator]
+            u = raw >> U64(32)
         scaled = u * U64(j + 1)  # Lemire: uniform on [0, j] is the high word of u * (j + 1) ...
         rejected |= (scaled & U64(M32)) < U64((2**32 - (j + 1)) % (j + 1))  # ... unless the low word is too small
         val = (scaled >> U64(32)).astype(np.int64)

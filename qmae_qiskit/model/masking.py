@@ -22,7 +22,7 @@ EVAL_MASK_EPOCH = 2_000_000  # apart from every training epoch and from training
 
 def grid_shape(cfg: QMAEConfig) -> tuple[int, int]:
     """Patches per column and per row."""
-    return cfg.image_size // int(cfg.patch_height), cfg.image_size // int(cfg.patch_width)  # type: ignore[operator]
+    return cfg.image_size // cfg.patch[0], cfg.image_size // cfg.patch[1]
 
 
 def patches_for_ratio(cfg: QMAEConfig, ratio: float) -> int:

@@ -6,12 +6,12 @@ t trash qubits (the most significant bits of the pixel index, so index = b * 2^k
     <Z> = sum_b |<chi_{b=0} | psi_b>|^2                                          (trash reset, then U-dagger)
     reconstruction probabilities = diag(rho_out) = sum_b |U^dagger (psi_b (x) |0>_trash)|^2
 
-U is built once per call from the fused 4x4 blocks (cost independent of the batch; with several ansatz layers
-U = U_L ... U_1, each layer built alone and multiplied), then every image is one row of a real GEMM (:mod:`qmae_qiskit.simulate.kernel`, with a hand-written backward); small batches apply the
-blocks to the images directly instead. Gradients reach theta and the pixels (hence the mask token);
-:func:`masked_fidelity` takes QMAE's images, mask and token and returns the token's gradient without a dense
-gradient for every masked pixel. :func:`fidelity_reference` keeps the first, plainer implementation as a
-cross-check.
+U is built once per call from the fused 4x4 blocks (cost independent of the batch; with several ansatz layers U =
+U_L ... U_1, each layer built alone and multiplied), then every image is one row of a real GEMM
+(:mod:`qmae_qiskit.simulate.kernel`, with a hand-written backward); small batches apply the blocks to the images
+directly instead. Gradients reach theta and the pixels (hence the mask token); :func:`masked_fidelity` takes QMAE's
+images, mask and token and returns the token's gradient without a dense gradient for every masked pixel.
+:func:`fidelity_reference` keeps the first, plainer implementation as a cross-check.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def _fusion_plan(n: int) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
     Returns (block indices, qubits most significant first) per fused gate.
     """
     pairs = kernel.pairs(n)
-    plan, m = [], 0
+    plan: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    m = 0
     while m < len(pairs):
         a, b = pairs[m]
         if m + 1 < len(pairs) and pairs[m + 1][0] == a:

@@ -88,7 +88,7 @@ class _BlockMatrices(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, theta):  # type: ignore[override]
+    def forward(ctx, theta):
         cdt = _complex_dtype(theta.dtype)
         C0, Cc, Cs, Ce, Cec, gens = _factor_templates(cdt, theta.device)
         idx = torch.tensor([max(p, 0) for p in _PARAM_OF_FACTOR], device=theta.device)
@@ -104,7 +104,7 @@ class _BlockMatrices(torch.autograd.Function):
         return prefix[-1]
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(ctx, grad):
         K, G = ctx.saved_tensors
         M = grad.mH @ G  # Gamma^H G
         dtheta = 0.5 * torch.einsum("npij,nji->np", K, M).imag
@@ -200,14 +200,14 @@ class _Star(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, gates, layout):  # type: ignore[override]
+    def forward(ctx, gates, layout):
         A, Ts = _star_forward(gates, layout)
         ctx.save_for_backward(gates, *Ts)
         ctx.layout = layout
         return A
 
     @staticmethod
-    def backward(ctx, gA):  # type: ignore[override]
+    def backward(ctx, gA):
         gates, *Ts = ctx.saved_tensors
         return _star_backward(gates, Ts, gA, ctx.layout), None
 
@@ -224,7 +224,7 @@ class _Upper(torch.autograd.Function):
     dW_{m-1} = dW_m A_m^H, then the star's backward), instead of a dozen small nodes per level."""
 
     @staticmethod
-    def forward(ctx, mats, n: int):  # type: ignore[override]
+    def forward(ctx, mats, n: int):
         W = mats[-1]  # qubits n-2, n-1: one block
         saved = []
         for q0 in range(n - 3, 0, -1):
@@ -238,7 +238,7 @@ class _Upper(torch.autograd.Function):
         return W
 
     @staticmethod
-    def backward(ctx, gW):  # type: ignore[override]
+    def backward(ctx, gW):
         dmats = torch.zeros(ctx.shape, dtype=gW.dtype, device=gW.device)
         for q0, gates, Ts, W, A in reversed(ctx.saved):
             g = gW.reshape(A.shape[0], A.shape[1])
@@ -257,13 +257,13 @@ class _Top(torch.autograd.Function):
     a conjugated 1 MB copy and handed the star a transposed gradient) and the star's backward."""
 
     @staticmethod
-    def forward(ctx, gates, W):  # type: ignore[override]
+    def forward(ctx, gates, W):
         A, Ts = _star_forward(gates, "cols")
         ctx.save_for_backward(gates, W, A, *Ts)
         return A @ W.T
 
     @staticmethod
-    def backward(ctx, gR):  # type: ignore[override]
+    def backward(ctx, gR):
         gates, W, A, *Ts = ctx.saved_tensors
         g = gR.reshape(A.shape[0], W.shape[0])
         dW = (A.mH @ g).T
@@ -337,7 +337,7 @@ class SwapFidelity(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, R, xm, xc, T: int, token=None, patches=None):  # type: ignore[override]
+    def forward(ctx, R, xm, xc, T: int, token=None, patches=None):
         B, D = xm.shape
         H = D // (2 * T)  # latent values per value of qubit 0
         Rr = torch.view_as_real(R).reshape(D, 2 * D)
@@ -354,7 +354,7 @@ class SwapFidelity(torch.autograd.Function):
         return fid
 
     @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
+    def backward(ctx, g):
         R, xh, yh, nm, nc, P, C, o, fid, token = ctx.saved_tensors
         T, patches = ctx.T, ctx.patches
         B, D = xh.shape

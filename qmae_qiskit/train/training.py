@@ -135,7 +135,7 @@ def make_backend(settings: RunSettings):
 
 def make_optimizer(model: MaskedAutoencoder, settings: RunSettings) -> Adam:
     """Adam (:class:`qmae_qiskit.train.adam.Adam`: torch's update, without torch.optim's start-up cost)."""
-    return Adam(model.parameters(), lr=settings.lr, betas=tuple(settings.betas))
+    return Adam(model.parameters(), lr=settings.lr, betas=(settings.betas[0], settings.betas[1]))
 
 
 @torch.no_grad()
