@@ -355,3 +355,31 @@ def test_frontier_reports_gates_loading_and_errors_per_loader(run4, tmp_path):
     assert set(ladder["methods"]) == {"raw", "cal"} and out.with_suffix(".png").is_file()
     res = CliRunner().invoke(main, ["study", "frontier", str(run4), "--backend", "fake_manila", "--loaders", "lader:2"])
     assert res.exit_code == 2 and "unknown loader" in res.output
+
+
+def test_estimates_never_read_the_evaluated_images_exact_values(run4):
+    """The same measurements with the evaluated rows' exact values replaced by garbage give the same estimates:
+    only the calibration rows' exact values (and the reference circuits') enter the fits."""
+    from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.study.noise import StudySpec, design, estimate, exact_values, run_local
+
+    spec = StudySpec(
+        run=str(run4), backend="fake_manila", samples=4, shots=2000, methods="cal,cal+ref", calibration_images=6
+    )
+    executor = make_executor(spec.backend, spec.noise_model)
+    d = design(spec, executor)
+    results, _ = run_local(d, executor)
+    exact_f, exact_p = exact_values(d.prepared, loaded=True)
+    garbage_f, garbage_p = exact_f.copy(), exact_p.copy()
+    rng = np.random.default_rng(0)
+    garbage_f[: d.n_eval] = rng.uniform(size=d.n_eval)
+    garbage_p[: d.n_eval] = rng.dirichlet(np.ones(exact_p.shape[1]), size=d.n_eval)
+    first = estimate(d, results, exact_f, exact_p)
+    second = estimate(d, results, garbage_f, garbage_p)
+    for a, b in zip(first[:3], second[:3], strict=True):
+        assert set(a) == {"raw", "cal", "cal+ref"}
+        for m in a:
+            np.testing.assert_array_equal(a[m], b[m])
+    # and the calibration rows' exact values do matter (the test can fail)
+    garbage_f[d.n_eval :] = rng.uniform(size=d.n_cal)
+    assert not np.allclose(estimate(d, results, garbage_f, exact_p)[0]["cal"], first[0]["cal"])

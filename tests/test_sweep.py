@@ -202,7 +202,8 @@ def test_sweep_runs_resumes_and_records_a_failing_cell(tmp_path, mnist_dir):
     assert res.exit_code == 1, res.output
     assert "4 of 6 cells already finished" in res.output
     error = (out / "qae-s2" / "error.txt").read_text()
-    assert len(error.strip().splitlines()) == 1 and "checkpoint" in error and ("corrupt" in error or "unusable" in error)
+    assert len(error.strip().splitlines()) == 1 and "checkpoint" in error
+    assert "corrupt" in error or "unusable" in error
     assert (out / "qmae-s2" / "eval.json").is_file()
     summary = _check_summary(out)
     assert summary["failed"] == [{"cell": "qae-s2", "error": error.strip()}]

@@ -12,7 +12,7 @@ from click.core import ParameterSource
 
 from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import config_options
-from qmae_qiskit.cli.train import BACKEND_DEFAULTS
+from qmae_qiskit.train.defaults import BACKEND_DEFAULTS
 
 EXACT = BACKEND_DEFAULTS["exact"]
 TRAIN_KEYS = (
