@@ -12,30 +12,14 @@ from click.core import ParameterSource
 
 from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import config_options
+from qmae_qiskit.cli.train import SETTING_KEYS, SHAPE_KEYS
 from qmae_qiskit.train.defaults import BACKEND_DEFAULTS
 
 EXACT = BACKEND_DEFAULTS["exact"]
+# every train setting that means something on the exact path, the model's shape, and the judge's seed
 TRAIN_KEYS = (
-    "model",
-    "mask_ratio",
-    "epochs",
-    "batch_size",
-    "train_samples",
-    "val_samples",
-    "lr",
-    "seed",
-    "theta_init",
-    "theta_scale",
-    "token_init",
-    "token_value",
-    "checkpoint_every",
-    "precision",
-    "image_size",
-    "latent_qubits",
-    "patch_height",
-    "patch_width",
-    "trash_reset",
-    "layers",
+    *(k for k in SETTING_KEYS if k not in ("backend", "shots", "noise_model", "gradient")),
+    *SHAPE_KEYS,
     "classifier_seed",
 )
 AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by other option names
