@@ -1,4 +1,7 @@
-"""Encoder U(theta): the 15-parameter two-qubit block of Wang et al. (paper Fig. 3) on every pair of data qubits.
+"""Encoder U(theta): the 15-parameter two-qubit block of Wang et al. (paper Fig. 3) on every pair of data qubits
+(the paper's ``all-pairs`` ansatz) or, for ``brickwork``, on the n - 1 neighbouring pairs of a line in a brick
+pattern (even bonds, then odd bonds: :func:`qmae_qiskit.simulate.kernel.brick_pairs`); parameters and layers are
+laid out the same way for both, with P the blocks of one layer.
 
 Pair order: all pairs ``(i, j)`` with ``i < j`` in lexicographic order, (0,1), (0,2), ..., (n-2, n-1); block m
 uses ``theta[15m : 15m + 15]``. With ``layers`` L > 1 this all-pairs layer is applied L times, layer l with its
@@ -23,12 +26,14 @@ from __future__ import annotations
 import torch
 from qiskit.circuit import ParameterVector, QuantumCircuit
 
+from qmae_qiskit.simulate.kernel import layer_pairs
+
 BLOCK_PARAMS = 15
 
 
-def pair_order(n: int) -> list[tuple[int, int]]:
-    """Pairs (i, j), i < j, in the order the encoder applies them."""
-    return [(i, j) for i in range(n) for j in range(i + 1, n)]
+def pair_order(n: int, ansatz: str = "all-pairs") -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, of one layer in the order the encoder applies them (all pairs: lexicographic)."""
+    return layer_pairs(n, ansatz)
 
 
 def _append_block(qc: QuantumCircuit, p, a: int, b: int) -> None:
@@ -59,11 +64,12 @@ def block_circuit(name: str = "p") -> QuantumCircuit:
     return qc
 
 
-def encoder_circuit(n: int, name: str = "theta", layers: int = 1) -> QuantumCircuit:
-    """U(theta) on n qubits: ``layers`` times one block per pair, layers * n(n-1)/2 * 15 parameters ``name[k]``."""
+def encoder_circuit(n: int, name: str = "theta", layers: int = 1, ansatz: str = "all-pairs") -> QuantumCircuit:
+    """U(theta) on n qubits: ``layers`` times one block per pair of the ansatz, layers * P * 15 parameters
+    ``name[k]``."""
     if layers < 1:
         raise ValueError(f"layers must be at least 1, got {layers}")
-    pairs = pair_order(n)
+    pairs = pair_order(n, ansatz)
     theta = ParameterVector(name, BLOCK_PARAMS * len(pairs) * layers)
     qc = QuantumCircuit(n, name="U")
     for m, (a, b) in enumerate(pairs * layers):  # block m of the flat list is pair m mod P of layer m // P
@@ -130,10 +136,10 @@ def apply_two_qubit(states: torch.Tensor, gate: torch.Tensor, a: int, b: int, n:
     return out.reshape(M, 1 << n)
 
 
-def encoder_unitary(theta: torch.Tensor, n: int, layers: int = 1) -> torch.Tensor:
+def encoder_unitary(theta: torch.Tensor, n: int, layers: int = 1, ansatz: str = "all-pairs") -> torch.Tensor:
     """The 2^n x 2^n matrix of U(theta) (Qiskit's little-endian order), built from the fused blocks one by one
     (every layer's blocks in circuit order): the plain reference the faster builders are checked against."""
-    pairs = pair_order(n) * layers
+    pairs = pair_order(n, ansatz) * layers
     if theta.shape[-1] != BLOCK_PARAMS * len(pairs):
         raise ValueError(
             f"theta must have {BLOCK_PARAMS * len(pairs)} values for n={n} and {layers} layer(s), got {theta.shape[-1]}"

@@ -117,8 +117,9 @@ def embedding(cfg: QMAEConfig, name: str = MASKED, loader: LoaderSpec | str | No
 
 
 def encoder(cfg: QMAEConfig) -> QuantumCircuit:
-    """U(theta) on the n data qubits: ``cfg.layers`` all-pairs layers, layer l on the l-th block of ``theta``."""
-    return encoder_circuit(cfg.n_qubits, THETA, cfg.layers)
+    """U(theta) on the n data qubits: ``cfg.layers`` layers of ``cfg.ansatz``, layer l on the l-th block of
+    ``theta``."""
+    return encoder_circuit(cfg.n_qubits, THETA, cfg.layers, cfg.ansatz)
 
 
 def decoder(cfg: QMAEConfig, enc: QuantumCircuit | None = None) -> QuantumCircuit:
