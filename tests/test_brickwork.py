@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from qiskit import QuantumCircuit as QiskitCircuit
 from qiskit import transpile
-from qiskit.quantum_info import DensityMatrix, Operator, partial_trace
+from qiskit.quantum_info import DensityMatrix, Operator, Statevector, partial_trace
 from qiskit_aer.primitives import EstimatorV2
 from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
 
@@ -27,7 +28,9 @@ from qmae_qiskit.model.circuits import (
     MASKED,
     REFERENCE,
     THETA,
+    encoder,
     fidelity_observable,
+    inverse_fidelity_circuit,
     parameter_groups,
     reconstruction_circuit,
     training_circuit,
@@ -65,6 +68,13 @@ def _values(qc, theta, xm, xc) -> np.ndarray:
         for name, vals in ((THETA, theta), (MASKED, loader_angles(xm[b])), (REFERENCE, loader_angles(xc[b]))):
             out[b, [index[p] for p in groups[name]]] = vals.detach().numpy()
     return out
+
+
+def _gates(qc) -> list[tuple]:
+    return [
+        (i.operation.name, [qc.find_bit(q).index for q in i.qubits], list(map(str, i.operation.params)))
+        for i in qc.data
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ shape
@@ -150,7 +160,7 @@ def test_reconstruction_equals_the_decoded_density_matrix():
     theta, xm, _ = _case(cfg, 5)
     g = parameter_groups(qc)
     bound = qc.assign_parameters(
-        dict(zip(g["theta"], theta.tolist())) | dict(zip(g["xm"], loader_angles(xm[0]).tolist()))
+        {p: float(theta[p.index]) for p in g["theta"]} | dict(zip(g["xm"], loader_angles(xm[0]).tolist()))
     )
     rho = partial_trace(DensityMatrix(bound), qc.metadata["fresh_qubits"])
     np.testing.assert_allclose(np.real(np.diag(rho.data)), exact.reconstruct(theta, xm, cfg)[0].numpy(), atol=1e-12)
@@ -191,6 +201,63 @@ def test_adjoint_matches_parameter_shift_on_weights_and_inputs():
     shift = ParamShiftEstimatorGradient(est).run([qc], [obs], values, [ask]).result().gradients[0]
     np.testing.assert_allclose(got, shift, atol=TOL, rtol=0)
     assert np.abs(shift).max() > 1e-3
+
+
+# ------------------------------------------------------------------------------------------------ light cone
+def test_light_cone_keeps_the_blocks_that_reach_the_trash():
+    from qmae_qiskit.model.ansatz import light_cone
+
+    one = pair_order(6, "brickwork")  # (0,1) (2,3) (4,5) (1,2) (3,4)
+    assert light_cone(one, [5]) == [False, False, True, False, False]
+    assert sum(light_cone(one * 5, [5])) == 19 and sum(light_cone(one * 2, [5])) == 4
+    for n, trash in ((4, [3]), (6, [5]), (6, [3, 4, 5]), (8, [7])):  # all-pairs: every block reaches the trash
+        assert all(light_cone(pair_order(n), trash))
+
+
+@pytest.mark.parametrize("layers, latent", [(2, 5), (3, 4)])
+def test_pruned_u_dagger_reset_u_equals_the_full_one(layers, latent):
+    """U-dagger SWAP U on data + fresh qubits, as operators: the light-cone circuit against the full circuit."""
+    cfg = QMAEConfig(image_size=8, layers=layers, ansatz="brickwork", latent_qubits=latent)
+    n, t = cfg.n_qubits, cfg.trash_qubits
+    theta = torch.rand(cfg.n_theta, generator=torch.Generator().manual_seed(layers), dtype=torch.float64) * 6
+    ops = []
+    for cone in (None, range(latent, n)):
+        enc = encoder_circuit(n, "theta", layers, "brickwork", cone)
+        qc = QiskitCircuit(t + n)
+        qc.compose(enc, range(t, t + n), inplace=True)
+        for i in range(t):
+            qc.swap(i, t + latent + i)
+        qc.compose(enc.inverse(), range(t, t + n), inplace=True)
+        values = {p: float(theta[p.index]) for p in qc.parameters}
+        ops.append((Operator(qc.assign_parameters(values)).data, enc.num_parameters))
+    (full, p_full), (pruned, p_pruned) = ops
+    np.testing.assert_allclose(pruned, full, atol=1e-12)
+    assert p_pruned < p_full == cfg.n_theta
+
+
+def test_device_circuits_use_the_light_cone_and_keep_the_exact_value():
+    cfg = _cfg(8, 3)
+    qc, obs = inverse_fidelity_circuit(cfg)
+    assert len(parameter_groups(qc)[THETA]) == 15 * 9 < cfg.n_theta  # 9 of 15 blocks reach the trash
+    assert len(parameter_groups(training_circuit(cfg))[THETA]) == cfg.n_theta  # the Aer training circuit: all
+    for seed in (1, 2):
+        theta, xm, xc = _case(cfg, seed)
+        values = {p: float(theta[p.index]) for p in parameter_groups(qc)[THETA]}
+        values |= dict(zip(parameter_groups(qc)[MASKED], loader_angles(xm[0]).tolist()))
+        values |= dict(zip(parameter_groups(qc)[REFERENCE], loader_angles(xc[0]).tolist()))
+        got = Statevector(qc.assign_parameters(values)).expectation_value(obs).real
+        assert abs(got - float(exact.fidelity(theta, xm, xc, cfg)[0])) < TOL
+    # the exact executor's fast path reads the light-cone circuit (left-out angles are 0) and agrees
+    from qmae_qiskit.hardware.execution import EstimatorTask
+    from qmae_qiskit.hardware.executors.exact import estimate
+    from qmae_qiskit.model.circuits import parameter_values
+
+    theta, xm, xc = _case(cfg, 3, batch=4)
+    est = estimate(EstimatorTask(qc, obs, parameter_values(qc, theta, xm, xc)))
+    assert est.metadata["method"] == "exact path"
+    np.testing.assert_allclose(est.values, exact.fidelity(theta, xm, xc, cfg).numpy(), atol=TOL)
+    for paper in (QMAEConfig(image_size=8, latent_qubits=4), QMAEConfig(image_size=16, layers=2)):
+        assert _gates(encoder(paper, light_cone=True)) == _gates(encoder(paper))  # all-pairs: as committed
 
 
 # ------------------------------------------------------------------------------------------------ devices
@@ -244,18 +311,19 @@ def test_cli_circuit_report_train_evaluate_take_the_ansatz(tmp_path, mnist_dir):
     tm = load_trained(run)
     assert tm.cfg.ansatz == "brickwork" and tm.theta.numel() == 90
     fids = {}
-    for backend in ("exact", "aer_simulator"):  # the exact path against the circuit run on Aer (exact values)
-        out = tmp_path / f"eval-{backend}.json"
+    # the exact path against the circuits run on Aer (exact values): the SWAP test, and the light-cone inverse circuit
+    for backend, circuit in (("exact", "auto"), ("aer_simulator", "swap-test"), ("aer_simulator", "inverse")):
+        out = tmp_path / f"eval-{backend}-{circuit}.json"
         res = runner.invoke(
             main,
             ["evaluate", str(run), "--limit", "3", "--backend", backend, "--no-classifier", "--no-baselines"]
-            + ["--out", str(out), "--data-dir", str(mnist_dir)],
+            + ["--fidelity-circuit", circuit, "--out", str(out), "--data-dir", str(mnist_dir)],
         )
         assert res.exit_code == 0, res.output
-        fids[backend] = json.loads(out.read_text())
-    assert fids["exact"]["config"]["ansatz"] == "brickwork" == fids["aer_simulator"]["config"]["ansatz"]
-    a, b = (fids[k]["metrics"]["fidelity"]["mean"] for k in ("exact", "aer_simulator"))
-    assert abs(a - b) < 1e-9, (a, b)
+        fids[circuit] = json.loads(out.read_text())
+    assert {f["config"]["ansatz"] for f in fids.values()} == {"brickwork"}
+    a, b, c = (fids[k]["metrics"]["fidelity"]["mean"] for k in ("auto", "swap-test", "inverse"))
+    assert abs(a - b) < 1e-9 and abs(a - c) < 1e-9, (a, b, c)
 
 
 def test_cli_unknown_ansatz_is_one_line_exit_2_and_nothing_written(tmp_path):

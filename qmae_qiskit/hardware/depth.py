@@ -113,7 +113,7 @@ def stage_sizes(cfg: QMAEConfig, kind: str, loader_spec: LoaderSpec | str | None
     ranges recover the stages of the real circuit exactly; :func:`split_stages` checks the total. ``loader_spec``
     is the loader the circuit was built with (default: the exact RY tree).
     """
-    enc = C.encoder(cfg)
+    enc = C.encoder(cfg, light_cone=kind != "training")
     loader = len(C.embedding(cfg, loader=loader_spec).data)
     body = [
         ("encoder", len(enc.data)),

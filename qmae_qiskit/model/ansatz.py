@@ -23,6 +23,8 @@ qargs [a, b] (index = 2 * bit_b + bit_a), applied to a whole batch at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from qiskit.circuit import ParameterVector, QuantumCircuit
 
@@ -64,16 +66,38 @@ def block_circuit(name: str = "p") -> QuantumCircuit:
     return qc
 
 
-def encoder_circuit(n: int, name: str = "theta", layers: int = 1, ansatz: str = "all-pairs") -> QuantumCircuit:
+def light_cone(pairs: list[tuple[int, int]], targets: Iterable[int]) -> list[bool]:
+    """Which blocks (in circuit order) lie in the backward light cone of the ``targets`` qubits at the end.
+
+    Walking back from the last block, a block is kept if it touches the cone, and then both its qubits join it.
+    A block left out shares no qubit with any later kept block, nor with the targets, so the left-out blocks W
+    commute to the end of U = W V and act off the targets: U^dagger R U = V^dagger R V for any R (trash SWAP or
+    reset) on the targets. For all-pairs every block is kept (each pair (i, j) is followed by (i, n-1)); a
+    brickwork line drops the blocks far from the trash end of its last layers.
+    """
+    cone, keep = set(targets), [False] * len(pairs)
+    for m in range(len(pairs) - 1, -1, -1):
+        if cone.intersection(pairs[m]):
+            keep[m] = True
+            cone.update(pairs[m])
+    return keep
+
+
+def encoder_circuit(
+    n: int, name: str = "theta", layers: int = 1, ansatz: str = "all-pairs", cone: Iterable[int] | None = None
+) -> QuantumCircuit:
     """U(theta) on n qubits: ``layers`` times one block per pair of the ansatz, layers * P * 15 parameters
-    ``name[k]``."""
+    ``name[k]``. With ``cone`` (the trash qubits) only the blocks in their backward :func:`light_cone` are
+    built: the same U^dagger R U, with fewer gates, and the left-out blocks' parameters absent."""
     if layers < 1:
         raise ValueError(f"layers must be at least 1, got {layers}")
-    pairs = pair_order(n, ansatz)
-    theta = ParameterVector(name, BLOCK_PARAMS * len(pairs) * layers)
+    pairs = pair_order(n, ansatz) * layers  # block m of the flat list is pair m mod P of layer m // P
+    theta = ParameterVector(name, BLOCK_PARAMS * len(pairs))
+    keep = [True] * len(pairs) if cone is None else light_cone(pairs, cone)
     qc = QuantumCircuit(n, name="U")
-    for m, (a, b) in enumerate(pairs * layers):  # block m of the flat list is pair m mod P of layer m // P
-        _append_block(qc, theta[BLOCK_PARAMS * m : BLOCK_PARAMS * (m + 1)], a, b)
+    for m, (a, b) in enumerate(pairs):
+        if keep[m]:
+            _append_block(qc, theta[BLOCK_PARAMS * m : BLOCK_PARAMS * (m + 1)], a, b)
     return qc
 
 
