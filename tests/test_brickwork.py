@@ -20,6 +20,8 @@ from qiskit import transpile
 from qiskit.quantum_info import DensityMatrix, Operator, Statevector, partial_trace
 from qiskit_aer.primitives import EstimatorV2
 from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
+from test_layers import _case as _layers_case
+from test_layers import _values
 
 from qmae_qiskit.cli import main
 from qmae_qiskit.export import bind_training
@@ -37,7 +39,6 @@ from qmae_qiskit.model.circuits import (
 )
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.loader import loader_angles
-from qmae_qiskit.model.masking import grid_shape, insert_token
 from qmae_qiskit.simulate import exact
 from qmae_qiskit.simulate.adjoint import AdjointEstimatorGradient
 
@@ -49,25 +50,9 @@ def _cfg(L: int, layers: int = 2) -> QMAEConfig:
 
 
 def _case(cfg: QMAEConfig, seed: int, batch: int = 1):
-    g = torch.Generator().manual_seed(seed)
-    theta = torch.rand(cfg.n_theta, generator=g, dtype=torch.float64) * 2 * np.pi
-    token = torch.rand(cfg.n_token, generator=g, dtype=torch.float64)
-    clean = torch.rand(batch, cfg.image_size, cfg.image_size, generator=g, dtype=torch.float64)
-    clean[clean < 0.3] = 0.0
-    rows, cols = grid_shape(cfg)
-    patch = torch.randint(rows * cols, (batch, 1), generator=g)
-    masked = insert_token(clean, patch, cfg, token)
-    return theta, masked.reshape(batch, -1), clean.reshape(batch, -1)
-
-
-def _values(qc, theta, xm, xc) -> np.ndarray:
-    groups = parameter_groups(qc)
-    index = {p: i for i, p in enumerate(qc.parameters)}
-    out = np.zeros((len(xm), qc.num_parameters))
-    for b in range(len(xm)):
-        for name, vals in ((THETA, theta), (MASKED, loader_angles(xm[b])), (REFERENCE, loader_angles(xc[b]))):
-            out[b, [index[p] for p in groups[name]]] = vals.detach().numpy()
-    return out
+    """theta, masked and clean images (B, 2^n), as test_layers draws them."""
+    theta, _, xm, xc, _, _ = _layers_case(cfg, seed, batch)
+    return theta, xm, xc
 
 
 def _gates(qc) -> list[tuple]:
