@@ -284,8 +284,8 @@ def test_cli_circuit_report_train_evaluate_take_the_ansatz(tmp_path, mnist_dir):
     assert "--ansatz brickwork" in report.with_suffix(".md").read_text()
     res = runner.invoke(main, ["report", "check", str(report)])
     assert res.exit_code == 0, res.output
-    args = ["train", "--image-size", "4", "--ansatz", "brickwork", "--layers", "2", "--train-samples", "16"]
-    args += ["--val-samples", "0", "--batch-size", "8", "--no-progress", "--out", str(tmp_path / "runs")]
+    args = ["train", "--image-size", "4", "--ansatz", "brickwork", "--layers", "2", "--train-images", "16"]
+    args += ["--val-images", "0", "--batch-size", "8", "--no-progress", "--out", str(tmp_path / "runs")]
     res = runner.invoke(main, args + ["--data-dir", str(mnist_dir)])
     assert res.exit_code == 0, res.output
     assert "90 angles in 2 layers of the brickwork ansatz" in res.output
@@ -298,14 +298,14 @@ def test_cli_circuit_report_train_evaluate_take_the_ansatz(tmp_path, mnist_dir):
     fids = {}
     # the exact path against the circuits run on Aer (exact values): the SWAP test, and the light-cone inverse circuit
     for backend, circuit in (("exact", "auto"), ("aer_simulator", "swap-test"), ("aer_simulator", "inverse")):
-        out = tmp_path / f"eval-{backend}-{circuit}.json"
+        out = tmp_path / f"eval-{backend}-{circuit}"
         res = runner.invoke(
             main,
-            ["evaluate", str(run), "--limit", "3", "--backend", backend, "--no-classifier", "--no-baselines"]
+            ["evaluate", str(run), "--images", "3", "--backend", backend, "--no-classifier", "--no-baselines"]
             + ["--fidelity-circuit", circuit, "--out", str(out), "--data-dir", str(mnist_dir)],
         )
         assert res.exit_code == 0, res.output
-        fids[circuit] = json.loads(out.read_text())
+        fids[circuit] = json.loads((out / "eval.json").read_text())
     assert {f["config"]["ansatz"] for f in fids.values()} == {"brickwork"}
     a, b, c = (fids[k]["metrics"]["fidelity"]["mean"] for k in ("auto", "swap-test", "inverse"))
     assert abs(a - b) < 1e-9 and abs(a - c) < 1e-9, (a, b, c)
