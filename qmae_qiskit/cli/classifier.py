@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
@@ -59,9 +58,10 @@ def classifier_train(
     as_json: bool,
 ) -> None:
     """Train the classifier on clean MNIST and report its accuracy on the clean test set."""
+    from qmae_qiskit.data import resolve_data_dir
     from qmae_qiskit.evaluate.classifier import train_and_cache
 
-    data_dir = data_dir if data_dir is not None else Path(os.environ.get("QMAE_DATA_DIR", "data"))
+    data_dir = resolve_data_dir(data_dir)
     info = train_and_cache(
         data_dir,
         out,

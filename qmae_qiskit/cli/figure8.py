@@ -3,7 +3,6 @@ the batch-trained curves, with the numbers that tell per-sample spread from not 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -45,9 +44,10 @@ def figure8_cmd(
     progress: bool,
 ) -> None:
     """Train QMAE and QAE with one image per Adam step (paper Algorithm 1); draw and quantify Figure 8."""
+    from qmae_qiskit.data import resolve_data_dir
     from qmae_qiskit.evaluate.fig8 import make_fig8, summary_text
 
-    data_dir = data_dir if data_dir is not None else Path(os.environ.get("QMAE_DATA_DIR", "data"))
+    data_dir = resolve_data_dir(data_dir)
     runs = None if str(batch_runs).lower() == "none" else batch_runs
     record = make_fig8(out, data_dir, samples, epochs, lr, seed, runs, held_out, progress=progress, log=click.echo)
     click.echo(summary_text(record))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
@@ -75,9 +74,10 @@ def reproduce_cmd(
     With --seeds N: the same for seeds 0..N-1 (training and classifier), as cells on Dask, and Table 1 with
     mean +- 95 % Student-t intervals, the paired QMAE - QAE gap and the baselines' intervals.
     """
+    from qmae_qiskit.data import resolve_data_dir
     from qmae_qiskit.evaluate.reproduce import reproduce, table_markdown
 
-    data_dir = data_dir if data_dir is not None else Path(os.environ.get("QMAE_DATA_DIR", "data"))
+    data_dir = resolve_data_dir(data_dir)
     train = {k: v for k, v in (("epochs", epochs), ("train_samples", train_samples)) if v is not None}
     clf = {k: v for k, v in (("epochs", classifier_epochs), ("limit", classifier_limit)) if v is not None}
     log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +90,7 @@ def sweep_cmd(
     images and masks, one classifier per classifier seed is trained once and shared. Rerunning skips finished
     cells; a failed cell is recorded (error.txt and the summary) and the others go on.
     """
+    from qmae_qiskit.data import resolve_data_dir
     from qmae_qiskit.errors import QMAEError
     from qmae_qiskit.experiments.cells import EvalSpec
     from qmae_qiskit.experiments.grid import load_grid_file, merge_grids, parse_grid_args
@@ -105,8 +105,7 @@ def sweep_cmd(
                 raise QMAEError(f"{axis} is swept by the grid and also given as --{name.replace('_', '-')}; keep one")
     base = {k: opts[k] for k in TRAIN_KEYS}
     base["betas"] = (beta1, beta2)
-    if data_dir is None:
-        data_dir = Path(os.environ.get("QMAE_DATA_DIR", "data"))
+    data_dir = resolve_data_dir(data_dir)
     log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
     result = run_sweep(
         grid,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,10 @@ SETTING_KEYS = (
 
 
 def _default_data_dir() -> Path:
-    return Path(os.environ.get("QMAE_DATA_DIR", "data"))
+    """$QMAE_DATA_DIR, ./data or the user cache, MNIST downloaded there once (see :func:`data.resolve_data_dir`)."""
+    from qmae_qiskit.data import resolve_data_dir
+
+    return resolve_data_dir(None)
 
 
 @main.command("train")

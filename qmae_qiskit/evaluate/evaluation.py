@@ -10,7 +10,9 @@ QMAE and QAE with the same patch grid get the same mask for every image, as the 
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,27 +124,58 @@ def evaluate_baselines(
     return out
 
 
-def find_classifier(run_dir: Path, explicit: str | Path | None) -> Path:
-    """``explicit``, else the nearest ``classifier/`` folder beside the run or above it, else runs/classifier."""
-    from qmae_qiskit.evaluate.classifier import exists
+def default_classifier_dir(image_size: int) -> Path:
+    """Where ``evaluate`` caches a classifier it trains: ``runs/classifier`` at 16x16, else ``runs/classifier-L<L>``"""
+    return Path("runs/classifier" if image_size == 16 else f"runs/classifier-L{image_size}")
+
+
+def find_classifier(run_dir: Path, explicit: str | Path | None, image_size: int = 16) -> Path:
+    """``explicit``, else the nearest ``classifier/`` for this image size beside the run or above it, else the cache."""
+    from qmae_qiskit.evaluate.classifier import INFO, exists
 
     if explicit is not None:
         return Path(explicit)
     for parent in [run_dir.parent, *run_dir.parent.parents][:3]:
         if exists(parent / "classifier"):
-            return parent / "classifier"
-    return Path("runs/classifier")
+            size = json.loads((parent / "classifier" / INFO).read_text()).get("image_size", image_size)
+            if size == image_size:
+                return parent / "classifier"
+    return default_classifier_dir(image_size)
 
 
-def load_classifier(run_dir: Path, explicit: str | Path | None, required: bool) -> tuple[Any, dict | None, Path]:
+def load_classifier(
+    run_dir: Path, explicit: str | Path | None, required: bool, image_size: int = 16
+) -> tuple[Any, dict | None, Path]:
     """(model or None, its info, its folder): required -> a missing classifier is an error with the fix."""
     from qmae_qiskit.evaluate.classifier import exists, load
 
-    path = find_classifier(run_dir, explicit)
+    path = find_classifier(run_dir, explicit, image_size)
     if exists(path) or required:
         model, info = load(path)
         return model, info, path
     return None, None, path
+
+
+def ensure_classifier(
+    run_dir: Path, explicit: str | Path | None, data_dir: str | Path | None, image_size: int
+) -> tuple[Any, dict | None, Path]:
+    """The classifier ``evaluate`` needs: found as :func:`find_classifier` finds it, or trained once and cached.
+
+    A user who has just trained a model expects ``evaluate`` to score it, so a missing classifier is trained
+    (what ``qmae-qiskit classifier train --image-size L --out DIR`` does, with a progress bar) and said so on
+    stderr. A folder named with ``--classifier`` is never trained into: a missing one is an error.
+    """
+    from qmae_qiskit.evaluate.classifier import exists, train_and_cache
+
+    path = find_classifier(run_dir, explicit, image_size)
+    if explicit is None and not exists(path):
+        print(
+            f"no classifier for {image_size}x{image_size} images yet: training one once into {path} (as "
+            f"`qmae-qiskit classifier train --image-size {image_size} --out {path}` does); later evaluations reuse it",
+            file=sys.stderr,
+        )
+        train_and_cache(data_dir, path, image_size=image_size, progress=True)
+    return load_classifier(run_dir, path, required=True, image_size=image_size)
 
 
 def evaluate(
@@ -194,10 +227,11 @@ def evaluate(
         mask_seed=mask_seed,
         mitigation=mitigation or Mitigation(),
     )
+    data_dir = data_dir if data_dir is not None else tm.data_dir
     if data is None:
-        data = load_eval_data(data_dir if data_dir is not None else tm.data_dir, split, cfg.image_size, limit)
+        data = load_eval_data(data_dir, split, cfg.image_size, limit)
     clf, clf_info, clf_path = (
-        load_classifier(run_dir, classifier_dir, required=True) if use_classifier else (None, None, None)
+        ensure_classifier(run_dir, classifier_dir, data_dir, cfg.image_size) if use_classifier else (None, None, None)
     )
     t1 = time.perf_counter()
     prepared = prepare(tm, data.image_set(), spec, executor)
