@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import execution_options
+from qmae_qiskit.cli.options import (
+    data_dir_option,
+    echo_json,
+    execution_options,
+    images_option,
+    json_option,
+    out_dir_option,
+    out_file,
+    renamed,
+)
 
 
 @main.command("evaluate")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N images of the split.")
-@execution_options
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="MNIST folder [default: the one the run was trained on].",
-)
+@images_option(help="Score only the first N images of the split [default: all].")
+@execution_options()
+@data_dir_option("$QMAE_DATA_DIR, else the one the run was trained on")
 @click.option(
     "--classifier",
     "classifier_dir",
@@ -36,17 +39,13 @@ from qmae_qiskit.cli.options import execution_options
     show_default=True,
     help="Also score the no-circuit fills on the same images and masks.",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Where to write the result [default: RUN/eval.json].",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
+@out_dir_option("Folder for eval.json [default: RUN].")
+@json_option("eval.json")
+@renamed({"--limit": "--images", "--seed": "--simulator-seed"})
 def evaluate_cmd(
     run: Path,
     split: str,
-    limit: int | None,
+    images: int | None,
     backend: str,
     noise_model: str | None,
     shots: int | None,
@@ -54,9 +53,9 @@ def evaluate_cmd(
     readout_mitigation: str,
     fidelity_circuit: str,
     optimization_level: int,
-    seed_transpiler: int,
+    transpiler_seed: int,
+    simulator_seed: int,
     mask_seed: int,
-    seed: int,
     data_dir: Path | None,
     classifier_dir: Path | None,
     no_classifier: bool,
@@ -70,10 +69,11 @@ def evaluate_cmd(
     from qmae_qiskit.hardware.mitigation import parse_mitigation
 
     mitigation = parse_mitigation(estimator_options, readout_mitigation)
+    path = out_file(out, run, EVAL_FILE)
     result = evaluate(
         run,
         split=split,
-        limit=limit,
+        limit=images,
         backend=backend,
         shots=shots,
         data_dir=data_dir,
@@ -81,16 +81,16 @@ def evaluate_cmd(
         use_classifier=not no_classifier,
         baselines=baselines,
         mask_seed=mask_seed,
-        seed=seed,
-        out=out,
+        seed=simulator_seed,
+        out=path,
         noise_model=noise_model,
         mitigation=mitigation,
         fidelity_circuit=fidelity_circuit,
         optimization_level=optimization_level,
-        seed_transpiler=seed_transpiler,
+        seed_transpiler=transpiler_seed,
     )
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        echo_json(result)
         return
     where = result["executor"].get("name", backend)
     extra = f", {result['shots']} shots, {result['mitigation']}" if result["shots"] else ""
@@ -99,4 +99,4 @@ def evaluate_cmd(
         f"mask, backend {where}{extra}"
     )
     click.echo(format_table(result))
-    click.echo(f"wrote {out if out is not None else run / EVAL_FILE}")
+    click.echo(f"wrote {path}")
