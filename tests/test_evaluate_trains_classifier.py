@@ -23,17 +23,33 @@ def one_thread():
 
 
 def test_evaluate_trains_the_missing_classifier_once(tmp_path, mnist_dir, monkeypatch, one_thread):
-    data = write_small_mnist(mnist_dir, tmp_path / "data", 1200, 40)
+    data = write_small_mnist(mnist_dir, tmp_path / "data", 300, 40)
     monkeypatch.setenv("QMAE_DATA_DIR", str(data))
     monkeypatch.chdir(tmp_path)
-    run = CliRunner().invoke(main, ["train", "--image-size", "4", "--epochs", "1", "--name", "r", "--no-progress"])
+    run = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--image-size",
+            "4",
+            "--epochs",
+            "1",
+            "--train-images",
+            "250",
+            "--val-images",
+            "50",
+            "--name",
+            "r",
+            "--no-progress",
+        ],
+    )
     assert run.exit_code == 0, run.output
     first = CliRunner().invoke(main, ["evaluate", "runs/r", "--json"])
     assert first.exit_code == 0, first.output
     cached = tmp_path / "runs" / "classifier-L4"
     assert "training one once into runs/classifier-L4" in first.stderr and "classifier" in first.stderr
     info = json.loads((cached / "classifier.json").read_text())
-    assert info["image_size"] == 4 and info["n_train"] == 1200
+    assert info["image_size"] == 4 and info["n_train"] == 300
     result = json.loads(first.stdout)
     assert result["classifier"]["path"] == "runs/classifier-L4" and result["metrics"]["accuracy"]["mean"] >= 0
     # the same classifier `classifier train` makes with its defaults, bit for bit
