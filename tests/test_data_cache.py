@@ -120,3 +120,8 @@ def test_downloaded_once_into_the_cache_with_a_progress_bar(home, mnist_dir, mon
     assert "downloading it once" in err and "%|" in err  # the notice and tqdm's bar
     load_mnist(None, train=False, image_size=4)
     assert len(gets) == 4  # once
+    # a folder given explicitly is downloaded into only when asked (--download), the same way
+    given = home / "given"
+    assert resolve_data_dir(given) == given and not given.exists() and len(gets) == 4
+    assert len(load_mnist(given, train=False, image_size=28, download=True)) == 10 and has_mnist(given)
+    assert len(gets) == 8
