@@ -74,7 +74,10 @@ def page() -> str:
         '`extra="forbid"`, a `schema` name and `schema_version`, and the shared `provenance` block below, saved '
         "by one atomic codec (temporary file + rename) and read back by one loader that upgrades the previous "
         "version or refuses with one line naming the version it found. This page is generated from the models "
-        "when the site is built (`docs/gen_records.py`), so it is always the code's.",
+        "when the site is built (`docs/gen_records.py`), so it is always the code's. Provenance never holds an "
+        "environment variable, so never a token. Files written by qmae-qiskit 0.1 (the committed `results/`, "
+        "`circuits/`, `calibration/`) still load; `tests/test_committed_records.py` loads every committed JSON "
+        "through the codec.",
         "",
         "## Provenance (in every record)",
         "",
