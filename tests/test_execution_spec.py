@@ -82,3 +82,19 @@ def test_composed_specs_are_flat_outside_and_strict():
     with pytest.raises(ValidationError, match="shots"):
         SubmitOptions(run="r", samples=2, execution=ExecutionSpec(backend="fake_manila"))
     assert SubmitOptions(run="r", samples=2, backend="b", shots=8).execution.seed is None  # submit: no seed
+
+
+def test_evaluate_takes_the_spec_and_records_its_loader(mnist_dir, tmp_path):
+    """evaluate(run, ExecutionSpec, EvalOptions) -> EvalResult, written as is; the loader is recorded when set."""
+    import json
+    from pathlib import Path
+
+    from qmae_qiskit.evaluate.evaluation import EvalOptions, EvalResult, evaluate
+
+    run = Path(__file__).resolve().parents[1] / "results" / "hardware" / "qmae-L4"
+    opts = EvalOptions(limit=3, data_dir=str(mnist_dir), use_classifier=False, baselines=False)
+    tree = evaluate(run, ExecutionSpec(), opts, out=tmp_path / "tree.json")
+    ladder = evaluate(run, ExecutionSpec(loader="ladder:2"), opts, out=tmp_path / "ladder.json")
+    assert isinstance(tree, EvalResult) and json.loads((tmp_path / "tree.json").read_text()) == tree.to_json()
+    assert "loader" not in tree.to_json() and ladder.to_json()["loader"] == "ladder:2"
+    assert ladder.metrics["fidelity"]["mean"] != tree.metrics["fidelity"]["mean"]  # another circuit ran

@@ -64,6 +64,13 @@ class EvalResult(Record):
     baselines: dict[str, Any] | None = None
     paper: dict[str, float] | None = None
     seconds: dict[str, float] = {}
+    loader: str | None = None  # an approximate amplitude loader; absent for the exact RY tree (as before loaders)
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if out.get("loader") is None:
+            out.pop("loader", None)
+        return out
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
@@ -295,6 +302,7 @@ def _record(
         fidelity_circuit=None if exact else scored.prepared.fidelity_circuit,
         circuits={} if exact else scored.prepared.circuit_summary(),
         mask_seed=spec.mask_seed,
+        loader=spec.loader,
         metrics=scored.metrics,
         paper=PAPER_TABLE1.get(tm.kind) if paper else None,
         **extra,

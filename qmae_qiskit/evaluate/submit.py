@@ -92,6 +92,7 @@ def _context(prep, opts: SubmitOptions) -> dict[str, Any]:
         "optimization_level": opts.execution.optimization_level,
         "seed_transpiler": opts.execution.seed_transpiler,
         "transpile_seconds": round(prep.transpile_seconds, 3),
+        **({"loader": opts.execution.loader} if opts.execution.loader else {}),
     }
 
 
