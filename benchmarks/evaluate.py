@@ -32,9 +32,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from qmae_qiskit.evaluate import classifier as clf
     from qmae_qiskit.evaluate.evaluation import evaluate_baselines, find_classifier, load_eval_data
-    from qmae_qiskit.evaluate.prepare import EvalSpec, outputs, prepare
+    from qmae_qiskit.evaluate.prepare import outputs, prepare
     from qmae_qiskit.evaluate.scoring import score
     from qmae_qiskit.hardware.executors.exact import ExactExecutor
+    from qmae_qiskit.hardware.spec import ExecutionSpec
     from qmae_qiskit.train.runs import load_trained
 
     t = {}
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     executor = ExactExecutor()
-    prepared = prepare(tm, data.image_set(), EvalSpec(), executor)
+    prepared = prepare(tm, data.image_set(), ExecutionSpec(), executor)
     t["prepare (masks, circuits, parameter values)"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     probs, fids = outputs(prepared, executor.run(prepared.work).result())

@@ -76,9 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     from dataclasses import replace
 
     from qmae_qiskit.data import load_split
-    from qmae_qiskit.evaluate.prepare import EvalSpec, outputs, prepare
+    from qmae_qiskit.evaluate.prepare import outputs, prepare
     from qmae_qiskit.hardware.executors import make_executor
     from qmae_qiskit.hardware.mitigation import parse_mitigation
+    from qmae_qiskit.hardware.spec import ExecutionSpec
     from qmae_qiskit.simulate import exact
     from qmae_qiskit.train.runs import load_trained
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     tm = load_trained(run)
     data = load_split(args.data_dir, "test", tm.cfg.image_size, limit=args.images)
     twin = make_executor(args.backend)
-    prep = prepare(tm, data, EvalSpec(backend=args.backend, shots=args.shots, seed=1), twin)
+    prep = prepare(tm, data, ExecutionSpec(backend=args.backend, shots=args.shots, seed=1), twin)
     with torch.no_grad():
         want = exact.fidelity(tm.theta, prep.x_masked, prep.clean, tm.cfg).numpy()
     rows: dict[str, dict] = {}

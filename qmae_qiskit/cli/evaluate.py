@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,6 +12,7 @@ from qmae_qiskit.cli.options import (
     data_dir_option,
     echo_json,
     execution_options,
+    execution_spec,
     images_option,
     json_option,
     out_dir_option,
@@ -46,57 +48,37 @@ def evaluate_cmd(
     run: Path,
     split: str,
     images: int | None,
-    backend: str,
-    noise_model: str | None,
-    shots: int | None,
-    estimator_options: str | None,
-    readout_mitigation: str,
-    fidelity_circuit: str,
-    optimization_level: int,
-    transpiler_seed: int,
-    simulator_seed: int,
-    mask_seed: int,
     data_dir: Path | None,
     classifier_dir: Path | None,
     no_classifier: bool,
     baselines: bool,
     out: Path | None,
     as_json: bool,
+    **execution: Any,
 ) -> None:
     """Evaluate the trained run in RUN on a split and write eval.json."""
-    from qmae_qiskit.evaluate.evaluation import EVAL_FILE, evaluate
+    from qmae_qiskit.evaluate.evaluation import EVAL_FILE, EvalOptions, evaluate
     from qmae_qiskit.evaluate.scoring import format_table
-    from qmae_qiskit.hardware.mitigation import parse_mitigation
 
-    mitigation = parse_mitigation(estimator_options, readout_mitigation)
-    path = out_file(out, run, EVAL_FILE)
-    result = evaluate(
-        run,
+    spec = execution_spec(execution)
+    options = EvalOptions(
         split=split,
         limit=images,
-        backend=backend,
-        shots=shots,
-        data_dir=data_dir,
-        classifier_dir=classifier_dir,
+        data_dir=None if data_dir is None else str(data_dir),
+        classifier_dir=None if classifier_dir is None else str(classifier_dir),
         use_classifier=not no_classifier,
         baselines=baselines,
-        mask_seed=mask_seed,
-        seed=simulator_seed,
-        out=path,
-        noise_model=noise_model,
-        mitigation=mitigation,
-        fidelity_circuit=fidelity_circuit,
-        optimization_level=optimization_level,
-        seed_transpiler=transpiler_seed,
     )
+    path = out_file(out, run, EVAL_FILE)
+    result = evaluate(run, spec, options, out=path)
     if as_json:
         echo_json(result)
         return
-    where = result["executor"].get("name", backend)
-    extra = f", {result['shots']} shots, {result['mitigation']}" if result["shots"] else ""
+    where = result.executor.get("name", spec.backend)
+    extra = f", {result.shots} shots, {result.mitigation}" if result.shots else ""
     click.echo(
-        f"{result['model'].upper()} {run}: {result['n_images']} {split} images, {result['mask_ratio']:.1%} "
+        f"{result.model.upper()} {run}: {result.n_images} {split} images, {result.mask_ratio:.1%} "
         f"mask, backend {where}{extra}"
     )
-    click.echo(format_table(result))
+    click.echo(format_table(result.to_json()))
     click.echo(f"wrote {path}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,6 +18,7 @@ from qmae_qiskit.cli.options import (
     data_dir_option,
     echo_json,
     execution_options,
+    execution_spec,
     images_option,
     json_option,
     renamed,
@@ -67,16 +69,6 @@ def _print_metrics(metrics: dict, path: Path) -> None:
 def submit_cmd(
     run: Path,
     images: int,
-    backend: str,
-    noise_model: str | None,
-    shots: int,
-    fidelity_circuit: str,
-    optimization_level: int,
-    transpiler_seed: int,
-    simulator_seed: int | None,
-    mask_seed: int,
-    estimator_options: str | None,
-    readout_mitigation: str,
     split: str,
     data_dir: Path | None,
     no_qpy: bool,
@@ -84,27 +76,19 @@ def submit_cmd(
     classifier_dir: Path | None,
     no_classifier: bool,
     as_json: bool,
+    **execution: Any,
 ) -> None:
     """Submit the evaluation of the trained RUN on N images (Estimator fidelity + Sampler images, one Batch)."""
     from qmae_qiskit.evaluate.submit import SubmitOptions, submit
     from qmae_qiskit.hardware.jobs import metrics_path
-    from qmae_qiskit.hardware.mitigation import parse_mitigation
 
     opts = SubmitOptions(
         run=run,
-        backend=backend,
         samples=images,
-        shots=shots,
-        noise_model=noise_model,
         split=split,
-        fidelity_circuit=fidelity_circuit,
-        optimization_level=optimization_level,
-        seed_transpiler=transpiler_seed,
-        mask_seed=mask_seed,
-        seed_simulator=simulator_seed,
-        mitigation=parse_mitigation(estimator_options, readout_mitigation),
         data_dir=None if data_dir is None else str(data_dir),
         embed_qpy=not no_qpy,
+        execution=execution_spec(execution),
     )
     sub = submit(opts, jobs_dir, classifier_dir, not no_classifier)
     rec = sub.record

@@ -20,7 +20,7 @@ from qmae_qiskit.hardware import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_TRANSPILER_
 from qmae_qiskit.model.config import QMAEConfig
 
 DATA_ENVVAR = "QMAE_DATA_DIR"
-DEFAULT_DATA_DIR = Path("data")
+DATA_DIR_HELP = "$QMAE_DATA_DIR, else ./data, else ~/.cache/qmae-qiskit (MNIST downloaded there once)"
 RENAMED_ATTR = "__qmae_renamed__"
 
 
@@ -72,7 +72,7 @@ def json_option(what: str = "the command's record") -> Callable:
     return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON (instead of the text report).")
 
 
-def data_dir_option(default_help: str = "$QMAE_DATA_DIR, else data/") -> Callable:
+def data_dir_option(default_help: str = DATA_DIR_HELP) -> Callable:
     """--data-dir, read from $QMAE_DATA_DIR when not given."""
     return click.option(
         "--data-dir",
@@ -84,8 +84,11 @@ def data_dir_option(default_help: str = "$QMAE_DATA_DIR, else data/") -> Callabl
 
 
 def data_dir_or_default(data_dir: Path | None) -> Path:
-    """The MNIST folder a training command uses: --data-dir / $QMAE_DATA_DIR (click resolved both), else data/."""
-    return data_dir if data_dir is not None else DEFAULT_DATA_DIR
+    """The MNIST folder a command uses: --data-dir / $QMAE_DATA_DIR (click resolved both), else ./data if it
+    holds MNIST, else the user cache, downloaded into once (:func:`qmae_qiskit.data.resolve_data_dir`)."""
+    from qmae_qiskit.data import resolve_data_dir  # imports torch: only when a command runs, not for --help
+
+    return resolve_data_dir(data_dir)
 
 
 def out_dir_option(help: str, default: Path | None = None, **kwargs: Any) -> Callable:
@@ -137,6 +140,7 @@ def transpiler_seed_option(fn: Callable) -> Callable:
     """--transpiler-seed (same seed, same transpiled circuits)."""
     return click.option(
         "--transpiler-seed",
+        "seed_transpiler",
         type=int,
         default=DEFAULT_TRANSPILER_SEED,
         show_default=True,
@@ -198,8 +202,9 @@ def config_from_options(opts: dict[str, Any]) -> QMAEConfig:
 REQUIRED = object()  # execution_options(backend=REQUIRED): the option must be given
 
 
-def _execution_block(backend: Any, shots: Any, simulator_seed: int | None) -> list[click.Option]:
-    """The execution options, one line each (see :func:`execution_options`)."""
+def _execution_block(backend: Any, shots: Any, simulator_seed: int | None, loader: bool) -> list[Callable]:
+    """The execution options, one each; their names are :class:`~qmae_qiskit.hardware.spec.ExecutionSpec`'s
+    fields (see :func:`execution_options`)."""
     return [
         click.option(
             "--backend",
@@ -230,10 +235,23 @@ def _execution_block(backend: Any, shots: Any, simulator_seed: int | None) -> li
             show_default=True,
             help="auto: SWAP test on simulators, inverse loader (n+t qubits) on devices.",
         ),
+        *(
+            [
+                click.option(
+                    "--loader",
+                    default=None,
+                    help="Approximate amplitude loading for the hardware circuits, e.g. 'ladder:2' or "
+                    "'budget:150' [default: the exact RY tree]. Exact values are always the paper's circuit's.",
+                )
+            ]
+            if loader
+            else []
+        ),
         optimization_level_option,
         transpiler_seed_option,
         click.option(
             "--simulator-seed",
+            "seed",
             type=int,
             default=simulator_seed,
             show_default=simulator_seed is not None,
@@ -262,14 +280,31 @@ MITIGATION_BLOCK = [
 ]
 
 
+def execution_spec(params: dict[str, Any]) -> Any:
+    """Pop the execution options from a command's parameters into an
+    :class:`~qmae_qiskit.hardware.spec.ExecutionSpec` (validated: a bad value is one line). Imported here, on use:
+    the spec brings Qiskit's runtime, which --help should not wait for."""
+    from qmae_qiskit.hardware.mitigation import parse_mitigation
+    from qmae_qiskit.hardware.spec import ExecutionSpec
+
+    fields = {k: params.pop(k) for k in list(params) if k in ExecutionSpec.model_fields and k != "mitigation"}
+    mitigation = parse_mitigation(params.pop("estimator_options", None), params.pop("readout_mitigation", "none"))
+    return ExecutionSpec(mitigation=mitigation, **fields)
+
+
 def execution_options(
-    backend: Any = "exact", shots: Any = None, simulator_seed: int | None = 0, mitigation: bool = True
+    backend: Any = "exact",
+    shots: Any = None,
+    simulator_seed: int | None = 0,
+    mitigation: bool = True,
+    loader: bool = True,
 ) -> Callable:
-    """Where and how circuits run: --backend, --noise-model, --shots, --fidelity-circuit, --optimization-level,
-    --transpiler-seed, --simulator-seed, --mask-seed (and --estimator-options, --readout-mitigation with
-    ``mitigation``). Defined once for every command that runs circuits; old spellings are kept by
-    :func:`renamed` (see :data:`EXECUTION_RENAMES`)."""
-    options = _execution_block(backend, shots, simulator_seed) + (MITIGATION_BLOCK if mitigation else [])
+    """Where and how circuits run: --backend, --noise-model, --shots, --fidelity-circuit, --loader,
+    --optimization-level, --transpiler-seed, --simulator-seed, --mask-seed (and --estimator-options,
+    --readout-mitigation with ``mitigation``), defined once for every command that runs circuits; the command
+    turns them into one :class:`~qmae_qiskit.hardware.spec.ExecutionSpec` with :func:`execution_spec`. A new
+    setting: a field there and its option (named as the field) in :func:`_execution_block`."""
+    options = _execution_block(backend, shots, simulator_seed, loader) + (MITIGATION_BLOCK if mitigation else [])
 
     def deco(fn: Callable) -> Callable:
         for opt in reversed(options):

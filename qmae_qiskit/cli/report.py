@@ -61,7 +61,7 @@ def report_group() -> None:
 def depth_cmd(
     backend_name: str,
     optimization_level: int,
-    transpiler_seed: int,
+    seed_transpiler: int,
     out: Path,
     as_json: bool,
     loader_text: str | None,
@@ -82,14 +82,14 @@ def depth_cmd(
     if two_qubit_budget is not None:
         from qmae_qiskit.hardware.loader_budget import spec_for_budget
 
-        choice = spec_for_budget(cfg, backend, two_qubit_budget, optimization_level, transpiler_seed)
+        choice = spec_for_budget(cfg, backend, two_qubit_budget, optimization_level, seed_transpiler)
         spec = choice.spec
         if not as_json:
             click.echo(
                 f"budget {two_qubit_budget}: loader {spec.label} ({choice.two_qubit_gates} two-qubit gates in the "
                 f"inverse-loader fidelity circuit)"
             )
-    report = depth_report(cfg, backend, optimization_level, transpiler_seed, backend_name, spec)
+    report = depth_report(cfg, backend, optimization_level, seed_transpiler, backend_name, spec)
     files = write_report(report, out)
     if as_json:
         echo_json(report)
@@ -135,7 +135,7 @@ def loaders_cmd(
     layers: str,
     images: int,
     optimization_level: int,
-    transpiler_seed: int,
+    seed_transpiler: int,
     mask_seed: int,
     stage_iter: int,
     data_dir: Path | None,
@@ -153,7 +153,7 @@ def loaders_cmd(
         raise QMAEError(f"--layers must be comma-separated whole numbers, got {layers!r}") from None
     backends = [backend_for_spec(b) for b in backend_names]
     frontier = frontier_for_run(
-        run_dir, backends, depths, images, optimization_level, transpiler_seed, mask_seed, stage_iter, data_dir
+        run_dir, backends, depths, images, optimization_level, seed_transpiler, mask_seed, stage_iter, data_dir
     )
     files = write_frontier(frontier, out)
     if as_json:

@@ -13,6 +13,7 @@ from qmae_qiskit.cli.options import (
     data_dir_option,
     echo_json,
     execution_options,
+    execution_spec,
     images_option,
     json_option,
     out_dir_option,
@@ -61,12 +62,6 @@ def study_group() -> None:
     show_default=True,
     help="Index of the first calibration image in its split.",
 )
-@click.option(
-    "--loader",
-    default=None,
-    help="Approximate amplitude loading for the hardware circuits, e.g. 'ladder:2' or 'budget:150' "
-    "[default: the exact RY tree]. The exact values compared with are always the paper's circuit's.",
-)
 @click.option("--zne-noise-factors", default="1,3,5", show_default=True, help="ZNE folding factors.")
 @click.option("--zne-extrapolator", default="exponential,linear", show_default=True)
 @click.option(
@@ -96,19 +91,10 @@ def study_group() -> None:
 def noise_cmd(
     run: Path,
     images: int,
-    backend: str,
-    noise_model: str | None,
-    shots: int,
-    fidelity_circuit: str,
-    optimization_level: int,
-    transpiler_seed: int,
-    simulator_seed: int,
-    mask_seed: int,
     methods: str,
     calibration_images: int,
     calibration_split: str,
     calibration_start: int,
-    loader: str | None,
     zne_noise_factors: str,
     zne_extrapolator: str,
     precision: float | None,
@@ -118,6 +104,7 @@ def noise_cmd(
     scheduler: str | None,
     workers: int | None,
     as_json: bool,
+    **execution: Any,
 ) -> None:
     """Estimate the fidelity and the reconstruction on a device for N test images, raw and mitigated, beside the
     exact values; write the study JSON, a markdown table and a figure."""
@@ -128,24 +115,16 @@ def noise_cmd(
 
     spec = StudySpec(
         run=str(run),
-        backend=backend,
-        noise_model=noise_model,
         samples=images,
-        shots=shots,
         methods=methods,
         calibration_images=calibration_images,
         calibration_split=calibration_split,
         calibration_start=calibration_start,
-        fidelity_circuit=fidelity_circuit,
-        loader=loader,
-        optimization_level=optimization_level,
-        seed_transpiler=transpiler_seed,
-        seed=simulator_seed,
-        mask_seed=mask_seed,
         zne_noise_factors=_floats(zne_noise_factors),
         zne_extrapolator=[x.strip() for x in zne_extrapolator.split(",") if x.strip()],
         precision=precision,
         data_dir=None if data_dir is None else str(data_dir),
+        execution=execution_spec(execution),
     )
     context: AbstractContextManager[Any] = nullcontext(None)
     if scheduler is not None or workers is not None:
@@ -156,10 +135,10 @@ def noise_cmd(
         study = run_study(spec, jobs_dir, client)
     if isinstance(study, str):
         if as_json:
-            echo_json({"submitted": study, "backend": backend, "jobs_dir": str(jobs_dir)})
+            echo_json({"submitted": study, "backend": spec.backend, "jobs_dir": str(jobs_dir)})
             return
         click.echo(
-            f"submitted study {study} to {backend}; complete it with: qmae-qiskit jobs fetch {study} "
+            f"submitted study {study} to {spec.backend}; complete it with: qmae-qiskit jobs fetch {study} "
             f"--jobs-dir {jobs_dir}"
         )
         return
@@ -181,7 +160,7 @@ def noise_cmd(
     help="Comma-separated loaders, one study each ('exact' for the RY tree).",
 )
 @images_option(30, help="Test images evaluated (the first N, with the same masks as `evaluate`).")
-@execution_options(backend=REQUIRED, shots=20000, mitigation=False)
+@execution_options(backend=REQUIRED, shots=20000, mitigation=False, loader=False)
 @click.option("--methods", default="raw,recommended", show_default=True)
 @click.option("--calibration-images", type=click.IntRange(min=0), default=20, show_default=True)
 @data_dir_option("$QMAE_DATA_DIR, else the run's")
@@ -192,19 +171,12 @@ def frontier_cmd(
     run: Path,
     loaders: str,
     images: int,
-    backend: str,
-    noise_model: str | None,
-    shots: int,
-    fidelity_circuit: str,
-    optimization_level: int,
-    transpiler_seed: int,
-    simulator_seed: int,
-    mask_seed: int,
     methods: str,
     calibration_images: int,
     data_dir: Path | None,
     out: Path | None,
     as_json: bool,
+    **execution: Any,
 ) -> None:
     """Estimate error (each method) against the two-qubit-gate budget: one noise study per approximate loader."""
     from qmae_qiskit.model.approx_loader import as_spec
@@ -216,22 +188,15 @@ def frontier_cmd(
         as_spec(name)  # one line on a bad loader, before anything runs
     spec = StudySpec(
         run=str(run),
-        backend=backend,
-        noise_model=noise_model,
         samples=images,
-        shots=shots,
         methods=methods,
         calibration_images=calibration_images,
-        fidelity_circuit=fidelity_circuit,
-        optimization_level=optimization_level,
-        seed_transpiler=transpiler_seed,
-        seed=simulator_seed,
-        mask_seed=mask_seed,
         data_dir=None if data_dir is None else str(data_dir),
+        execution=execution_spec(execution),
     )
     frontier = run_frontier(spec, names)
     size = frontier.config.get("image_size")
-    paths = write_frontier(frontier, out_file(out, STUDY_DIR, f"frontier-{backend}-L{size}.json"))
+    paths = write_frontier(frontier, out_file(out, STUDY_DIR, f"frontier-{spec.backend}-L{size}.json"))
     if as_json:
         echo_json(frontier)
         return

@@ -11,6 +11,7 @@ from click.core import ParameterSource
 
 from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import (
+    DATA_DIR_HELP,
     config_options,
     data_dir_option,
     data_dir_or_default,
@@ -165,7 +166,7 @@ SETTING_KEYS = (
     is_flag=True,
     help="Continue the run --out/--name from its last checkpoint; options not given are taken from it.",
 )
-@data_dir_option("$QMAE_DATA_DIR, else data/; with --resume: the run's")
+@data_dir_option(f"{DATA_DIR_HELP}; with --resume: the run's")
 @click.option("--download", is_flag=True, help="Download MNIST into --data-dir if it is missing (needs internet).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @json_option("the run's settings and the training summary")
