@@ -15,6 +15,7 @@ instruction durations, measurement included; an ALAP schedule has the same lengt
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,7 +23,7 @@ from qiskit.circuit import QuantumCircuit
 from qiskit.providers import BackendV2
 
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.hardware.execution import EstimatorTask, Task, Work
+from qmae_qiskit.hardware.execution import EstimatorTask, Executor, Task, Work
 from qmae_qiskit.hardware.transpile import two_qubit_count
 
 DEFAULT_REP_DELAY = 250e-6
@@ -217,7 +218,7 @@ def format_plan(plan: QPUPlan) -> str:
     lines.append(
         f"  total: {plan.circuits:,} circuits, {plan.shots:,} shots, up to {plan.two_qubit_gates:,} two-qubit "
         f"gates and {plan.duration_s * 1e6:.2f} µs per circuit: {plan.qpu_seconds:,.1f} QPU seconds "
-        f"({plan.qpu_seconds / 60:,.1f} min), ${plan.cost:,.2f} at ${plan.price_per_second:g}/s"
+        f"({plan.qpu_seconds / 60:,.1f} min), ${plan.cost:,.2f} at ${plan.price_per_second:.2f}/s"
     )
     lines += [f"  note: {n}" for n in plan.notes]
     return "\n".join(lines)
@@ -242,3 +243,43 @@ def dry_run_backend(name: str) -> tuple[str, str | None]:
                 "or dry-run a fake device by name (e.g. --backend fake_torino)"
             ) from None
         return fake, f"no IBM Quantum account: planning on {fake}, the fake backend of {name} (its snapshot)"
+
+
+class QPUBudget(BaseModel):
+    """What a command does with its plan: ``--dry-run`` (plan only), ``--max-qpu-seconds``, ``--price-per-second``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dry_run: bool = False
+    max_qpu_seconds: float | None = Field(None, gt=0)
+    price_per_second: float = Field(DEFAULT_PRICE_PER_SECOND, ge=0)
+
+    def backend_for(self, backend: str) -> tuple[str, str | None]:
+        """The backend to plan (and run) on, and a line when a dry run substitutes a fake one; a dry run on a
+        backend without a QPU is refused."""
+        if not self.dry_run:
+            return backend, None
+        if backend.strip() in ("exact", "aer_simulator"):
+            raise QMAEError(
+                f"--dry-run plans QPU time, and --backend {backend.strip()} runs on no QPU; dry-run a device "
+                "(ibm_torino) or its twin (fake_torino)"
+            )
+        return dry_run_backend(backend.strip())
+
+
+def plan_for(
+    work: Work, executor: Executor, budget: QPUBudget, say: Callable[[str], None] | None = None
+) -> QPUPlan | None:
+    """The plan of ``work`` when ``executor`` is a device or its twin (None elsewhere): refused in one line if
+    it needs more than ``budget.max_qpu_seconds``, else told to ``say``. Call it before anything is run."""
+    if executor.kind not in ("twin", "ibm") or executor.target is None:
+        return None
+    return announce(plan_work(work, executor.target, budget.price_per_second, executor.target.name), budget, say)
+
+
+def announce(plan: QPUPlan, budget: QPUBudget, say: Callable[[str], None] | None = None) -> QPUPlan:
+    """Refuse ``plan`` in one line if it needs more than ``budget.max_qpu_seconds``, else tell it to ``say``."""
+    plan.refuse_above(budget.max_qpu_seconds)
+    if say is not None:
+        say(format_plan(plan))
+    return plan
