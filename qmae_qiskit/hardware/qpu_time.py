@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qiskit.circuit import QuantumCircuit
 from qiskit.providers import BackendV2
 
-from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware.execution import EstimatorTask, Executor, Task, Work
 from qmae_qiskit.hardware.transpile import two_qubit_count
 
@@ -135,7 +135,12 @@ def program(task: Task, work: Work, backend: BackendV2) -> tuple[Any, Any]:
 
 def task_items(role: str, task: Task, work: Work, backend: BackendV2) -> tuple[list[PlanItem], bool]:
     """The plan items of one job, and whether every duration was known."""
-    qp, options = program(task, work, backend)
+    try:
+        qp, options = program(task, work, backend)
+    except QMAEError:
+        raise
+    except Exception as exc:  # the runtime's own validation (IBMInputValueError, ...)
+        raise QMAEError(f"the runtime cannot prepare job {role!r}: {one_line(exc)}") from None
     delay = rep_delay(backend, options)
     target = backend.target
     items, known = [], True
@@ -273,7 +278,11 @@ def plan_for(
     """The plan of ``work`` when ``executor`` is a device or its twin (None elsewhere): refused in one line if
     it needs more than ``budget.max_qpu_seconds``, else told to ``say``. Call it before anything is run."""
     if executor.kind not in ("twin", "ibm") or executor.target is None:
+        if budget.dry_run:
+            raise QMAEError(f"--dry-run plans QPU time, and {executor.name} runs on no QPU; dry-run a device")
         return None
+    for task in work.tasks.values():  # what the executor would refuse, refused first with its own line
+        work.mitigation_of(task).check_runnable(executor.kind, device=executor.remote)
     return announce(plan_work(work, executor.target, budget.price_per_second, executor.target.name), budget, say)
 
 

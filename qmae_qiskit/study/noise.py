@@ -483,7 +483,8 @@ def run_study(
     executor = make_executor(spec.backend, spec.noise_model)
     d = design(spec, executor)
     plan = plan_for(d.work, executor, budget, say)
-    if budget.dry_run and plan is not None:
+    if budget.dry_run:
+        assert plan is not None  # plan_for refuses a dry run off a device
         return plan
     return run_designed(d, executor, plan, jobs_dir, client, t0)
 
