@@ -189,9 +189,7 @@ def evaluate(
     from qmae_qiskit.train.runs import load_trained
 
     budget = budget or QPUBudget()
-    backend, note = budget.backend_for(backend)
-    if note is not None and say is not None:
-        say(note)
+    backend = budget.backend_for(backend, say)
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     tm = load_trained(run_dir)

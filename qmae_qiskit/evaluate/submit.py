@@ -116,9 +116,7 @@ def submit(
     from qmae_qiskit.hardware.qpu_time import plan_for
     from qmae_qiskit.train.runs import load_trained
 
-    backend, note = opts.budget.backend_for(opts.backend)
-    if note is not None and say is not None:
-        say(note)
+    backend = opts.budget.backend_for(opts.backend, say)
     tm = load_trained(opts.run)
     executor = make_executor(backend, opts.noise_model)
     spec = EvalSpec(

@@ -259,17 +259,20 @@ class QPUBudget(BaseModel):
     max_qpu_seconds: float | None = Field(None, gt=0)
     price_per_second: float = Field(DEFAULT_PRICE_PER_SECOND, ge=0)
 
-    def backend_for(self, backend: str) -> tuple[str, str | None]:
-        """The backend to plan (and run) on, and a line when a dry run substitutes a fake one; a dry run on a
-        backend without a QPU is refused."""
+    def backend_for(self, backend: str, say: Callable[[str], None] | None = None) -> str:
+        """The backend to plan (and run) on; ``say`` hears when a dry run substitutes a fake one. A dry run on
+        a backend without a QPU is refused."""
         if not self.dry_run:
-            return backend, None
+            return backend
         if backend.strip() in ("exact", "aer_simulator"):
             raise QMAEError(
                 f"--dry-run plans QPU time, and --backend {backend.strip()} runs on no QPU; dry-run a device "
                 "(ibm_torino) or its twin (fake_torino)"
             )
-        return dry_run_backend(backend.strip())
+        name, note = dry_run_backend(backend.strip())
+        if note is not None and say is not None:
+            say(note)
+        return name
 
 
 def plan_for(

@@ -476,9 +476,7 @@ def run_study(
 
     t0 = time.perf_counter()
     budget = budget or QPUBudget()
-    backend, note = budget.backend_for(spec.backend)
-    if note is not None and say is not None:
-        say(note)
+    backend = budget.backend_for(spec.backend, say)
     spec = spec.model_copy(update={"backend": backend})
     executor = make_executor(spec.backend, spec.noise_model)
     d = design(spec, executor)
