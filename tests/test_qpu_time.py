@@ -230,7 +230,17 @@ def test_dry_runs_print_the_plan_and_write_or_submit_nothing(run4, tmp_path, mon
         (["evaluate", "RUN", "--backend", "exact", "--dry-run"], "--backend exact runs on no QPU"),
         (["study", "noise", "RUN", "--backend", "exact", "--dry-run"], "--backend exact runs on no QPU"),
         (
-            ["evaluate", "RUN", "--backend", "fake_manila", "--limit", "3", "--no-classifier", "--max-qpu-seconds", "1"],
+            [
+                "evaluate",
+                "RUN",
+                "--backend",
+                "fake_manila",
+                "--limit",
+                "3",
+                "--no-classifier",
+                "--max-qpu-seconds",
+                "1",
+            ],
             "more than --max-qpu-seconds 1",
         ),
         (
@@ -312,3 +322,38 @@ def test_a_twin_run_records_its_estimate(run4, tmp_path):
     assert [(i["role"], i["circuits"], i["shots"]) for i in items] == [("fidelity", 2, 200), ("reconstruction", 2, 200)]
     want = sum(2 * 200 * (DEFAULT_REP_DELAY + i["duration_s"]) for i in items) + 2 * JOB_OVERHEAD_SECONDS
     assert rec["qpu_seconds_estimate"] == pytest.approx(want, abs=1e-3)
+
+
+@pytestmark_data
+def test_evaluate_and_study_on_a_twin_record_the_estimate_they_printed(run4, tmp_path):
+    runner = CliRunner()
+    common = ["--backend", "fake_manila", "--shots", "200", "--seed", "1"]
+    res = runner.invoke(
+        main, ["evaluate", str(run4), "--limit", "2", *common, "--no-classifier", "--out", str(tmp_path / "e.json")]
+    )
+    assert res.exit_code == 0, res.output
+    printed = res.output.split(" QPU seconds")[0].rsplit(": ", 1)[1]
+    ev = json.loads((tmp_path / "e.json").read_text())
+    assert f"{ev['qpu_seconds_estimate']:,.1f}" == printed and ev["qpu_plan"]["circuits"] == 4
+    res = runner.invoke(
+        main,
+        [
+            "study",
+            "noise",
+            str(run4),
+            "--samples",
+            "2",
+            "--methods",
+            "raw",
+            "--calibration-images",
+            "0",
+            *common,
+            "--out",
+            str(tmp_path / "s.json"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    study = json.loads((tmp_path / "s.json").read_text())
+    assert study["qpu_plan"]["circuits"] == 4 and study["qpu_seconds_estimate"] == pytest.approx(
+        ev["qpu_seconds_estimate"], rel=0.05
+    )  # the same circuits and shots (the study transpiles the same way; durations may differ by placement)
