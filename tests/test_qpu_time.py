@@ -191,10 +191,10 @@ def test_dry_runs_print_the_plan_and_write_or_submit_nothing(run4, tmp_path, mon
     before = _files(run4, tmp_path)
     runner = CliRunner()
     common = ["--backend", "fake_manila", "--shots", "1000", "--dry-run"]
-    res = runner.invoke(main, ["evaluate", str(run4), "--limit", "3", *common])
+    res = runner.invoke(main, ["evaluate", str(run4), "--images", "3", *common])
     assert res.exit_code == 0, res.output
     assert "QPU plan on fake_manila" in res.output and "6 circuits, 6,000 shots" in res.output
-    res = runner.invoke(main, ["submit", str(run4), "--samples", "3", *common, "--jobs-dir", str(tmp_path / "j")])
+    res = runner.invoke(main, ["submit", str(run4), "--images", "3", *common, "--jobs-dir", str(tmp_path / "j")])
     assert res.exit_code == 0 and "nothing submitted" in res.output, res.output
     res = runner.invoke(
         main,
@@ -202,7 +202,7 @@ def test_dry_runs_print_the_plan_and_write_or_submit_nothing(run4, tmp_path, mon
             "study",
             "noise",
             str(run4),
-            "--samples",
+            "--images",
             "3",
             "--methods",
             "raw",
@@ -211,7 +211,7 @@ def test_dry_runs_print_the_plan_and_write_or_submit_nothing(run4, tmp_path, mon
             *common,
             "--json",
             "--out",
-            str(tmp_path / "s.json"),
+            str(tmp_path / "s"),
         ],
     )
     assert res.exit_code == 0, res.output
@@ -235,7 +235,7 @@ def test_dry_runs_print_the_plan_and_write_or_submit_nothing(run4, tmp_path, mon
                 "RUN",
                 "--backend",
                 "fake_manila",
-                "--limit",
+                "--images",
                 "3",
                 "--no-classifier",
                 "--max-qpu-seconds",
@@ -249,7 +249,7 @@ def test_dry_runs_print_the_plan_and_write_or_submit_nothing(run4, tmp_path, mon
                 "RUN",
                 "--backend",
                 "fake_manila",
-                "--samples",
+                "--images",
                 "3",
                 "--shots",
                 "1000",
@@ -259,7 +259,7 @@ def test_dry_runs_print_the_plan_and_write_or_submit_nothing(run4, tmp_path, mon
             "needs",
         ),
         (
-            ["study", "noise", "RUN", "--backend", "fake_manila", "--samples", "3", "--max-qpu-seconds", "5"],
+            ["study", "noise", "RUN", "--backend", "fake_manila", "--images", "3", "--max-qpu-seconds", "5"],
             "QPU seconds on fake_manila",
         ),
     ],
@@ -283,14 +283,14 @@ def test_an_ibm_name_without_an_account_dry_runs_on_its_fake_backend(run4, tmp_p
     monkeypatch.setattr(qiskit_ibm_runtime, "QiskitRuntimeService", NoAccount)
     runner = CliRunner()
     res = runner.invoke(
-        main, ["evaluate", str(run4), "--backend", "ibm_manila", "--limit", "2", "--shots", "100", "--dry-run"]
+        main, ["evaluate", str(run4), "--backend", "ibm_manila", "--images", "2", "--shots", "100", "--dry-run"]
     )
     assert res.exit_code == 0, res.output
     assert "planning on fake_manila, the fake backend of ibm_manila" in res.output
     assert "QPU plan on fake_manila" in res.output
-    res = runner.invoke(main, ["evaluate", str(run4), "--backend", "ibm_nowhere", "--limit", "2", "--dry-run"])
+    res = runner.invoke(main, ["evaluate", str(run4), "--backend", "ibm_nowhere", "--images", "2", "--dry-run"])
     assert res.exit_code == 2 and "no fake backend 'fake_nowhere'" in res.output and res.output.count("\n") == 1
-    res = runner.invoke(main, ["evaluate", str(run4), "--backend", "ibm_manila", "--limit", "2"])  # no dry run
+    res = runner.invoke(main, ["evaluate", str(run4), "--backend", "ibm_manila", "--images", "2"])  # no dry run
     assert res.exit_code == 2 and "no IBM Quantum account" in res.output
 
 
@@ -303,11 +303,11 @@ def test_a_twin_run_records_its_estimate(run4, tmp_path):
             str(run4),
             "--backend",
             "fake_manila",
-            "--samples",
+            "--images",
             "2",
             "--shots",
             "200",
-            "--seed-simulator",
+            "--simulator-seed",
             "1",
             "--jobs-dir",
             str(tmp_path),
@@ -327,13 +327,13 @@ def test_a_twin_run_records_its_estimate(run4, tmp_path):
 @pytestmark_data
 def test_evaluate_and_study_on_a_twin_record_the_estimate_they_printed(run4, tmp_path):
     runner = CliRunner()
-    common = ["--backend", "fake_manila", "--shots", "200", "--seed", "1"]
+    common = ["--backend", "fake_manila", "--shots", "200", "--simulator-seed", "1"]
     res = runner.invoke(
-        main, ["evaluate", str(run4), "--limit", "2", *common, "--no-classifier", "--out", str(tmp_path / "e.json")]
+        main, ["evaluate", str(run4), "--images", "2", *common, "--no-classifier", "--out", str(tmp_path / "e")]
     )
     assert res.exit_code == 0, res.output
     printed = res.output.split(" QPU seconds")[0].rsplit(": ", 1)[1]
-    ev = json.loads((tmp_path / "e.json").read_text())
+    ev = json.loads((tmp_path / "e" / "eval.json").read_text())
     assert f"{ev['qpu_seconds_estimate']:,.1f}" == printed and ev["qpu_plan"]["circuits"] == 4
     res = runner.invoke(
         main,
@@ -341,7 +341,7 @@ def test_evaluate_and_study_on_a_twin_record_the_estimate_they_printed(run4, tmp
             "study",
             "noise",
             str(run4),
-            "--samples",
+            "--images",
             "2",
             "--methods",
             "raw",
@@ -349,11 +349,11 @@ def test_evaluate_and_study_on_a_twin_record_the_estimate_they_printed(run4, tmp
             "0",
             *common,
             "--out",
-            str(tmp_path / "s.json"),
+            str(tmp_path / "s"),
         ],
     )
     assert res.exit_code == 0, res.output
-    study = json.loads((tmp_path / "s.json").read_text())
+    study = json.loads((tmp_path / "s" / "study-fake_manila-L4.json").read_text())
     assert study["qpu_plan"]["circuits"] == 4 and study["qpu_seconds_estimate"] == pytest.approx(
         ev["qpu_seconds_estimate"], rel=0.05
     )  # the same circuits and shots (the study transpiles the same way; durations may differ by placement)

@@ -107,7 +107,7 @@ def load_eval_data(data_dir: str | Path | None, split: str, image_size: int, lim
     if split not in SPLITS:
         raise QMAEError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if limit is not None and limit < 1:
-        raise QMAEError(f"--limit must be positive, got {limit}")
+        raise QMAEError(f"--images must be positive, got {limit}")
     data = load_split(data_dir, split, image_size, limit=limit)
     return EvalData(data.images, data.labels, data.indices, (data_dir, image_size))
 

@@ -134,7 +134,7 @@ def submit(
         opts.data_dir if opts.data_dir is not None else tm.data_dir, opts.split, tm.cfg.image_size, limit=opts.samples
     )
     if len(data) < opts.samples:
-        raise QMAEError(f"--samples {opts.samples} is more than the {len(data)} images of the {opts.split} split")
+        raise QMAEError(f"--images {opts.samples} is more than the {len(data)} images of the {opts.split} split")
     prep = prepare(tm, data, spec, executor)
     if executor.kind == "exact":
         raise QMAEError("submit runs on a device, its twin or aer_simulator; for exact values use `evaluate`")
