@@ -357,3 +357,36 @@ def test_evaluate_and_study_on_a_twin_record_the_estimate_they_printed(run4, tmp
     assert study["qpu_plan"]["circuits"] == 4 and study["qpu_seconds_estimate"] == pytest.approx(
         ev["qpu_seconds_estimate"], rel=0.05
     )  # the same circuits and shots (the study transpiles the same way; durations may differ by placement)
+
+
+@pytestmark_data
+def test_a_device_submission_records_our_estimate_beside_what_ibm_reports(run4, tmp_path, monkeypatch):
+    """Only the network boundary is replaced: a service whose device is a local simulator with the Target of
+    fake_manila (durations, repetition delay); its jobs report usage as RuntimeJobV2 does."""
+
+    class Device(AerSimulator):
+        pass
+
+    class Service:
+        def __init__(self, *a, **k):
+            pass
+
+        def backend(self, name, **_):
+            dev = Device.from_backend(FakeManilaV2())
+            dev.name = name
+            return dev
+
+    from qiskit_ibm_runtime.fake_provider.local_runtime_job import LocalRuntimeJob
+
+    monkeypatch.setattr(qiskit_ibm_runtime, "QiskitRuntimeService", Service)
+    monkeypatch.setattr(LocalRuntimeJob, "usage_estimation", {"quantum_seconds": 7.5}, raising=False)
+    monkeypatch.setattr(LocalRuntimeJob, "usage", lambda self: 6.5, raising=False)
+    from qmae_qiskit.evaluate.submit import SubmitOptions, submit
+
+    sub = submit(SubmitOptions(run=run4, backend="ibm_manila", samples=2, shots=100), tmp_path, use_classifier=False)
+    rec = json.loads(sub.path.read_text())
+    assert rec["mode"] == "ibm" and rec["qpu_plan"]["backend"] == "ibm_manila"
+    want = sum(2 * 100 * (FakeManilaV2().default_rep_delay + i["duration_s"]) for i in rec["qpu_plan"]["items"])
+    assert rec["qpu_seconds_estimate"] == pytest.approx(want + 2 * JOB_OVERHEAD_SECONDS, abs=1e-3)
+    assert rec["qpu_plan"]["durations_known"]
+    assert rec["qpu_usage"] == {r: {"usage_estimation_s": 7.5, "usage_s": 6.5} for r in ("fidelity", "reconstruction")}
