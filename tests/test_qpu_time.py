@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
+from qiskit.transpiler import PassManager
+from qiskit.transpiler.passes import ALAPScheduleAnalysis, PadDelay
 from qiskit_aer import AerSimulator
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
@@ -67,6 +69,19 @@ def _critical_path(qc: QuantumCircuit, target) -> float:
     return max(clock.values())
 
 
+def _alap_timeline(qc: QuantumCircuit, target) -> float:
+    """Qiskit's ALAP schedule with delays padded: the length of qubit 0's timeline, gates and delays."""
+    sched = PassManager([ALAPScheduleAnalysis(target=target), PadDelay(target=target)]).run(qc)
+    total = 0.0
+    for instr in sched.data:
+        op = instr.operation
+        qubits = tuple(sched.find_bit(q).index for q in instr.qubits)
+        if 0 not in qubits or op.name == "barrier":
+            continue
+        total += op.duration * target.dt if op.name == "delay" else target[op.name][qubits].duration or 0.0
+    return total
+
+
 def test_the_estimate_is_shots_times_rep_delay_plus_the_critical_path_plus_the_job_overhead():
     backend = FakeManilaV2()
     isa = _isa(backend)
@@ -74,6 +89,7 @@ def test_the_estimate_is_shots_times_rep_delay_plus_the_critical_path_plus_the_j
     measure = backend.target["measure"][(0,)].duration
     assert hand > measure > 0  # measurement included, gates before it too
     assert circuit_duration(isa, backend.target) == pytest.approx(hand, rel=1e-12)
+    assert _alap_timeline(isa, backend.target) == pytest.approx(hand, rel=1e-12)  # the scheduled length too
     rows, shots = 3, 1000
     work = Work({"sample": SamplerTask(isa, np.linspace(0, 1, rows)[:, None], "meas")}, shots=shots)
     plan = plan_work(work, backend)
