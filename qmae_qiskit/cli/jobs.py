@@ -16,11 +16,13 @@ from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import (
     REQUIRED,
     data_dir_option,
+    echo_dry_run,
     echo_json,
     execution_options,
     execution_spec,
     images_option,
     json_option,
+    plan_printer,
     renamed,
 )
 
@@ -79,7 +81,7 @@ def submit_cmd(
     **execution: Any,
 ) -> None:
     """Submit the evaluation of the trained RUN on N images (Estimator fidelity + Sampler images, one Batch)."""
-    from qmae_qiskit.evaluate.submit import SubmitOptions, submit
+    from qmae_qiskit.evaluate.submit import Submission, SubmitOptions, submit
     from qmae_qiskit.hardware.jobs import metrics_path
 
     opts = SubmitOptions(
@@ -90,7 +92,11 @@ def submit_cmd(
         embed_qpy=not no_qpy,
         execution=execution_spec(execution),
     )
-    sub = submit(opts, jobs_dir, classifier_dir, not no_classifier)
+    say = plan_printer(opts.budget.dry_run and not as_json)
+    sub = submit(opts, jobs_dir, classifier_dir, not no_classifier, say=say)
+    if not isinstance(sub, Submission):
+        echo_dry_run(sub, as_json)
+        return
     rec = sub.record
     if as_json:
         local = rec.mode == "local"

@@ -11,6 +11,7 @@ from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import (
     REQUIRED,
     data_dir_option,
+    echo_dry_run,
     echo_json,
     execution_options,
     execution_spec,
@@ -18,6 +19,7 @@ from qmae_qiskit.cli.options import (
     json_option,
     out_dir_option,
     out_file,
+    plan_printer,
     renamed,
 )
 
@@ -110,6 +112,7 @@ def noise_cmd(
     exact values; write the study JSON, a markdown table and a figure."""
     from contextlib import AbstractContextManager, nullcontext
 
+    from qmae_qiskit.hardware.qpu_time import QPUPlan
     from qmae_qiskit.study.noise import StudySpec, run_study
     from qmae_qiskit.study.report import default_out, to_markdown, write_study
 
@@ -131,8 +134,12 @@ def noise_cmd(
         from qmae_qiskit.experiments.cluster import get_client
 
         context = get_client(scheduler, workers)
+    say = plan_printer(spec.budget.dry_run and not as_json)
+    if spec.budget.dry_run:
+        echo_dry_run(run_study(spec, jobs_dir, None, say), as_json)
+        return
     with context as client:
-        study = run_study(spec, jobs_dir, client)
+        study = run_study(spec, jobs_dir, client, say)
     if isinstance(study, str):
         if as_json:
             echo_json({"submitted": study, "backend": spec.backend, "jobs_dir": str(jobs_dir)})
@@ -142,6 +149,7 @@ def noise_cmd(
             f"--jobs-dir {jobs_dir}"
         )
         return
+    assert not isinstance(study, QPUPlan)
     paths = write_study(study, out_file(out, STUDY_DIR, default_out(study).name))
     if as_json:
         echo_json(study)
@@ -180,7 +188,7 @@ def frontier_cmd(
 ) -> None:
     """Estimate error (each method) against the two-qubit-gate budget: one noise study per approximate loader."""
     from qmae_qiskit.model.approx_loader import as_spec
-    from qmae_qiskit.study.frontier import run_frontier, to_markdown, write_frontier
+    from qmae_qiskit.study.frontier import Frontier, run_frontier, to_markdown, write_frontier
     from qmae_qiskit.study.noise import StudySpec
 
     names = [x.strip() for x in loaders.split(",") if x.strip()]
@@ -194,7 +202,10 @@ def frontier_cmd(
         data_dir=None if data_dir is None else str(data_dir),
         execution=execution_spec(execution),
     )
-    frontier = run_frontier(spec, names)
+    frontier = run_frontier(spec, names, say=plan_printer(spec.budget.dry_run and not as_json))
+    if not isinstance(frontier, Frontier):
+        echo_dry_run(frontier, as_json)
+        return
     size = frontier.config.get("image_size")
     paths = write_frontier(frontier, out_file(out, STUDY_DIR, f"frontier-{spec.backend}-L{size}.json"))
     if as_json:

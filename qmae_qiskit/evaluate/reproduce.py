@@ -26,7 +26,14 @@ import torch
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import classifier as clf_mod
-from qmae_qiskit.evaluate.evaluation import EvalData, EvalOptions, evaluate, evaluate_baselines, load_eval_data
+from qmae_qiskit.evaluate.evaluation import (
+    EvalData,
+    EvalOptions,
+    EvalResult,
+    evaluate,
+    evaluate_baselines,
+    load_eval_data,
+)
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
 from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.io import atomic_write_json, atomic_write_text
@@ -179,6 +186,7 @@ def reproduce(
             shared_baselines=baselines[key],
             progress=progress,
         )
+        assert isinstance(result, EvalResult)  # no dry run: the exact path
         evals[spec.name] = result.to_json()
         seconds[f"evaluate {spec.name}"] = round(time.perf_counter() - t, 1)
 

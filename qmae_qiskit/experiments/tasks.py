@@ -167,7 +167,7 @@ def evaluate_cell(
         for what, res in (("training", trained), ("classifier", classifier), ("baselines", baselines)):
             if not res.get("ok"):
                 raise QMAEError(str(res.get("error") or f"{what} failed"))
-        from qmae_qiskit.evaluate.evaluation import EvalOptions, evaluate
+        from qmae_qiskit.evaluate.evaluation import EvalOptions, EvalResult, evaluate
         from qmae_qiskit.hardware.spec import ExecutionSpec
         from qmae_qiskit.records import save_record
 
@@ -181,6 +181,7 @@ def evaluate_cell(
             data=data,
             shared_baselines=baselines["baselines"],
         )
+        assert isinstance(result, EvalResult)  # no dry run: the exact path
         save_record(
             CellRecord(
                 name=cell.name,
