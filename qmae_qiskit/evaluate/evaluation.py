@@ -72,12 +72,7 @@ class EvalResult(Record):
     qpu_seconds_estimate: float | None = None  # a device or its twin: hardware.qpu_time's estimate
     qpu_plan: dict[str, Any] | None = None
     qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
-
-    def to_json(self) -> dict[str, Any]:
-        out = super().to_json()
-        if out.get("loader") is None:
-            out.pop("loader", None)
-        return out
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("loader", "qpu_seconds_estimate", "qpu_plan", "qpu_usage")
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:

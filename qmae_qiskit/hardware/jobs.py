@@ -70,6 +70,7 @@ class JobRecord(Record):
     qpu_seconds_estimate: float | None = None  # ours, before submission (hardware.qpu_time)
     qpu_plan: dict[str, Any] | None = None
     qpu_usage: dict[str, dict[str, float | None]] = {}  # per role: what IBM reports (its estimate, the usage)
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("qpu_seconds_estimate", "qpu_plan", "qpu_usage")
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:

@@ -32,6 +32,7 @@ class Frontier(Record):
     points: list[dict[str, Any]]
     qpu_seconds_estimate: float | None = None  # every study's plan, summed (hardware.qpu_time)
     qpu_plan: dict[str, Any] | None = None
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("qpu_seconds_estimate", "qpu_plan")
 
 
 def point(study: NoiseStudy) -> dict[str, Any]:

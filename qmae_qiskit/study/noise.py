@@ -94,6 +94,7 @@ class NoiseStudy(Record):
     qpu_seconds_estimate: float | None = None  # hardware.qpu_time's estimate of the whole job set
     qpu_plan: dict[str, Any] | None = None
     qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("qpu_seconds_estimate", "qpu_plan", "qpu_usage")
 
 
 @dataclass
