@@ -277,6 +277,33 @@ def test_refusals_are_one_line_exit_2_and_write_nothing(run4, tmp_path, monkeypa
 
 
 @pytestmark_data
+def test_a_frontier_dry_run_plans_the_sum_of_its_studies_and_writes_nothing(run4, tmp_path, monkeypatch):
+    """Each loader's study is planned with its own loader (fewer two-qubit gates for ladder:1), and the frontier's
+    plan is what `study noise --dry-run` plans for each, summed; the cap sees the sum."""
+    monkeypatch.chdir(tmp_path)
+    before = _files(run4, tmp_path)
+    runner = CliRunner()
+    common = ["--backend", "fake_manila", "--shots", "500", "--images", "2", "--methods", "raw"]
+    common += ["--calibration-images", "0", "--dry-run", "--json"]
+    each = []
+    for loader in ([], ["--loader", "ladder:1"]):
+        res = runner.invoke(main, ["study", "noise", str(run4), *common, *loader])
+        assert res.exit_code == 0, res.output
+        each.append(json.loads(res.stdout))
+    assert each[1]["two_qubit_gates"] < each[0]["two_qubit_gates"]
+    res = runner.invoke(main, ["study", "frontier", str(run4), "--loaders", "exact,ladder:1", *common])
+    assert res.exit_code == 0, res.output
+    total = json.loads(res.stdout)
+    assert total["jobs"] == 4 and total["circuits"] == each[0]["circuits"] + each[1]["circuits"]
+    assert total["qpu_seconds"] == pytest.approx(each[0]["qpu_seconds"] + each[1]["qpu_seconds"], rel=1e-12)
+    cap = f"{(each[0]['qpu_seconds'] + each[1]['qpu_seconds']) * 0.99:.3f}"
+    args = ["study", "frontier", str(run4), "--loaders", "exact,ladder:1", *common[:-2], "--max-qpu-seconds", cap]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 2 and "more than --max-qpu-seconds" in res.output, res.output
+    assert _files(run4, tmp_path) == before
+
+
+@pytestmark_data
 def test_an_ibm_name_without_an_account_dry_runs_on_its_fake_backend(run4, tmp_path, monkeypatch):
     from qiskit_ibm_runtime.accounts import AccountNotFoundError
 
