@@ -218,17 +218,15 @@ def evaluate(
     ``execution.shots`` None means exact values where the backend allows it (exact, ideal aer_simulator) and 4096
     otherwise. ``data`` skips reading the images; ``shared_baselines`` are baselines already scored on the same
     images and masks (a sweep's or reproduce's, shared by several runs) and go into the record as they are.
-    On a device or its twin the QPU plan goes to ``say`` before anything runs (or is refused by the spec's cap);
-    a dry run (``execution.budget``) returns the plan and runs, trains and writes nothing.
-    """
+    A device's or twin's QPU plan goes to ``say`` before anything runs (refused above the spec's cap); a dry run
+    (``execution.budget``) returns the plan and runs, trains and writes nothing."""
     from qmae_qiskit.evaluate.prepare import prepare
     from qmae_qiskit.hardware.executors import make_executor
     from qmae_qiskit.hardware.qpu_time import plan_for
     from qmae_qiskit.train.runs import load_trained
 
-    t0 = time.perf_counter()
-    spec, opts, run_dir = execution or ExecutionSpec(), options or EvalOptions(), Path(run_dir)
-    spec = spec.on_planned_backend(say)
+    t0, opts, run_dir = time.perf_counter(), options or EvalOptions(), Path(run_dir)
+    spec = (execution or ExecutionSpec()).on_planned_backend(say)
     tm = load_trained(run_dir)
     executor = make_executor(spec.backend, spec.noise_model)
     if spec.shots is None and (executor.kind in ("twin", "ibm") or spec.noise_model is not None):

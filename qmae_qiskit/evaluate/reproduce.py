@@ -179,12 +179,7 @@ def reproduce(
             seconds[f"baselines {key}"] = round(time.perf_counter() - t, 1)
         t = time.perf_counter()
         result = evaluate(
-            out / spec.name,
-            ExecutionSpec(mask_seed=mask_seed),
-            options,
-            data=data,
-            shared_baselines=baselines[key],
-            progress=progress,
+            out / spec.name, ExecutionSpec(mask_seed=mask_seed), options, data=data, shared_baselines=baselines[key]
         )
         assert isinstance(result, EvalResult)  # no dry run: the exact path
         evals[spec.name] = result.to_json()

@@ -98,6 +98,27 @@ def _context(prep, opts: SubmitOptions) -> dict[str, Any]:
     }
 
 
+def _prepare(opts: SubmitOptions) -> tuple[Any, Any]:
+    """(the executor, the prepared work) of a submission: its images read and its circuits built, or one line
+    on what is wrong, before anything is planned or sent."""
+    from qmae_qiskit.data import load_split
+    from qmae_qiskit.evaluate.prepare import prepare
+    from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.train.runs import load_trained
+
+    tm = load_trained(opts.run)
+    executor = make_executor(opts.execution.backend, opts.execution.noise_model)
+    data = load_split(
+        opts.data_dir if opts.data_dir is not None else tm.data_dir, opts.split, tm.cfg.image_size, limit=opts.samples
+    )
+    if len(data) < opts.samples:
+        raise QMAEError(f"--images {opts.samples} is more than the {len(data)} images of the {opts.split} split")
+    prep = prepare(tm, data, opts.execution, executor)
+    if executor.kind == "exact":
+        raise QMAEError("submit runs on a device, its twin or aer_simulator; for exact values use `evaluate`")
+    return executor, prep
+
+
 def submit(
     opts: SubmitOptions,
     jobs_dir: Path = Path("jobs"),
@@ -107,24 +128,11 @@ def submit(
 ) -> Submission | QPUPlan:
     """Submit the N-image evaluation (Estimator fidelity + Sampler reconstruction) and write the record at once.
     Its QPU plan goes to ``say`` first; a dry run returns the plan and submits and writes nothing."""
-    from qmae_qiskit.data import load_split
-    from qmae_qiskit.evaluate.prepare import prepare
-    from qmae_qiskit.hardware.executors import make_executor
     from qmae_qiskit.hardware.qpu_time import plan_for
-    from qmae_qiskit.train.runs import load_trained
 
     opts = opts.on_planned_backend(say)
-    tm = load_trained(opts.run)
     spec = opts.execution
-    executor = make_executor(spec.backend, spec.noise_model)
-    data = load_split(
-        opts.data_dir if opts.data_dir is not None else tm.data_dir, opts.split, tm.cfg.image_size, limit=opts.samples
-    )
-    if len(data) < opts.samples:
-        raise QMAEError(f"--images {opts.samples} is more than the {len(data)} images of the {opts.split} split")
-    prep = prepare(tm, data, spec, executor)
-    if executor.kind == "exact":
-        raise QMAEError("submit runs on a device, its twin or aer_simulator; for exact values use `evaluate`")
+    executor, prep = _prepare(opts)
     plan = plan_for(prep.work, executor, opts.budget, say)
     if opts.budget.dry_run:
         assert plan is not None
