@@ -102,3 +102,29 @@ def execution_options(fn: Callable) -> Callable:
     for opt in reversed(options):
         fn = opt(fn)
     return fn
+
+
+def idle_options(fn: Callable) -> Callable:
+    """--idle-zz, --idle-detuning: coherent idle errors on a device's local twin (off by default)."""
+    options = [
+        click.option(
+            "--idle-zz",
+            type=float,
+            default=0.0,
+            show_default=True,
+            metavar="HZ",
+            help="Twin only: static ZZ between coupled qubits while both idle, in Hz (tens of kHz on Eagle, "
+            "far less on Heron; see qmae_qiskit/hardware/idle_noise.py). 0 = off.",
+        ),
+        click.option(
+            "--idle-detuning",
+            type=float,
+            default=0.0,
+            show_default=True,
+            metavar="HZ",
+            help="Twin only: each qubit's frequency offset from its drive frame while idle, in Hz. 0 = off.",
+        ),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn

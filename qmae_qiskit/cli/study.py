@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.options import idle_options
 
 
 def _floats(text: str) -> list[float]:
@@ -104,6 +105,7 @@ def study_group() -> None:
     default=None,
     help="Split the images over a local Dask cluster of N workers [default: no cluster].",
 )
+@idle_options
 @click.option("--json", "as_json", is_flag=True, help="Print the study JSON.")
 def noise_cmd(
     run: Path,
@@ -129,6 +131,8 @@ def noise_cmd(
     jobs_dir: Path,
     scheduler: str | None,
     workers: int | None,
+    idle_zz: float,
+    idle_detuning: float,
     as_json: bool,
 ) -> None:
     """Estimate the fidelity and the reconstruction on a device for N test images, raw and mitigated, beside the
@@ -158,7 +162,10 @@ def noise_cmd(
         zne_extrapolator=[x.strip() for x in zne_extrapolator.split(",") if x.strip()],
         precision=precision,
         data_dir=data_dir,
+        idle_zz_hz=idle_zz,
+        idle_detuning_hz=idle_detuning,
     )
+    spec.idle  # noqa: B018 -- an out-of-range strength fails here, before anything is built
     context: AbstractContextManager[Any] = nullcontext(None)
     if scheduler is not None or workers is not None:
         from qmae_qiskit.experiments.cluster import get_client

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qmae_qiskit.data import ImageSet
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.execution import Estimates, EstimatorTask, Executor, Result, SamplerTask, Samples, Work
+from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.mitigation import Mitigation
 from qmae_qiskit.hardware.transpile import DEFAULT_SEED
 from qmae_qiskit.records import Record
@@ -62,6 +63,13 @@ class StudySpec(BaseModel):
     zne_extrapolator: list[str] = ["exponential", "linear"]
     precision: float | None = Field(None, gt=0, description="wanted standard error of a calibrated fidelity")
     data_dir: str | None = None
+    idle_zz_hz: float = 0.0  # coherent idle errors on a twin (hardware.idle_noise); 0 = off
+    idle_detuning_hz: float = 0.0
+
+    @property
+    def idle(self) -> IdleNoise:
+        """The coherent idle errors asked for (one line if a strength is out of range)."""
+        return IdleNoise(zz_hz=self.idle_zz_hz, detuning_hz=self.idle_detuning_hz)
 
 
 class NoiseStudy(Record):
@@ -400,7 +408,7 @@ def _run_split(spec: StudySpec, work: Work, role: str, client: Any) -> Result:
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     chunks = [c for c in np.array_split(np.arange(task.rows), workers) if c.size]
     futures = [
-        client.submit(_run_rows, spec.backend, spec.noise_model, work, role, rows, pure=False) for rows in chunks
+        client.submit(_run_rows, spec, work, role, rows, pure=False) for rows in chunks
     ]
     parts = client.gather(futures)
     if isinstance(parts[0], Estimates):
@@ -411,10 +419,10 @@ def _run_split(spec: StudySpec, work: Work, role: str, client: Any) -> Result:
     return Samples(np.concatenate([p.probabilities for p in parts]), counts or None, parts[0].metadata)
 
 
-def _run_rows(backend: str, noise_model: str | None, work: Work, role: str, rows: np.ndarray) -> Result:
+def _run_rows(spec: StudySpec, work: Work, role: str, rows: np.ndarray) -> Result:
     from qmae_qiskit.hardware.executors import make_executor
 
-    executor = make_executor(backend, noise_model)
+    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
     task = work.tasks[role]
     part = replace(task, values=task.values[rows])
     seed = None if work.seed is None else int(work.seed) + int(rows[0])
@@ -454,7 +462,7 @@ def run_study(spec: StudySpec, jobs_dir: Path = Path("jobs"), client: Any = None
     from qmae_qiskit.hardware.executors import make_executor
 
     t0 = time.perf_counter()
-    executor = make_executor(spec.backend, spec.noise_model)
+    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
     d = design(spec, executor)
     prepare_s = time.perf_counter() - t0
     if executor.remote:
@@ -484,7 +492,7 @@ def complete_from_record(jobs_dir: Path, record_id: str) -> list[str]:
     rec = store.load(jobs_dir, record_id)
     spec = StudySpec(**rec.context["study"])
     results = store.finished_results(jobs_dir, rec)
-    executor = make_executor(spec.backend, spec.noise_model)
+    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
     d = design(spec, executor)
     for role, info in rec.circuits.items():
         if (

@@ -8,12 +8,14 @@ decodes executor jobs with the same client-side post-processing, so the result h
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from qiskit.providers import BackendV2
 
 from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware.backends import redact, runtime_service
+from qmae_qiskit.hardware.schedule import schedule
 from qmae_qiskit.hardware.execution import EstimatorTask, Execution, Executor, OnSubmitted, Result, Work
 from qmae_qiskit.hardware.primitives import (
     estimator_job,
@@ -89,7 +91,8 @@ class RuntimeExecutor(Executor):
         ids: dict[str, str | None] = {}
         try:
             with Batch(backend=self.backend) as batch:
-                for role, task in work.tasks.items():
+                for role, isa_task in work.tasks.items():
+                    task = replace(isa_task, circuit=schedule(isa_task.circuit, self.backend.target))
                     if isinstance(task, EstimatorTask):
                         jobs[role] = estimator_job(batch, task, work)
                     else:

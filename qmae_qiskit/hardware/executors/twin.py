@@ -1,7 +1,9 @@
 """The local twin as an executor: each circuit, transpiled against the whole device, runs on its twin.
 
 See :mod:`qmae_qiskit.hardware.twin`. Each task gets the twin of the qubits its own ISA circuit uses; the
-readout calibration circuits of a Sampler task run on the same twin. Jobs go through the client-side
+readout calibration circuits of a Sampler task run on the same twin. Each ISA circuit is scheduled on the device
+first (:func:`~qmae_qiskit.hardware.schedule.schedule`, as for a device), and the simulator schedules again what
+the runtime hands it; coherent idle errors (:class:`~qmae_qiskit.hardware.idle_noise.IdleNoise`) are optional. Jobs go through the client-side
 primitives with :class:`~qmae_qiskit.hardware.twin_simulator.TwinSimulator` as mode, so mitigation really runs.
 """
 
@@ -11,6 +13,8 @@ from typing import Any
 
 from qiskit.providers import BackendV2
 
+from qmae_qiskit.hardware.idle_noise import IdleNoise
+from qmae_qiskit.hardware.schedule import schedule
 from qmae_qiskit.hardware.execution import Done, EstimatorTask, Executor, OnSubmitted, Result, SamplerTask, Work
 from qmae_qiskit.hardware.primitives import (
     estimator_job,
@@ -28,10 +32,11 @@ class TwinExecutor(Executor):
 
     kind = "twin"
 
-    def __init__(self, device: BackendV2, spec: str | None = None):
+    def __init__(self, device: BackendV2, spec: str | None = None, idle: IdleNoise | None = None):
         check_calibrated(device)
         self.device = device
         self.spec = spec or device.name
+        self.idle = None if idle is None or idle.is_off else idle
 
     @property
     def target(self) -> BackendV2:
@@ -48,6 +53,8 @@ class TwinExecutor(Executor):
             "device": self.device.name,
             "spec": self.spec,
             "device_qubits": self.device.num_qubits,
+            "scheduled": "alap",
+            "idle_noise": None if self.idle is None else self.idle.describe(),
         }
 
     def run(self, work: Work, on_submitted: OnSubmitted | None = None) -> Done:
@@ -57,9 +64,9 @@ class TwinExecutor(Executor):
         ids: dict[str, str | None] = {}
         twins: dict[str, list[int]] = {}
         for role, task in work.tasks.items():
-            twin = make_twin(self.device, task.circuit)
+            twin = make_twin(self.device, schedule(task.circuit, self.device.target))
             twins[role] = twin.physical
-            sim = twin_simulator(twin, work.seed)
+            sim = twin_simulator(twin, work.seed, self.idle)
             if isinstance(task, EstimatorTask):
                 local = EstimatorTask(
                     twin.circuit, compact_observable(task.observable, twin.physical), task.values, task.mitigation
