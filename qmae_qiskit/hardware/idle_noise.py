@@ -31,9 +31,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from qiskit.circuit import QuantumCircuit
+from qiskit.circuit import Instruction, QuantumCircuit
 from qiskit.circuit.library import RZGate
-from qiskit.quantum_info import Kraus
 from qiskit.transpiler import Target
 
 from qmae_qiskit.errors import QMAEError
@@ -75,9 +74,12 @@ def coupled_pairs(target: Target) -> set[tuple[int, int]]:
     return pairs
 
 
-def zz_phase(angle: float) -> Kraus:
-    """exp(-i angle |11><11|) as a one-operator Kraus channel (qubit order: Qiskit's little-endian)."""
-    return Kraus([np.diag([1.0, 1.0, 1.0, np.exp(-1j * angle)])])
+def zz_phase(angle: float) -> Instruction:
+    """exp(-i angle |11><11|) as Aer's ``kraus`` instruction with one operator (symmetric in its two qubits).
+
+    Built directly: ``Kraus.to_instruction`` turns a single operator into a ``unitary``, which Aer's device
+    basis does not take."""
+    return Instruction("kraus", 2, 0, [np.diag([1.0, 1.0, 1.0, np.exp(-1j * angle)])])
 
 
 def add_idle_errors(circuit: QuantumCircuit, target: Target, idle: IdleNoise) -> QuantumCircuit:
@@ -110,6 +112,6 @@ def add_idle_errors(circuit: QuantumCircuit, target: Target, idle: IdleNoise) ->
                     continue
                 overlap = sum(max(0.0, min(end, b) - max(start, a)) for a, b in spans)
                 if overlap > 0:
-                    out.append(zz_phase(two_pi * idle.zz_hz * overlap).to_instruction(), [q, r])
+                    out.append(zz_phase(two_pi * idle.zz_hz * overlap), [q, r])
         open_delays.setdefault(q, []).append((start, end))
     return out

@@ -26,6 +26,38 @@ def schedule(circuit: QuantumCircuit, target: Target) -> QuantumCircuit:
     return PassManager(passes).run(circuit)
 
 
+def pad_gaps(circuit: QuantumCircuit, target: Target) -> QuantumCircuit:
+    """A circuit already scheduled (it has delays), with any gap filled by a delay and nothing moved.
+
+    Why: rescheduling a circuit with dynamical decoupling moves its pulses to the end of each idle period,
+    which undoes the decoupling; gates added after scheduling (twirling) can leave gaps that must still idle.
+    Each instruction starts when the last of its qubits is free (as in :func:`timeline`).
+    """
+    from qiskit.circuit import Delay
+
+    dt = target.dt or 1e-9
+    unit = "dt" if target.dt is not None else "ns"
+    clock = [0.0] * circuit.num_qubits
+    out = circuit.copy_empty_like()
+    for instr in circuit.data:
+        qubits = [circuit.find_bit(q).index for q in instr.qubits]
+        start = max((clock[q] for q in qubits), default=0.0)
+        for q in qubits:
+            gap = round((start - clock[q]) / dt)
+            if gap > 0:
+                out.delay(gap, q, unit)
+        out.append(instr)
+        length = _duration(instr.operation, qubits, target)
+        for q in qubits:
+            clock[q] = start + length
+    end = max(clock, default=0.0)
+    for q, t in enumerate(clock):
+        gap = round((end - t) / dt)
+        if t > 0 and gap > 0:
+            out.delay(gap, q, unit)
+    return out
+
+
 def delay_seconds(op, dt: float | None) -> float:
     """The length of a ``delay`` instruction in seconds."""
     unit = getattr(op, "unit", "dt")

@@ -28,7 +28,7 @@ from qiskit.transpiler import Target
 from qiskit_aer import AerSimulator
 
 from qmae_qiskit.hardware.idle_noise import IdleNoise, add_idle_errors
-from qmae_qiskit.hardware.schedule import schedule
+from qmae_qiskit.hardware.schedule import pad_gaps, schedule
 
 TAIL_GATES = ("rz", "sx", "x", "id", "sxdg", "z", "s", "sdg", "t", "tdg", "rx", "ry", "u", "u1", "u2", "u3", "p")
 _PROJECTORS = (np.array([[1, 0], [0, 0]], dtype=complex), np.array([[0, 0], [0, 1]], dtype=complex))
@@ -208,8 +208,10 @@ class TwinSimulator(AerSimulator):
     """``AerSimulator`` whose ``run`` reuses each body's density matrix across measurement twirls (see module).
 
     With :meth:`set_timing`, each circuit is first scheduled on the device's target -- after the runtime's
-    twirling and dynamical decoupling, as the device schedules what it is sent -- so idle qubits relax in their
-    delays, and coherent idle errors (:mod:`~qmae_qiskit.hardware.idle_noise`) are added if asked for.
+    twirling and dynamical decoupling, as the device times what it is sent -- so idle qubits relax in their
+    delays, and coherent idle errors (:mod:`~qmae_qiskit.hardware.idle_noise`) are added if asked for. A
+    circuit scheduled before (it has delays: the executor's schedule, DD's padding) keeps its timing and only
+    has gaps filled (:func:`~qmae_qiskit.hardware.schedule.pad_gaps`): rescheduling would move DD pulses.
     """
 
     _timing: tuple[Target, IdleNoise | None] | None = None
@@ -223,7 +225,8 @@ class TwinSimulator(AerSimulator):
         if self._timing is None:
             return circuit
         target, idle = self._timing
-        scheduled = schedule(circuit, target)
+        done = any(i.operation.name == "delay" for i in circuit.data)  # scheduled before (by us, or DD's pass)
+        scheduled = pad_gaps(circuit, target) if done else schedule(circuit, target)
         return scheduled if idle is None else add_idle_errors(scheduled, target, idle)
 
     def run(
