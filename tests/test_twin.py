@@ -275,9 +275,8 @@ def _two_qubit_timeline() -> list[tuple[str, tuple[int, ...], int, int]]:
 
 def _hamiltonian_state(events, zz: float, det: float) -> np.ndarray:
     """Time-sliced exact evolution under H = 2 pi (det (n0 + n1) + zz n0 n1) while idle, gates at their start."""
-    from scipy.linalg import expm
-
     from qiskit.circuit.library import CZGate, SXGate, XGate
+    from scipy.linalg import expm
 
     mats = {"sx": SXGate().to_matrix(), "x": XGate().to_matrix(), "cz": CZGate().to_matrix()}
     n = np.diag([0.0, 1.0])
@@ -356,3 +355,24 @@ def test_dynamical_decoupling_refocuses_coherent_idle_errors_only(torino):
     assert values[(True, "resilience_level=0")] < 0.5, values  # ideal 1: the idle phases turned |+> away
     assert values[(True, "dd_sequence=XX")] > 0.8, values  # DD echoes them out
     assert abs(values[(False, "dd_sequence=XX")] - values[(False, "resilience_level=0")]) < 0.05, values
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--backend", "fake_manila", "--idle-zz", "-2e6"], "--idle-zz -2e+06 Hz is out of range"),
+        (["--backend", "exact", "--idle-detuning", "1e3"], "apply to a device's local twin"),
+        (["--backend", "fake_manila", "--noise-model", "fake_manila", "--idle-zz", "1e3"], "--noise-model applies"),
+    ],
+)
+def test_evaluate_refuses_bad_idle_noise_in_one_line_and_writes_nothing(tmp_path, args, message):
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from qmae_qiskit.cli import main
+
+    run = Path(__file__).resolve().parents[1] / "results" / "hardware" / "qmae-L4"
+    res = CliRunner().invoke(main, ["evaluate", str(run), "--limit", "2", "--out", str(tmp_path / "e.json"), *args])
+    assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1, res.output
+    assert not any(tmp_path.iterdir())

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import execution_options
+from qmae_qiskit.cli.options import execution_options, idle_options
 
 
 @main.command("evaluate")
@@ -16,6 +16,7 @@ from qmae_qiskit.cli.options import execution_options
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N images of the split.")
 @execution_options
+@idle_options
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -57,6 +58,8 @@ def evaluate_cmd(
     seed_transpiler: int,
     mask_seed: int,
     seed: int,
+    idle_zz: float,
+    idle_detuning: float,
     data_dir: Path | None,
     classifier_dir: Path | None,
     no_classifier: bool,
@@ -67,9 +70,11 @@ def evaluate_cmd(
     """Evaluate the trained run in RUN on a split and write eval.json."""
     from qmae_qiskit.evaluate.evaluation import EVAL_FILE, evaluate
     from qmae_qiskit.evaluate.scoring import format_table
+    from qmae_qiskit.hardware.idle_noise import IdleNoise
     from qmae_qiskit.hardware.mitigation import parse_mitigation
 
     mitigation = parse_mitigation(estimator_options, readout_mitigation)
+    idle = IdleNoise(zz_hz=idle_zz, detuning_hz=idle_detuning)
     result = evaluate(
         run,
         split=split,
@@ -88,6 +93,7 @@ def evaluate_cmd(
         fidelity_circuit=fidelity_circuit,
         optimization_level=optimization_level,
         seed_transpiler=seed_transpiler,
+        idle=idle,
     )
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -22,6 +22,7 @@ from qmae_qiskit.data import ImageSet
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import baselines as bl
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1, PIXEL_SCALING, aggregate, score, score_images
+from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.mitigation import Mitigation
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import EVAL_MASK_EPOCH, eval_masks
@@ -165,6 +166,7 @@ def evaluate(
     fidelity_circuit: str = "auto",
     optimization_level: int = 1,
     seed_transpiler: int | None = None,
+    idle: IdleNoise | None = None,
 ) -> dict:
     """Score the run in ``run_dir`` on ``split``; writes ``eval.json`` (or ``out``) and returns the same dict.
 
@@ -180,7 +182,7 @@ def evaluate(
     run_dir = Path(run_dir)
     tm = load_trained(run_dir)
     cfg = tm.cfg
-    executor = make_executor(backend, noise_model)
+    executor = make_executor(backend, noise_model, idle)
     if shots is None and (executor.kind in ("twin", "ibm") or noise_model is not None):
         shots = 4096
     spec = EvalSpec(

@@ -33,7 +33,6 @@ def pad_gaps(circuit: QuantumCircuit, target: Target) -> QuantumCircuit:
     which undoes the decoupling; gates added after scheduling (twirling) can leave gaps that must still idle.
     Each instruction starts when the last of its qubits is free (as in :func:`timeline`).
     """
-    from qiskit.circuit import Delay
 
     dt = target.dt or 1e-9
     unit = "dt" if target.dt is not None else "ns"

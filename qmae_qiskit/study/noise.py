@@ -407,9 +407,7 @@ def _run_split(spec: StudySpec, work: Work, role: str, client: Any) -> Result:
     task = work.tasks[role]
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     chunks = [c for c in np.array_split(np.arange(task.rows), workers) if c.size]
-    futures = [
-        client.submit(_run_rows, spec, work, role, rows, pure=False) for rows in chunks
-    ]
+    futures = [client.submit(_run_rows, spec, work, role, rows, pure=False) for rows in chunks]
     parts = client.gather(futures)
     if isinstance(parts[0], Estimates):
         return Estimates(

@@ -15,7 +15,6 @@ from qiskit.providers import BackendV2
 
 from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware.backends import redact, runtime_service
-from qmae_qiskit.hardware.schedule import schedule
 from qmae_qiskit.hardware.execution import EstimatorTask, Execution, Executor, OnSubmitted, Result, Work
 from qmae_qiskit.hardware.primitives import (
     estimator_job,
@@ -25,6 +24,7 @@ from qmae_qiskit.hardware.primitives import (
     readout_calibration,
     sampler_job,
 )
+from qmae_qiskit.hardware.schedule import schedule
 
 FINAL = ("DONE", "ERROR", "CANCELLED")
 

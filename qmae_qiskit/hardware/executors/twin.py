@@ -1,10 +1,11 @@
 """The local twin as an executor: each circuit, transpiled against the whole device, runs on its twin.
 
 See :mod:`qmae_qiskit.hardware.twin`. Each task gets the twin of the qubits its own ISA circuit uses; the
-readout calibration circuits of a Sampler task run on the same twin. Each ISA circuit is scheduled on the device
-first (:func:`~qmae_qiskit.hardware.schedule.schedule`, as for a device), and the simulator schedules again what
-the runtime hands it; coherent idle errors (:class:`~qmae_qiskit.hardware.idle_noise.IdleNoise`) are optional. Jobs go through the client-side
-primitives with :class:`~qmae_qiskit.hardware.twin_simulator.TwinSimulator` as mode, so mitigation really runs.
+readout calibration circuits of a Sampler task run on the same twin. Each ISA circuit is scheduled on the
+device first (:func:`~qmae_qiskit.hardware.schedule.schedule`, as for a device); the simulator keeps that timing
+and fills the gaps the runtime's twirling leaves. Coherent idle errors
+(:class:`~qmae_qiskit.hardware.idle_noise.IdleNoise`) are optional. Jobs go through the client-side primitives
+with :class:`~qmae_qiskit.hardware.twin_simulator.TwinSimulator` as mode, so mitigation really runs.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from typing import Any
 
 from qiskit.providers import BackendV2
 
-from qmae_qiskit.hardware.idle_noise import IdleNoise
-from qmae_qiskit.hardware.schedule import schedule
 from qmae_qiskit.hardware.execution import Done, EstimatorTask, Executor, OnSubmitted, Result, SamplerTask, Work
+from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.primitives import (
     estimator_job,
     note_submitted,
@@ -24,6 +24,7 @@ from qmae_qiskit.hardware.primitives import (
     readout_calibration,
     sampler_job,
 )
+from qmae_qiskit.hardware.schedule import schedule
 from qmae_qiskit.hardware.twin import check_calibrated, compact_circuit, compact_observable, make_twin, twin_simulator
 
 
