@@ -8,7 +8,6 @@ decodes executor jobs with the same client-side post-processing, so the result h
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from qiskit.providers import BackendV2
@@ -24,7 +23,6 @@ from qmae_qiskit.hardware.primitives import (
     readout_calibration,
     sampler_job,
 )
-from qmae_qiskit.hardware.schedule import schedule
 
 FINAL = ("DONE", "ERROR", "CANCELLED")
 
@@ -91,8 +89,7 @@ class RuntimeExecutor(Executor):
         ids: dict[str, str | None] = {}
         try:
             with Batch(backend=self.backend) as batch:
-                for role, isa_task in work.tasks.items():
-                    task = replace(isa_task, circuit=schedule(isa_task.circuit, self.backend.target))
+                for role, task in work.tasks.items():
                     if isinstance(task, EstimatorTask):
                         jobs[role] = estimator_job(batch, task, work)
                     else:

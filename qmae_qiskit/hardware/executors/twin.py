@@ -1,9 +1,9 @@
 """The local twin as an executor: each circuit, transpiled against the whole device, runs on its twin.
 
 See :mod:`qmae_qiskit.hardware.twin`. Each task gets the twin of the qubits its own ISA circuit uses; the
-readout calibration circuits of a Sampler task run on the same twin. Each ISA circuit is scheduled on the
-device first (:func:`~qmae_qiskit.hardware.schedule.schedule`, as for a device); the simulator keeps that timing
-and fills the gaps the runtime's twirling leaves. Coherent idle errors
+readout calibration circuits of a Sampler task run on the same twin. The simulator schedules each circuit the
+runtime hands it (after twirling and DD, as the device times what it is sent; see
+:func:`~qmae_qiskit.hardware.schedule.schedule`), so idle qubits relax; coherent idle errors
 (:class:`~qmae_qiskit.hardware.idle_noise.IdleNoise`) are optional. Jobs go through the client-side primitives
 with :class:`~qmae_qiskit.hardware.twin_simulator.TwinSimulator` as mode, so mitigation really runs.
 """
@@ -24,7 +24,6 @@ from qmae_qiskit.hardware.primitives import (
     readout_calibration,
     sampler_job,
 )
-from qmae_qiskit.hardware.schedule import schedule
 from qmae_qiskit.hardware.twin import check_calibrated, compact_circuit, compact_observable, make_twin, twin_simulator
 
 
@@ -65,7 +64,7 @@ class TwinExecutor(Executor):
         ids: dict[str, str | None] = {}
         twins: dict[str, list[int]] = {}
         for role, task in work.tasks.items():
-            twin = make_twin(self.device, schedule(task.circuit, self.device.target))
+            twin = make_twin(self.device, task.circuit)
             twins[role] = twin.physical
             sim = twin_simulator(twin, work.seed, self.idle)
             if isinstance(task, EstimatorTask):
