@@ -13,6 +13,7 @@ from qiskit_ibm_runtime.fake_provider import FakeManilaV2, FakeTorino
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.execution import EstimatorTask, SamplerTask, Work
 from qmae_qiskit.hardware.executors.twin import TwinExecutor
+from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.mitigation import parse_mitigation
 from qmae_qiskit.hardware.transpile import map_observable, transpile_for
 from qmae_qiskit.hardware.twin import active_qubits, make_twin
@@ -51,7 +52,8 @@ def test_the_twin_keeps_layout_routing_and_each_active_qubits_calibration(torino
 
 
 def test_the_twin_samples_what_the_whole_device_samples(torino):
-    """Counts of the twin (client-side Sampler) and of AerSimulator.from_backend(whole device) agree."""
+    """Counts of the twin (client-side Sampler) and of AerSimulator.from_backend(whole device) agree (both
+    unscheduled, as twins were before 2026-12-04: --no-idle-relaxation reproduces those records)."""
     from qiskit.circuit import ClassicalRegister
 
     from qmae_qiskit.hardware.transpile import final_physical
@@ -63,7 +65,7 @@ def test_the_twin_samples_what_the_whole_device_samples(torino):
     shots = 20000
     whole = AerSimulator.from_backend(torino).run(isa, shots=shots, seed_simulator=3).result().get_counts()
     work = Work({"s": SamplerTask(isa, np.zeros((1, 0)), "meas")}, shots=shots, seed=5)
-    twin = TwinExecutor(torino).run(work).result()["s"]
+    twin = TwinExecutor(torino, idle=IdleNoise(scheduled=False)).run(work).result()["s"]  # both unscheduled
     p_whole = np.zeros(8)
     for key, c in whole.items():
         p_whole[int(key.replace(" ", ""), 2)] += c / shots
@@ -314,7 +316,7 @@ def test_idle_errors_match_the_exact_hamiltonian_evolution_on_two_qubits(torino)
     from qiskit.circuit.library import UnitaryGate
     from qiskit.quantum_info import Statevector
 
-    from qmae_qiskit.hardware.idle_noise import IdleNoise, add_idle_errors
+    from qmae_qiskit.hardware.idle_noise import add_idle_errors
 
     pair = next(q for q in torino.target["cz"] if q[0] < q[1])
     target = make_twin(torino, QuantumCircuit(torino.num_qubits), list(pair)).backend.target
@@ -344,7 +346,6 @@ def test_idle_errors_match_the_exact_hamiltonian_evolution_on_two_qubits(torino)
 def test_dynamical_decoupling_refocuses_coherent_idle_errors_only(torino):
     """<XX> of a Bell pair whose qubit 0 waits: detuning and ZZ turn it away, DD (XX) brings it back; with idle
     errors off, the twin has only Markovian relaxation, which DD cannot undo."""
-    from qmae_qiskit.hardware.idle_noise import IdleNoise
 
     isa = _bell_wait(torino, 20, undo=False)
     obs = map_observable(SparsePauliOp("IXX"), isa)  # ideal 1
@@ -366,6 +367,7 @@ def test_dynamical_decoupling_refocuses_coherent_idle_errors_only(torino):
         (["--backend", "fake_manila", "--idle-zz", "-2e6"], "--idle-zz -2e+06 Hz is out of range"),
         (["--backend", "exact", "--idle-detuning", "1e3"], "apply to a device's local twin"),
         (["--backend", "fake_manila", "--noise-model", "fake_manila", "--idle-zz", "1e3"], "--noise-model applies"),
+        (["--backend", "fake_manila", "--no-idle-relaxation", "--idle-zz", "1e3"], "drop --no-idle-relaxation"),
     ],
 )
 def test_evaluate_refuses_bad_idle_noise_in_one_line_and_writes_nothing(tmp_path, args, message):

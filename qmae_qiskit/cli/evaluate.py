@@ -60,6 +60,7 @@ def evaluate_cmd(
     seed: int,
     idle_zz: float,
     idle_detuning: float,
+    idle_relaxation: bool,
     data_dir: Path | None,
     classifier_dir: Path | None,
     no_classifier: bool,
@@ -74,7 +75,7 @@ def evaluate_cmd(
     from qmae_qiskit.hardware.mitigation import parse_mitigation
 
     mitigation = parse_mitigation(estimator_options, readout_mitigation)
-    idle = IdleNoise(zz_hz=idle_zz, detuning_hz=idle_detuning)
+    idle = IdleNoise(zz_hz=idle_zz, detuning_hz=idle_detuning, scheduled=idle_relaxation)
     result = evaluate(
         run,
         split=split,

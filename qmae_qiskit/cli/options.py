@@ -105,7 +105,7 @@ def execution_options(fn: Callable) -> Callable:
 
 
 def idle_options(fn: Callable) -> Callable:
-    """--idle-zz, --idle-detuning: coherent idle errors on a device's local twin (off by default)."""
+    """--idle-zz, --idle-detuning, --idle-relaxation: what idle qubits suffer on a device's local twin."""
     options = [
         click.option(
             "--idle-zz",
@@ -123,6 +123,13 @@ def idle_options(fn: Callable) -> Callable:
             show_default=True,
             metavar="HZ",
             help="Twin only: each qubit's frequency offset from its drive frame while idle, in Hz. 0 = off.",
+        ),
+        click.option(
+            "--idle-relaxation/--no-idle-relaxation",
+            default=True,
+            show_default=True,
+            help="Twin only: schedule circuits so idle qubits relax (off: the unscheduled twin of records made "
+            "before 2026-12-04).",
         ),
     ]
     for opt in reversed(options):

@@ -133,6 +133,7 @@ def noise_cmd(
     workers: int | None,
     idle_zz: float,
     idle_detuning: float,
+    idle_relaxation: bool,
     as_json: bool,
 ) -> None:
     """Estimate the fidelity and the reconstruction on a device for N test images, raw and mitigated, beside the
@@ -164,6 +165,7 @@ def noise_cmd(
         data_dir=data_dir,
         idle_zz_hz=idle_zz,
         idle_detuning_hz=idle_detuning,
+        idle_relaxation=idle_relaxation,
     )
     spec.idle  # noqa: B018 -- an out-of-range strength fails here, before anything is built
     context: AbstractContextManager[Any] = nullcontext(None)

@@ -43,12 +43,18 @@ MAX_IDLE_HZ = 1.0e6  # beyond 1 MHz an "idle" coupling is a gate, not an error
 
 @dataclass(frozen=True)
 class IdleNoise:
-    """Coherent idle-error strengths in Hz (0 = off)."""
+    """What idle qubits suffer on a twin: relaxation in the delays of a scheduled circuit (``scheduled``; off only
+    to reproduce records made before twins were scheduled) and coherent errors of these strengths in Hz (0 = off)."""
 
     zz_hz: float = 0.0
     detuning_hz: float = 0.0
+    scheduled: bool = True
 
     def __post_init__(self) -> None:
+        if not self.scheduled and not self.is_off:
+            raise QMAEError(
+                "--idle-zz and --idle-detuning act in the delays of a scheduled circuit; drop --no-idle-relaxation"
+            )
         for flag, value in (("--idle-zz", self.zz_hz), ("--idle-detuning", self.detuning_hz)):
             if not math.isfinite(value) or abs(value) > MAX_IDLE_HZ:
                 raise QMAEError(
@@ -58,10 +64,15 @@ class IdleNoise:
 
     @property
     def is_off(self) -> bool:
+        """True when no coherent idle error is asked for (relaxation may still be on)."""
         return self.zz_hz == 0.0 and self.detuning_hz == 0.0
 
-    def describe(self) -> dict[str, float]:
-        return {"zz_hz": self.zz_hz, "detuning_hz": self.detuning_hz}
+    @property
+    def is_default(self) -> bool:
+        return self.is_off and self.scheduled
+
+    def describe(self) -> dict[str, float | bool]:
+        return {"scheduled": self.scheduled, "zz_hz": self.zz_hz, "detuning_hz": self.detuning_hz}
 
 
 def coupled_pairs(target: Target) -> set[tuple[int, int]]:

@@ -168,7 +168,7 @@ def twin_simulator(twin: Twin, seed: int | None = None, idle: IdleNoise | None =
     far faster than shot-by-shot trajectories at thousands of shots), trajectories beyond; bodies shared by
     measurement twirls are simulated once (:class:`~qmae_qiskit.hardware.twin_simulator.TwinSimulator`). Every
     circuit is scheduled on the twin's target first (idle qubits relax in their delays), with coherent ``idle``
-    errors if given."""
+    errors if given (``idle.scheduled`` False: the unscheduled twin of records made before)."""
     from qmae_qiskit.hardware.twin_simulator import TwinSimulator
 
     method = "density_matrix" if twin.num_qubits <= DENSITY_MATRIX_MAX_QUBITS else "automatic"
@@ -177,5 +177,6 @@ def twin_simulator(twin: Twin, seed: int | None = None, idle: IdleNoise | None =
     sim = TwinSimulator.from_backend(twin.backend, method=method, fusion_threshold=1)
     if seed is not None:
         sim.set_options(seed_simulator=int(seed))
-    sim.set_timing(twin.backend.target, idle)
+    if idle is None or idle.scheduled:
+        sim.set_timing(twin.backend.target, idle)
     return sim

@@ -65,11 +65,12 @@ class StudySpec(BaseModel):
     data_dir: str | None = None
     idle_zz_hz: float = 0.0  # coherent idle errors on a twin (hardware.idle_noise); 0 = off
     idle_detuning_hz: float = 0.0
+    idle_relaxation: bool = True  # False: the unscheduled twin of studies committed before 2026-12-04
 
     @property
     def idle(self) -> IdleNoise:
-        """The coherent idle errors asked for (one line if a strength is out of range)."""
-        return IdleNoise(zz_hz=self.idle_zz_hz, detuning_hz=self.idle_detuning_hz)
+        """What idle qubits suffer on a twin (one line if a strength is out of range)."""
+        return IdleNoise(zz_hz=self.idle_zz_hz, detuning_hz=self.idle_detuning_hz, scheduled=self.idle_relaxation)
 
 
 class NoiseStudy(Record):

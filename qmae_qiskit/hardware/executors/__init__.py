@@ -27,10 +27,10 @@ def make_executor(backend: str, noise_model: str | None = None, idle: IdleNoise 
             f"--noise-model applies to --backend aer_simulator; {spec!r} brings its own noise "
             "(drop --noise-model, or use --backend aer_simulator --noise-model ...)"
         )
-    if idle is not None and not idle.is_off and (spec in (EXACT, AER_SIMULATOR) or not _is_twin(spec)):
+    if idle is not None and not idle.is_default and (spec in (EXACT, AER_SIMULATOR) or not _is_twin(spec)):
         raise QMAEError(
-            f"--idle-zz and --idle-detuning apply to a device's local twin (a fake device such as fake_torino, or "
-            f"a calibration snapshot file); {spec!r} is not one (drop them, or pick a twin backend)"
+            "--idle-zz, --idle-detuning and --no-idle-relaxation apply to a device's local twin (a fake device "
+            f"such as fake_torino, or a calibration snapshot file); {spec!r} is not one (drop them, or pick a twin)"
         )
     if spec == EXACT:
         from qmae_qiskit.hardware.executors.exact import ExactExecutor

@@ -36,7 +36,7 @@ class TwinExecutor(Executor):
         check_calibrated(device)
         self.device = device
         self.spec = spec or device.name
-        self.idle = None if idle is None or idle.is_off else idle
+        self.idle = idle if idle is not None else IdleNoise()
 
     @property
     def target(self) -> BackendV2:
@@ -53,8 +53,7 @@ class TwinExecutor(Executor):
             "device": self.device.name,
             "spec": self.spec,
             "device_qubits": self.device.num_qubits,
-            "scheduled": "alap",
-            "idle_noise": None if self.idle is None else self.idle.describe(),
+            "idle": self.idle.describe(),
         }
 
     def run(self, work: Work, on_submitted: OnSubmitted | None = None) -> Done:
