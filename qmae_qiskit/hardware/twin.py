@@ -5,9 +5,11 @@ fake_torino's are measured), which exhausts memory. A circuit transpiled against
 few physical qubits, so the twin keeps layout and routing exactly as on hardware, then restricts the device's
 ``Target`` to the active qubits -- relabelled 0..k-1, each instruction with its calibrated error and duration,
 each qubit with its T1/T2 -- and rebuilds the ISA circuit on them. Aer's ``NoiseModel.from_backend`` of that
-compact target is, gate for gate, the noise the whole device's target gives those qubits; idle qubits add
-nothing because they are never touched. The primitives then run TREX, ZNE, twirling and dynamical decoupling
-on it as they would for a device.
+compact target is, gate for gate, the noise the whole device's target gives those qubits; qubits the circuit
+never touches stay in |0>, where relaxation and the idle errors of :mod:`~qmae_qiskit.hardware.idle_noise` do
+nothing. The primitives then run TREX, ZNE, twirling and dynamical decoupling on it as they would for a device,
+and the simulator schedules what they hand it (:mod:`~qmae_qiskit.hardware.schedule`), so idle qubits relax in
+their delays as on the device.
 """
 
 from __future__ import annotations
