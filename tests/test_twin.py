@@ -381,3 +381,17 @@ def test_evaluate_refuses_bad_idle_noise_in_one_line_and_writes_nothing(tmp_path
     res = CliRunner().invoke(main, ["evaluate", str(run), "--limit", "2", "--out", str(tmp_path / "e.json"), *args])
     assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1, res.output
     assert not any(tmp_path.iterdir())
+
+
+def test_a_target_without_durations_cannot_be_scheduled_and_says_so():
+    from qiskit.circuit.library import SXGate
+    from qiskit.transpiler import InstructionProperties, Target
+
+    from qmae_qiskit.hardware.schedule import schedule
+
+    target = Target(num_qubits=1, dt=1e-9)
+    target.add_instruction(SXGate(), {(0,): InstructionProperties(duration=None)})
+    qc = QuantumCircuit(1)
+    qc.sx(0)
+    with pytest.raises(QMAEError, match="needs every gate's duration.*--no-idle-relaxation"):
+        schedule(qc, target)

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from qiskit.circuit import QuantumCircuit
 from qiskit.transpiler import PassManager, Target
+from qiskit.transpiler.exceptions import TranspilerError
 from qiskit.transpiler.passes import ALAPScheduleAnalysis, PadDelay, TimeUnitConversion
+
+from qmae_qiskit.errors import QMAEError, one_line
 
 
 def schedule(circuit: QuantumCircuit, target: Target) -> QuantumCircuit:
@@ -23,7 +26,13 @@ def schedule(circuit: QuantumCircuit, target: Target) -> QuantumCircuit:
     passes = [ALAPScheduleAnalysis(target=target), PadDelay(target=target)]
     if target.dt is not None:
         passes.insert(0, TimeUnitConversion(target=target))
-    return PassManager(passes).run(circuit)
+    try:
+        return PassManager(passes).run(circuit)
+    except TranspilerError as exc:
+        raise QMAEError(
+            f"cannot schedule {circuit.name} on this target ({one_line(exc)}); a twin needs every gate's duration "
+            "(a calibration snapshot with durations), or run it unscheduled with --no-idle-relaxation"
+        ) from None
 
 
 def pad_gaps(circuit: QuantumCircuit, target: Target) -> QuantumCircuit:
