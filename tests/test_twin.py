@@ -395,3 +395,24 @@ def test_a_target_without_durations_cannot_be_scheduled_and_says_so():
     qc.sx(0)
     with pytest.raises(QMAEError, match="needs every gate's duration.*--no-idle-relaxation"):
         schedule(qc, target)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--backend", "fake_guadalupe", "--idle-detuning", "3e6"], "--idle-detuning 3e+06 Hz is out of range"),
+        (["--backend", "aer_simulator", "--idle-zz", "1e4"], "apply to a device's local twin"),
+    ],
+)
+def test_submit_refuses_bad_idle_noise_in_one_line_and_writes_nothing(tmp_path, args, message):
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from qmae_qiskit.cli import main
+
+    run = Path(__file__).resolve().parents[1] / "results" / "hardware" / "qmae-L4"
+    cmd = ["submit", str(run), "--samples", "2", "--shots", "100", "--jobs-dir", str(tmp_path / "jobs"), *args]
+    res = CliRunner().invoke(main, cmd)
+    assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1, res.output
+    assert not any(tmp_path.iterdir())

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.options import idle_options
 
 JOBS_DIR = click.option(
     "--jobs-dir",
@@ -83,6 +84,7 @@ def _print_metrics(metrics: dict, path: Path) -> None:
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="MNIST folder [default: the run's].")
 @click.option("--no-qpy", is_flag=True, help="Do not embed the transpiled circuits (QPY) in the record.")
+@idle_options
 @JOBS_DIR
 @_classifier_options
 def submit_cmd(
@@ -101,6 +103,9 @@ def submit_cmd(
     split: str,
     data_dir: str | None,
     no_qpy: bool,
+    idle_zz: float,
+    idle_detuning: float,
+    idle_relaxation: bool,
     jobs_dir: Path,
     classifier_dir: Path | None,
     no_classifier: bool,
@@ -125,7 +130,11 @@ def submit_cmd(
         mitigation=parse_mitigation(mitigation, readout_mitigation),
         data_dir=data_dir,
         embed_qpy=not no_qpy,
+        idle_zz_hz=idle_zz,
+        idle_detuning_hz=idle_detuning,
+        idle_relaxation=idle_relaxation,
     )
+    opts.idle  # noqa: B018 -- an out-of-range strength fails here, before anything is built
     sub = submit(opts, jobs_dir, classifier_dir, not no_classifier)
     rec = sub.record
     click.echo(

@@ -12,17 +12,18 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware import jobs as store
 from qmae_qiskit.hardware.backends import redact
+from qmae_qiskit.hardware.idle_noise import IdleFields
 from qmae_qiskit.hardware.mitigation import Mitigation
 from qmae_qiskit.hardware.transpile import DEFAULT_SEED
 from qmae_qiskit.records import Record, save_record, utc_now
 
 
-class SubmitOptions(BaseModel):
+class SubmitOptions(IdleFields):
     """Everything ``submit`` needs, validated up front so nothing is sent on a typo."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -111,7 +112,7 @@ def submit(
     from qmae_qiskit.train.runs import load_trained
 
     tm = load_trained(opts.run)
-    executor = make_executor(opts.backend, opts.noise_model)
+    executor = make_executor(opts.backend, opts.noise_model, opts.idle)
     spec = EvalSpec(
         backend=opts.backend,
         noise_model=opts.noise_model,

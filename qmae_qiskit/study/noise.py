@@ -18,12 +18,12 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from qmae_qiskit.data import ImageSet
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.execution import Estimates, EstimatorTask, Executor, Result, SamplerTask, Samples, Work
-from qmae_qiskit.hardware.idle_noise import IdleNoise
+from qmae_qiskit.hardware.idle_noise import IdleFields
 from qmae_qiskit.hardware.mitigation import Mitigation
 from qmae_qiskit.hardware.transpile import DEFAULT_SEED
 from qmae_qiskit.records import Record
@@ -39,7 +39,7 @@ from qmae_qiskit.study.methods import Method, parse_methods
 METRICS = ("fidelity", "cs", "ssim")
 
 
-class StudySpec(BaseModel):
+class StudySpec(IdleFields):
     """A noise study's design, validated before anything is built or sent."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -63,14 +63,6 @@ class StudySpec(BaseModel):
     zne_extrapolator: list[str] = ["exponential", "linear"]
     precision: float | None = Field(None, gt=0, description="wanted standard error of a calibrated fidelity")
     data_dir: str | None = None
-    idle_zz_hz: float = 0.0  # coherent idle errors on a twin (hardware.idle_noise); 0 = off
-    idle_detuning_hz: float = 0.0
-    idle_relaxation: bool = True  # False: the unscheduled twin of studies committed before 2026-12-04
-
-    @property
-    def idle(self) -> IdleNoise:
-        """What idle qubits suffer on a twin (one line if a strength is out of range)."""
-        return IdleNoise(zz_hz=self.idle_zz_hz, detuning_hz=self.idle_detuning_hz, scheduled=self.idle_relaxation)
 
 
 class NoiseStudy(Record):
