@@ -1,7 +1,7 @@
 """qmae-qiskit: Quantum Masked Autoencoders (Andrews & Mishra) built, trained and run with Qiskit.
 
-The code is grouped by stage (see the README's "Layout of the code"); the names most users need are importable
-from here directly and load lazily, so ``import qmae_qiskit`` stays cheap.
+The code is grouped by stage (docs/explanation/architecture.md, "Layout of the code"); the names most users
+need are importable from here directly and load lazily, so ``import qmae_qiskit`` stays cheap.
 """
 
 from __future__ import annotations

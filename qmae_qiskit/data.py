@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import torch
 from qmae_qiskit.errors import QMAEError
 
 DEFAULT_DATA_DIR = Path("data")
+DATA_ENV = "QMAE_DATA_DIR"
+RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 @dataclass
@@ -39,7 +43,7 @@ def load_mnist(
     """
     import torch.nn.functional as F
 
-    root = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+    root = resolve_data_dir(data_dir, download)
     if not download and not (root / "MNIST" / "raw").is_dir():
         raise QMAEError(
             f"no MNIST data in {root} (expected {root / 'MNIST' / 'raw'}); pass --data-dir with a folder "
@@ -69,6 +73,81 @@ def load_mnist(
     keep = x.flatten(1).sum(1) > 0
     idx = torch.arange(raw.shape[0])
     return ImageSet(x[keep], labels[keep], idx[keep])
+
+
+def user_data_dir() -> Path:
+    """Where MNIST is downloaded when no folder is given: ``$QMAE_DATA_DIR``, else ``~/.cache/qmae-qiskit``."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "qmae-qiskit"
+
+
+def has_mnist(root: str | Path) -> bool:
+    """Whether ``root`` holds the four uncompressed MNIST files in torchvision's layout."""
+    raw = Path(root) / "MNIST" / "raw"
+    return all((raw / name).is_file() for name in RAW_FILES)
+
+
+def resolve_data_dir(data_dir: str | Path | None, download: bool = False) -> Path:
+    """The folder MNIST is read from, so that a first run needs no flags.
+
+    A folder given (``--data-dir``) is used as it is (downloaded into only with ``download``), unless it is the
+    user cache itself. Without one: ``$QMAE_DATA_DIR`` if set, else ``./data`` if it holds MNIST (the earlier
+    default), else ``~/.cache/qmae-qiskit``; MNIST is downloaded once into the user cache if it is not there.
+    """
+    cache = user_data_dir()
+    if data_dir is not None and Path(data_dir).expanduser().absolute() != cache.absolute():
+        root = Path(data_dir)
+        if download and not has_mnist(root):
+            download_mnist(root)
+        return root
+    if data_dir is None and DATA_ENV not in os.environ and has_mnist(DEFAULT_DATA_DIR):
+        return DEFAULT_DATA_DIR
+    if not has_mnist(cache):
+        download_mnist(cache)
+    return cache
+
+
+def download_mnist(root: str | Path) -> Path:
+    """Download MNIST into ``root/MNIST/raw`` with a progress bar; offline, one line and nothing left behind.
+
+    torchvision fetches and checks the archives in a temporary folder inside ``root``; only the four
+    uncompressed files are moved into place, so an interrupted download never looks like data.
+    """
+    import contextlib
+    import io
+    import shutil
+    import tempfile
+
+    from torchvision.datasets import MNIST
+
+    root = Path(root)
+    created = not root.exists()
+    print(f"MNIST not found: downloading it once (about 11 MB) into {root}", file=sys.stderr)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".mnist-download-", dir=root))
+    except OSError as exc:
+        raise QMAEError(f"cannot create {root} to download MNIST into ({exc}); pass --data-dir") from exc
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # torchvision prints a line per file and per mirror
+            MNIST(root=str(tmp), train=False, download=True)
+        raw = root / "MNIST" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        for name in RAW_FILES:
+            os.replace(tmp / "MNIST" / "raw" / name, raw / name)
+    except (RuntimeError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise QMAEError(
+            f"no MNIST data found and downloading it into {root} failed ({reason}); offline, pass --data-dir "
+            f"(or set {DATA_ENV}) with a folder holding torchvision's MNIST layout"
+        ) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created and not any(root.iterdir()):
+            root.rmdir()
+    return root
 
 
 def read_idx(path: str | Path, ndim: int) -> torch.Tensor:

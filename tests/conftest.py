@@ -47,3 +47,17 @@ def train_killed_at():
             train(settings, run_dir, data, progress=False, plot=False, on_step=kill)
 
     return run
+
+
+def write_small_mnist(src: Path, root: Path, n_train: int, n_test: int) -> Path:
+    """The first ``n_train`` / ``n_test`` images of the MNIST in ``src``, as valid IDX files in ``root/MNIST/raw``."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        for kind, ndim in (("images", 3), ("labels", 1)):
+            name = f"{prefix}-{kind}-idx{ndim}-ubyte"
+            blob = (src / "MNIST" / "raw" / name).read_bytes()
+            head = 4 + 4 * ndim
+            item = 784 if ndim == 3 else 1
+            (raw / name).write_bytes(blob[:4] + n.to_bytes(4, "big") + blob[8:head] + blob[head : head + n * item])
+    return root

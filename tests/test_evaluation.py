@@ -15,11 +15,12 @@ from qiskit.quantum_info import Statevector
 
 from qmae_qiskit.cli import main
 from qmae_qiskit.evaluate import classifier as clf
-from qmae_qiskit.evaluate.evaluation import evaluate, load_eval_data
-from qmae_qiskit.evaluate.prepare import EvalSpec, outputs, prepare
+from qmae_qiskit.evaluate.evaluation import EvalOptions, evaluate, load_eval_data
+from qmae_qiskit.evaluate.prepare import outputs, prepare
 from qmae_qiskit.evaluate.scoring import format_table, score
 from qmae_qiskit.export import bind_training
 from qmae_qiskit.hardware.executors import make_executor
+from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.model.circuits import fidelity_observable, training_circuit
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import eval_masks, mask_from_indices
@@ -69,7 +70,7 @@ def _outputs(tm, data, n: int, backend: str = "exact", shots: int | None = None,
     """(probabilities, fidelities) of the first n images through the execution layer."""
     executor = make_executor(backend)
     prep = prepare(
-        tm, data.image_set().subset(slice(0, n)), EvalSpec(backend=backend, shots=shots, seed=seed), executor
+        tm, data.image_set().subset(slice(0, n)), ExecutionSpec(backend=backend, shots=shots, seed=seed), executor
     )
     return outputs(prep, executor.run(prep.work).result())
 
@@ -133,7 +134,7 @@ def test_masks_are_keyed_by_image_and_shared_by_qmae_and_qae(runs, data8):
 
 
 def test_evaluate_writes_eval_json_with_baselines(runs, data8, mnist_dir):
-    res = evaluate(runs["qae"], limit=40, data_dir=mnist_dir, progress=False)
+    res = evaluate(runs["qae"], options=EvalOptions(limit=40, data_dir=str(mnist_dir))).to_json()
     on_disk = json.loads((runs["qae"] / "eval.json").read_text())
     assert on_disk["metrics"] == res["metrics"] and res["n_images"] == 40 and res["model"] == "qae"
     assert set(res["metrics"]) == {"fidelity", "cs", "ssim", "accuracy"}
@@ -152,34 +153,37 @@ def test_cli_evaluate(runs, mnist_dir, tmp_path):
         [
             "evaluate",
             str(runs["qmae"]),
-            "--limit",
+            "--images",
             "12",
             "--data-dir",
             str(mnist_dir),
             "--no-baselines",
             "--json",
             "--out",
-            str(tmp_path / "e.json"),
+            str(tmp_path / "e"),
         ],
     )
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)
     assert res["n_images"] == 12 and res["baselines"] is None
-    assert json.loads((tmp_path / "e.json").read_text())["metrics"] == res["metrics"]
+    assert json.loads((tmp_path / "e" / "eval.json").read_text())["metrics"] == res["metrics"]
     r = CliRunner().invoke(
         main,
         [
             "evaluate",
             str(runs["qmae"]),
-            "--limit",
+            "--images",
             "12",
             "--data-dir",
             str(mnist_dir),
             "--out",
-            str(tmp_path / "t.json"),
+            str(tmp_path / "t"),
         ],
     )
     assert r.exit_code == 0 and "QMAE (exact)" in r.output and "accuracy" in r.output
+    old = [str(runs["qmae"]), "--images", "12", "--data-dir", str(mnist_dir), "--no-baselines", "--no-classifier"]
+    r = CliRunner().invoke(main, ["evaluate", *old, "--out", str(tmp_path / "old.json")])  # the old file form
+    assert r.exit_code == 0 and "--out FILE is deprecated" in r.stderr and (tmp_path / "old.json").is_file()
     r = CliRunner().invoke(main, ["evaluate", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "does not exist" in r.output
     r = CliRunner().invoke(
@@ -189,15 +193,15 @@ def test_cli_evaluate(runs, mnist_dir, tmp_path):
             str(runs["qmae"]),
             "--classifier",
             str(tmp_path / "none"),
-            "--limit",
+            "--images",
             "5",
             "--data-dir",
             str(mnist_dir),
             "--out",
-            str(tmp_path / "x.json"),
+            str(tmp_path / "x"),
         ],
     )
-    assert r.exit_code == 2 and "classifier train" in r.output and not (tmp_path / "x.json").exists()
+    assert r.exit_code == 2 and "classifier train" in r.output and not (tmp_path / "x").exists()
     r = CliRunner().invoke(main, ["evaluate", str(runs["qmae"]), "--backend", "ibm_torino"])
     assert r.exit_code == 2
 
@@ -229,7 +233,9 @@ def test_reproduce_end_to_end_and_re_evaluation(mnist_dir, tmp_path):
     assert "| **QMAE (ours)**" in (tmp_path / "res" / "table1.md").read_text()
     again = reproduce(tmp_path / "res", mnist_dir, **kw)  # finished runs are reused and re-scored identically
     assert set(again["runs"].values()) == {"reused"} and again["ours"] == rec["ours"]
-    res = evaluate(tmp_path / "res" / "qae-m25", limit=12, data_dir=mnist_dir, progress=False, out=tmp_path / "e.json")
-    assert res["metrics"] == rec["ours"]["qae-m25"]
+    res = evaluate(
+        tmp_path / "res" / "qae-m25", options=EvalOptions(limit=12, data_dir=str(mnist_dir)), out=tmp_path / "e.json"
+    )
+    assert res.metrics == rec["ours"]["qae-m25"]
     with pytest.raises(ValueError, match="other settings"):
         reproduce(tmp_path / "res", mnist_dir, **{**kw, "train": {**tiny, "lr": 0.5}})

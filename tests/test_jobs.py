@@ -20,11 +20,12 @@ from qiskit_ibm_runtime.options_models import EstimatorOptions
 
 from qmae_qiskit.cli import main
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.evaluate.prepare import EvalSpec, prepare
+from qmae_qiskit.evaluate.prepare import prepare
 from qmae_qiskit.evaluate.submit import SubmitOptions, submit
 from qmae_qiskit.hardware import jobs
 from qmae_qiskit.hardware.executors import make_executor
 from qmae_qiskit.hardware.mitigation import Mitigation, parse_mitigation
+from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import insert_token, sample_mask_indices
 from qmae_qiskit.simulate import exact
@@ -110,11 +111,11 @@ def local_job(run_dir, tmp_path_factory):
             str(run_dir),
             "--backend",
             "fake_guadalupe",
-            "--samples",
+            "--images",
             "2",
             "--shots",
             "16",
-            "--seed-simulator",
+            "--simulator-seed",
             "7",
             "--estimator-options",
             "resilience_level=1",
@@ -210,7 +211,7 @@ def test_corrupt_record_is_reported_and_left_alone(tmp_path):
 )
 def test_bad_submissions_fail_before_anything_is_written(run_dir, tmp_path, args, message):
     res = CliRunner().invoke(
-        main, ["submit", str(run_dir), "--samples", "1", "--shots", "8", *args, "--jobs-dir", str(tmp_path / "jobs")]
+        main, ["submit", str(run_dir), "--images", "1", "--shots", "8", *args, "--jobs-dir", str(tmp_path / "jobs")]
     )
     assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1
     assert not (tmp_path / "jobs").exists()
@@ -312,13 +313,13 @@ def test_inverse_fidelity_circuit_estimates_the_exact_fidelity(run_dir, tmp_path
             str(run_dir),
             "--backend",
             "aer_simulator",
-            "--samples",
+            "--images",
             str(n),
             "--shots",
             str(shots),
             "--fidelity-circuit",
             "inverse",
-            "--seed-simulator",
+            "--simulator-seed",
             "5",
             "--jobs-dir",
             str(tmp_path),
@@ -359,8 +360,8 @@ def test_small_devices_take_the_inverse_circuit(tmp_path_factory):
     tm, data = load_trained(d), load_split(DATA, "test", 4, limit=2)
     executor = make_executor("fake_manila")
     with pytest.raises(QMAEError, match="needs 10 qubits .* --fidelity-circuit inverse \\(5 qubits\\)"):
-        prepare(tm, data, EvalSpec(shots=8, fidelity_circuit="swap-test"), executor)
-    prep = prepare(tm, data, EvalSpec(shots=8), executor)  # auto: the inverse circuit on a device
+        prepare(tm, data, ExecutionSpec(shots=8, fidelity_circuit="swap-test"), executor)
+    prep = prepare(tm, data, ExecutionSpec(shots=8), executor)  # auto: the inverse circuit on a device
     task = prep.work.tasks["fidelity"]
     assert task.circuit.num_qubits == 5 and task.values.shape[0] == 2 and task.observable.num_qubits == 5
 

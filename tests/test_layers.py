@@ -104,9 +104,10 @@ def test_model_unitary_equals_the_circuit_operator_and_the_reference(n):
 
 
 # ------------------------------------------------------------------------------------------------ exact path
+@pytest.mark.parametrize("ansatz", ["all-pairs", "brickwork"])
 @pytest.mark.parametrize("L, cases", [(4, 4), (8, 2)])
-def test_exact_fidelity_equals_aer_estimator(L, cases):
-    cfg = QMAEConfig(image_size=L, layers=2)
+def test_exact_fidelity_equals_aer_estimator(L, cases, ansatz):
+    cfg = QMAEConfig(image_size=L, layers=2, ansatz=ansatz)
     qc = training_circuit(cfg)
     assert len(parameter_groups(qc)[THETA]) == cfg.n_theta
     bound, want = [], []
@@ -273,7 +274,7 @@ def test_cli_circuit_train_and_report_take_layers(tmp_path, mnist_dir):
     )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "aer_simulator-O1-L4-k3-layers2.json").is_file() or any(tmp_path.glob("*layers2.json"))
-    args = ["train", "--image-size", "4", "--layers", "2", "--train-samples", "16", "--val-samples", "0"]
+    args = ["train", "--image-size", "4", "--layers", "2", "--train-images", "16", "--val-images", "0"]
     args += ["--batch-size", "8", "--no-progress", "--out", str(tmp_path / "runs"), "--data-dir", str(mnist_dir)]
     res = runner.invoke(main, args)
     assert res.exit_code == 0, res.output

@@ -244,7 +244,8 @@ def run4(tmp_path_factory):
 
 
 def test_study_noise_end_to_end_on_a_small_twin(run4, tmp_path):
-    out = tmp_path / "study.json"
+    folder = tmp_path / "studies"
+    out = folder / "study-fake_manila-L4.json"  # --out is a folder; the file is named by the study
     res = CliRunner().invoke(
         main,
         [
@@ -253,7 +254,7 @@ def test_study_noise_end_to_end_on_a_small_twin(run4, tmp_path):
             str(run4),
             "--backend",
             "fake_manila",
-            "--samples",
+            "--images",
             "6",
             "--shots",
             "4000",
@@ -262,7 +263,7 @@ def test_study_noise_end_to_end_on_a_small_twin(run4, tmp_path):
             "--calibration-images",
             "5",
             "--out",
-            str(out),
+            str(folder),
         ],
     )
     assert res.exit_code == 0, res.output
@@ -311,10 +312,10 @@ def test_bad_studies_fail_in_one_line_and_write_nothing(run4, tmp_path, args, me
         str(run4),
         "--backend",
         "fake_manila",
-        "--samples",
+        "--images",
         "3",
         "--out",
-        str(tmp_path / "s.json"),
+        str(tmp_path / "s"),
     ]
     if "--backend" in args:
         base = base[:4] + base[6:]
@@ -324,7 +325,8 @@ def test_bad_studies_fail_in_one_line_and_write_nothing(run4, tmp_path, args, me
 
 
 def test_frontier_reports_gates_loading_and_errors_per_loader(run4, tmp_path):
-    out = tmp_path / "frontier.json"
+    folder = tmp_path / "frontiers"
+    out = folder / "frontier-fake_manila-L4.json"
     res = CliRunner().invoke(
         main,
         [
@@ -335,7 +337,7 @@ def test_frontier_reports_gates_loading_and_errors_per_loader(run4, tmp_path):
             "fake_manila",
             "--loaders",
             "exact,ladder:1",
-            "--samples",
+            "--images",
             "4",
             "--shots",
             "4000",
@@ -346,7 +348,7 @@ def test_frontier_reports_gates_loading_and_errors_per_loader(run4, tmp_path):
             "--optimization-level",
             "1",
             "--out",
-            str(out),
+            str(folder),
         ],
     )
     assert res.exit_code == 0, res.output

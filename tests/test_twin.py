@@ -378,7 +378,7 @@ def test_evaluate_refuses_bad_idle_noise_in_one_line_and_writes_nothing(tmp_path
     from qmae_qiskit.cli import main
 
     run = Path(__file__).resolve().parents[1] / "results" / "hardware" / "qmae-L4"
-    res = CliRunner().invoke(main, ["evaluate", str(run), "--limit", "2", "--out", str(tmp_path / "e.json"), *args])
+    res = CliRunner().invoke(main, ["evaluate", str(run), "--images", "2", "--out", str(tmp_path / "e"), *args])
     assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1, res.output
     assert not any(tmp_path.iterdir())
 
@@ -412,7 +412,7 @@ def test_submit_refuses_bad_idle_noise_in_one_line_and_writes_nothing(tmp_path, 
     from qmae_qiskit.cli import main
 
     run = Path(__file__).resolve().parents[1] / "results" / "hardware" / "qmae-L4"
-    cmd = ["submit", str(run), "--samples", "2", "--shots", "100", "--jobs-dir", str(tmp_path / "jobs"), *args]
+    cmd = ["submit", str(run), "--images", "2", "--shots", "100", "--jobs-dir", str(tmp_path / "jobs"), *args]
     res = CliRunner().invoke(main, cmd)
     assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1, res.output
     assert not any(tmp_path.iterdir())

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import execution_options, idle_options
+from qmae_qiskit.cli.options import (
+    data_dir_option,
+    echo_json,
+    execution_options,
+    execution_spec,
+    images_option,
+    json_option,
+    out_dir_option,
+    out_file,
+    renamed,
+)
 
 
 @main.command("evaluate")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N images of the split.")
-@execution_options
-@idle_options
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="MNIST folder [default: the one the run was trained on].",
-)
+@images_option(help="Score only the first N images of the split [default: all].")
+@execution_options()
+@data_dir_option("$QMAE_DATA_DIR, else the one the run was trained on")
 @click.option(
     "--classifier",
     "classifier_dir",
@@ -37,73 +41,44 @@ from qmae_qiskit.cli.options import execution_options, idle_options
     show_default=True,
     help="Also score the no-circuit fills on the same images and masks.",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Where to write the result [default: RUN/eval.json].",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
+@out_dir_option("Folder for eval.json [default: RUN].")
+@json_option("eval.json")
+@renamed({"--limit": "--images", "--seed": "--simulator-seed"})
 def evaluate_cmd(
     run: Path,
     split: str,
-    limit: int | None,
-    backend: str,
-    noise_model: str | None,
-    shots: int | None,
-    estimator_options: str | None,
-    readout_mitigation: str,
-    fidelity_circuit: str,
-    optimization_level: int,
-    seed_transpiler: int,
-    mask_seed: int,
-    seed: int,
-    idle_zz: float,
-    idle_detuning: float,
-    idle_relaxation: bool,
+    images: int | None,
     data_dir: Path | None,
     classifier_dir: Path | None,
     no_classifier: bool,
     baselines: bool,
     out: Path | None,
     as_json: bool,
+    **execution: Any,
 ) -> None:
     """Evaluate the trained run in RUN on a split and write eval.json."""
-    from qmae_qiskit.evaluate.evaluation import EVAL_FILE, evaluate
+    from qmae_qiskit.evaluate.evaluation import EVAL_FILE, EvalOptions, evaluate
     from qmae_qiskit.evaluate.scoring import format_table
-    from qmae_qiskit.hardware.idle_noise import IdleNoise
-    from qmae_qiskit.hardware.mitigation import parse_mitigation
 
-    mitigation = parse_mitigation(estimator_options, readout_mitigation)
-    idle = IdleNoise(zz_hz=idle_zz, detuning_hz=idle_detuning, scheduled=idle_relaxation)
-    result = evaluate(
-        run,
+    spec = execution_spec(execution)
+    options = EvalOptions(
         split=split,
-        limit=limit,
-        backend=backend,
-        shots=shots,
-        data_dir=data_dir,
-        classifier_dir=classifier_dir,
+        limit=images,
+        data_dir=None if data_dir is None else str(data_dir),
+        classifier_dir=None if classifier_dir is None else str(classifier_dir),
         use_classifier=not no_classifier,
         baselines=baselines,
-        mask_seed=mask_seed,
-        seed=seed,
-        out=out,
-        noise_model=noise_model,
-        mitigation=mitigation,
-        fidelity_circuit=fidelity_circuit,
-        optimization_level=optimization_level,
-        seed_transpiler=seed_transpiler,
-        idle=idle,
     )
+    path = out_file(out, run, EVAL_FILE)
+    result = evaluate(run, spec, options, out=path)
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        echo_json(result)
         return
-    where = result["executor"].get("name", backend)
-    extra = f", {result['shots']} shots, {result['mitigation']}" if result["shots"] else ""
+    where = result.executor.get("name", spec.backend)
+    extra = f", {result.shots} shots, {result.mitigation}" if result.shots else ""
     click.echo(
-        f"{result['model'].upper()} {run}: {result['n_images']} {split} images, {result['mask_ratio']:.1%} "
+        f"{result.model.upper()} {run}: {result.n_images} {split} images, {result.mask_ratio:.1%} "
         f"mask, backend {where}{extra}"
     )
-    click.echo(format_table(result))
-    click.echo(f"wrote {out if out is not None else run / EVAL_FILE}")
+    click.echo(format_table(result.to_json()))
+    click.echo(f"wrote {path}")

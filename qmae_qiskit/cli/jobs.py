@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import idle_options
+from qmae_qiskit.cli.options import (
+    REQUIRED,
+    data_dir_option,
+    echo_json,
+    execution_options,
+    execution_spec,
+    images_option,
+    json_option,
+    renamed,
+)
 
 JOBS_DIR = click.option(
     "--jobs-dir",
@@ -47,96 +57,46 @@ def _print_metrics(metrics: dict, path: Path) -> None:
 
 @main.command("submit")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option(
-    "--backend",
-    "backend_name",
-    required=True,
-    help="IBM backend name; a fake device or calibration snapshot (local twin); aer_simulator.",
-)
-@click.option("--samples", type=int, required=True, help="Number of test images (the first N of the split).")
-@click.option("--shots", type=int, required=True, help="Shots per circuit (Sampler) and per estimate (Estimator).")
-@click.option("--noise-model", default=None, help="With --backend aer_simulator: a noise model spec.")
-@click.option(
-    "--estimator-options",
-    "mitigation",
-    default=None,
-    help="Runtime Estimator options: KEY=VALUE,... (dotted keys nest) or JSON, e.g. 'resilience_level=1,"
-    "twirling_gates=true,dd_sequence=XY4' (twirling and DD also reach the Sampler).",
-)
-@click.option(
-    "--readout-mitigation",
-    type=click.Choice(["none", "mthree"]),
-    default="none",
-    show_default=True,
-    help="Readout correction of the reconstruction counts (calibrated in the same Batch).",
-)
-@click.option(
-    "--fidelity-circuit",
-    type=click.Choice(["auto", "swap-test", "inverse"]),
-    default="auto",
-    show_default=True,
-    help="auto: inverse loader (n+t qubits) on devices, SWAP test on aer_simulator.",
-)
-@click.option("--optimization-level", type=click.IntRange(0, 3), default=1, show_default=True)
-@click.option("--seed-transpiler", type=int, default=1234, show_default=True)
-@click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the evaluation masks.")
-@click.option("--seed-simulator", type=int, default=None, help="Local backends only: simulator seed.")
+@images_option(required=True, help="Number of test images (the first N of the split).")
+@execution_options(backend=REQUIRED, shots=REQUIRED, simulator_seed=None)
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="MNIST folder [default: the run's].")
+@data_dir_option("$QMAE_DATA_DIR, else the run's")
 @click.option("--no-qpy", is_flag=True, help="Do not embed the transpiled circuits (QPY) in the record.")
-@idle_options
 @JOBS_DIR
 @_classifier_options
+@json_option("the job record (and its metrics, for a local backend)")
+@renamed({"--samples": "--images"})
 def submit_cmd(
     run: Path,
-    backend_name: str,
-    samples: int,
-    shots: int,
-    noise_model: str | None,
-    mitigation: str | None,
-    readout_mitigation: str,
-    fidelity_circuit: str,
-    optimization_level: int,
-    seed_transpiler: int,
-    mask_seed: int,
-    seed_simulator: int | None,
+    images: int,
     split: str,
-    data_dir: str | None,
+    data_dir: Path | None,
     no_qpy: bool,
-    idle_zz: float,
-    idle_detuning: float,
-    idle_relaxation: bool,
     jobs_dir: Path,
     classifier_dir: Path | None,
     no_classifier: bool,
+    as_json: bool,
+    **execution: Any,
 ) -> None:
     """Submit the evaluation of the trained RUN on N images (Estimator fidelity + Sampler images, one Batch)."""
     from qmae_qiskit.evaluate.submit import SubmitOptions, submit
     from qmae_qiskit.hardware.jobs import metrics_path
-    from qmae_qiskit.hardware.mitigation import parse_mitigation
 
     opts = SubmitOptions(
         run=run,
-        backend=backend_name,
-        samples=samples,
-        shots=shots,
-        noise_model=noise_model,
+        samples=images,
         split=split,
-        fidelity_circuit=fidelity_circuit,
-        optimization_level=optimization_level,
-        seed_transpiler=seed_transpiler,
-        mask_seed=mask_seed,
-        seed_simulator=seed_simulator,
-        mitigation=parse_mitigation(mitigation, readout_mitigation),
-        data_dir=data_dir,
+        data_dir=None if data_dir is None else str(data_dir),
         embed_qpy=not no_qpy,
-        idle_zz_hz=idle_zz,
-        idle_detuning_hz=idle_detuning,
-        idle_relaxation=idle_relaxation,
+        execution=execution_spec(execution),
     )
-    opts.idle  # noqa: B018 -- an out-of-range strength fails here, before anything is built
     sub = submit(opts, jobs_dir, classifier_dir, not no_classifier)
     rec = sub.record
+    if as_json:
+        local = rec.mode == "local"
+        metrics = json.loads(metrics_path(jobs_dir, rec.id).read_text()) if local else None
+        echo_json({"record": rec.to_json(), "metrics": metrics})
+        return
     click.echo(
         f"submitted {rec.id} to {rec.backend} ({rec.mode}): "
         + ", ".join(f"{r} job {j.job_id}" for r, j in rec.jobs.items())
@@ -156,14 +116,14 @@ def jobs_group() -> None:
 
 @jobs_group.command("list")
 @JOBS_DIR
-@click.option("--json", "as_json", is_flag=True)
+@json_option("the rows")
 def list_cmd(jobs_dir: Path, as_json: bool) -> None:
     """All job records, newest first."""
     from qmae_qiskit.hardware.jobs import list_records
 
     rows = list_records(jobs_dir)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(rows)
         return
     if not rows:
         click.echo(f"no job records in {jobs_dir}")
@@ -186,18 +146,21 @@ def _print_status(st: dict) -> None:
 @jobs_group.command("status")
 @click.argument("job_id")
 @JOBS_DIR
-def status_cmd(job_id: str, jobs_dir: Path) -> None:
+@json_option("the status")
+def status_cmd(job_id: str, jobs_dir: Path, as_json: bool) -> None:
     """Status of the jobs of a record (asks IBM Quantum for remote jobs)."""
     from qmae_qiskit.hardware.jobs import status
 
-    _print_status(status(jobs_dir, job_id))
+    st = status(jobs_dir, job_id)
+    echo_json(st) if as_json else _print_status(st)
 
 
 @jobs_group.command("fetch")
 @click.argument("job_id")
 @JOBS_DIR
 @_classifier_options
-def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_classifier: bool) -> None:
+@json_option("the metrics record (an evaluation) or the study record (a noise study)")
+def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_classifier: bool, as_json: bool) -> None:
     """Results of a finished record -> its metrics (an evaluation) or its study files (a noise study)."""
     from qmae_qiskit.evaluate.submit import fetch
     from qmae_qiskit.hardware.jobs import load, metrics_path
@@ -205,18 +168,28 @@ def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_class
     if load(jobs_dir, job_id).purpose == "study":
         from qmae_qiskit.study.noise import complete_from_record
 
-        for line in complete_from_record(jobs_dir, job_id):
+        lines = complete_from_record(jobs_dir, job_id)
+        if as_json:
+            study = next(Path(x.removeprefix("wrote ")) for x in lines if x.endswith(".json"))
+            echo_json(json.loads(study.read_text()))
+            return
+        for line in lines:
             click.echo(line)
         return
     metrics = fetch(jobs_dir, job_id, classifier_dir, not no_classifier)
+    if as_json:
+        echo_json(metrics)
+        return
     _print_metrics(metrics.to_json(), metrics_path(jobs_dir, metrics.id))
 
 
 @jobs_group.command("cancel")
 @click.argument("job_id")
 @JOBS_DIR
-def cancel_cmd(job_id: str, jobs_dir: Path) -> None:
+@json_option("the status after cancelling")
+def cancel_cmd(job_id: str, jobs_dir: Path, as_json: bool) -> None:
     """Cancel the unfinished jobs of a record."""
     from qmae_qiskit.hardware.jobs import cancel
 
-    _print_status(cancel(jobs_dir, job_id))
+    st = cancel(jobs_dir, job_id)
+    echo_json(st) if as_json else _print_status(st)

@@ -1,17 +1,166 @@
-"""Click options shared by commands that take a model shape."""
+"""Click options shared by commands, defined once: the CLI's vocabulary.
+
+``--images N`` is the first N test images evaluated, ``--train-images N`` the training images, ``--seed`` the
+training (and training masks) seed, ``--mask-seed`` the evaluation masks, ``--simulator-seed`` and
+``--transpiler-seed`` the others; ``--out DIR`` is always a folder; ``--json`` prints the command's record;
+``--data-dir`` reads ``$QMAE_DATA_DIR``; one default optimisation level. Old spellings are rewritten to the new
+ones with a one-line notice on stderr (:func:`renamed`, applied by :class:`QMAECommand`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
+from qmae_qiskit.hardware import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_TRANSPILER_SEED
 from qmae_qiskit.model.config import QMAEConfig
+
+DATA_ENVVAR = "QMAE_DATA_DIR"
+DATA_DIR_HELP = "$QMAE_DATA_DIR, else ./data, else ~/.cache/qmae-qiskit (MNIST downloaded there once)"
+RENAMED_ATTR = "__qmae_renamed__"
+
+
+def renamed(old_to_new: Mapping[str, str]) -> Callable:
+    """Keep old option spellings working for one release: ``{"--limit": "--images"}``. They are rewritten to the
+    new spelling before click parses (so they never show in --help), each with a deprecation notice on stderr."""
+
+    def deco(fn: Callable) -> Callable:
+        setattr(fn, RENAMED_ATTR, {**getattr(fn, RENAMED_ATTR, {}), **old_to_new})
+        return fn
+
+    return deco
+
+
+def rewrite_old_spellings(args: Sequence[str], old_to_new: Mapping[str, str]) -> list[str]:
+    """``args`` with every old option spelling replaced by its new one (``--old V`` and ``--old=V``)."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + list(args[i:])
+        name, eq, value = arg.partition("=")
+        if name in old_to_new:
+            new = old_to_new[name]
+            click.echo(f"warning: {name} is deprecated, use {new}", err=True)
+            arg = f"{new}{eq}{value}"
+        out.append(arg)
+    return out
+
+
+class QMAECommand(click.Command):
+    """A command whose old option spellings (declared with :func:`renamed`) still parse."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.renamed: dict[str, str] = dict(getattr(self.callback, RENAMED_ATTR, {}))
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, rewrite_old_spellings(args, self.renamed))
+
+
+def echo_json(record: Any) -> None:
+    """Print a command's record (a dict, or a typed record with ``to_json``) as indented JSON on stdout."""
+    data = record.to_json() if hasattr(record, "to_json") else record
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def json_option(what: str = "the command's record") -> Callable:
+    """--json: print ``what`` as JSON on stdout (progress and notes go to stderr)."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON (instead of the text report).")
+
+
+def data_dir_option(default_help: str = DATA_DIR_HELP) -> Callable:
+    """--data-dir, read from $QMAE_DATA_DIR when not given."""
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar=DATA_ENVVAR,
+        default=None,
+        help=f"Folder with torchvision's MNIST layout [default: {default_help}].",
+    )
+
+
+def data_dir_or_default(data_dir: Path | None) -> Path:
+    """The MNIST folder a command uses: --data-dir / $QMAE_DATA_DIR (click resolved both), else ./data if it
+    holds MNIST, else the user cache, downloaded into once (:func:`qmae_qiskit.data.resolve_data_dir`)."""
+    from qmae_qiskit.data import resolve_data_dir  # imports torch: only when a command runs, not for --help
+
+    return resolve_data_dir(data_dir)
+
+
+def out_dir_option(help: str, default: Path | None = None, **kwargs: Any) -> Callable:
+    """--out DIR: always a folder; ``help`` names the files written inside it."""
+    return click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=default,
+        show_default=default is not None,
+        help=help,
+        **kwargs,
+    )
+
+
+def out_file(out: Path | None, default_dir: Path, name: str) -> Path:
+    """The file a command writes: ``name`` inside --out (or ``default_dir``). A --out ending in .json (the old
+    file form) still names the file itself, with a deprecation notice, for one release."""
+    if out is not None and out.suffix == ".json":
+        click.echo(f"warning: --out FILE is deprecated, give the folder (the file is named {name})", err=True)
+        return out
+    return (out if out is not None else default_dir) / name
+
+
+def images_option(default: int | None = None, **kwargs: Any) -> Callable:
+    """--images N: the first N test images evaluated."""
+    kwargs.setdefault("help", "Evaluate the first N test images" + ("." if default else " [default: all]."))
+    return click.option(
+        "--images",
+        "images",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=default is not None,
+        **kwargs,
+    )
+
+
+def optimization_level_option(fn: Callable) -> Callable:
+    """--optimization-level with the one default."""
+    return click.option(
+        "--optimization-level",
+        type=click.IntRange(0, 3),
+        default=DEFAULT_OPTIMIZATION_LEVEL,
+        show_default=True,
+        help="Preset pass manager level.",
+    )(fn)
+
+
+def transpiler_seed_option(fn: Callable) -> Callable:
+    """--transpiler-seed (same seed, same transpiled circuits)."""
+    return click.option(
+        "--transpiler-seed",
+        "seed_transpiler",
+        type=int,
+        default=DEFAULT_TRANSPILER_SEED,
+        show_default=True,
+        help="seed_transpiler (same seed, same transpiled circuits).",
+    )(fn)
+
+
+def mask_seed_option(fn: Callable) -> Callable:
+    """--mask-seed: the evaluation masks (same seed = same mask per image for every model)."""
+    return click.option(
+        "--mask-seed",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Seed of the evaluation masks (same seed = same mask per image for every model).",
+    )(fn)
 
 
 def config_options(fn: Callable) -> Callable:
-    """--image-size, --latent-qubits, --patch-height, --patch-width, --trash-reset, --layers."""
+    """--image-size, --latent-qubits, --patch-height, --patch-width, --trash-reset, --layers, --ansatz."""
     options = [
         click.option("--image-size", type=int, default=16, show_default=True, help="Image side L (4, 8, 16, 32)."),
         click.option("--latent-qubits", type=int, default=None, help="Latent qubits k [default: n - 1]."),
@@ -29,7 +178,14 @@ def config_options(fn: Callable) -> Callable:
             type=click.IntRange(min=1),
             default=1,
             show_default=True,
-            help="Ansatz layers: the all-pairs block layer repeated, each with its own angles (1 = the paper).",
+            help="Ansatz layers: the block layer repeated, each with its own angles (1 = the paper).",
+        ),
+        click.option(  # checked by QMAEConfig, so that a wrong name is one line like every other shape error
+            "--ansatz",
+            default="all-pairs",
+            show_default=True,
+            help="all-pairs (the paper: a block on every qubit pair) or brickwork (blocks on neighbours of a "
+            "line, even bonds then odd bonds: routes without SWAPs on heavy-hex and square lattices).",
         ),
     ]
     for opt in reversed(options):
@@ -39,18 +195,22 @@ def config_options(fn: Callable) -> Callable:
 
 def config_from_options(opts: dict[str, Any]) -> QMAEConfig:
     """Pop the shape options from ``opts`` and validate them (errors become one CLI line)."""
-    keys = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers")
+    keys = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers", "ansatz")
     return QMAEConfig(**{k: opts.pop(k) for k in keys if k in opts})
 
 
-def execution_options(fn: Callable) -> Callable:
-    """--backend, --noise-model, --shots, --estimator-options, --readout-mitigation, --fidelity-circuit,
-    --optimization-level, --seed-transpiler, --mask-seed, --seed: where and how evaluation work runs."""
-    options = [
+REQUIRED = object()  # execution_options(backend=REQUIRED): the option must be given
+
+
+def _execution_block(backend: Any, shots: Any, simulator_seed: int | None, loader: bool) -> list[Callable]:
+    """The execution options, one each; their names are :class:`~qmae_qiskit.hardware.spec.ExecutionSpec`'s
+    fields (see :func:`execution_options`)."""
+    return [
         click.option(
             "--backend",
-            default="exact",
-            show_default=True,
+            required=backend is REQUIRED,
+            default=None if backend is REQUIRED else backend,
+            show_default=backend is not REQUIRED,
             help="exact; aer_simulator; a fake device (fake_torino: its local twin); a calibration "
             "snapshot file (its twin); or an IBM backend name.",
         ),
@@ -63,23 +223,10 @@ def execution_options(fn: Callable) -> Callable:
         click.option(
             "--shots",
             type=click.IntRange(min=1),
-            default=None,
-            help="Shots per circuit [default: exact values where possible, else 4096].",
-        ),
-        click.option(
-            "--estimator-options",
-            "estimator_options",
-            default=None,
-            help="Runtime Estimator options: KEY=VALUE,... (dotted keys nest, e.g. "
-            "resilience.zne.noise_factors=[1,3,5]) or JSON; twirling and dynamical decoupling also "
-            "reach the Sampler. Default: no mitigation (resilience_level=0).",
-        ),
-        click.option(
-            "--readout-mitigation",
-            type=click.Choice(["none", "mthree"]),
-            default="none",
-            show_default=True,
-            help="Readout correction of the reconstruction counts (mthree).",
+            required=shots is REQUIRED,
+            default=None if shots is REQUIRED else shots,
+            show_default=shots not in (None, REQUIRED),
+            help="Shots per circuit" + (" [default: exact values where possible, else 4096]" if shots is None else ""),
         ),
         click.option(
             "--fidelity-circuit",
@@ -88,50 +235,114 @@ def execution_options(fn: Callable) -> Callable:
             show_default=True,
             help="auto: SWAP test on simulators, inverse loader (n+t qubits) on devices.",
         ),
-        click.option("--optimization-level", type=click.IntRange(0, 3), default=1, show_default=True),
-        click.option("--seed-transpiler", type=int, default=1234, show_default=True),
+        *(
+            [
+                click.option(
+                    "--loader",
+                    default=None,
+                    help="Approximate amplitude loading for the hardware circuits, e.g. 'ladder:2' or "
+                    "'budget:150' [default: the exact RY tree]. Exact values are always the paper's circuit's.",
+                )
+            ]
+            if loader
+            else []
+        ),
+        optimization_level_option,
+        transpiler_seed_option,
         click.option(
-            "--mask-seed",
+            "--simulator-seed",
+            "seed",
             type=int,
-            default=0,
-            show_default=True,
-            help="Seed of the evaluation masks (same seed = same mask per image for every model).",
+            default=simulator_seed,
+            show_default=simulator_seed is not None,
+            help="Seed of the simulator (local backends).",
         ),
-        click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed (local backends)."),
+        mask_seed_option,
+        *IDLE_BLOCK,
     ]
-    for opt in reversed(options):
-        fn = opt(fn)
-    return fn
 
 
-def idle_options(fn: Callable) -> Callable:
-    """--idle-zz, --idle-detuning, --idle-relaxation: what idle qubits suffer on a device's local twin."""
-    options = [
-        click.option(
-            "--idle-zz",
-            type=float,
-            default=0.0,
-            show_default=True,
-            metavar="HZ",
-            help="Twin only: static ZZ between coupled qubits while both idle, in Hz (tens of kHz on Eagle, "
-            "far less on Heron; see qmae_qiskit/hardware/idle_noise.py). 0 = off.",
-        ),
-        click.option(
-            "--idle-detuning",
-            type=float,
-            default=0.0,
-            show_default=True,
-            metavar="HZ",
-            help="Twin only: each qubit's frequency offset from its drive frame while idle, in Hz. 0 = off.",
-        ),
-        click.option(
-            "--idle-relaxation/--no-idle-relaxation",
-            default=True,
-            show_default=True,
-            help="Twin only: schedule circuits so idle qubits relax (off: the unscheduled twin of records made "
-            "before 2026-12-04).",
-        ),
-    ]
-    for opt in reversed(options):
-        fn = opt(fn)
-    return fn
+IDLE_BLOCK = [  # ExecutionSpec.idle_*: what idle qubits suffer on a twin (hardware/idle_noise.py)
+    click.option(
+        "--idle-zz",
+        "idle_zz_hz",
+        type=float,
+        default=0.0,
+        show_default=True,
+        metavar="HZ",
+        help="Twin only: static ZZ between coupled qubits while both idle, in Hz (tens of kHz on Eagle, far less "
+        "on Heron). 0 = off.",
+    ),
+    click.option(
+        "--idle-detuning",
+        "idle_detuning_hz",
+        type=float,
+        default=0.0,
+        show_default=True,
+        metavar="HZ",
+        help="Twin only: each qubit's frequency offset from its drive frame while idle, in Hz. 0 = off.",
+    ),
+    click.option(
+        "--idle-relaxation/--no-idle-relaxation",
+        default=True,
+        show_default=True,
+        help="Twin only: schedule circuits so idle qubits relax (off: the unscheduled twin of records made before "
+        "2026-12-04).",
+    ),
+]
+
+
+MITIGATION_BLOCK = [
+    click.option(
+        "--estimator-options",
+        "estimator_options",
+        default=None,
+        help="Runtime Estimator options: KEY=VALUE,... (dotted keys nest, e.g. "
+        "resilience.zne.noise_factors=[1,3,5]) or JSON; twirling and dynamical decoupling also "
+        "reach the Sampler. Default: no mitigation (resilience_level=0).",
+    ),
+    click.option(
+        "--readout-mitigation",
+        type=click.Choice(["none", "mthree"]),
+        default="none",
+        show_default=True,
+        help="Readout correction of the reconstruction counts (mthree).",
+    ),
+]
+
+
+def execution_spec(params: dict[str, Any]) -> Any:
+    """Pop the execution options from a command's parameters into an
+    :class:`~qmae_qiskit.hardware.spec.ExecutionSpec` (validated: a bad value is one line). Imported here, on use:
+    the spec brings Qiskit's runtime, which --help should not wait for."""
+    from qmae_qiskit.hardware.mitigation import parse_mitigation
+    from qmae_qiskit.hardware.spec import ExecutionSpec
+
+    fields = {k: params.pop(k) for k in list(params) if k in ExecutionSpec.model_fields and k != "mitigation"}
+    mitigation = parse_mitigation(params.pop("estimator_options", None), params.pop("readout_mitigation", "none"))
+    return ExecutionSpec(mitigation=mitigation, **fields)
+
+
+def execution_options(
+    backend: Any = "exact",
+    shots: Any = None,
+    simulator_seed: int | None = 0,
+    mitigation: bool = True,
+    loader: bool = True,
+) -> Callable:
+    """Where and how circuits run: --backend, --noise-model, --shots, --fidelity-circuit, --loader,
+    --optimization-level, --transpiler-seed, --simulator-seed, --mask-seed (and --estimator-options,
+    --readout-mitigation with ``mitigation``), defined once for every command that runs circuits; the command
+    turns them into one :class:`~qmae_qiskit.hardware.spec.ExecutionSpec` with :func:`execution_spec`. A new
+    setting: a field there and its option (named as the field) in :func:`_execution_block`."""
+    options = _execution_block(backend, shots, simulator_seed, loader) + (MITIGATION_BLOCK if mitigation else [])
+
+    def deco(fn: Callable) -> Callable:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return renamed(EXECUTION_RENAMES)(fn)
+
+    return deco
+
+
+EXECUTION_RENAMES = {"--seed-transpiler": "--transpiler-seed", "--seed-simulator": "--simulator-seed"}

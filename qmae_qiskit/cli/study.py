@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import idle_options
+from qmae_qiskit.cli.options import (
+    REQUIRED,
+    data_dir_option,
+    echo_json,
+    execution_options,
+    execution_spec,
+    images_option,
+    json_option,
+    out_dir_option,
+    out_file,
+    renamed,
+)
+
+STUDY_DIR = Path("results") / "hardware"
 
 
 def _floats(text: str) -> list[float]:
@@ -26,21 +38,8 @@ def study_group() -> None:
 
 @study_group.command("noise")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option(
-    "--backend",
-    required=True,
-    help="A fake device (its local twin), a calibration snapshot file, an IBM backend, or aer_simulator "
-    "with --noise-model.",
-)
-@click.option("--noise-model", default=None, help="With --backend aer_simulator: a noise model spec.")
-@click.option(
-    "--samples",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Test images evaluated (the first N, with the same masks as `evaluate`).",
-)
-@click.option("--shots", type=click.IntRange(min=1), default=4000, show_default=True)
+@images_option(100, help="Test images evaluated (the first N, with the same masks as `evaluate`).")
+@execution_options(backend=REQUIRED, shots=4000, mitigation=False)
 @click.option(
     "--methods",
     default="raw,trex,mthree,cal,recommended",
@@ -63,19 +62,6 @@ def study_group() -> None:
     show_default=True,
     help="Index of the first calibration image in its split.",
 )
-@click.option(
-    "--fidelity-circuit", type=click.Choice(["auto", "swap-test", "inverse"]), default="auto", show_default=True
-)
-@click.option(
-    "--loader",
-    default=None,
-    help="Approximate amplitude loading for the hardware circuits, e.g. 'ladder:2' or 'budget:150' "
-    "[default: the exact RY tree]. The exact values compared with are always the paper's circuit's.",
-)
-@click.option("--optimization-level", type=click.IntRange(0, 3), default=1, show_default=True)
-@click.option("--seed-transpiler", type=int, default=1234, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed (local backends).")
-@click.option("--mask-seed", type=int, default=0, show_default=True)
 @click.option("--zne-noise-factors", default="1,3,5", show_default=True, help="ZNE folding factors.")
 @click.option("--zne-extrapolator", default="exponential,linear", show_default=True)
 @click.option(
@@ -84,13 +70,8 @@ def study_group() -> None:
     default=None,
     help="Wanted standard error of a calibrated fidelity; too few shots for it is an error.",
 )
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="MNIST folder [default: the run's].")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Study JSON [default: results/hardware/study-<backend>-L<size>.json]; .md and .png beside it.",
-)
+@data_dir_option("$QMAE_DATA_DIR, else the run's")
+@out_dir_option(f"Folder for study-<backend>-L<size>.json, .md and .png [default: {STUDY_DIR}].")
 @click.option(
     "--jobs-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -105,36 +86,25 @@ def study_group() -> None:
     default=None,
     help="Split the images over a local Dask cluster of N workers [default: no cluster].",
 )
-@idle_options
-@click.option("--json", "as_json", is_flag=True, help="Print the study JSON.")
+@json_option("the study record")
+@renamed({"--samples": "--images", "--seed": "--simulator-seed"})
 def noise_cmd(
     run: Path,
-    backend: str,
-    noise_model: str | None,
-    samples: int,
-    shots: int,
+    images: int,
     methods: str,
     calibration_images: int,
     calibration_split: str,
     calibration_start: int,
-    fidelity_circuit: str,
-    loader: str | None,
-    optimization_level: int,
-    seed_transpiler: int,
-    seed: int,
-    mask_seed: int,
     zne_noise_factors: str,
     zne_extrapolator: str,
     precision: float | None,
-    data_dir: str | None,
+    data_dir: Path | None,
     out: Path | None,
     jobs_dir: Path,
     scheduler: str | None,
     workers: int | None,
-    idle_zz: float,
-    idle_detuning: float,
-    idle_relaxation: bool,
     as_json: bool,
+    **execution: Any,
 ) -> None:
     """Estimate the fidelity and the reconstruction on a device for N test images, raw and mitigated, beside the
     exact values; write the study JSON, a markdown table and a figure."""
@@ -145,29 +115,17 @@ def noise_cmd(
 
     spec = StudySpec(
         run=str(run),
-        backend=backend,
-        noise_model=noise_model,
-        samples=samples,
-        shots=shots,
+        samples=images,
         methods=methods,
         calibration_images=calibration_images,
         calibration_split=calibration_split,
         calibration_start=calibration_start,
-        fidelity_circuit=fidelity_circuit,
-        loader=loader,
-        optimization_level=optimization_level,
-        seed_transpiler=seed_transpiler,
-        seed=seed,
-        mask_seed=mask_seed,
         zne_noise_factors=_floats(zne_noise_factors),
         zne_extrapolator=[x.strip() for x in zne_extrapolator.split(",") if x.strip()],
         precision=precision,
-        data_dir=data_dir,
-        idle_zz_hz=idle_zz,
-        idle_detuning_hz=idle_detuning,
-        idle_relaxation=idle_relaxation,
+        data_dir=None if data_dir is None else str(data_dir),
+        execution=execution_spec(execution),
     )
-    spec.idle  # noqa: B018 -- an out-of-range strength fails here, before anything is built
     context: AbstractContextManager[Any] = nullcontext(None)
     if scheduler is not None or workers is not None:
         from qmae_qiskit.experiments.cluster import get_client
@@ -176,14 +134,17 @@ def noise_cmd(
     with context as client:
         study = run_study(spec, jobs_dir, client)
     if isinstance(study, str):
+        if as_json:
+            echo_json({"submitted": study, "backend": spec.backend, "jobs_dir": str(jobs_dir)})
+            return
         click.echo(
-            f"submitted study {study} to {backend}; complete it with: qmae-qiskit jobs fetch {study} "
+            f"submitted study {study} to {spec.backend}; complete it with: qmae-qiskit jobs fetch {study} "
             f"--jobs-dir {jobs_dir}"
         )
         return
-    paths = write_study(study, out if out is not None else default_out(study))
+    paths = write_study(study, out_file(out, STUDY_DIR, default_out(study).name))
     if as_json:
-        click.echo(json.dumps(study.to_json(), indent=2))
+        echo_json(study)
         return
     click.echo(to_markdown(study))
     for p in paths:
@@ -192,38 +153,30 @@ def noise_cmd(
 
 @study_group.command("frontier")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--backend", required=True, help="A fake device or calibration snapshot (local twin).")
 @click.option(
     "--loaders",
     default="ladder:4,ladder:8,ladder:12,ladder:16",
     show_default=True,
     help="Comma-separated loaders, one study each ('exact' for the RY tree).",
 )
-@click.option("--samples", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--shots", type=click.IntRange(min=1), default=20000, show_default=True)
+@images_option(30, help="Test images evaluated (the first N, with the same masks as `evaluate`).")
+@execution_options(backend=REQUIRED, shots=20000, mitigation=False, loader=False)
 @click.option("--methods", default="raw,recommended", show_default=True)
 @click.option("--calibration-images", type=click.IntRange(min=0), default=20, show_default=True)
-@click.option("--optimization-level", type=click.IntRange(0, 3), default=3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Frontier JSON [default: results/hardware/frontier-<backend>-L<size>.json]; .md and .png beside.",
-)
+@data_dir_option("$QMAE_DATA_DIR, else the run's")
+@out_dir_option(f"Folder for frontier-<backend>-L<size>.json, .md and .png [default: {STUDY_DIR}].")
+@json_option("the frontier record")
+@renamed({"--samples": "--images", "--seed": "--simulator-seed"})
 def frontier_cmd(
     run: Path,
-    backend: str,
     loaders: str,
-    samples: int,
-    shots: int,
+    images: int,
     methods: str,
     calibration_images: int,
-    optimization_level: int,
-    seed: int,
-    data_dir: str | None,
+    data_dir: Path | None,
     out: Path | None,
+    as_json: bool,
+    **execution: Any,
 ) -> None:
     """Estimate error (each method) against the two-qubit-gate budget: one noise study per approximate loader."""
     from qmae_qiskit.model.approx_loader import as_spec
@@ -235,18 +188,18 @@ def frontier_cmd(
         as_spec(name)  # one line on a bad loader, before anything runs
     spec = StudySpec(
         run=str(run),
-        backend=backend,
-        samples=samples,
-        shots=shots,
+        samples=images,
         methods=methods,
         calibration_images=calibration_images,
-        optimization_level=optimization_level,
-        seed=seed,
-        data_dir=data_dir,
+        data_dir=None if data_dir is None else str(data_dir),
+        execution=execution_spec(execution),
     )
     frontier = run_frontier(spec, names)
     size = frontier.config.get("image_size")
-    paths = write_frontier(frontier, out or Path("results") / "hardware" / f"frontier-{backend}-L{size}.json")
+    paths = write_frontier(frontier, out_file(out, STUDY_DIR, f"frontier-{spec.backend}-L{size}.json"))
+    if as_json:
+        echo_json(frontier)
+        return
     click.echo(to_markdown(frontier))
     for p in paths:
         click.echo(f"wrote {p}")

@@ -10,20 +10,22 @@ QMAE and QAE with the same patch grid get the same mask for every image, as the 
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from qmae_qiskit.data import ImageSet
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import baselines as bl
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1, PIXEL_SCALING, aggregate, score, score_images
-from qmae_qiskit.hardware.idle_noise import IdleNoise
-from qmae_qiskit.hardware.mitigation import Mitigation
+from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import EVAL_MASK_EPOCH, eval_masks
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
@@ -62,6 +64,13 @@ class EvalResult(Record):
     baselines: dict[str, Any] | None = None
     paper: dict[str, float] | None = None
     seconds: dict[str, float] = {}
+    loader: str | None = None  # an approximate amplitude loader; absent for the exact RY tree (as before loaders)
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if out.get("loader") is None:
+            out.pop("loader", None)
+        return out
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
@@ -101,7 +110,7 @@ def load_eval_data(data_dir: str | Path | None, split: str, image_size: int, lim
     if split not in SPLITS:
         raise QMAEError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if limit is not None and limit < 1:
-        raise QMAEError(f"--limit must be positive, got {limit}")
+        raise QMAEError(f"--images must be positive, got {limit}")
     data = load_split(data_dir, split, image_size, limit=limit)
     return EvalData(data.images, data.labels, data.indices, (data_dir, image_size))
 
@@ -123,122 +132,181 @@ def evaluate_baselines(
     return out
 
 
-def find_classifier(run_dir: Path, explicit: str | Path | None) -> Path:
-    """``explicit``, else the nearest ``classifier/`` folder beside the run or above it, else runs/classifier."""
-    from qmae_qiskit.evaluate.classifier import exists
+def default_classifier_dir(image_size: int) -> Path:
+    """Where ``evaluate`` caches a classifier it trains: ``runs/classifier`` at 16x16, else ``runs/classifier-L<L>``"""
+    return Path("runs/classifier" if image_size == 16 else f"runs/classifier-L{image_size}")
+
+
+def find_classifier(run_dir: Path, explicit: str | Path | None, image_size: int = 16) -> Path:
+    """``explicit``, else the nearest ``classifier/`` for this image size beside the run or above it, else the cache."""
+    from qmae_qiskit.evaluate.classifier import INFO, exists
 
     if explicit is not None:
         return Path(explicit)
     for parent in [run_dir.parent, *run_dir.parent.parents][:3]:
         if exists(parent / "classifier"):
-            return parent / "classifier"
-    return Path("runs/classifier")
+            size = json.loads((parent / "classifier" / INFO).read_text()).get("image_size", image_size)
+            if size == image_size:
+                return parent / "classifier"
+    return default_classifier_dir(image_size)
 
 
-def load_classifier(run_dir: Path, explicit: str | Path | None, required: bool) -> tuple[Any, dict | None, Path]:
+def load_classifier(
+    run_dir: Path, explicit: str | Path | None, required: bool, image_size: int = 16
+) -> tuple[Any, dict | None, Path]:
     """(model or None, its info, its folder): required -> a missing classifier is an error with the fix."""
     from qmae_qiskit.evaluate.classifier import exists, load
 
-    path = find_classifier(run_dir, explicit)
+    path = find_classifier(run_dir, explicit, image_size)
     if exists(path) or required:
         model, info = load(path)
         return model, info, path
     return None, None, path
 
 
+def classifier_for_run(
+    run_dir: Path, explicit: str | Path | None, data_dir: str | Path | None, image_size: int
+) -> tuple[Any, dict | None, Path]:
+    """The classifier ``evaluate`` needs: found as :func:`find_classifier` finds it, or trained once and cached.
+
+    A user who has just trained a model expects ``evaluate`` to score it, so a missing classifier is trained
+    (what ``qmae-qiskit classifier train --image-size L --out DIR`` does, with a progress bar) and said so on
+    stderr. A folder named with ``--classifier`` is never trained into: a missing one is an error.
+    """
+    from qmae_qiskit.evaluate.classifier import exists, train_and_cache
+
+    path = find_classifier(run_dir, explicit, image_size)
+    if explicit is None and not exists(path):
+        print(
+            f"no classifier for {image_size}x{image_size} images yet: training one once into {path} (as "
+            f"`qmae-qiskit classifier train --image-size {image_size} --out {path}` does); later evaluations reuse it",
+            file=sys.stderr,
+        )
+        train_and_cache(data_dir, path, image_size=image_size, progress=True)
+    return load_classifier(run_dir, path, required=True, image_size=image_size)
+
+
+class EvalOptions(BaseModel):
+    """What ``evaluate`` scores, beside where it runs: the split and its first N images, the data folder, the
+    classifier and whether the no-circuit baselines are scored too."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    split: Literal["test", "train"] = "test"
+    limit: int | None = Field(None, ge=1, description="the first N images of the split (--images)")
+    data_dir: str | None = Field(None, description="MNIST folder [default: the run's]")
+    classifier_dir: str | None = None
+    use_classifier: bool = True
+    baselines: bool = True
+
+
 def evaluate(
     run_dir: str | Path,
-    split: str = "test",
-    limit: int | None = None,
-    backend: str = "exact",
-    shots: int | None = None,
-    data_dir: str | Path | None = None,
-    classifier_dir: str | Path | None = None,
-    use_classifier: bool = True,
-    baselines: bool = True,
-    mask_seed: int = 0,
-    seed: int = 0,
+    execution: ExecutionSpec | None = None,
+    options: EvalOptions | None = None,
     out: str | Path | None = None,
-    progress: bool = False,
     data: EvalData | None = None,
-    noise_model: str | None = None,
-    mitigation: Mitigation | None = None,
-    fidelity_circuit: str = "auto",
-    optimization_level: int = 1,
-    seed_transpiler: int | None = None,
-    idle: IdleNoise | None = None,
-) -> dict:
-    """Score the run in ``run_dir`` on ``split``; writes ``eval.json`` (or ``out``) and returns the same dict.
+    shared_baselines: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> EvalResult:
+    """Score the run in ``run_dir`` (``options``) on ``execution``'s backend; write ``eval.json`` (or ``out``)
+    through the record codec and return it.
 
-    ``shots`` None means exact values where the backend allows it (exact, ideal aer_simulator) and 4096
-    otherwise.
+    ``execution.shots`` None means exact values where the backend allows it (exact, ideal aer_simulator) and 4096
+    otherwise. ``data`` skips reading the images; ``shared_baselines`` are baselines already scored on the same
+    images and masks (a sweep's or reproduce's, shared by several runs) and go into the record as they are.
     """
-    from qmae_qiskit.evaluate.prepare import EvalSpec, outputs, prepare
     from qmae_qiskit.hardware.executors import make_executor
-    from qmae_qiskit.hardware.transpile import DEFAULT_SEED
     from qmae_qiskit.train.runs import load_trained
 
     t0 = time.perf_counter()
-    run_dir = Path(run_dir)
+    spec, opts, run_dir = execution or ExecutionSpec(), options or EvalOptions(), Path(run_dir)
     tm = load_trained(run_dir)
-    cfg = tm.cfg
-    executor = make_executor(backend, noise_model, idle)
-    if shots is None and (executor.kind in ("twin", "ibm") or noise_model is not None):
-        shots = 4096
-    spec = EvalSpec(
-        backend=backend,
-        noise_model=noise_model,
-        shots=shots,
-        fidelity_circuit=fidelity_circuit,
-        optimization_level=optimization_level,
-        seed_transpiler=DEFAULT_SEED if seed_transpiler is None else seed_transpiler,
-        seed=seed,
-        mask_seed=mask_seed,
-        mitigation=mitigation or Mitigation(),
-    )
+    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
+    if spec.shots is None and (executor.kind in ("twin", "ibm") or spec.noise_model is not None):
+        spec = spec.model_copy(update={"shots": 4096})
+    source = opts.data_dir if opts.data_dir is not None else tm.data_dir
     if data is None:
-        data = load_eval_data(data_dir if data_dir is not None else tm.data_dir, split, cfg.image_size, limit)
-    clf, clf_info, clf_path = (
-        load_classifier(run_dir, classifier_dir, required=True) if use_classifier else (None, None, None)
+        data = load_eval_data(source, opts.split, tm.cfg.image_size, opts.limit)
+    clf = (
+        classifier_for_run(run_dir, opts.classifier_dir, source, tm.cfg.image_size)
+        if opts.use_classifier
+        else (None, None, None)
     )
     t1 = time.perf_counter()
+    scored = _run_and_score(tm, data, spec, executor, clf[0])
+    t2 = time.perf_counter()
+    if shared_baselines is None and opts.baselines:
+        shared_baselines = evaluate_baselines(tm.cfg, tm.mask_ratio, data, clf[0], spec.mask_seed)
+    extra = {
+        "classifier": _classifier_summary(clf[1], clf[2]),
+        "baselines": shared_baselines,
+        "seconds": {"model": round(t2 - t1, 3), "total": round(time.perf_counter() - t0, 3)},
+    }
+    result = _record(run_dir, tm, spec, opts, executor, scored, extra)
+    save_record(result, Path(out) if out is not None else run_dir / EVAL_FILE)
+    return result
+
+
+def _classifier_summary(info: dict | None, path: Path | None) -> dict[str, Any] | None:
+    if info is None:
+        return None
+    return {"path": str(path), "clean_test_accuracy": info.get("test_accuracy"), "n_train": info.get("n_train")}
+
+
+@dataclass
+class _Scored:
+    prepared: Any  # evaluate.prepare.Prepared
+    n_images: int
+    metrics: dict[str, Any]
+
+
+def _run_and_score(tm: Any, data: EvalData, spec: ExecutionSpec, executor: Any, classifier: Any) -> _Scored:
+    """prepare -> execute -> score: the per-image scores' aggregate."""
+    from qmae_qiskit.evaluate.prepare import outputs, prepare
+
     prepared = prepare(tm, data.image_set(), spec, executor)
     results = executor.run(prepared.work).result()
     probs, fids = outputs(prepared, results)
     assert probs is not None
-    per_image = score(probs, fids, data.images, data.labels, clf)
-    t2 = time.perf_counter()
-    result = EvalResult(
+    per_image = score(probs, fids, data.images, data.labels, classifier)
+    return _Scored(prepared, len(data.images), aggregate(per_image))
+
+
+def _record(
+    run_dir: Path,
+    tm: Any,
+    spec: ExecutionSpec,
+    opts: EvalOptions,
+    executor: Any,
+    scored: _Scored,
+    extra: dict[str, Any],
+) -> EvalResult:
+    """The eval.json record of one evaluation (``extra``: its classifier, baselines and seconds)."""
+    exact = executor.kind == "exact"
+    paper = tm.cfg.image_size == 16 and math.isclose(tm.mask_ratio, 0.25)
+    return EvalResult(
         run=str(run_dir),
         model=tm.kind,
         mask_ratio=tm.mask_ratio,
-        config=cfg.model_dump(),
+        config=tm.cfg.model_dump(),
         step=tm.step,
         finished=tm.finished,
-        split=split,
-        n_images=len(data.images),
-        limit=limit,
-        backend=backend,
+        split=opts.split,
+        n_images=scored.n_images,
+        limit=opts.limit,
+        backend=spec.backend,
         executor=executor.describe(),
-        shots=shots,
+        shots=spec.shots,
         mitigation=spec.mitigation.describe(),
-        fidelity_circuit=None if executor.kind == "exact" else prepared.fidelity_circuit,
-        circuits=prepared.circuit_summary() if executor.kind != "exact" else {},
-        mask_seed=mask_seed,
-        classifier=None
-        if clf_info is None
-        else {
-            "path": str(clf_path),
-            "clean_test_accuracy": clf_info.get("test_accuracy"),
-            "n_train": clf_info.get("n_train"),
-        },
-        metrics=aggregate(per_image),
-        baselines=evaluate_baselines(cfg, tm.mask_ratio, data, clf, mask_seed) if baselines else None,
-        paper=PAPER_TABLE1.get(tm.kind) if cfg.image_size == 16 and math.isclose(tm.mask_ratio, 0.25) else None,
-        seconds={"model": round(t2 - t1, 3), "total": round(time.perf_counter() - t0, 3)},
+        fidelity_circuit=None if exact else scored.prepared.fidelity_circuit,
+        circuits={} if exact else scored.prepared.circuit_summary(),
+        mask_seed=spec.mask_seed,
+        loader=spec.loader,
+        metrics=scored.metrics,
+        paper=PAPER_TABLE1.get(tm.kind) if paper else None,
+        **extra,
     )
-    save_record(result, Path(out) if out is not None else run_dir / EVAL_FILE)
-    return result.to_json()
 
 
 def load_eval(path: str | Path) -> EvalResult:

@@ -11,46 +11,26 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from qiskit.circuit import QuantumCircuit
 
 from qmae_qiskit.data import ImageSet
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.execution import EstimatorTask, Executor, SamplerTask, Work
-from qmae_qiskit.hardware.mitigation import Mitigation
-from qmae_qiskit.hardware.transpile import DEFAULT_SEED, map_observable, transpile_for, two_qubit_count
+from qmae_qiskit.hardware.spec import ExecutionSpec
+from qmae_qiskit.hardware.transpile import map_observable, transpile_for, two_qubit_count
 from qmae_qiskit.model.approx_loader import as_spec
 from qmae_qiskit.model.masking import eval_masks
 from qmae_qiskit.train.runs import TrainedModel
 
 FIDELITY, RECONSTRUCTION = "fidelity", "reconstruction"
 ROLES = (FIDELITY, RECONSTRUCTION)
-FidelityCircuit = Literal["auto", "swap-test", "inverse"]
 
 
-class EvalSpec(BaseModel):
-    """Where and how to run an evaluation (validated before anything is built or sent)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    backend: str = "exact"
-    noise_model: str | None = None
-    shots: int | None = Field(None, ge=1)
-    fidelity_circuit: FidelityCircuit = "auto"
-    optimization_level: int = Field(1, ge=0, le=3)
-    seed_transpiler: int = DEFAULT_SEED
-    seed: int | None = Field(None, description="simulator seed (local executors)")
-    mask_seed: int = 0
-    mitigation: Mitigation = Field(default_factory=Mitigation)
-    loader: str | None = Field(
-        None,
-        description="approximate amplitude loader of the hardware circuits, e.g. "
-        "'ladder:12' (default: the exact RY tree)",
-    )
+EvalSpec = ExecutionSpec  # its name before the one execution spec; kept for one release
 
 
 @dataclass
@@ -137,7 +117,7 @@ def logical_circuits(
 
 
 def prepare(
-    tm: TrainedModel, data: ImageSet, spec: EvalSpec, executor: Executor, roles: tuple[str, ...] = ROLES
+    tm: TrainedModel, data: ImageSet, spec: ExecutionSpec, executor: Executor, roles: tuple[str, ...] = ROLES
 ) -> Prepared:
     """The evaluation of ``tm`` on ``data`` as :class:`Work` for ``executor``."""
     from qmae_qiskit.hardware.backends import ensure_fits

@@ -26,8 +26,9 @@ import torch
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import classifier as clf_mod
-from qmae_qiskit.evaluate.evaluation import EvalData, evaluate, evaluate_baselines, load_eval_data
+from qmae_qiskit.evaluate.evaluation import EvalData, EvalOptions, evaluate, evaluate_baselines, load_eval_data
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
+from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.io import atomic_write_json, atomic_write_text
 from qmae_qiskit.model.config import QMAEConfig
 
@@ -162,26 +163,24 @@ def reproduce(
     log("evaluating on the test split (exact path)")
     data = load_eval_data(data_dir, "test", 16, test_limit)
     evals, baselines = {}, {}
+    options = EvalOptions(limit=test_limit, classifier_dir=str(out / "classifier"), baselines=False)
     for spec in specs:
-        t = time.perf_counter()
-        evals[spec.name] = evaluate(
-            out / spec.name,
-            split="test",
-            limit=test_limit,
-            data=data,
-            classifier_dir=out / "classifier",
-            baselines=False,
-            mask_seed=mask_seed,
-            progress=progress,
-        )
-        seconds[f"evaluate {spec.name}"] = round(time.perf_counter() - t, 1)
         key = f"{spec.mask_ratio:g}"
         if key not in baselines:
             t = time.perf_counter()
             baselines[key] = evaluate_baselines(spec.config, spec.mask_ratio, data, classifier, mask_seed)
             seconds[f"baselines {key}"] = round(time.perf_counter() - t, 1)
-        evals[spec.name]["baselines"] = baselines[key]
-        atomic_write_json(out / spec.name / "eval.json", evals[spec.name])
+        t = time.perf_counter()
+        result = evaluate(
+            out / spec.name,
+            ExecutionSpec(mask_seed=mask_seed),
+            options,
+            data=data,
+            shared_baselines=baselines[key],
+            progress=progress,
+        )
+        evals[spec.name] = result.to_json()
+        seconds[f"evaluate {spec.name}"] = round(time.perf_counter() - t, 1)
 
     log("figures")
     t = time.perf_counter()

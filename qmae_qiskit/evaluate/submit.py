@@ -12,36 +12,32 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import ConfigDict, Field
+from pydantic import Field, model_validator
 
 from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware import jobs as store
 from qmae_qiskit.hardware.backends import redact
-from qmae_qiskit.hardware.idle_noise import IdleFields
-from qmae_qiskit.hardware.mitigation import Mitigation
-from qmae_qiskit.hardware.transpile import DEFAULT_SEED
+from qmae_qiskit.hardware.spec import WithExecution
 from qmae_qiskit.records import Record, save_record, utc_now
 
 
-class SubmitOptions(IdleFields):
-    """Everything ``submit`` needs, validated up front so nothing is sent on a typo."""
+class SubmitOptions(WithExecution):
+    """Everything ``submit`` needs, validated up front so nothing is sent on a typo: where and how the circuits
+    run (``execution``; no simulator seed unless given) and which images."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    EXECUTION_DEFAULTS: ClassVar[dict[str, Any]] = {"seed": None}
 
     run: Path
-    backend: str
     samples: int = Field(ge=1)
-    shots: int = Field(ge=1)
-    noise_model: str | None = None
     split: Literal["test", "train"] = "test"
-    optimization_level: int = Field(1, ge=0, le=3)
-    seed_transpiler: int = DEFAULT_SEED
-    mask_seed: int = 0
-    seed_simulator: int | None = Field(None, description="local backends only: seed of the simulator")
-    fidelity_circuit: Literal["auto", "swap-test", "inverse"] = "auto"
-    mitigation: Mitigation = Field(default_factory=Mitigation)
     data_dir: str | None = None
     embed_qpy: bool = True
+
+    @model_validator(mode="after")
+    def _shots_given(self) -> SubmitOptions:
+        if self.execution.shots is None:
+            raise ValueError("submit needs a number of shots (--shots)")
+        return self
 
 
 class JobMetrics(Record):
@@ -90,12 +86,13 @@ def _context(prep, opts: SubmitOptions) -> dict[str, Any]:
         "labels": prep.labels.tolist(),
         "images_sha256": images_sha256(prep.images),
         "data_dir": opts.data_dir if opts.data_dir is not None else tm.data_dir,
-        "mask_seed": opts.mask_seed,
+        "mask_seed": opts.execution.mask_seed,
         "mask_indices": prep.patch_idx.tolist(),
         "fidelity_circuit": prep.fidelity_circuit,
-        "optimization_level": opts.optimization_level,
-        "seed_transpiler": opts.seed_transpiler,
+        "optimization_level": opts.execution.optimization_level,
+        "seed_transpiler": opts.execution.seed_transpiler,
         "transpile_seconds": round(prep.transpile_seconds, 3),
+        **({"loader": opts.execution.loader} if opts.execution.loader else {}),
     }
 
 
@@ -107,35 +104,25 @@ def submit(
 ) -> Submission:
     """Submit the N-image evaluation (Estimator fidelity + Sampler reconstruction) and write the record at once."""
     from qmae_qiskit.data import load_split
-    from qmae_qiskit.evaluate.prepare import EvalSpec, prepare
+    from qmae_qiskit.evaluate.prepare import prepare
     from qmae_qiskit.hardware.executors import make_executor
     from qmae_qiskit.train.runs import load_trained
 
     tm = load_trained(opts.run)
-    executor = make_executor(opts.backend, opts.noise_model, opts.idle)
-    spec = EvalSpec(
-        backend=opts.backend,
-        noise_model=opts.noise_model,
-        shots=opts.shots,
-        fidelity_circuit=opts.fidelity_circuit,
-        optimization_level=opts.optimization_level,
-        seed_transpiler=opts.seed_transpiler,
-        seed=opts.seed_simulator,
-        mask_seed=opts.mask_seed,
-        mitigation=opts.mitigation,
-    )
+    spec = opts.execution
+    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
     data = load_split(
         opts.data_dir if opts.data_dir is not None else tm.data_dir, opts.split, tm.cfg.image_size, limit=opts.samples
     )
     if len(data) < opts.samples:
-        raise QMAEError(f"--samples {opts.samples} is more than the {len(data)} images of the {opts.split} split")
+        raise QMAEError(f"--images {opts.samples} is more than the {len(data)} images of the {opts.split} split")
     prep = prepare(tm, data, spec, executor)
     if executor.kind == "exact":
         raise QMAEError("submit runs on a device, its twin or aer_simulator; for exact values use `evaluate`")
     record = store.new_record(
         prep.work,
         executor.describe(),
-        executor.name if executor.remote else opts.backend,
+        executor.name if executor.remote else spec.backend,
         executor.remote,
         "evaluate",
         _context(prep, opts),
@@ -155,7 +142,7 @@ def submit(
         if recorder.path is not None:
             store.update(jobs_dir, record, status="SUBMIT_FAILED", error=redact(one_line(exc)))
         raise QMAEError(
-            f"submission to {opts.backend} failed ({type(exc).__name__}: {redact(one_line(exc))}){where}"
+            f"submission to {spec.backend} failed ({type(exc).__name__}: {redact(one_line(exc))}){where}"
         ) from None
     assert recorder.path is not None
     if results is not None:

@@ -167,8 +167,8 @@ def evaluate_cell(
         for what, res in (("training", trained), ("classifier", classifier), ("baselines", baselines)):
             if not res.get("ok"):
                 raise QMAEError(str(res.get("error") or f"{what} failed"))
-        from qmae_qiskit.evaluate.evaluation import evaluate
-        from qmae_qiskit.io import atomic_write_json
+        from qmae_qiskit.evaluate.evaluation import EvalOptions, evaluate
+        from qmae_qiskit.hardware.spec import ExecutionSpec
         from qmae_qiskit.records import save_record
 
         folder = cell.folder(Path(out))
@@ -176,17 +176,11 @@ def evaluate_cell(
         data = _eval_data(_key(data_dir), cell.settings.config.image_size, ev.limit)
         result = evaluate(
             folder,
-            split="test",
-            limit=ev.limit,
-            backend="exact",
+            ExecutionSpec(mask_seed=ev.mask_seed),
+            EvalOptions(limit=ev.limit, classifier_dir=str(cell.classifier.folder(Path(out))), baselines=False),
             data=data,
-            classifier_dir=cell.classifier.folder(Path(out)),
-            baselines=False,
-            mask_seed=ev.mask_seed,
-            progress=False,
+            shared_baselines=baselines["baselines"],
         )
-        result["baselines"] = baselines["baselines"]
-        atomic_write_json(folder / EVAL_FILE, result)
         save_record(
             CellRecord(
                 name=cell.name,
@@ -200,6 +194,6 @@ def evaluate_cell(
             folder / CELL_FILE,
         )
         (folder / ERROR_FILE).unlink(missing_ok=True)
-        return {"metrics": {k: v["mean"] for k, v in result["metrics"].items()}}
+        return {"metrics": {k: v["mean"] for k, v in result.metrics.items()}}
 
     return _guard(f"evaluate {cell.name}", work, threads)

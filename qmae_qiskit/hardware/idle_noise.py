@@ -31,7 +31,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel
 from qiskit.circuit import Instruction, QuantumCircuit
 from qiskit.circuit.library import RZGate
 from qiskit.transpiler import Target
@@ -74,19 +73,6 @@ class IdleNoise:
 
     def describe(self) -> dict[str, float | bool]:
         return {"scheduled": self.scheduled, "zz_hz": self.zz_hz, "detuning_hz": self.detuning_hz}
-
-
-class IdleFields(BaseModel):
-    """The idle model as fields of a command's validated options (``study noise``, ``submit``)."""
-
-    idle_zz_hz: float = 0.0  # coherent idle errors on a twin; 0 = off
-    idle_detuning_hz: float = 0.0
-    idle_relaxation: bool = True  # False: the unscheduled twin of records made before 2026-12-04
-
-    @property
-    def idle(self) -> IdleNoise:
-        """What idle qubits suffer on a twin (one line if a strength is out of range)."""
-        return IdleNoise(zz_hz=self.idle_zz_hz, detuning_hz=self.idle_detuning_hz, scheduled=self.idle_relaxation)
 
 
 def coupled_pairs(target: Target) -> set[tuple[int, int]]:

@@ -54,7 +54,7 @@ def run_frontier(spec: StudySpec, loaders: list[str], client: Any = None) -> Fro
     """One study per loader (the spec's own loader is ignored), on a local backend."""
     points, config = [], {}
     for loader in loaders:
-        study = run_study(spec.model_copy(update={"loader": None if loader == "exact" else loader}), client=client)
+        study = run_study(spec.with_execution(loader=None if loader == "exact" else loader), client=client)
         assert not isinstance(study, str), "a frontier runs on a local backend"
         points.append(point(study))
         config = study.config

@@ -8,8 +8,8 @@ the primitives for the same thing share one job: ``raw`` and ``cal`` read the sa
 ``recommended`` is ``trex+mthree+cal+ref``: TREX for the Estimator and mthree for the Sampler remove readout error
 where it is cheapest (it is not global-depolarizing and bends the calibration map); the calibration against K
 exactly known images takes out what is left of the device's map, and each image's noise-reference circuit corrects
-for the part of the noise that depends on the image. It was the most accurate combination on the twins (README,
-"What a device would give"); beyond ``raw`` it costs TREX's twirled measurements, the K calibration images, one
+for the part of the noise that depends on the image. It was the most accurate combination on the twins
+(docs/results/devices.md); beyond ``raw`` it costs TREX's twirled measurements, the K calibration images, one
 reference circuit per image and two readout-calibration circuits.
 """
 

@@ -18,14 +18,13 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import ConfigDict, Field
+from pydantic import Field, model_validator
 
 from qmae_qiskit.data import ImageSet
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.execution import Estimates, EstimatorTask, Executor, Result, SamplerTask, Samples, Work
-from qmae_qiskit.hardware.idle_noise import IdleFields
 from qmae_qiskit.hardware.mitigation import Mitigation
-from qmae_qiskit.hardware.transpile import DEFAULT_SEED
+from qmae_qiskit.hardware.spec import ExecutionSpec, WithExecution
 from qmae_qiskit.records import Record
 from qmae_qiskit.study.calibration import (
     AffineFit,
@@ -39,30 +38,28 @@ from qmae_qiskit.study.methods import Method, parse_methods
 METRICS = ("fidelity", "cs", "ssim")
 
 
-class StudySpec(IdleFields):
-    """A noise study's design, validated before anything is built or sent."""
+class StudySpec(WithExecution):
+    """A noise study's design, validated before anything is built or sent: where and how its circuits run
+    (``execution``, kept flat in records as before) and what it measures."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    EXECUTION_DEFAULTS: ClassVar[dict[str, Any]] = {"shots": 4000}
 
     run: str
-    backend: str
-    noise_model: str | None = None
     samples: int = Field(100, ge=1)
-    shots: int = Field(4000, ge=1)
     methods: str = "raw,recommended"
     calibration_images: int = Field(10, ge=0)
     calibration_split: Literal["train", "test"] = "train"
     calibration_start: int = Field(0, ge=0)
-    fidelity_circuit: Literal["auto", "swap-test", "inverse"] = "auto"
-    loader: str | None = None
-    optimization_level: int = Field(1, ge=0, le=3)
-    seed_transpiler: int = DEFAULT_SEED
-    seed: int | None = 0
-    mask_seed: int = 0
     zne_noise_factors: list[float] = [1.0, 3.0, 5.0]
     zne_extrapolator: list[str] = ["exponential", "linear"]
     precision: float | None = Field(None, gt=0, description="wanted standard error of a calibrated fidelity")
     data_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _shots_given(self) -> StudySpec:
+        if self.execution.shots is None:
+            raise ValueError("a noise study needs a number of shots (--shots)")
+        return self
 
 
 class NoiseStudy(Record):
@@ -116,7 +113,7 @@ def _images(spec: StudySpec, tm) -> tuple[ImageSet, ImageSet]:
     size = tm.cfg.image_size
     evaluated = load_split(data_dir, "test", size, limit=spec.samples)
     if len(evaluated) < spec.samples:
-        raise QMAEError(f"--samples {spec.samples} is more than the {len(evaluated)} test images")
+        raise QMAEError(f"--images {spec.samples} is more than the {len(evaluated)} test images")
     k = spec.calibration_images
     if k == 0:
         return evaluated, ImageSet(evaluated.images[:0], evaluated.labels[:0], evaluated.indices[:0])
@@ -139,7 +136,7 @@ def _images(spec: StudySpec, tm) -> tuple[ImageSet, ImageSet]:
 
 def design(spec: StudySpec, executor: Executor) -> Design:
     """Images, circuits, parameter values and one task per distinct primitive configuration."""
-    from qmae_qiskit.evaluate.prepare import FIDELITY, RECONSTRUCTION, EvalSpec, prepare
+    from qmae_qiskit.evaluate.prepare import FIDELITY, RECONSTRUCTION, prepare
     from qmae_qiskit.train.runs import load_trained
 
     if executor.kind == "exact":
@@ -163,18 +160,7 @@ def design(spec: StudySpec, executor: Executor) -> Design:
         torch.cat([evaluated.labels, cal.labels]),
         torch.cat([evaluated.indices, cal.indices]),
     )
-    eval_spec = EvalSpec(
-        backend=spec.backend,
-        noise_model=spec.noise_model,
-        shots=spec.shots,
-        fidelity_circuit=spec.fidelity_circuit,
-        optimization_level=spec.optimization_level,
-        seed_transpiler=spec.seed_transpiler,
-        seed=spec.seed,
-        mask_seed=spec.mask_seed,
-        loader=spec.loader,
-    )
-    prepared = prepare(tm, rows, eval_spec, executor)
+    prepared = prepare(tm, rows, spec.execution, executor)
     base_f, base_r = prepared.work.tasks[FIDELITY], prepared.work.tasks[RECONSTRUCTION]
     assert isinstance(base_f, EstimatorTask) and isinstance(base_r, SamplerTask)
     tasks: dict[str, Any] = {}
@@ -400,7 +386,7 @@ def _run_split(spec: StudySpec, work: Work, role: str, client: Any) -> Result:
     task = work.tasks[role]
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     chunks = [c for c in np.array_split(np.arange(task.rows), workers) if c.size]
-    futures = [client.submit(_run_rows, spec, work, role, rows, pure=False) for rows in chunks]
+    futures = [client.submit(_run_rows, spec.execution, work, role, rows, pure=False) for rows in chunks]
     parts = client.gather(futures)
     if isinstance(parts[0], Estimates):
         return Estimates(
@@ -410,10 +396,10 @@ def _run_split(spec: StudySpec, work: Work, role: str, client: Any) -> Result:
     return Samples(np.concatenate([p.probabilities for p in parts]), counts or None, parts[0].metadata)
 
 
-def _run_rows(spec: StudySpec, work: Work, role: str, rows: np.ndarray) -> Result:
+def _run_rows(execution: ExecutionSpec, work: Work, role: str, rows: np.ndarray) -> Result:
     from qmae_qiskit.hardware.executors import make_executor
 
-    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
+    executor = make_executor(execution.backend, execution.noise_model, execution.idle)
     task = work.tasks[role]
     part = replace(task, values=task.values[rows])
     seed = None if work.seed is None else int(work.seed) + int(rows[0])
@@ -453,7 +439,7 @@ def run_study(spec: StudySpec, jobs_dir: Path = Path("jobs"), client: Any = None
     from qmae_qiskit.hardware.executors import make_executor
 
     t0 = time.perf_counter()
-    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
+    executor = make_executor(spec.backend, spec.noise_model, spec.execution.idle)
     d = design(spec, executor)
     prepare_s = time.perf_counter() - t0
     if executor.remote:
@@ -483,7 +469,7 @@ def complete_from_record(jobs_dir: Path, record_id: str) -> list[str]:
     rec = store.load(jobs_dir, record_id)
     spec = StudySpec(**rec.context["study"])
     results = store.finished_results(jobs_dir, rec)
-    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
+    executor = make_executor(spec.backend, spec.noise_model, spec.execution.idle)
     d = design(spec, executor)
     for role, info in rec.circuits.items():
         if (

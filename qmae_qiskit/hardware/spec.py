@@ -1,0 +1,117 @@
+"""One execution spec: where and how circuits run, for ``evaluate``, ``submit``, ``study noise`` and ``study frontier``.
+
+The backend, its noise model, shots, the runtime's mitigation options and readout correction, the fidelity circuit,
+the amplitude loader, the transpiler's level and seed, the simulator and mask seeds, and what idle qubits suffer on a
+twin are declared here once;
+:class:`~qmae_qiskit.evaluate.submit.SubmitOptions` and :class:`~qmae_qiskit.study.noise.StudySpec` compose it
+(``execution``) and the CLI's ``execution_options`` fills it. Adding a setting is one field here and one option
+there. Records that carry a spec keep it flat (:class:`WithExecution`), so files written before it existed read the
+same.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+
+from qmae_qiskit.hardware import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_TRANSPILER_SEED
+from qmae_qiskit.hardware.idle_noise import IdleNoise
+from qmae_qiskit.hardware.mitigation import Mitigation
+
+FidelityCircuit = Literal["auto", "swap-test", "inverse"]
+
+
+class ExecutionSpec(BaseModel):
+    """Where and how an evaluation's circuits run (validated before anything is built or sent)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: str = "exact"
+    noise_model: str | None = None
+    shots: int | None = Field(None, ge=1)
+    mitigation: Mitigation = Field(default_factory=Mitigation)
+    fidelity_circuit: FidelityCircuit = "auto"
+    loader: str | None = Field(
+        None,
+        description="approximate amplitude loader of the hardware circuits, e.g. 'ladder:12' (default: the exact "
+        "RY tree)",
+    )
+    optimization_level: int = Field(DEFAULT_OPTIMIZATION_LEVEL, ge=0, le=3)
+    seed_transpiler: int = DEFAULT_TRANSPILER_SEED
+    seed: int | None = Field(0, description="simulator seed (local executors; None: a fresh one)")
+    mask_seed: int = Field(0, description="seed of the evaluation masks")
+    idle_zz_hz: float = Field(0.0, description="a twin's static ZZ between coupled idle qubits, Hz (0: off)")
+    idle_detuning_hz: float = Field(0.0, description="a twin's idle-qubit detuning from the drive frame, Hz (0: off)")
+    idle_relaxation: bool = Field(
+        True,
+        description="schedule a twin's circuits so idle qubits relax (False: the "
+        "unscheduled twin of records made before 2026-12-04)",
+    )
+
+    @model_validator(mode="after")
+    def _idle_in_range(self) -> ExecutionSpec:
+        self.idle  # noqa: B018 -- an out-of-range strength is one line before anything is built
+        return self
+
+    @property
+    def idle(self) -> IdleNoise:
+        """What idle qubits suffer on a twin (:mod:`~qmae_qiskit.hardware.idle_noise`)."""
+        return IdleNoise(zz_hz=self.idle_zz_hz, detuning_hz=self.idle_detuning_hz, scheduled=self.idle_relaxation)
+
+
+EXECUTION_FIELDS = tuple(ExecutionSpec.model_fields)
+
+
+def nest(data: Any, execution_defaults: dict[str, Any] | None = None) -> Any:
+    """A flat mapping (a spec as records keep it) with its execution fields gathered under ``execution``."""
+    if not isinstance(data, dict) or "execution" in data:
+        return data
+    flat = dict(data)
+    execution = {**(execution_defaults or {}), **{k: flat.pop(k) for k in EXECUTION_FIELDS if k in flat}}
+    return {**flat, "execution": execution}
+
+
+def flatten(data: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`nest`: the execution fields beside the others, as records keep them. No mitigation
+    (the default) is left out, as records written before the one spec have it."""
+    execution = data.get("execution")
+    if not isinstance(execution, dict):
+        return data
+    if execution.get("mitigation") == RAW:
+        execution = {k: v for k, v in execution.items() if k != "mitigation"}
+    return {**{k: v for k, v in data.items() if k != "execution"}, **execution}
+
+
+RAW = Mitigation().model_dump()
+
+
+class WithExecution(BaseModel):
+    """A spec that composes an :class:`ExecutionSpec` (``execution``). It is built from, and dumps to, the flat
+    shape the records have always kept (``{"run": ..., "backend": ..., "shots": ...}``); reads of an execution
+    field (``spec.backend``) forward to ``spec.execution``, so code written against the flat specs keeps working.
+    ``EXECUTION_DEFAULTS`` are the composing spec's own defaults (a study's 4000 shots)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    EXECUTION_DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest(cls, data: Any) -> Any:
+        return nest(data, cls.EXECUTION_DEFAULTS)
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler: Any) -> dict[str, Any]:
+        return flatten(handler(self))
+
+    def __getattr__(self, name: str) -> Any:
+        if name in EXECUTION_FIELDS:
+            return getattr(self.execution, name)
+        return super().__getattr__(name)  # type: ignore[misc]
+
+    def with_execution(self, **changes: Any) -> Any:
+        """A copy with some execution fields changed (validated)."""
+        execution = ExecutionSpec.model_validate({**self.execution.model_dump(), **changes})
+        return self.model_copy(update={"execution": execution})
