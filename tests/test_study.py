@@ -300,6 +300,9 @@ def test_study_noise_end_to_end_on_a_small_twin(run4, tmp_path):
         (["--methods", "cal+pec"], "unknown method"),
         (["--backend", "exact"], "needs a noisy backend"),
         (["--shots", "100", "--precision", "0.001"], "too few for --precision"),
+        (["--idle-zz", "5e6"], "--idle-zz 5e+06 Hz is out of range"),
+        (["--idle-detuning", "nan"], "--idle-detuning nan Hz is out of range"),
+        (["--backend", "aer_simulator", "--noise-model", "fake_manila", "--idle-zz", "1e4"], "local twin"),
     ],
 )
 def test_bad_studies_fail_in_one_line_and_write_nothing(run4, tmp_path, args, message):

@@ -258,7 +258,38 @@ def _execution_block(backend: Any, shots: Any, simulator_seed: int | None, loade
             help="Seed of the simulator (local backends).",
         ),
         mask_seed_option,
+        *IDLE_BLOCK,
     ]
+
+
+IDLE_BLOCK = [  # ExecutionSpec.idle_*: what idle qubits suffer on a twin (hardware/idle_noise.py)
+    click.option(
+        "--idle-zz",
+        "idle_zz_hz",
+        type=float,
+        default=0.0,
+        show_default=True,
+        metavar="HZ",
+        help="Twin only: static ZZ between coupled qubits while both idle, in Hz (tens of kHz on Eagle, far less "
+        "on Heron). 0 = off.",
+    ),
+    click.option(
+        "--idle-detuning",
+        "idle_detuning_hz",
+        type=float,
+        default=0.0,
+        show_default=True,
+        metavar="HZ",
+        help="Twin only: each qubit's frequency offset from its drive frame while idle, in Hz. 0 = off.",
+    ),
+    click.option(
+        "--idle-relaxation/--no-idle-relaxation",
+        default=True,
+        show_default=True,
+        help="Twin only: schedule circuits so idle qubits relax (off: the unscheduled twin of records made before "
+        "2026-12-04).",
+    ),
+]
 
 
 MITIGATION_BLOCK = [
@@ -324,8 +355,9 @@ def execution_options(
     loader: bool = True,
 ) -> Callable:
     """Where and how circuits run: --backend, --noise-model, --shots, --fidelity-circuit, --loader,
-    --optimization-level, --transpiler-seed, --simulator-seed, --mask-seed (and --estimator-options,
-    --readout-mitigation with ``mitigation``), and what a device or its twin may cost: --dry-run,
+    --optimization-level, --transpiler-seed, --simulator-seed, --mask-seed, a twin's idle noise (--idle-zz,
+    --idle-detuning, --idle-relaxation; :data:`IDLE_BLOCK`), --estimator-options and --readout-mitigation (with
+    ``mitigation``), and what a device or its twin may cost: --dry-run,
     --max-qpu-seconds, --price-per-second (:data:`QPU_BLOCK`). Defined once for every command that runs circuits;
     the command turns them into one :class:`~qmae_qiskit.hardware.spec.ExecutionSpec` with :func:`execution_spec`.
     A new setting: a field there and its option (named as the field) in :func:`_execution_block`."""

@@ -228,7 +228,7 @@ def evaluate(
     t0, opts, run_dir = time.perf_counter(), options or EvalOptions(), Path(run_dir)
     spec = (execution or ExecutionSpec()).on_planned_backend(say)
     tm = load_trained(run_dir)
-    executor = make_executor(spec.backend, spec.noise_model)
+    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
     if spec.shots is None and (executor.kind in ("twin", "ibm") or spec.noise_model is not None):
         spec = spec.model_copy(update={"shots": 4096})
     source = opts.data_dir if opts.data_dir is not None else tm.data_dir

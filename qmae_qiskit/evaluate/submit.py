@@ -107,7 +107,8 @@ def _prepare(opts: SubmitOptions) -> tuple[Any, Any]:
     from qmae_qiskit.train.runs import load_trained
 
     tm = load_trained(opts.run)
-    executor = make_executor(opts.execution.backend, opts.execution.noise_model)
+    spec = opts.execution
+    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
     data = load_split(
         opts.data_dir if opts.data_dir is not None else tm.data_dir, opts.split, tm.cfg.image_size, limit=opts.samples
     )

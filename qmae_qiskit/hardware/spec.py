@@ -1,12 +1,12 @@
 """One execution spec: where and how circuits run, for ``evaluate``, ``submit``, ``study noise`` and ``study frontier``.
 
 The backend, its noise model, shots, the runtime's mitigation options and readout correction, the fidelity circuit,
-the amplitude loader, the transpiler's level and seed, the simulator and mask seeds, and what a device or its twin
-may cost (:class:`QPUBudget`: a dry run, a QPU-seconds cap, a price) are declared here once;
-:class:`~qmae_qiskit.evaluate.submit.SubmitOptions` and :class:`~qmae_qiskit.study.noise.StudySpec` compose it
-(``execution``) and the CLI's ``execution_options`` fills it. Adding a setting is one field here and one option
-there. Records that carry a spec keep it flat (:class:`WithExecution`), so files written before it existed read the
-same.
+the amplitude loader, the transpiler's level and seed, the simulator and mask seeds, what idle qubits suffer on a
+twin, and what a device or its twin may cost (:class:`QPUBudget`: a dry run, a QPU-seconds cap, a price) are declared
+here once; :class:`~qmae_qiskit.evaluate.submit.SubmitOptions` and :class:`~qmae_qiskit.study.noise.StudySpec`
+compose it (``execution``) and the CLI's ``execution_options`` fills it. Adding a setting is one field here and one
+option there. Records that carry a spec keep it flat (:class:`WithExecution`), so files written before it existed read
+the same.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_valid
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_TRANSPILER_SEED
+from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.mitigation import Mitigation
 
 FidelityCircuit = Literal["auto", "swap-test", "inverse"]
@@ -74,7 +75,24 @@ class ExecutionSpec(BaseModel):
     seed_transpiler: int = DEFAULT_TRANSPILER_SEED
     seed: int | None = Field(0, description="simulator seed (local executors; None: a fresh one)")
     mask_seed: int = Field(0, description="seed of the evaluation masks")
+    idle_zz_hz: float = Field(0.0, description="a twin's static ZZ between coupled idle qubits, Hz (0: off)")
+    idle_detuning_hz: float = Field(0.0, description="a twin's idle-qubit detuning from the drive frame, Hz (0: off)")
+    idle_relaxation: bool = Field(
+        True,
+        description="schedule a twin's circuits so idle qubits relax (False: the "
+        "unscheduled twin of records made before 2026-12-04)",
+    )
     budget: QPUBudget = Field(default_factory=QPUBudget, description="dry run, QPU-seconds cap, price")
+
+    @model_validator(mode="after")
+    def _idle_in_range(self) -> ExecutionSpec:
+        self.idle  # noqa: B018 -- an out-of-range strength is one line before anything is built
+        return self
+
+    @property
+    def idle(self) -> IdleNoise:
+        """What idle qubits suffer on a twin (:mod:`~qmae_qiskit.hardware.idle_noise`)."""
+        return IdleNoise(zz_hz=self.idle_zz_hz, detuning_hz=self.idle_detuning_hz, scheduled=self.idle_relaxation)
 
     def on_planned_backend(self, say: Callable[[str], None] | None = None) -> ExecutionSpec:
         """This spec on the backend its budget plans on (a dry run of an ``ibm_*`` name without an account: its

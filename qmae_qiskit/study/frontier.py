@@ -70,7 +70,7 @@ def run_frontier(
     from qmae_qiskit.hardware.qpu_time import combine, plan_each
 
     spec = spec.on_planned_backend(say)
-    executor = make_executor(spec.backend, spec.noise_model)
+    executor = make_executor(spec.backend, spec.noise_model, spec.execution.idle)
     assert not executor.remote, "a frontier runs on a local backend"
     designs = []
     for loader in loaders:

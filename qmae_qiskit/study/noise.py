@@ -25,7 +25,7 @@ from qmae_qiskit.data import ImageSet
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.execution import Estimates, EstimatorTask, Executor, Result, SamplerTask, Samples, Work
 from qmae_qiskit.hardware.mitigation import Mitigation
-from qmae_qiskit.hardware.spec import WithExecution
+from qmae_qiskit.hardware.spec import ExecutionSpec, WithExecution
 from qmae_qiskit.records import Record
 from qmae_qiskit.study.calibration import (
     AffineFit,
@@ -394,9 +394,7 @@ def _run_split(spec: StudySpec, work: Work, role: str, client: Any) -> Result:
     task = work.tasks[role]
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     chunks = [c for c in np.array_split(np.arange(task.rows), workers) if c.size]
-    futures = [
-        client.submit(_run_rows, spec.backend, spec.noise_model, work, role, rows, pure=False) for rows in chunks
-    ]
+    futures = [client.submit(_run_rows, spec.execution, work, role, rows, pure=False) for rows in chunks]
     parts = client.gather(futures)
     if isinstance(parts[0], Estimates):
         return Estimates(
@@ -406,10 +404,10 @@ def _run_split(spec: StudySpec, work: Work, role: str, client: Any) -> Result:
     return Samples(np.concatenate([p.probabilities for p in parts]), counts or None, parts[0].metadata)
 
 
-def _run_rows(backend: str, noise_model: str | None, work: Work, role: str, rows: np.ndarray) -> Result:
+def _run_rows(execution: ExecutionSpec, work: Work, role: str, rows: np.ndarray) -> Result:
     from qmae_qiskit.hardware.executors import make_executor
 
-    executor = make_executor(backend, noise_model)
+    executor = make_executor(execution.backend, execution.noise_model, execution.idle)
     task = work.tasks[role]
     part = replace(task, values=task.values[rows])
     seed = None if work.seed is None else int(work.seed) + int(rows[0])
@@ -460,7 +458,7 @@ def run_study(
 
     t0 = time.perf_counter()
     spec = spec.on_planned_backend(say)
-    executor = make_executor(spec.backend, spec.noise_model)
+    executor = make_executor(spec.backend, spec.noise_model, spec.execution.idle)
     d = design(spec, executor)
     plan = plan_for(d.work, executor, spec.budget, say)
     if spec.budget.dry_run:
@@ -506,7 +504,7 @@ def complete_from_record(jobs_dir: Path, record_id: str) -> list[str]:
     rec = store.load(jobs_dir, record_id)
     spec = StudySpec(**rec.context["study"])
     results = store.finished_results(jobs_dir, rec)
-    executor = make_executor(spec.backend, spec.noise_model)
+    executor = make_executor(spec.backend, spec.noise_model, spec.execution.idle)
     d = design(spec, executor)
     for role, info in rec.circuits.items():
         if (

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.execution import Executor
+from qmae_qiskit.hardware.idle_noise import IdleNoise
 
 EXACT = "exact"
 
 
-def make_executor(backend: str, noise_model: str | None = None) -> Executor:
-    """The executor for ``backend`` (see the module docstring); bad names fail with one line and close matches."""
+def make_executor(backend: str, noise_model: str | None = None, idle: IdleNoise | None = None) -> Executor:
+    """The executor for ``backend`` (see the module docstring); bad names fail with one line and close matches.
+    Coherent ``idle`` errors apply to a twin only."""
     from qmae_qiskit.hardware.backends import AER_SIMULATOR, is_fake_name, resolve_backend
     from qmae_qiskit.hardware.noise import is_snapshot_spec
 
@@ -24,6 +26,11 @@ def make_executor(backend: str, noise_model: str | None = None) -> Executor:
         raise QMAEError(
             f"--noise-model applies to --backend aer_simulator; {spec!r} brings its own noise "
             "(drop --noise-model, or use --backend aer_simulator --noise-model ...)"
+        )
+    if idle is not None and not idle.is_default and (spec in (EXACT, AER_SIMULATOR) or not _is_twin(spec)):
+        raise QMAEError(
+            "--idle-zz, --idle-detuning and --no-idle-relaxation apply to a device's local twin (a fake device "
+            f"such as fake_torino, or a calibration snapshot file); {spec!r} is not one (drop them, or pick a twin)"
         )
     if spec == EXACT:
         from qmae_qiskit.hardware.executors.exact import ExactExecutor
@@ -41,7 +48,7 @@ def make_executor(backend: str, noise_model: str | None = None) -> Executor:
         from qmae_qiskit.hardware.calibration import snapshot_backend
         from qmae_qiskit.hardware.executors.twin import TwinExecutor
 
-        return TwinExecutor(snapshot_backend(spec), spec)
+        return TwinExecutor(snapshot_backend(spec), spec, idle)
     device = resolve_backend(spec)
     if not is_fake_name(spec):  # from QiskitRuntimeService: a real device, whatever object the service returns
         from qmae_qiskit.hardware.executors.runtime import RuntimeExecutor
@@ -49,4 +56,12 @@ def make_executor(backend: str, noise_model: str | None = None) -> Executor:
         return RuntimeExecutor(device)
     from qmae_qiskit.hardware.executors.twin import TwinExecutor
 
-    return TwinExecutor(device, spec)
+    return TwinExecutor(device, spec, idle)
+
+
+def _is_twin(spec: str) -> bool:
+    """A calibration snapshot file or a fake device name: what runs on a local twin."""
+    from qmae_qiskit.hardware.backends import is_fake_name
+    from qmae_qiskit.hardware.noise import is_snapshot_spec
+
+    return is_snapshot_spec(spec) or is_fake_name(spec)
