@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.options import device_option
 
 
 @main.group("classifier")
@@ -45,6 +46,7 @@ def classifier_group() -> None:
 @click.option("--limit", type=click.IntRange(min=2), default=None, help="Use only the first N training images.")
 @click.option("--test-limit", type=click.IntRange(min=1), default=None, help="Score only the first N test images.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@device_option
 def classifier_train(
     data_dir: Path | None,
     out: Path,
@@ -57,6 +59,7 @@ def classifier_train(
     limit: int | None,
     test_limit: int | None,
     as_json: bool,
+    device: str,
 ) -> None:
     """Train the classifier on clean MNIST and report its accuracy on the clean test set."""
     from qmae_qiskit.evaluate.classifier import train_and_cache
@@ -74,6 +77,7 @@ def classifier_train(
         limit=limit,
         test_limit=test_limit,
         progress=not as_json,
+        device=device,
     )
     if as_json:
         click.echo(json.dumps(info, indent=2))

@@ -102,3 +102,17 @@ def execution_options(fn: Callable) -> Callable:
     for opt in reversed(options):
         fn = opt(fn)
     return fn
+
+
+def device_option(fn: Callable) -> Callable:
+    """--device auto|cpu|cuda: where torch computes (the exact path's kernel, the classifier)."""
+    from qmae_qiskit.device import DEVICES
+
+    return click.option(
+        "--device",
+        type=click.Choice(DEVICES),
+        default="auto",
+        show_default=True,
+        help="Where torch computes the exact path and the classifier: auto = cuda when a GPU is visible, else "
+        "cpu. cuda without a GPU is an error. CPU results do not depend on this option.",
+    )(fn)

@@ -134,13 +134,15 @@ def find_classifier(run_dir: Path, explicit: str | Path | None) -> Path:
     return Path("runs/classifier")
 
 
-def load_classifier(run_dir: Path, explicit: str | Path | None, required: bool) -> tuple[Any, dict | None, Path]:
+def load_classifier(
+    run_dir: Path, explicit: str | Path | None, required: bool, device: str = "cpu"
+) -> tuple[Any, dict | None, Path]:
     """(model or None, its info, its folder): required -> a missing classifier is an error with the fix."""
     from qmae_qiskit.evaluate.classifier import exists, load
 
     path = find_classifier(run_dir, explicit)
     if exists(path) or required:
-        model, info = load(path)
+        model, info = load(path, device)
         return model, info, path
     return None, None, path
 
@@ -165,22 +167,25 @@ def evaluate(
     fidelity_circuit: str = "auto",
     optimization_level: int = 1,
     seed_transpiler: int | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Score the run in ``run_dir`` on ``split``; writes ``eval.json`` (or ``out``) and returns the same dict.
 
     ``shots`` None means exact values where the backend allows it (exact, ideal aer_simulator) and 4096
-    otherwise.
+    otherwise. ``device``: where torch runs the classifier and the exact path (``auto``, ``cpu``, ``cuda``).
     """
+    from qmae_qiskit.device import resolve_device
     from qmae_qiskit.evaluate.prepare import EvalSpec, outputs, prepare
     from qmae_qiskit.hardware.executors import make_executor
     from qmae_qiskit.hardware.transpile import DEFAULT_SEED
     from qmae_qiskit.train.runs import load_trained
 
     t0 = time.perf_counter()
+    dev = resolve_device(device).type  # a missing GPU is one line, before anything is read or written
     run_dir = Path(run_dir)
     tm = load_trained(run_dir)
     cfg = tm.cfg
-    executor = make_executor(backend, noise_model)
+    executor = make_executor(backend, noise_model, device=dev)
     if shots is None and (executor.kind in ("twin", "ibm") or noise_model is not None):
         shots = 4096
     spec = EvalSpec(
@@ -197,7 +202,7 @@ def evaluate(
     if data is None:
         data = load_eval_data(data_dir if data_dir is not None else tm.data_dir, split, cfg.image_size, limit)
     clf, clf_info, clf_path = (
-        load_classifier(run_dir, classifier_dir, required=True) if use_classifier else (None, None, None)
+        load_classifier(run_dir, classifier_dir, required=True, device=dev) if use_classifier else (None, None, None)
     )
     t1 = time.perf_counter()
     prepared = prepare(tm, data.image_set(), spec, executor)

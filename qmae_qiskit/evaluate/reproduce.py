@@ -110,6 +110,7 @@ def ensure_classifier(
     log: Callable[[str], None],
     settings: dict,
     test_limit: int | None = None,
+    device: str = "cpu",
 ) -> dict:
     """The cached classifier's info, training it first if the folder has none."""
     atomic_write_text(
@@ -127,8 +128,18 @@ def ensure_classifier(
         return info
     log(f"classifier: training ResNet18 on clean MNIST ({settings['epochs']} epochs)")
     return clf_mod.train_and_cache(
-        data_dir, folder, image_size=image_size, progress=progress, test_limit=test_limit, **settings
+        data_dir, folder, image_size=image_size, progress=progress, test_limit=test_limit, device=device, **settings
     )
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How ``reproduce`` runs (never what it computes): processes, device, progress bars, log."""
+
+    workers: int | None = None  # None: one per core (at most 5); 1: everything in this process, one task at a time
+    device: str = "cpu"
+    progress: bool = True
+    log: Callable[[str], None] = print
 
 
 def reproduce(
@@ -140,61 +151,95 @@ def reproduce(
     mask_seed: int = 0,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    execution: Execution | None = None,
 ) -> dict:
-    """Everything in the module docstring; returns the table1.json record."""
+    """Everything in the module docstring; returns the table1.json record.
+
+    ``execution`` (if given) replaces ``progress`` and ``log``. With more than one worker the classifier, the
+    four trainings, the evaluations and the baselines run as tasks on one-thread processes
+    (:mod:`qmae_qiskit.evaluate.reproduce_pool`); with one, in this process in turn (the path before the pool).
+    The numbers are the same either way.
+    """
+    from qmae_qiskit.device import resolve_device
+    from qmae_qiskit.evaluate import reproduce_pool as pool
+
     t0 = time.perf_counter()
+    ex = execution or Execution(workers=1, progress=progress, log=log)
+    device = resolve_device(ex.device).type  # a missing GPU fails here, before anything is written
     out = Path(out)
     train = {**TRAIN_DEFAULTS, **(train or {})}
     classifier_settings = {**CLASSIFIER_DEFAULTS, **(classifier_settings or {})}
     specs = run_specs()
-    seconds: dict[str, float] = {}
-
-    actions = {}
-    for spec in specs:
-        t = time.perf_counter()
-        actions[spec.name] = ensure_trained(spec, out / spec.name, train, data_dir, progress, log)
-        seconds[f"train {spec.name}"] = round(time.perf_counter() - t, 1)
-
-    t = time.perf_counter()
-    clf_info = ensure_classifier(out / "classifier", data_dir, 16, progress, log, classifier_settings, test_limit)
-    seconds["classifier"] = round(time.perf_counter() - t, 1)
-    classifier, _ = clf_mod.load(out / "classifier")
-    log("evaluating on the test split (exact path)")
+    job = pool.Job(out, data_dir, test_limit, mask_seed, device)
+    workers = ex.workers or (1 if device == "cuda" else pool.default_workers())
+    if workers > 1:
+        res = pool.run_all(specs, job, train, classifier_settings, workers, ex.log)
+    else:
+        res = _sequential(specs, job, train, classifier_settings, ex)
     data = load_eval_data(data_dir, "test", 16, test_limit)
-    evals, baselines = {}, {}
     for spec in specs:
-        t = time.perf_counter()
-        evals[spec.name] = evaluate(
-            out / spec.name,
-            split="test",
-            limit=test_limit,
-            data=data,
-            classifier_dir=out / "classifier",
-            baselines=False,
-            mask_seed=mask_seed,
-            progress=progress,
-        )
-        seconds[f"evaluate {spec.name}"] = round(time.perf_counter() - t, 1)
-        key = f"{spec.mask_ratio:g}"
-        if key not in baselines:
-            t = time.perf_counter()
-            baselines[key] = evaluate_baselines(spec.config, spec.mask_ratio, data, classifier, mask_seed)
-            seconds[f"baselines {key}"] = round(time.perf_counter() - t, 1)
-        evals[spec.name]["baselines"] = baselines[key]
-        atomic_write_json(out / spec.name / "eval.json", evals[spec.name])
-
-    log("figures")
+        res.evals[spec.name]["baselines"] = res.baselines[f"{spec.mask_ratio:g}"]
+        atomic_write_json(out / spec.name / "eval.json", res.evals[spec.name])
+    ex.log("figures")
     t = time.perf_counter()
     write_figures(out, data, mask_seed)
-    seconds["figures"] = round(time.perf_counter() - t, 1)
+    res.seconds["figures"] = round(time.perf_counter() - t, 1)
     write_params(out, specs)
-    seconds["total"] = round(time.perf_counter() - t0, 1)
+    res.seconds["total"] = round(time.perf_counter() - t0, 1)
     record = table_record(
-        evals, baselines, clf_info, train, classifier_settings, actions, seconds, len(data.images), mask_seed
+        res.evals,
+        res.baselines,
+        res.classifier,
+        train,
+        classifier_settings,
+        res.actions,
+        res.seconds,
+        len(data.images),
+        mask_seed,
     )
+    record["workers"] = workers
     atomic_write_json(out / "table1.json", record)
     atomic_write_text(out / "table1.md", table_markdown(record))
     return record
+
+
+def _sequential(specs: list[RunSpec], job, train: dict, clf_settings: dict, ex: Execution):
+    """The tasks one after another in this process (the order ``reproduce`` had before the pool)."""
+    from qmae_qiskit.evaluate.reproduce_pool import Results
+
+    res = Results({}, {}, {}, {}, {})
+    for spec in specs:
+        t = time.perf_counter()
+        res.actions[spec.name] = ensure_trained(spec, job.out / spec.name, train, job.data_dir, ex.progress, ex.log)
+        res.seconds[f"train {spec.name}"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
+    res.classifier = ensure_classifier(
+        job.out / "classifier", job.data_dir, 16, ex.progress, ex.log, clf_settings, job.test_limit, job.device
+    )
+    res.seconds["classifier"] = round(time.perf_counter() - t, 1)
+    classifier, _ = clf_mod.load(job.out / "classifier", job.device)
+    ex.log("evaluating on the test split (exact path)")
+    data = load_eval_data(job.data_dir, "test", 16, job.test_limit)
+    for spec in specs:
+        t = time.perf_counter()
+        res.evals[spec.name] = evaluate(
+            job.out / spec.name,
+            split="test",
+            limit=job.test_limit,
+            data=data,
+            classifier_dir=job.out / "classifier",
+            baselines=False,
+            mask_seed=job.mask_seed,
+            progress=ex.progress,
+            device=job.device,
+        )
+        res.seconds[f"evaluate {spec.name}"] = round(time.perf_counter() - t, 1)
+        key = f"{spec.mask_ratio:g}"
+        if key not in res.baselines:
+            t = time.perf_counter()
+            res.baselines[key] = evaluate_baselines(spec.config, spec.mask_ratio, data, classifier, job.mask_seed)
+            res.seconds[f"baselines {key}"] = round(time.perf_counter() - t, 1)
+    return res
 
 
 def write_figures(out: Path, data: EvalData, mask_seed: int) -> None:

@@ -14,8 +14,11 @@ from qmae_qiskit.hardware.execution import Executor
 EXACT = "exact"
 
 
-def make_executor(backend: str, noise_model: str | None = None) -> Executor:
-    """The executor for ``backend`` (see the module docstring); bad names fail with one line and close matches."""
+def make_executor(backend: str, noise_model: str | None = None, device: str = "cpu") -> Executor:
+    """The executor for ``backend`` (see the module docstring); bad names fail with one line and close matches.
+
+    ``device`` (a resolved torch device type): ``cuda`` runs the exact path's kernel on the GPU, and Aer on its
+    GPU when qiskit-aer-gpu is installed (the ``[gpu]`` extra); the other backends ignore it."""
     from qmae_qiskit.hardware.backends import AER_SIMULATOR, is_fake_name, resolve_backend
     from qmae_qiskit.hardware.noise import is_snapshot_spec
 
@@ -28,15 +31,16 @@ def make_executor(backend: str, noise_model: str | None = None) -> Executor:
     if spec == EXACT:
         from qmae_qiskit.hardware.executors.exact import ExactExecutor
 
-        return ExactExecutor()
+        return ExactExecutor(device)
     if spec == AER_SIMULATOR:
         from qmae_qiskit.hardware.executors.aer import AerExecutor
 
+        gpu = device == "cuda"
         if noise_model is None:
-            return AerExecutor()
+            return AerExecutor(gpu=gpu)
         from qmae_qiskit.hardware.noise import noise_model as build_noise
 
-        return AerExecutor(build_noise(noise_model), str(noise_model))
+        return AerExecutor(build_noise(noise_model), str(noise_model), gpu=gpu)
     if is_snapshot_spec(spec):
         from qmae_qiskit.hardware.calibration import snapshot_backend
         from qmae_qiskit.hardware.executors.twin import TwinExecutor
