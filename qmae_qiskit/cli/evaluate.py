@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import execution_options
+from qmae_qiskit.cli.options import device_option, execution_options
 
 
 @main.command("evaluate")
@@ -43,6 +43,7 @@ from qmae_qiskit.cli.options import execution_options
     help="Where to write the result [default: RUN/eval.json].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
+@device_option
 def evaluate_cmd(
     run: Path,
     split: str,
@@ -63,6 +64,7 @@ def evaluate_cmd(
     baselines: bool,
     out: Path | None,
     as_json: bool,
+    device: str,
 ) -> None:
     """Evaluate the trained run in RUN on a split and write eval.json."""
     from qmae_qiskit.evaluate.evaluation import EVAL_FILE, evaluate
@@ -88,6 +90,7 @@ def evaluate_cmd(
         fidelity_circuit=fidelity_circuit,
         optimization_level=optimization_level,
         seed_transpiler=seed_transpiler,
+        device=device,
     )
     if as_json:
         click.echo(json.dumps(result, indent=2))

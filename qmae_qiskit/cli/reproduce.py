@@ -91,9 +91,10 @@ def reproduce_cmd(
     train = {k: v for k, v in (("epochs", epochs), ("train_samples", train_samples)) if v is not None}
     clf = {k: v for k, v in (("epochs", classifier_epochs), ("limit", classifier_limit)) if v is not None}
     log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
-    resolve_device(device)  # --device cuda without a GPU: one line, nothing written
+    dev = resolve_device(device).type  # --device cuda without a GPU: one line, nothing written
     if seeds is not None or scheduler is not None:
-        _reproduce_seeds(out, seeds, data_dir, test_limit, train, clf, mask_seed, workers, scheduler, as_json, log)
+        where = (workers, scheduler, dev)
+        _reproduce_seeds(out, seeds, data_dir, test_limit, train, clf, mask_seed, where, as_json, log)
         return
     record = reproduce(
         out,
@@ -111,9 +112,11 @@ def reproduce_cmd(
     click.echo(f"wrote {out / 'table1.md'}, {out / 'table1.json'}, fig6.png, fig7.png, fig8.png in {out}")
 
 
-def _reproduce_seeds(out, seeds, data_dir, test_limit, train, clf, mask_seed, workers, scheduler, as_json, log) -> None:
+def _reproduce_seeds(out, seeds, data_dir, test_limit, train, clf, mask_seed, where, as_json, log) -> None:
     from qmae_qiskit.errors import QMAEError
     from qmae_qiskit.experiments.multiseed import gap_text, reproduce_seeds, to_markdown
+
+    workers, scheduler, device = where
 
     if seeds is None:
         raise QMAEError("--scheduler goes with --seeds N (the single-seed reproduction runs on local processes)")
@@ -121,7 +124,17 @@ def _reproduce_seeds(out, seeds, data_dir, test_limit, train, clf, mask_seed, wo
     if ctx.get_parameter_source("out") in (ParameterSource.DEFAULT, None):
         out = Path("results") / "sweeps" / f"table1-{seeds}seeds"
     record = reproduce_seeds(
-        out, seeds, data_dir, test_limit, train, clf, mask_seed, scheduler=scheduler, workers=workers, log=log
+        out,
+        seeds,
+        data_dir,
+        test_limit,
+        train,
+        clf,
+        mask_seed,
+        scheduler=scheduler,
+        workers=workers,
+        log=log,
+        device=device,
     )
     if as_json:
         click.echo(json.dumps(record.to_json(), indent=2))

@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import config_options
+from qmae_qiskit.cli.options import config_options, device_option
 from qmae_qiskit.cli.train import SETTING_KEYS, SHAPE_KEYS
 from qmae_qiskit.train.defaults import BACKEND_DEFAULTS
 
@@ -67,6 +67,7 @@ AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by ot
 )
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write plots/<metric>-vs-<axis>.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of summary.md.")
+@device_option
 def sweep_cmd(
     grid_args: tuple[str, ...],
     grid_file: Path | None,
@@ -83,6 +84,7 @@ def sweep_cmd(
     data_dir: Path | None,
     plots: bool,
     as_json: bool,
+    device: str,
     **opts: Any,
 ) -> None:
     """Train and evaluate every cell of a grid (exact backend) on Dask; summary.json/md with 95 % intervals.
@@ -120,6 +122,7 @@ def sweep_cmd(
         connect_timeout=connect_timeout,
         plots=plots,
         log=log,
+        device=device,
     )
     if as_json:
         click.echo(json.dumps(result.summary.to_json(), indent=2))

@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import config_options
+from qmae_qiskit.cli.options import config_options, device_option
 from qmae_qiskit.train.defaults import BACKEND_DEFAULTS
 
 
@@ -164,6 +164,7 @@ def _default_data_dir() -> Path:
 )
 @click.option("--download", is_flag=True, help="Download MNIST into --data-dir if it is missing (needs internet).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@device_option
 def train_cmd(
     out: Path,
     name: str | None,
@@ -173,12 +174,15 @@ def train_cmd(
     progress: bool,
     beta1: float,
     beta2: float,
+    device: str,
     **opts: Any,
 ) -> None:
     """Train QMAE or QAE on MNIST; writes config.json, metrics.jsonl, checkpoint.pt and loss.png."""
+    from qmae_qiskit.device import resolve_device
     from qmae_qiskit.train.runs import check_resumable, read_settings
     from qmae_qiskit.train.training import train
 
+    resolve_device(device)  # --device cuda without a GPU: one line, nothing written
     ctx = click.get_current_context()
     explicit = {k for k in ctx.params if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
     opts["betas"] = (beta1, beta2)
@@ -196,7 +200,9 @@ def train_cmd(
 
     click.echo(_describe(settings, run_dir, resume))
     try:
-        result = train(settings, run_dir, data_dir=data_dir, download=download, resume=resume, progress=progress)
+        result = train(
+            settings, run_dir, data_dir=data_dir, download=download, resume=resume, progress=progress, device=device
+        )
     except KeyboardInterrupt as exc:
         click.echo(
             f"Interrupted ({exc or 'Ctrl-C'}). Continue with: qmae-qiskit train --resume --out {out} "
