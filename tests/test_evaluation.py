@@ -210,11 +210,10 @@ def test_reproduce_end_to_end_and_re_evaluation(mnist_dir, tmp_path):
         "test_limit": 12,
         "train": tiny,
         "classifier_settings": {"epochs": 1, "limit": 32, "batch_size": 16},
-        "progress": False,
-        "log": lambda m: None,
+        "execution": Execution(workers=1, progress=False, log=lambda m: None),  # in this process, in turn
     }
     pooled = Execution(workers=2, progress=False, log=lambda m: None)  # the tasks on two one-thread processes
-    rec = reproduce(tmp_path / "res", mnist_dir, **kw, execution=pooled)
+    rec = reproduce(tmp_path / "res", mnist_dir, **{**kw, "execution": pooled})
     assert rec["workers"] == 2 and {"classifier", "train qae-m25", "evaluate qmae-m50"} <= rec["seconds"].keys()
     for f in (
         "table1.md",

@@ -149,14 +149,12 @@ def reproduce(
     train: dict | None = None,
     classifier_settings: dict | None = None,
     mask_seed: int = 0,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
     execution: Execution | None = None,
 ) -> dict:
     """Everything in the module docstring; returns the table1.json record.
 
-    ``execution`` (if given) replaces ``progress`` and ``log``. With more than one worker the classifier, the
-    four trainings, the evaluations and the baselines run as tasks on one-thread processes
+    ``execution``: with more than one worker (the default on a multi-core CPU) the classifier, the four
+    trainings, the evaluations and the baselines run as tasks on one-thread processes
     (:mod:`qmae_qiskit.evaluate.reproduce_pool`); with one, in this process in turn (the path before the pool).
     The numbers are the same either way.
     """
@@ -164,7 +162,7 @@ def reproduce(
     from qmae_qiskit.evaluate import reproduce_pool as pool
 
     t0 = time.perf_counter()
-    ex = execution or Execution(workers=1, progress=progress, log=log)
+    ex = execution or Execution()
     device = resolve_device(ex.device).type  # a missing GPU fails here, before anything is written
     out = Path(out)
     train = {**TRAIN_DEFAULTS, **(train or {})}
