@@ -116,7 +116,8 @@ def estimate(task: EstimatorTask, device: torch.device | None = None) -> Estimat
         reference = _builder_observable(task.circuit, cfg)
         if clean is not None and reference is not None and reference.equiv(task.observable):
             with torch.no_grad():
-                values = exact.fidelity(*_on(device, theta, masked, clean), cfg).cpu().numpy()
+                th, xm, xc = _on(device, theta, masked, clean)
+                values = exact.fidelity(th, xm, xc, cfg).cpu().numpy()
             return Estimates(values, np.zeros_like(values), {"method": "exact path"})
     values = np.array(
         [_state(task.circuit.assign_parameters(row)).expectation_value(task.observable).real for row in task.values]
@@ -132,7 +133,8 @@ def distribution(task: SamplerTask, device: torch.device | None = None) -> Sampl
     if fast is not None and task.circuit.metadata.get("qmae_circuit") == "reconstruction" and task.register == "pixel":
         cfg, theta, masked, _ = fast
         with torch.no_grad():
-            probs = exact.reconstruct(*_on(device, theta, masked), cfg).cpu().numpy()
+            th, xm = _on(device, theta, masked)
+            probs = exact.reconstruct(th, xm, cfg).cpu().numpy()
         return Samples(probs, None, {"method": "exact path"})
     qubits = measured_qubits(task.circuit, task.register)
     body = task.circuit.remove_final_measurements(inplace=False)
