@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # measure this checkout, not an installed copy
 BATCHES = (256, 1024, 4096)
 
 
