@@ -13,6 +13,7 @@ from qmae_qiskit.cli.options import (
     config_options,
     data_dir_option,
     data_dir_or_default,
+    device_option,
     echo_json,
     images_option,
     json_option,
@@ -98,6 +99,7 @@ AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by ot
         "--classifier-limit": "--classifier-train-images",
     }
 )
+@device_option
 def sweep_cmd(
     grid_args: tuple[str, ...],
     grid_file: Path | None,
@@ -114,6 +116,7 @@ def sweep_cmd(
     data_dir: Path | None,
     plots: bool,
     as_json: bool,
+    device: str,
     **opts: Any,
 ) -> None:
     """Train and evaluate every cell of a grid (exact backend) on Dask; summary.json/md with 95 % intervals.
@@ -150,6 +153,7 @@ def sweep_cmd(
         connect_timeout=connect_timeout,
         plots=plots,
         log=log,
+        device=device,
     )
     if as_json:
         echo_json(result.summary)

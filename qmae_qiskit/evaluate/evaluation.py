@@ -154,20 +154,20 @@ def find_classifier(run_dir: Path, explicit: str | Path | None, image_size: int 
 
 
 def load_classifier(
-    run_dir: Path, explicit: str | Path | None, required: bool, image_size: int = 16
+    run_dir: Path, explicit: str | Path | None, required: bool, image_size: int = 16, device: str = "cpu"
 ) -> tuple[Any, dict | None, Path]:
     """(model or None, its info, its folder): required -> a missing classifier is an error with the fix."""
     from qmae_qiskit.evaluate.classifier import exists, load
 
     path = find_classifier(run_dir, explicit, image_size)
     if exists(path) or required:
-        model, info = load(path)
+        model, info = load(path, device)
         return model, info, path
     return None, None, path
 
 
 def classifier_for_run(
-    run_dir: Path, explicit: str | Path | None, data_dir: str | Path | None, image_size: int
+    run_dir: Path, explicit: str | Path | None, data_dir: str | Path | None, image_size: int, device: str = "cpu"
 ) -> tuple[Any, dict | None, Path]:
     """The classifier ``evaluate`` needs: found as :func:`find_classifier` finds it, or trained once and cached.
 
@@ -184,8 +184,8 @@ def classifier_for_run(
             f"`qmae-qiskit classifier train --image-size {image_size} --out {path}` does); later evaluations reuse it",
             file=sys.stderr,
         )
-        train_and_cache(data_dir, path, image_size=image_size, progress=True)
-    return load_classifier(run_dir, path, required=True, image_size=image_size)
+        train_and_cache(data_dir, path, image_size=image_size, progress=True, device=device)
+    return load_classifier(run_dir, path, required=True, image_size=image_size, device=device)
 
 
 class EvalOptions(BaseModel):
@@ -200,6 +200,7 @@ class EvalOptions(BaseModel):
     classifier_dir: str | None = None
     use_classifier: bool = True
     baselines: bool = True
+    device: str = Field("cpu", description="where torch runs the classifier and the exact path (auto, cpu, cuda)")
 
 
 def evaluate(
@@ -220,15 +221,17 @@ def evaluate(
     images and masks (a sweep's or reproduce's, shared by several runs) and go into the record as they are.
     A device's or twin's QPU plan goes to ``say`` before anything runs (refused above the spec's cap); a dry run
     (``execution.budget``) returns the plan and runs, trains and writes nothing."""
+    from qmae_qiskit.device import resolve_device
     from qmae_qiskit.evaluate.prepare import prepare
     from qmae_qiskit.hardware.executors import make_executor
     from qmae_qiskit.hardware.qpu_time import plan_for
     from qmae_qiskit.train.runs import load_trained
 
     t0, opts, run_dir = time.perf_counter(), options or EvalOptions(), Path(run_dir)
+    dev = resolve_device(opts.device).type  # a missing GPU is one line, before anything is read or written
     spec = (execution or ExecutionSpec()).on_planned_backend(say)
     tm = load_trained(run_dir)
-    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
+    executor = make_executor(spec.backend, spec.noise_model, spec.idle, dev)
     if spec.shots is None and (executor.kind in ("twin", "ibm") or spec.noise_model is not None):
         spec = spec.model_copy(update={"shots": 4096})
     source = opts.data_dir if opts.data_dir is not None else tm.data_dir
@@ -242,7 +245,7 @@ def evaluate(
         return plan
     planned = time.perf_counter() - t1
     clf = (
-        classifier_for_run(run_dir, opts.classifier_dir, source, tm.cfg.image_size)
+        classifier_for_run(run_dir, opts.classifier_dir, source, tm.cfg.image_size, dev)
         if opts.use_classifier
         else (None, None, None)
     )

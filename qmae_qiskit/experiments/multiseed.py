@@ -212,8 +212,10 @@ def reproduce_seeds(
     scheduler: str | None = None,
     workers: int | None = None,
     log: Callable[[str], None] = print,
+    device: str = "cpu",
 ) -> MultiSeedTable:
-    """Everything in the module docstring; returns the table1.json record."""
+    """Everything in the module docstring; returns the table1.json record. ``device``: a resolved torch device
+    type the workers compute on."""
     import time
 
     if seeds < 1:
@@ -234,7 +236,7 @@ def reproduce_seeds(
         with get_client(scheduler, workers) as client:
             log(f"{len(cells)} runs ({seeds} seeds x 4) and {seeds} classifiers -> {out}")
             out.mkdir(parents=True, exist_ok=True)
-            report = run_cells(client, cells, out, data_dir, log=log)
+            report = run_cells(client, cells, out, data_dir, log=log, device=device)
     grid: Grid = {"run": [s.name for s in run_specs()], "seed": list(seed_list)}
     summary = build_summary(cells, grid, {"train": {**TRAIN_DEFAULTS, **train}}, out, report)
     write_summary(summary, out, plots=False)

@@ -57,8 +57,11 @@ def run_cells(
     data_dir: str | Path | None,
     threads: int = 1,
     log: Callable[[str], None] = print,
+    device: str = "cpu",
 ) -> RunReport:
-    """Run every unfinished cell of ``cells`` on ``client``; returns when all have finished or failed."""
+    """Run every unfinished cell of ``cells`` on ``client``; returns when all have finished or failed.
+
+    ``device``: a resolved torch device type every worker computes on (see :func:`tasks.warm_up`)."""
     from distributed import as_completed
 
     out = Path(out)
@@ -70,7 +73,7 @@ def run_cells(
     if not todo:
         return report
     tw = time.perf_counter()
-    client.run(tasks.warm_up, threads)
+    client.run(tasks.warm_up, threads, device)
     report.warm_up_seconds = time.perf_counter() - tw
     t0 = time.perf_counter()
     clf_f = {

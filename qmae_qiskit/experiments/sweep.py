@@ -51,7 +51,11 @@ def run_sweep(
     connect_timeout: float = 5.0,
     plots: bool = True,
     log: Callable[[str], None] = print,
+    device: str = "cpu",
 ) -> SweepResult:
+    from qmae_qiskit.device import resolve_device
+
+    dev = resolve_device(device).type  # --device cuda without a GPU: one line, nothing written
     evaluation = evaluation or EvalSpec()
     cells = plan(grid, base, out, classifier, evaluation)
     out = Path(out)
@@ -69,7 +73,7 @@ def run_sweep(
             where = scheduler or f"a local cluster of {len(client.scheduler_info()['workers'])} worker process(es)"
             log(f"{len(cells)} cells on {where} (ready in {startup:.1f} s) -> {out}")
             out.mkdir(parents=True, exist_ok=True)
-            report = run_cells(client, cells, out, data_dir, log=log)
+            report = run_cells(client, cells, out, data_dir, log=log, device=dev)
     summary = build_summary(cells, grid, base, out, report)
     files = write_summary(summary, out, plots=plots)
     return SweepResult(cells, report, summary, files, startup)
