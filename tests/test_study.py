@@ -361,7 +361,9 @@ def test_estimates_never_read_the_evaluated_images_exact_values(run4):
     """The same measurements with the evaluated rows' exact values replaced by garbage give the same estimates:
     only the calibration rows' exact values (and the reference circuits') enter the fits."""
     from qmae_qiskit.hardware.executors import make_executor
-    from qmae_qiskit.study.noise import StudySpec, design, estimate, exact_values, run_local
+    from qmae_qiskit.study.analysis import estimate, exact_values
+    from qmae_qiskit.study.design import StudySpec, design
+    from qmae_qiskit.study.noise import run_local
 
     spec = StudySpec(
         run=str(run4), backend="fake_manila", samples=4, shots=2000, methods="cal,cal+ref", calibration_images=6
@@ -383,3 +385,28 @@ def test_estimates_never_read_the_evaluated_images_exact_values(run4):
     # and the calibration rows' exact values do matter (the test can fail)
     garbage_f[d.n_eval :] = rng.uniform(size=d.n_cal)
     assert not np.allclose(estimate(d, results, garbage_f, exact_p)[0]["cal"], first[0]["cal"])
+
+
+def test_the_job_store_dispatches_completion_by_purpose(tmp_path):
+    """``jobs fetch`` asks the store, which calls the completer registered for the record's purpose."""
+    from qmae_qiskit.evaluate import submit
+    from qmae_qiskit.hardware import jobs as store
+    from qmae_qiskit.study import noise
+
+    assert store._COMPLETERS["study"] is noise.complete_record
+    assert store._COMPLETERS["evaluate"] is submit.complete_record
+    store.update(tmp_path, store.JobRecord(id="probe1", purpose="probe", mode="local", backend="fake_manila"))
+    with pytest.raises(QMAEError, match="'probe' record, which this version cannot complete"):
+        store.complete(tmp_path, "probe1")
+    seen = []
+
+    def probe(jobs_dir, rec, options):
+        seen.append((rec.id, options))
+        return store.Completion(rec, ["completed"])
+
+    store.completes("probe")(probe)
+    try:
+        assert store.complete(tmp_path, "probe1", level=3).lines == ["completed"]
+        assert seen == [("probe1", {"level": 3})]
+    finally:
+        del store._COMPLETERS["probe"]

@@ -39,9 +39,10 @@ def _classifier_options(fn):
 
 
 def _print_metrics(metrics: dict, path: Path) -> None:
-    for name, m in metrics["metrics"].items():
-        click.echo(f"{name:9s} {m['mean']:.4f} +- {m.get('sem', 0.0):.4f} (n={m.get('n', metrics['samples'])})")
-    click.echo(f"wrote {path}")
+    from qmae_qiskit.evaluate.submit import metrics_lines
+
+    for line in metrics_lines(metrics, path):
+        click.echo(line)
 
 
 @main.command("submit")
@@ -190,17 +191,14 @@ def status_cmd(job_id: str, jobs_dir: Path) -> None:
 @_classifier_options
 def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_classifier: bool) -> None:
     """Results of a finished record -> its metrics (an evaluation) or its study files (a noise study)."""
-    from qmae_qiskit.evaluate.submit import fetch
-    from qmae_qiskit.hardware.jobs import load, metrics_path
+    from qmae_qiskit.evaluate import submit
+    from qmae_qiskit.hardware.jobs import complete
+    from qmae_qiskit.study import noise
 
-    if load(jobs_dir, job_id).purpose == "study":
-        from qmae_qiskit.study.noise import complete_from_record
-
-        for line in complete_from_record(jobs_dir, job_id):
-            click.echo(line)
-        return
-    metrics = fetch(jobs_dir, job_id, classifier_dir, not no_classifier)
-    _print_metrics(metrics.to_json(), metrics_path(jobs_dir, metrics.id))
+    assert submit.complete_record and noise.complete_record  # importing them registers each purpose's completion
+    done = complete(jobs_dir, job_id, classifier_dir=classifier_dir, use_classifier=not no_classifier)
+    for line in done.lines:
+        click.echo(line)
 
 
 @jobs_group.command("cancel")

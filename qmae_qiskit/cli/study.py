@@ -135,7 +135,8 @@ def noise_cmd(
     exact values; write the study JSON, a markdown table and a figure."""
     from contextlib import AbstractContextManager, nullcontext
 
-    from qmae_qiskit.study.noise import StudySpec, run_study
+    from qmae_qiskit.study.design import StudySpec
+    from qmae_qiskit.study.noise import run_study
     from qmae_qiskit.study.report import default_out, to_markdown, write_study
 
     spec = StudySpec(
@@ -218,8 +219,8 @@ def frontier_cmd(
 ) -> None:
     """Estimate error (each method) against the two-qubit-gate budget: one noise study per approximate loader."""
     from qmae_qiskit.model.approx_loader import as_spec
+    from qmae_qiskit.study.design import StudySpec
     from qmae_qiskit.study.frontier import run_frontier, to_markdown, write_frontier
-    from qmae_qiskit.study.noise import StudySpec
 
     names = [x.strip() for x in loaders.split(",") if x.strip()]
     for name in names:

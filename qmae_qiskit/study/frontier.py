@@ -12,7 +12,9 @@ from typing import Any, ClassVar
 
 from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.records import Record, save_record
-from qmae_qiskit.study.noise import NoiseStudy, StudySpec, run_study
+from qmae_qiskit.study.design import StudySpec
+from qmae_qiskit.study.noise import run_study
+from qmae_qiskit.study.record import NoiseStudy
 
 
 class Frontier(Record):

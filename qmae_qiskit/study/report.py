@@ -5,17 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from qmae_qiskit.io import atomic_write_text
-from qmae_qiskit.records import load_record, save_record
-from qmae_qiskit.study.noise import NoiseStudy
+from qmae_qiskit.records import save_record
+from qmae_qiskit.study.record import NoiseStudy, default_out, load_study
 
-
-def default_out(study: NoiseStudy) -> Path:
-    size = study.config["image_size"]
-    return Path("results") / "hardware" / f"study-{study.backend}-L{size}.json"
-
-
-def load_study(path: str | Path) -> NoiseStudy:
-    return load_record(NoiseStudy, path, "write it again with `qmae-qiskit study noise`")
+__all__ = ["default_out", "figure", "load_study", "to_markdown", "write_study"]
 
 
 def to_markdown(study: NoiseStudy) -> str:
