@@ -26,6 +26,7 @@ from qmae_qiskit.study.calibration import (
     invert_distribution,
     invert_fixed_point,
     leave_one_out_error,
+    t_quantile,
 )
 from qmae_qiskit.study.methods import parse_method, parse_methods
 
@@ -59,6 +60,60 @@ def test_the_fit_and_its_errors_are_honest_under_noise():
         ses.append(se[0])
     assert abs(np.mean(errs)) < 0.003  # unbiased
     assert np.std(errs) == pytest.approx(np.mean(ses), rel=0.2)  # delta-method errors match the scatter
+
+
+def _device(rng, x, a, b, tau, shots):
+    """A synthetic affine device: the image's own departure from the line (tau), then binomial shot noise, with
+    the standard error an Estimator would report."""
+    p = np.clip(a * x + b + rng.normal(0, tau, x.shape), 0, 1)
+    y = rng.binomial(shots, p) / shots
+    return y, np.sqrt(np.maximum(y * (1 - y), 1e-12) / shots)
+
+
+def _coverage(k=10, tau=0.004, drop=None, quantile=None, trials=2000, n=5, a=0.3, b=0.05, shots=4000):
+    """How often the 95 % intervals of held-out images cover their true values, over many calibrations."""
+    rng = np.random.default_rng(7)
+    hits = 0
+    for _ in range(trials):
+        xc, xe = rng.uniform(0.5, 0.95, k), rng.uniform(0.5, 0.95, n)
+        (yc, sc), (ye, se) = _device(rng, xc, a, b, tau, shots), _device(rng, xe, a, b, tau, shots)
+        fit = fit_affine(xc, yc, None, sc)
+        est, parts = fit.invert_parts(ye, se)
+        parts.pop(drop, None)
+        half = (quantile or t_quantile(fit.dof)) * np.sqrt(np.maximum(sum(parts.values()), 0))
+        hits += int(np.sum(np.abs(est - xe) <= half))
+    return hits / (trials * n)
+
+
+@pytest.mark.parametrize(
+    "case, part",
+    [({}, "shot"), ({"tau": 0.01}, "scatter"), ({"k": 4}, "fit")],
+)
+def test_95_percent_intervals_cover_a_synthetic_device_95_percent_of_the_time(case, part):
+    """Known slope, intercept, scatter and shots: the intervals cover ~95 %; without the part that matters in the
+    case (shot noise, scatter, or the fit's covariance with few calibration images) they cover too little."""
+    assert 0.935 <= _coverage(**case) <= 0.965
+    assert _coverage(**case, drop=part) < 0.91
+
+
+def test_intervals_need_students_t_for_a_fitted_scatter():
+    assert _coverage(quantile=1.96) < 0.93 < _coverage()
+
+
+def test_reference_intervals_cover_a_synthetic_control_variate_device():
+    rng = np.random.default_rng(8)
+    hits, trials, k, n = 0, 800, 20, 5
+    for _ in range(trials):
+        f, fr = rng.uniform(0.5, 0.9, k + n), rng.uniform(0.85, 0.99, k + n)
+        mr, sr = _device(rng, 0.5 * fr, 1.0, 0.1, 0.01, 4000)
+        truth = np.clip(0.4 * f + 0.6 * mr - 0.3 * fr + 0.05 + rng.normal(0, 0.002, k + n), 0, 1)
+        m = rng.binomial(4000, truth) / 4000
+        sm = np.sqrt(m * (1 - m) / 4000)
+        c, e = slice(0, k), slice(k, k + n)
+        fit = fit_reference(f[c], m[c], mr[c], fr[c], (sm[c], sr[c]))
+        est, std = fit.invert(m[e], mr[e], fr[e], (sm[e], sr[e]))
+        hits += int(np.sum(np.abs(est - f[e]) <= t_quantile(fit.dof) * std))
+    assert 0.93 <= hits / (trials * n) <= 0.97
 
 
 def test_distribution_fit_inverts_depolarizing_noise_and_stays_a_distribution():

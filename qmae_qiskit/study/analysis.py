@@ -7,13 +7,14 @@ estimates (errors, coverage of their intervals).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from qmae_qiskit.hardware.execution import Estimates, Result, Samples
-from qmae_qiskit.study.calibration import fit_affine, fit_fixed_point, fit_reference, invert_fixed_point
+from qmae_qiskit.study.calibration import fit_affine, fit_fixed_point, fit_reference, invert_fixed_point, t_quantile
 from qmae_qiskit.study.design import Design
 from qmae_qiskit.study.methods import Method
 
@@ -51,46 +52,71 @@ def _frequencies(samples: Samples) -> np.ndarray:
     return frequencies(samples.counts, int(np.log2(samples.probabilities.shape[1])))
 
 
+@dataclass(frozen=True)
+class MethodEstimate:
+    """One method's estimates of the evaluated rows: fidelities, their standard errors and its variance parts
+    (``fit``, ``scatter``, ``shot``, see :mod:`.calibration`), the interval's degrees of freedom (None: normal),
+    the reconstruction distributions and the calibration fits."""
+
+    fidelity: np.ndarray
+    std: np.ndarray
+    parts: dict[str, np.ndarray]
+    dof: int | None
+    probs: np.ndarray
+    fits: dict[str, Any]
+
+
 Estimated = tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray], dict[str, dict]]
 
 
 def estimate(d: Design, results: dict[str, Result], exact_f: np.ndarray, exact_p: np.ndarray) -> Estimated:
     """Per method: fidelity estimates, their standard errors and reconstruction distributions of the evaluated
     rows, and the fitted calibration maps. Calibration uses the calibration rows' exact values only."""
-    fids, stds, probs, fits = {}, {}, {}, {}
-    for m in d.methods:
-        fids[m.name], stds[m.name], probs[m.name], fit = _estimate_method(d, m, results, exact_f, exact_p)
-        if fit:
-            fits[m.name] = fit
-    return fids, stds, probs, fits
+    each = estimate_methods(d, results, exact_f, exact_p)
+    return (
+        {m: e.fidelity for m, e in each.items()},
+        {m: e.std for m, e in each.items()},
+        {m: e.probs for m, e in each.items()},
+        {m: e.fits for m, e in each.items() if e.fits},
+    )
+
+
+def estimate_methods(
+    d: Design, results: dict[str, Result], exact_f: np.ndarray, exact_p: np.ndarray
+) -> dict[str, MethodEstimate]:
+    """:class:`MethodEstimate` per method, from the measurements and the calibration rows' exact values."""
+    return {m.name: _estimate_method(d, m, results, exact_f, exact_p) for m in d.methods}
 
 
 def _estimate_method(
     d: Design, m: Method, results: dict[str, Result], exact_f: np.ndarray, exact_p: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """One method's (estimates, standard errors, distributions, fits) from its jobs' measurements."""
+) -> MethodEstimate:
+    """One method's estimates from its jobs' measurements (only the calibration rows' exact values are read)."""
     n, k = d.n_eval, d.n_cal
     est, smp = results[d.fid_role[m.name]], results[d.rec_role[m.name]]
     assert isinstance(est, Estimates) and isinstance(smp, Samples)
     measured_f, measured_s = np.asarray(est.values), np.asarray(est.stds)
     dist = np.asarray(smp.probabilities) if m.readout == "mthree" else _frequencies(smp)
     if not m.calibrate:
-        return measured_f[:n], measured_s[:n], dist[:n], {}
+        shot = measured_s[:n]
+        return MethodEstimate(measured_f[:n], shot, {"shot": shot**2}, None, dist[:n], {})
     cal = slice(n, n + k)
-    bits = int(np.log2(dist.shape[1]))
-    f_fit = fit_affine(exact_f[cal], measured_f[cal], bits)
+    f_fit = fit_affine(exact_f[cal], measured_f[cal], int(np.log2(dist.shape[1])), measured_s[cal])
     p_fit = fit_fixed_point(exact_p[cal], dist[cal])
     fits: dict[str, Any] = {"fidelity": f_fit.as_dict(), "reconstruction": p_fit.as_dict()}
     if m.reference:
         ref = results[d.ref_role[m.name]]
         assert isinstance(ref, Estimates)
-        mr, fr = np.asarray(ref.values), reference_exact(d.prepared)
-        r_fit = fit_reference(exact_f[cal], measured_f[cal], mr[cal], fr[cal])
-        f_est, f_std = r_fit.invert(measured_f[:n], mr[:n], fr[:n])
+        mr, sr, fr = np.asarray(ref.values), np.asarray(ref.stds), reference_exact(d.prepared)
+        r_fit = fit_reference(exact_f[cal], measured_f[cal], mr[cal], fr[cal], (measured_s[cal], sr[cal]))
+        f_est, parts = r_fit.invert_parts(measured_f[:n], mr[:n], fr[:n], (measured_s[:n], sr[:n]))
         fits["fidelity_with_reference"] = r_fit.as_dict()
+        dof = r_fit.dof
     else:
-        f_est, f_std = f_fit.invert(measured_f[:n], measured_s[:n])
-    return f_est, f_std, invert_fixed_point(p_fit, dist[:n]), fits
+        f_est, parts = f_fit.invert_parts(measured_f[:n], measured_s[:n])
+        dof = f_fit.dof
+    std = np.sqrt(np.maximum(sum(parts.values()), 0.0))
+    return MethodEstimate(f_est, std, parts, dof, invert_fixed_point(p_fit, dist[:n]), fits)
 
 
 def _image_scores(probs: np.ndarray, images: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
@@ -126,22 +152,42 @@ def cost(d: Design, m: Method, seconds: dict[str, float]) -> dict[str, Any]:
     }
 
 
+def interval_summary(e: MethodEstimate, exact: np.ndarray) -> dict[str, Any]:
+    """The error bars scored after estimation: mean standard error and its parts, and how often the 95 % and the
+    2-sigma intervals cover the exact values (the only place the evaluated images' exact values are read)."""
+    q = t_quantile(e.dof)
+    miss = np.abs(e.fidelity - np.asarray(exact))
+    return {
+        "mean_std": float(np.mean(e.std)),
+        "std_parts": {k: float(np.sqrt(max(0.0, float(np.mean(v))))) for k, v in e.parts.items()},
+        "interval_dof": e.dof,
+        "interval_quantile_95": q,
+        "coverage_95": float(np.mean(miss <= q * e.std)),
+        "coverage_2sigma": float(np.mean(miss <= 2 * e.std)),
+    }
+
+
 def summarize(d: Design, results: dict[str, Result], seconds: dict[str, float]) -> dict[str, Any]:
-    """Everything the record holds except provenance: per image rows, aggregates, fits, costs."""
+    """Everything the record holds except provenance: per image rows, aggregates, fits, costs, the verdict."""
+    from qmae_qiskit.study.verdict import verdict
+
     n = d.n_eval
+    each = estimate_methods(d, results, *exact_values(d.prepared, loaded=True))
     exact_f, exact_p = exact_values(d.prepared)  # the paper's circuit: what every estimate is compared with
-    fids, stds, probs, fits = estimate(d, results, *exact_values(d.prepared, loaded=True))
     images, labels = d.prepared.images[:n], d.prepared.labels[:n]
     exact_scores = _image_scores(exact_p[:n], images, labels)
-    scores = {m: _image_scores(p, images, labels) for m, p in probs.items()}
+    scores = {m: _image_scores(e.probs, images, labels) for m, e in each.items()}
     aggregates: dict[str, dict[str, Any]] = {}
     for m in d.methods:
+        e = each[m.name]
         aggregates[m.name] = {
-            "fidelity": {**errors(fids[m.name], exact_f[:n]), "mean_std": float(np.mean(stds[m.name]))},
+            "fidelity": {**errors(e.fidelity, exact_f[:n]), **interval_summary(e, exact_f[:n])},
             "cs": errors(scores[m.name]["cs"], exact_scores["cs"]),
             "ssim": errors(scores[m.name]["ssim"], exact_scores["ssim"]),
             "cost": cost(d, m, seconds),
         }
+    fits = {m: e.fits for m, e in each.items() if e.fits}
+    fids, stds = {m: e.fidelity for m, e in each.items()}, {m: e.std for m, e in each.items()}
     return {
         "per_image": _rows(d, exact_f, fids, stds, exact_scores, scores),
         "aggregates": aggregates,
@@ -151,6 +197,7 @@ def summarize(d: Design, results: dict[str, Result], seconds: dict[str, float]) 
             "cs": float(exact_scores["cs"].mean()),
             "ssim": float(exact_scores["ssim"].mean()),
         },
+        "verdict": verdict(d, each),
     }
 
 

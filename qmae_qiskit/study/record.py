@@ -35,6 +35,9 @@ class NoiseStudy(Record):
     per_image: list[dict[str, Any]]
     jobs: dict[str, str | None] = {}
     seconds: dict[str, float] = {}
+    verdict: dict[str, Any] | None = None  # whether the device resolves the circuit (calibration alone)
+    allocation: dict[str, Any] | None = None  # a budgeted study's chosen shots, images, references and prediction
+    qpu_seconds_estimate: float | None = None
 
 
 def build_record(

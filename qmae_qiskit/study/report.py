@@ -25,18 +25,21 @@ def to_markdown(study: NoiseStudy) -> str:
         f"Exact (paper-faithful circuit, exact path): fidelity {study.exact['fidelity']:.4f}, CS "
         f"{study.exact['cs']:.4f}, SSIM {study.exact['ssim']:.4f}.",
         "",
-        "| method | fidelity | bias | mean abs err | RMS err | CS | CS mean abs err | SSIM | SSIM mean abs err "
-        "| circuits | shots | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | fidelity | bias | mean abs err | RMS err | mean std | 95 % coverage | CS | CS mean abs err | SSIM "
+        "| SSIM mean abs err | circuits | shots | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, a in study.aggregates.items():
         f, c, g, cost = a["fidelity"], a["cs"], a["ssim"], a["cost"]
         lines.append(
             f"| {name} | {f['mean_estimate']:.4f} | {f['bias']:+.4f} | {f['mean_abs_error']:.4f} | "
-            f"{f['rms_error']:.4f} | {c['mean_estimate']:.4f} | {c['mean_abs_error']:.4f} | "
+            f"{f['rms_error']:.4f} | {f.get('mean_std', float('nan')):.4f} | {_coverage(f)} | "
+            f"{c['mean_estimate']:.4f} | {c['mean_abs_error']:.4f} | "
             f"{g['mean_estimate']:.4f} | {g['mean_abs_error']:.4f} | {cost['circuits']} | {cost['shots']:,} | "
             f"{cost['seconds']:.1f} |"
         )
+    if study.verdict:
+        lines += ["", f"Verdict: {study.verdict['line']}"]
     lines += ["", "Methods:", ""] + [f"- `{k}`: {v}" for k, v in study.methods.items()]
     if study.fits:
         lines += [
@@ -60,6 +63,11 @@ def to_markdown(study: NoiseStudy) -> str:
         ]
     lines += ["", "Time: " + ", ".join(f"{k} {v:.1f} s" for k, v in study.seconds.items()), ""]
     return "\n".join(lines)
+
+
+def _coverage(f: dict) -> str:
+    """The 95 % intervals' coverage, absent from studies written before it was recorded."""
+    return f"{f['coverage_95']:.0%}" if "coverage_95" in f else "--"
 
 
 def _fit_summary(fit: dict) -> str:
