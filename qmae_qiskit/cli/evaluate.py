@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import execution_options
+from qmae_qiskit.cli.options import execution_options, plan_printer, qpu_budget, qpu_options
 
 
 @main.command("evaluate")
@@ -16,6 +16,7 @@ from qmae_qiskit.cli.options import execution_options
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N images of the split.")
 @execution_options
+@qpu_options
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -57,6 +58,9 @@ def evaluate_cmd(
     seed_transpiler: int,
     mask_seed: int,
     seed: int,
+    dry_run: bool,
+    max_qpu_seconds: float | None,
+    price_per_second: float,
     data_dir: Path | None,
     classifier_dir: Path | None,
     no_classifier: bool,
@@ -88,7 +92,14 @@ def evaluate_cmd(
         fidelity_circuit=fidelity_circuit,
         optimization_level=optimization_level,
         seed_transpiler=seed_transpiler,
+        budget=qpu_budget(dry_run, max_qpu_seconds, price_per_second),
+        say=plan_printer(dry_run and not as_json),
     )
+    if result.get("dry_run"):
+        if as_json:
+            click.echo(json.dumps(result["qpu_plan"], indent=2))
+        click.echo("dry run: nothing run, nothing written", err=as_json)
+        return
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

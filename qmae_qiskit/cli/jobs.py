@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.options import plan_printer, qpu_budget, qpu_options
 
 JOBS_DIR = click.option(
     "--jobs-dir",
@@ -84,6 +85,7 @@ def _print_metrics(metrics: dict, path: Path) -> None:
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="MNIST folder [default: the run's].")
 @click.option("--no-qpy", is_flag=True, help="Do not embed the transpiled circuits (QPY) in the record.")
+@qpu_options
 @JOBS_DIR
 @_classifier_options
 def submit_cmd(
@@ -102,12 +104,15 @@ def submit_cmd(
     split: str,
     data_dir: str | None,
     no_qpy: bool,
+    dry_run: bool,
+    max_qpu_seconds: float | None,
+    price_per_second: float,
     jobs_dir: Path,
     classifier_dir: Path | None,
     no_classifier: bool,
 ) -> None:
     """Submit the evaluation of the trained RUN on N images (Estimator fidelity + Sampler images, one Batch)."""
-    from qmae_qiskit.evaluate.submit import SubmitOptions, submit
+    from qmae_qiskit.evaluate.submit import Submission, SubmitOptions, submit
     from qmae_qiskit.hardware.jobs import metrics_path
     from qmae_qiskit.hardware.mitigation import parse_mitigation
 
@@ -126,8 +131,12 @@ def submit_cmd(
         mitigation=parse_mitigation(mitigation, readout_mitigation),
         data_dir=data_dir,
         embed_qpy=not no_qpy,
+        budget=qpu_budget(dry_run, max_qpu_seconds, price_per_second),
     )
-    sub = submit(opts, jobs_dir, classifier_dir, not no_classifier)
+    sub = submit(opts, jobs_dir, classifier_dir, not no_classifier, say=plan_printer(dry_run))
+    if not isinstance(sub, Submission):
+        click.echo("dry run: nothing submitted, nothing written")
+        return
     rec = sub.record
     click.echo(
         f"submitted {rec.id} to {rec.backend} ({rec.mode}): "

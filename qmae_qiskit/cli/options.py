@@ -102,3 +102,46 @@ def execution_options(fn: Callable) -> Callable:
     for opt in reversed(options):
         fn = opt(fn)
     return fn
+
+
+def qpu_options(fn: Callable) -> Callable:
+    """--dry-run, --max-qpu-seconds, --price-per-second: the QPU-time plan of every command that runs on a
+    device or its twin (printed before running, written into its record as qpu_seconds_estimate)."""
+    options = [
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Transpile, schedule and print the QPU plan (circuits, shots, two-qubit gates, duration, QPU "
+            "seconds, cost); run nothing, write nothing. An ibm_* name without an account plans on its fake_*.",
+        ),
+        click.option(
+            "--max-qpu-seconds",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help="Refuse (exit 2, nothing run or written) a plan that needs more QPU seconds.",
+        ),
+        click.option(
+            "--price-per-second",
+            type=click.FloatRange(min=0),
+            default=1.60,
+            show_default=True,
+            help="US dollars per QPU second for the plan's cost (IBM Pay-As-You-Go: $96/min).",
+        ),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def qpu_budget(dry_run: bool, max_qpu_seconds: float | None, price_per_second: float) -> Any:
+    """The QPU options as a :class:`~qmae_qiskit.hardware.qpu_time.QPUBudget` (imported here, on use: it
+    brings Qiskit)."""
+    from qmae_qiskit.hardware.qpu_time import QPUBudget
+
+    return QPUBudget(dry_run=dry_run, max_qpu_seconds=max_qpu_seconds, price_per_second=price_per_second)
+
+
+def plan_printer(dry_run: bool) -> Callable[[str], None]:
+    """Where a command tells its plan: stdout for a dry run (it is the output), else stderr (stdout stays the
+    command's own output, e.g. --json)."""
+    return lambda text: click.echo(text, err=not dry_run)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.options import plan_printer, qpu_budget, qpu_options
 
 
 def _floats(text: str) -> list[float]:
@@ -16,6 +17,13 @@ def _floats(text: str) -> list[float]:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def _dry_run_done(plan: Any, as_json: bool) -> None:
+    """A dry run's last words: the plan as JSON with --json, and that nothing ran."""
+    if as_json:
+        click.echo(json.dumps(plan.model_dump(), indent=2))
+    click.echo("dry run: nothing run, nothing written", err=as_json)
 
 
 @main.group("study")
@@ -104,6 +112,7 @@ def study_group() -> None:
     default=None,
     help="Split the images over a local Dask cluster of N workers [default: no cluster].",
 )
+@qpu_options
 @click.option("--json", "as_json", is_flag=True, help="Print the study JSON.")
 def noise_cmd(
     run: Path,
@@ -129,12 +138,16 @@ def noise_cmd(
     jobs_dir: Path,
     scheduler: str | None,
     workers: int | None,
+    dry_run: bool,
+    max_qpu_seconds: float | None,
+    price_per_second: float,
     as_json: bool,
 ) -> None:
     """Estimate the fidelity and the reconstruction on a device for N test images, raw and mitigated, beside the
     exact values; write the study JSON, a markdown table and a figure."""
     from contextlib import AbstractContextManager, nullcontext
 
+    from qmae_qiskit.hardware.qpu_time import QPUPlan
     from qmae_qiskit.study.design import StudySpec
     from qmae_qiskit.study.noise import run_study
     from qmae_qiskit.study.report import default_out, to_markdown, write_study
@@ -165,8 +178,14 @@ def noise_cmd(
         from qmae_qiskit.experiments.cluster import get_client
 
         context = get_client(scheduler, workers)
+    budget = qpu_budget(dry_run, max_qpu_seconds, price_per_second)
+    say = plan_printer(dry_run and not as_json)
+    if dry_run:
+        plan = run_study(spec, jobs_dir, None, budget, say)
+        _dry_run_done(plan, as_json)
+        return
     with context as client:
-        study = run_study(spec, jobs_dir, client)
+        study = run_study(spec, jobs_dir, client, budget, say)
     if isinstance(study, str):
         click.echo(
             f"submitted study {study} to {backend}; complete it with: qmae-qiskit jobs fetch {study} "
@@ -174,6 +193,7 @@ def noise_cmd(
         )
         return
     paths = write_study(study, out if out is not None else default_out(study))
+    assert not isinstance(study, QPUPlan)
     if as_json:
         click.echo(json.dumps(study.to_json(), indent=2))
         return
@@ -204,6 +224,7 @@ def noise_cmd(
     default=None,
     help="Frontier JSON [default: results/hardware/frontier-<backend>-L<size>.json]; .md and .png beside.",
 )
+@qpu_options
 def frontier_cmd(
     run: Path,
     backend: str,
@@ -216,11 +237,14 @@ def frontier_cmd(
     seed: int,
     data_dir: str | None,
     out: Path | None,
+    dry_run: bool,
+    max_qpu_seconds: float | None,
+    price_per_second: float,
 ) -> None:
     """Estimate error (each method) against the two-qubit-gate budget: one noise study per approximate loader."""
     from qmae_qiskit.model.approx_loader import as_spec
     from qmae_qiskit.study.design import StudySpec
-    from qmae_qiskit.study.frontier import run_frontier, to_markdown, write_frontier
+    from qmae_qiskit.study.frontier import Frontier, run_frontier, to_markdown, write_frontier
 
     names = [x.strip() for x in loaders.split(",") if x.strip()]
     for name in names:
@@ -236,7 +260,12 @@ def frontier_cmd(
         seed=seed,
         data_dir=data_dir,
     )
-    frontier = run_frontier(spec, names)
+    frontier = run_frontier(
+        spec, names, budget=qpu_budget(dry_run, max_qpu_seconds, price_per_second), say=plan_printer(dry_run)
+    )
+    if not isinstance(frontier, Frontier):
+        _dry_run_done(frontier, False)
+        return
     size = frontier.config.get("image_size")
     paths = write_frontier(frontier, out or Path("results") / "hardware" / f"frontier-{backend}-L{size}.json")
     click.echo(to_markdown(frontier))

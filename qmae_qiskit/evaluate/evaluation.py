@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -26,6 +27,9 @@ from qmae_qiskit.hardware.mitigation import Mitigation
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import EVAL_MASK_EPOCH, eval_masks
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
+
+if TYPE_CHECKING:
+    from qmae_qiskit.hardware.qpu_time import QPUBudget
 
 SPLITS = ("test", "train")
 EVAL_FILE = "eval.json"
@@ -61,6 +65,9 @@ class EvalResult(Record):
     baselines: dict[str, Any] | None = None
     paper: dict[str, float] | None = None
     seconds: dict[str, float] = {}
+    qpu_seconds_estimate: float | None = None  # a device or its twin: hardware.qpu_time's estimate
+    qpu_plan: dict[str, Any] | None = None
+    qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
@@ -165,17 +172,26 @@ def evaluate(
     fidelity_circuit: str = "auto",
     optimization_level: int = 1,
     seed_transpiler: int | None = None,
+    budget: QPUBudget | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> dict:
     """Score the run in ``run_dir`` on ``split``; writes ``eval.json`` (or ``out``) and returns the same dict.
 
     ``shots`` None means exact values where the backend allows it (exact, ideal aer_simulator) and 4096
-    otherwise.
+    otherwise. On a device or its twin the QPU plan goes to ``say`` first; a dry run (``budget``) returns
+    ``{"dry_run": True, "qpu_plan": ...}`` and runs and writes nothing.
     """
     from qmae_qiskit.evaluate.prepare import EvalSpec, outputs, prepare
     from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.hardware.jobs import usage_of
+    from qmae_qiskit.hardware.qpu_time import QPUBudget, plan_for
     from qmae_qiskit.hardware.transpile import DEFAULT_SEED
     from qmae_qiskit.train.runs import load_trained
 
+    budget = budget or QPUBudget()
+    backend, note = budget.backend_for(backend)
+    if note is not None and say is not None:
+        say(note)
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     tm = load_trained(run_dir)
@@ -197,11 +213,17 @@ def evaluate(
     if data is None:
         data = load_eval_data(data_dir if data_dir is not None else tm.data_dir, split, cfg.image_size, limit)
     clf, clf_info, clf_path = (
-        load_classifier(run_dir, classifier_dir, required=True) if use_classifier else (None, None, None)
+        load_classifier(run_dir, classifier_dir, required=True)
+        if use_classifier and not budget.dry_run
+        else (None, None, None)
     )
     t1 = time.perf_counter()
     prepared = prepare(tm, data.image_set(), spec, executor)
-    results = executor.run(prepared.work).result()
+    plan = plan_for(prepared.work, executor, budget, say)
+    if budget.dry_run:
+        return {"dry_run": True, "qpu_plan": None if plan is None else plan.model_dump()}
+    execution = executor.run(prepared.work)
+    results = execution.result()
     probs, fids = outputs(prepared, results)
     assert probs is not None
     per_image = score(probs, fids, data.images, data.labels, clf)
@@ -234,6 +256,9 @@ def evaluate(
         baselines=evaluate_baselines(cfg, tm.mask_ratio, data, clf, mask_seed) if baselines else None,
         paper=PAPER_TABLE1.get(tm.kind) if cfg.image_size == 16 and math.isclose(tm.mask_ratio, 0.25) else None,
         seconds={"model": round(t2 - t1, 3), "total": round(time.perf_counter() - t0, 3)},
+        qpu_seconds_estimate=None if plan is None else round(plan.qpu_seconds, 3),
+        qpu_plan=None if plan is None else plan.model_dump(),
+        qpu_usage={r: usage_of(j) for r, j in execution.jobs.items()} if hasattr(execution, "jobs") else None,
     )
     save_record(result, Path(out) if out is not None else run_dir / EVAL_FILE)
     return result.to_json()

@@ -7,6 +7,7 @@ device the twin runs at once and its results and metrics are saved before return
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -18,6 +19,7 @@ from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware import jobs as store
 from qmae_qiskit.hardware.backends import redact
 from qmae_qiskit.hardware.mitigation import Mitigation
+from qmae_qiskit.hardware.qpu_time import QPUBudget, QPUPlan
 from qmae_qiskit.hardware.transpile import DEFAULT_SEED
 from qmae_qiskit.records import Record, save_record, utc_now
 
@@ -41,6 +43,7 @@ class SubmitOptions(BaseModel):
     mitigation: Mitigation = Field(default_factory=Mitigation)
     data_dir: str | None = None
     embed_qpy: bool = True
+    budget: QPUBudget = Field(default_factory=QPUBudget)
 
 
 class JobMetrics(Record):
@@ -103,17 +106,23 @@ def submit(
     jobs_dir: Path = Path("jobs"),
     classifier_dir: str | Path | None = None,
     use_classifier: bool = True,
-) -> Submission:
-    """Submit the N-image evaluation (Estimator fidelity + Sampler reconstruction) and write the record at once."""
+    say: Callable[[str], None] | None = None,
+) -> Submission | QPUPlan:
+    """Submit the N-image evaluation (Estimator fidelity + Sampler reconstruction) and write the record at once.
+    Its QPU plan goes to ``say`` first; a dry run returns the plan and submits and writes nothing."""
     from qmae_qiskit.data import load_split
     from qmae_qiskit.evaluate.prepare import EvalSpec, prepare
     from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.hardware.qpu_time import plan_for
     from qmae_qiskit.train.runs import load_trained
 
+    backend, note = opts.budget.backend_for(opts.backend)
+    if note is not None and say is not None:
+        say(note)
     tm = load_trained(opts.run)
-    executor = make_executor(opts.backend, opts.noise_model)
+    executor = make_executor(backend, opts.noise_model)
     spec = EvalSpec(
-        backend=opts.backend,
+        backend=backend,
         noise_model=opts.noise_model,
         shots=opts.shots,
         fidelity_circuit=opts.fidelity_circuit,
@@ -131,6 +140,10 @@ def submit(
     prep = prepare(tm, data, spec, executor)
     if executor.kind == "exact":
         raise QMAEError("submit runs on a device, its twin or aer_simulator; for exact values use `evaluate`")
+    plan = plan_for(prep.work, executor, opts.budget, say)
+    if opts.budget.dry_run:
+        assert plan is not None
+        return plan
     record = store.new_record(
         prep.work,
         executor.describe(),
@@ -140,9 +153,12 @@ def submit(
         _context(prep, opts),
         opts.embed_qpy,
     )
+    store.attach_plan(record, plan)
     recorder = store.Recorder(jobs_dir, record)
     try:
         execution = executor.run(prep.work, on_submitted=recorder)
+        if executor.remote:
+            store.note_usage(jobs_dir, record, getattr(execution, "jobs", {}))
         results = None if executor.remote else execution.result()
     except QMAEError as exc:
         if recorder.path is not None:

@@ -65,6 +65,10 @@ def _unknown(name: str, candidates: list[str], where: str) -> QMAEError:
     return QMAEError(f"unknown backend {name!r} ({where}); {hint}")
 
 
+class NoAccountError(QMAEError):
+    """No IBM Quantum account is saved or in the environment (a dry run can fall back to a fake backend)."""
+
+
 def redact(text: str) -> str:
     """``text`` with the IBM token (if one is in the environment) and anything token-like replaced by ***."""
     token = os.environ.get(TOKEN_ENV)
@@ -86,7 +90,7 @@ def runtime_service() -> Any:
     except Exception as exc:  # AccountNotFoundError, InvalidAccountError, network errors, ...
         kind = type(exc).__name__
         if "AccountNotFound" in kind or "No account" in str(exc) or "no default" in str(exc).lower():
-            raise QMAEError(
+            raise NoAccountError(
                 f"no IBM Quantum account: set {TOKEN_ENV} (and {INSTANCE_ENV}) in the environment or save one with "
                 "QiskitRuntimeService.save_account(...); offline, use a fake backend such as fake_torino"
             ) from None

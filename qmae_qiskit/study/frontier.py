@@ -7,14 +7,18 @@ so both costs show. A user reads off which budget a device can afford.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.records import Record, save_record
-from qmae_qiskit.study.design import StudySpec
-from qmae_qiskit.study.noise import run_study
+from qmae_qiskit.study.design import StudySpec, design
+from qmae_qiskit.study.noise import run_designed
 from qmae_qiskit.study.record import NoiseStudy
+
+if TYPE_CHECKING:
+    from qmae_qiskit.hardware.qpu_time import QPUBudget, QPUPlan
 
 
 class Frontier(Record):
@@ -28,6 +32,8 @@ class Frontier(Record):
     config: dict[str, Any]
     spec: dict[str, Any]
     points: list[dict[str, Any]]
+    qpu_seconds_estimate: float | None = None  # every study's plan, summed (hardware.qpu_time)
+    qpu_plan: dict[str, Any] | None = None
 
 
 def point(study: NoiseStudy) -> dict[str, Any]:
@@ -49,19 +55,56 @@ def point(study: NoiseStudy) -> dict[str, Any]:
             for name, a in study.aggregates.items()
         },
         "seconds": study.seconds.get("total"),
+        "qpu_seconds_estimate": study.qpu_seconds_estimate,
     }
 
 
-def run_frontier(spec: StudySpec, loaders: list[str], client: Any = None) -> Frontier:
-    """One study per loader (the spec's own loader is ignored), on a local backend."""
-    points, config = [], {}
+def run_frontier(
+    spec: StudySpec,
+    loaders: list[str],
+    client: Any = None,
+    budget: QPUBudget | None = None,
+    say: Callable[[str], None] | None = None,
+) -> Frontier | QPUPlan:
+    """One study per loader (the spec's own loader is ignored), on a local backend. Every study is designed
+    first and their QPU plans, summed, go to ``say`` (or are refused by the cap) before any runs; a dry run
+    returns that plan and runs and writes nothing."""
+    import time
+
+    from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.hardware.qpu_time import QPUBudget, announce, combine, plan_work
+
+    budget = budget or QPUBudget()
+    backend, note = budget.backend_for(spec.backend)
+    if note is not None and say is not None:
+        say(note)
+    spec = spec.model_copy(update={"backend": backend})
+    executor = make_executor(spec.backend, spec.noise_model)
+    assert not executor.remote and executor.target is not None, "a frontier runs on a device's twin"
+    designs, plans = [], []
     for loader in loaders:
-        study = run_study(spec.model_copy(update={"loader": None if loader == "exact" else loader}), client=client)
+        t0 = time.perf_counter()
+        d = design(spec.model_copy(update={"loader": None if loader == "exact" else loader}), executor)
+        designs.append((d, t0))
+        plans.append(plan_work(d.work, executor.target, budget.price_per_second, executor.target.name))
+    total = announce(combine(plans), budget, say)
+    if budget.dry_run:
+        return total
+    points, config = [], {}
+    for (d, t0), plan in zip(designs, plans, strict=True):
+        study = run_designed(d, executor, plan, Path("jobs"), client, t0)
         assert not isinstance(study, str), "a frontier runs on a local backend"
         points.append(point(study))
         config = study.config
     points.sort(key=lambda p: p["two_qubit_gates"])
-    return Frontier(backend=spec.backend, config=config, spec=spec.model_dump(), points=points)
+    return Frontier(
+        backend=spec.backend,
+        config=config,
+        spec=spec.model_dump(),
+        points=points,
+        qpu_seconds_estimate=round(total.qpu_seconds, 3),
+        qpu_plan=total.model_dump(),
+    )
 
 
 def to_markdown(frontier: Frontier) -> str:

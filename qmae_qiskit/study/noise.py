@@ -17,9 +17,10 @@ registers.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from qmae_qiskit.study.analysis import METRICS, estimate, exact_values, referenc
 from qmae_qiskit.study.design import Design, StudySpec, check_precision, design
 from qmae_qiskit.study.record import NoiseStudy, build_record
 from qmae_qiskit.study.report import default_out, write_study
+
+if TYPE_CHECKING:
+    from qmae_qiskit.hardware.qpu_time import QPUBudget, QPUPlan
 
 __all__ = [
     "METRICS",
@@ -43,6 +47,7 @@ __all__ = [
     "exact_values",
     "record",
     "reference_exact",
+    "run_designed",
     "run_local",
     "run_study",
     "summarize",
@@ -94,14 +99,37 @@ def _run_rows(backend: str, noise_model: str | None, work: Work, role: str, rows
     return executor.run(Work({role: part}, shots=work.shots, mitigation=work.mitigation, seed=seed)).result()[role]
 
 
-def run_study(spec: StudySpec, jobs_dir: Path = Path("jobs"), client: Any = None) -> NoiseStudy | str:
+def run_study(
+    spec: StudySpec,
+    jobs_dir: Path = Path("jobs"),
+    client: Any = None,
+    budget: QPUBudget | None = None,
+    say: Callable[[str], None] | None = None,
+) -> NoiseStudy | str | QPUPlan:
     """Run the study: on a local backend, now (the record is returned); on a device, submit one Batch with a
-    durable record and return its id (``jobs fetch ID`` completes the study)."""
+    durable record and return its id (``jobs fetch ID`` completes the study). Its QPU plan goes to ``say``
+    first; a dry run (``budget``) returns the plan and runs and writes nothing."""
     from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.hardware.qpu_time import QPUBudget, plan_for
 
     t0 = time.perf_counter()
+    budget = budget or QPUBudget()
+    backend, note = budget.backend_for(spec.backend)
+    if note is not None and say is not None:
+        say(note)
+    spec = spec.model_copy(update={"backend": backend})
     executor = make_executor(spec.backend, spec.noise_model)
     d = design(spec, executor)
+    plan = plan_for(d.work, executor, budget, say)
+    if budget.dry_run and plan is not None:
+        return plan
+    return run_designed(d, executor, plan, jobs_dir, client, t0)
+
+
+def run_designed(
+    d: Design, executor: Executor, plan: QPUPlan | None, jobs_dir: Path, client: Any, t0: float
+) -> NoiseStudy | str:
+    """A designed (and planned) study run: locally now, or submitted to a device with a durable record."""
     prepare_s = time.perf_counter() - t0
     if executor.remote:
         rec = store.new_record(
@@ -110,21 +138,24 @@ def run_study(spec: StudySpec, jobs_dir: Path = Path("jobs"), client: Any = None
             executor.name,
             True,
             "study",
-            {"study": spec.model_dump(), "run": spec.run, "samples": spec.samples},
+            {"study": d.spec.model_dump(), "run": d.spec.run, "samples": d.spec.samples},
         )
+        store.attach_plan(rec, plan)
         recorder = store.Recorder(jobs_dir, rec)
-        executor.run(d.work, on_submitted=recorder)
+        execution = executor.run(d.work, on_submitted=recorder)
+        store.note_usage(jobs_dir, rec, getattr(execution, "jobs", {}))
         return rec.id
     results, seconds = run_local(d, executor, client)
     seconds = {**seconds, "prepare": prepare_s, "total": time.perf_counter() - t0}
     jobs = dict.fromkeys(d.work.tasks)
-    return build_record(d, executor, summarize(d, results, seconds), seconds, jobs)
+    return build_record(d, executor, summarize(d, results, seconds), seconds, jobs, plan)
 
 
 @store.completes("study")
 def complete_record(jobs_dir: Path, rec: store.JobRecord, options: dict[str, Any]) -> store.Completion:
     """``jobs fetch`` for a study on a device: fetch every job, rebuild the design, write the study files."""
     from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.hardware.qpu_time import QPUPlan
 
     spec = StudySpec(**rec.context["study"])
     results = store.finished_results(jobs_dir, rec)
@@ -138,7 +169,10 @@ def complete_record(jobs_dir: Path, rec: store.JobRecord, options: dict[str, Any
             raise QMAEError(
                 f"the study's inputs changed since submission (task {role}); fetch with the same run, data and code"
             )
-    study = build_record(d, executor, summarize(d, results, {}), {}, {r: i.job_id for r, i in rec.jobs.items()})
+    plan = None if rec.qpu_plan is None else QPUPlan(**rec.qpu_plan)
+    jobs = {r: i.job_id for r, i in rec.jobs.items()}
+    study = build_record(d, executor, summarize(d, results, {}), {}, jobs, plan)
+    study.qpu_usage = rec.qpu_usage or None
     paths = write_study(study, default_out(study))
     store.update(jobs_dir, rec, status="FETCHED")
     return store.Completion(study, [f"wrote {p}" for p in paths])

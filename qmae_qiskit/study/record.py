@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from qmae_qiskit.hardware.execution import Executor
 from qmae_qiskit.records import Record, load_record
 from qmae_qiskit.study.design import Design
+
+if TYPE_CHECKING:
+    from qmae_qiskit.hardware.qpu_time import QPUPlan
 
 
 class NoiseStudy(Record):
@@ -37,11 +40,18 @@ class NoiseStudy(Record):
     seconds: dict[str, float] = {}
     verdict: dict[str, Any] | None = None  # whether the device resolves the circuit (calibration alone)
     allocation: dict[str, Any] | None = None  # a budgeted study's chosen shots, images, references and prediction
-    qpu_seconds_estimate: float | None = None
+    qpu_seconds_estimate: float | None = None  # hardware.qpu_time's estimate of the whole job set
+    qpu_plan: dict[str, Any] | None = None
+    qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
 
 
 def build_record(
-    d: Design, executor: Executor, summary: dict[str, Any], seconds: dict[str, float], jobs: dict[str, str | None]
+    d: Design,
+    executor: Executor,
+    summary: dict[str, Any],
+    seconds: dict[str, float],
+    jobs: dict[str, str | None],
+    plan: QPUPlan | None = None,
 ) -> NoiseStudy:
     """The study record: the design's provenance beside the analysis ``summary``."""
     from qmae_qiskit.hardware.transpile import two_qubit_count
@@ -63,6 +73,8 @@ def build_record(
         jobs=jobs,
         seconds={k: round(v, 3) for k, v in seconds.items()},
         loading=d.prepared.loading_summary(),
+        qpu_seconds_estimate=None if plan is None else round(plan.qpu_seconds, 3),
+        qpu_plan=None if plan is None else plan.model_dump(),
         **summary,
     )
 
