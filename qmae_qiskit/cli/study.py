@@ -91,6 +91,23 @@ def study_group() -> None:
     default=None,
     help="Wanted standard error of a calibrated fidelity; too few shots for it is an error.",
 )
+@click.option(
+    "--qpu-budget",
+    "qpu_budget_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="QPU seconds the study may spend: a pilot measures the device, then the shots, calibration images and "
+    "whether references pay are chosen for the smallest predicted error (overrides --shots and "
+    "--calibration-images).",
+)
+@click.option(
+    "--max-error",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="Predicted standard error of the fidelity above which the verdict says the device does not resolve "
+    "the circuit.",
+)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="MNIST folder [default: the run's].")
 @click.option(
     "--out",
@@ -133,6 +150,8 @@ def noise_cmd(
     zne_noise_factors: str,
     zne_extrapolator: str,
     precision: float | None,
+    qpu_budget_s: float | None,
+    max_error: float,
     data_dir: str | None,
     out: Path | None,
     jobs_dir: Path,
@@ -171,6 +190,8 @@ def noise_cmd(
         zne_noise_factors=_floats(zne_noise_factors),
         zne_extrapolator=[x.strip() for x in zne_extrapolator.split(",") if x.strip()],
         precision=precision,
+        qpu_budget=qpu_budget_s,
+        max_error=max_error,
         data_dir=data_dir,
     )
     context: AbstractContextManager[Any] = nullcontext(None)

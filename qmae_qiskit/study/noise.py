@@ -27,10 +27,11 @@ import numpy as np
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware import jobs as store
 from qmae_qiskit.hardware.execution import Estimates, Executor, Result, Samples, Work
-from qmae_qiskit.study.analysis import METRICS, estimate, exact_values, reference_exact, summarize
+from qmae_qiskit.study.analysis import METRICS, estimate, estimate_methods, exact_values, reference_exact, summarize
 from qmae_qiskit.study.design import Design, StudySpec, check_precision, design
 from qmae_qiskit.study.record import NoiseStudy, build_record
 from qmae_qiskit.study.report import default_out, write_study
+from qmae_qiskit.study.verdict import judged_method
 
 if TYPE_CHECKING:
     from qmae_qiskit.hardware.qpu_time import QPUBudget, QPUPlan
@@ -119,11 +120,52 @@ def run_study(
         say(note)
     spec = spec.model_copy(update={"backend": backend})
     executor = make_executor(spec.backend, spec.noise_model)
+    if spec.qpu_budget is not None:
+        return run_budgeted(spec, executor, budget, say, client)
     d = design(spec, executor)
     plan = plan_for(d.work, executor, budget, say)
     if budget.dry_run and plan is not None:
         return plan
     return run_designed(d, executor, plan, jobs_dir, client, t0)
+
+
+def run_budgeted(
+    spec: StudySpec, executor: Executor, budget: QPUBudget, say: Callable[[str], None] | None, client: Any
+) -> NoiseStudy | QPUPlan:
+    """``--qpu-budget``: a pilot measures the device's slope, scatter and shot noise; the allocation with the
+    smallest predicted error that fits the budget (pilot included) is then run as a study on it."""
+    from qmae_qiskit.hardware.qpu_time import announce, plan_for, plan_work
+    from qmae_qiskit.study import budget as bud
+
+    if executor.remote or executor.target is None:
+        raise QMAEError(
+            "--qpu-budget designs a study from a pilot run on a device's twin; pass a fake device or a "
+            "calibration snapshot (e.g. fake_torino for ibm_torino)"
+        )
+    t0 = time.perf_counter()
+    pd = design(bud.pilot_spec(spec), executor)
+    pilot_plan = plan_work(pd.work, executor.target, budget.price_per_second, executor.target.name)
+    costs = bud.cost_model(pd, executor.target)
+    params = {False: 2, **({True: 4} if pd.ref_role else {})}
+    bud.check_minimum(spec.qpu_budget or 0.0, spec.samples, costs, params, pilot_plan.qpu_seconds)
+    if budget.dry_run:
+        return announce(pilot_plan, budget, say)
+    results, _ = run_local(pd, executor, client)
+    each = estimate_methods(pd, results, *exact_values(pd.prepared, loaded=True))  # calibration rows only
+    judged = judged_method(list(each), {m for m, e in each.items() if e.fits})
+    if judged is None:
+        raise QMAEError("--qpu-budget needs a calibrated method (e.g. --methods raw,recommended)")
+    models = bud.noise_models(each[judged].fits, bud.PILOT_SHOTS)
+    allocation = bud.allocate(spec.qpu_budget or 0.0, spec.samples, costs, models, pilot_plan.qpu_seconds)
+    main = bud.budgeted_spec(spec, allocation)
+    d = design(main, executor)
+    plan = plan_for(d.work, executor, budget, say)
+    study = run_designed(d, executor, plan, Path("jobs"), client, t0)
+    assert isinstance(study, NoiseStudy), "a budgeted study runs on a twin"
+    total = pilot_plan.qpu_seconds + (plan.qpu_seconds if plan is not None else 0.0)
+    allocation["pilot"] = {**bud.pilot_summary(pilot_plan, models), "method": judged}
+    allocation["budget_s"] = spec.qpu_budget
+    return study.model_copy(update={"allocation": allocation, "qpu_seconds_estimate": round(total, 3)})
 
 
 def run_designed(

@@ -40,6 +40,10 @@ def to_markdown(study: NoiseStudy) -> str:
         )
     if study.verdict:
         lines += ["", f"Verdict: {study.verdict['line']}"]
+    if study.allocation:
+        lines += ["", allocation_line(study.allocation)]
+    if study.qpu_seconds_estimate is not None:
+        lines += ["", f"QPU time estimate: {study.qpu_seconds_estimate:,.1f} s on the device this twin copies."]
     lines += ["", "Methods:", ""] + [f"- `{k}`: {v}" for k, v in study.methods.items()]
     if study.fits:
         lines += [
@@ -63,6 +67,27 @@ def to_markdown(study: NoiseStudy) -> str:
         ]
     lines += ["", "Time: " + ", ".join(f"{k} {v:.1f} s" for k, v in study.seconds.items()), ""]
     return "\n".join(lines)
+
+
+def allocation_line(a: dict) -> str:
+    """A budgeted study's allocation in one paragraph: what the pilot measured and what was chosen, and why."""
+    pilot = a["pilot"]
+    models = ", ".join(
+        f"{k.replace('_', ' ')}: slope {m['slope']:.3f}, scatter {m['scatter_std']:.4f}, shot std "
+        f"{m['shot_std_per_shot']:.3f}/sqrt(shots)"
+        for k, m in pilot["models"].items()
+    )
+    opts = "; ".join(
+        f"{k.replace('_', ' ')} ±{o['predicted_std']:.4f} ({o['shots']} shots, K={o['calibration_images']})"
+        for k, o in a["options"].items()
+    )
+    return (
+        f"Budget {a['budget_s']:g} QPU s: a pilot ({pilot['calibration_images']} calibration images at "
+        f"{pilot['shots']} shots, {pilot['qpu_seconds']:.1f} s, method {pilot['method']}) measured {models}. "
+        f"Chosen: {a['shots']} shots per circuit, {a['calibration_images']} calibration images, references "
+        f"{'on' if a['references'] else 'off'} (best of: {opts}); predicted standard error ±{a['predicted_std']:.4f}, "
+        f"mean |error| {a['predicted_mean_abs_error']:.4f}; {a['qpu_seconds']:.1f} QPU s beside the pilot."
+    )
 
 
 def _coverage(f: dict) -> str:
