@@ -465,3 +465,107 @@ def test_the_job_store_dispatches_completion_by_purpose(tmp_path):
         assert seen == [("probe1", {"level": 3})]
     finally:
         del store._COMPLETERS["probe"]
+
+
+# ------------------------------------------------------------------------------------------------ budgets
+def test_the_cost_model_is_the_qpu_plan_of_the_design(run4):
+    """Per role, c0 + c1 x rows from one- and two-row plans predicts the plan of the whole design (any shots)."""
+    from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.hardware.qpu_time import plan_work
+    from qmae_qiskit.study.budget import cost_model
+    from qmae_qiskit.study.design import StudySpec, design
+
+    spec = StudySpec(
+        run=str(run4), backend="fake_manila", samples=3, shots=1500, methods="raw,recommended", calibration_images=6
+    )
+    executor = make_executor(spec.backend, spec.noise_model)
+    d = design(spec, executor)
+    costs = cost_model(d, executor.target)
+    want = plan_work(d.work, executor.target).qpu_seconds
+    assert costs.seconds(1500, 9) == pytest.approx(want, rel=1e-9)
+    no_ref = {r: t for r, t in d.work.tasks.items() if not r.startswith("reference/")}
+    want = plan_work(Work(no_ref, shots=700), executor.target).qpu_seconds
+    # twirled (TREX) jobs round the shots up to whole randomizations: linear in the shots to within a percent
+    assert costs.seconds(700, 9, references=False) == pytest.approx(want, rel=1e-2)
+
+
+def test_the_predicted_error_matches_a_synthetic_device():
+    """NoiseModel.std(shots, K) against the spread of calibrated estimates on a device with that slope, scatter
+    and shot noise."""
+    from qmae_qiskit.study.budget import NoiseModel
+
+    a, b, tau, shots, k = 0.3, 0.05, 0.006, 2000, 12
+    rng = np.random.default_rng(9)
+    errs = []
+    for _ in range(3000):
+        xc, xe = rng.uniform(0.5, 0.95, k), rng.uniform(0.5, 0.95, 1)
+        (yc, sc), (ye, se) = _device(rng, xc, a, b, tau, shots), _device(rng, xe, a, b, tau, shots)
+        errs.append(fit_affine(xc, yc, None, sc).invert(ye, se)[0][0] - xe[0])
+    p = a * rng.uniform(0.5, 0.95, 100_000) + b
+    v = float(np.mean(p * (1 - p)))  # the per-shot variance of a measured probability
+    model = NoiseModel(a, tau**2, v, 2)
+    assert model.std(shots, k) == pytest.approx(np.std(errs), rel=0.1)
+
+
+def test_the_allocation_fits_the_budget_and_takes_references_only_when_they_pay():
+    from qmae_qiskit.study.budget import CostModel, NoiseModel, allocate
+
+    costs = CostModel({"fidelity/x": 3e-4, "reference/x": 3e-4}, {"fidelity/x": 1e-4, "reference/x": 0.0}, 3.0)
+    line = NoiseModel(0.3, 0.02**2, 0.2, 2)
+    for ref_scatter, want in [(0.002, True), (0.02, False)]:
+        models = {False: line, True: NoiseModel(0.3, ref_scatter**2, 0.35, 4)}
+        got = allocate(600, 100, costs, models, spent=20)
+        assert got["references"] is want
+        assert costs.seconds(got["shots"], 100 + got["calibration_images"], want) <= 580
+        assert costs.seconds(got["shots"] + 1, 100 + got["calibration_images"], want) > 580  # the budget is spent
+        chosen = models[want].std(got["shots"], got["calibration_images"])
+        assert got["predicted_std"] == pytest.approx(chosen)
+        other = got["options"]["without_references" if want else "with_references"]["predicted_std"]
+        assert chosen < other
+    with pytest.raises(QMAEError, match="too small for one pass: .* at least"):
+        allocate(10, 100, costs, {False: line}, spent=5)
+
+
+def test_a_budgeted_study_records_its_allocation_coverage_and_verdict(run4, tmp_path):
+    out = tmp_path / "study.json"
+    args = ["study", "noise", str(run4), "--backend", "fake_manila", "--samples", "4", "--methods", "raw,recommended"]
+    res = CliRunner().invoke(main, [*args, "--qpu-budget", "60", "--max-error", "0.0001", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    study = json.loads(out.read_text())
+    alloc = study["allocation"]
+    assert alloc["budget_s"] == 60 and study["qpu_seconds_estimate"] <= 60
+    assert (
+        study["spec"]["shots"] == alloc["shots"] and study["spec"]["calibration_images"] == alloc["calibration_images"]
+    )
+    assert study["qpu_seconds_estimate"] == pytest.approx(
+        alloc["pilot"]["qpu_seconds"] + study["qpu_plan"]["qpu_seconds"], abs=1e-2
+    )
+    name = "recommended" if alloc["references"] else "trex+mthree+cal"
+    rec = study["aggregates"][name]["fidelity"]
+    rows = study["per_image"]
+    miss = np.abs([r["estimates"][name] - r["exact"] for r in rows])
+    q = rec["interval_quantile_95"]
+    assert rec["coverage_95"] == pytest.approx(np.mean(miss <= q * np.array([r["stds"][name] for r in rows])))
+    assert q > 1.96 and set(rec["std_parts"]) == {"fit", "scatter", "shot"}
+    verdict = study["verdict"]
+    assert not verdict["resolved"] and "predicted error above 0.0001" in verdict["line"]
+    assert any("brickwork" in h for h in verdict["helps"]) and any("budget" in h for h in verdict["helps"])
+    assert "NOT RESOLVED" in out.with_suffix(".md").read_text()
+
+
+def test_a_budget_too_small_for_one_pass_names_the_minimum_and_writes_nothing(run4, tmp_path):
+    args = [
+        "study",
+        "noise",
+        str(run4),
+        "--backend",
+        "fake_manila",
+        "--samples",
+        "4",
+        "--out",
+        str(tmp_path / "s.json"),
+    ]
+    res = CliRunner().invoke(main, [*args, "--qpu-budget", "5"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "too small for one pass" in res.output and "at least" in res.output
+    assert not any(tmp_path.iterdir())
