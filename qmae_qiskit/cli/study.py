@@ -213,8 +213,8 @@ def noise_cmd(
             f"--jobs-dir {jobs_dir}"
         )
         return
-    paths = write_study(study, out if out is not None else default_out(study))
     assert not isinstance(study, QPUPlan)
+    paths = write_study(study, out if out is not None else default_out(study))
     if as_json:
         click.echo(json.dumps(study.to_json(), indent=2))
         return

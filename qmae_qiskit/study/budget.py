@@ -114,7 +114,8 @@ def allocate(
             if choice is None or std < choice["predicted_std"]:
                 choice = {"shots": shots, "calibration_images": k, "predicted_std": std}
         if choice is not None:
-            choice["qpu_seconds"] = costs.seconds(choice["shots"], n + choice["calibration_images"], references)
+            rows = n + int(choice["calibration_images"])
+            choice["qpu_seconds"] = costs.seconds(int(choice["shots"]), rows, references)
             options["with_references" if references else "without_references"] = choice
             if best is None or choice["predicted_std"] < best["predicted_std"]:
                 best = {**choice, "references": references}

@@ -212,7 +212,7 @@ def complete_record(jobs_dir: Path, rec: store.JobRecord, options: dict[str, Any
                 f"the study's inputs changed since submission (task {role}); fetch with the same run, data and code"
             )
     plan = None if rec.qpu_plan is None else QPUPlan(**rec.qpu_plan)
-    jobs = {r: i.job_id for r, i in rec.jobs.items()}
+    jobs: dict[str, str | None] = {r: i.job_id for r, i in rec.jobs.items()}
     study = build_record(d, executor, summarize(d, results, {}), {}, jobs, plan)
     study.qpu_usage = rec.qpu_usage or None
     paths = write_study(study, default_out(study))
