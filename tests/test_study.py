@@ -569,3 +569,6 @@ def test_a_budget_too_small_for_one_pass_names_the_minimum_and_writes_nothing(ru
     assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
     assert "too small for one pass" in res.output and "at least" in res.output
     assert not any(tmp_path.iterdir())
+    res = CliRunner().invoke(main, [*args, "--qpu-budget", "60", "--dry-run"])  # the pilot's plan, nothing run
+    assert res.exit_code == 0 and "QPU plan on fake_manila" in res.output and "nothing written" in res.output
+    assert not any(tmp_path.iterdir())
