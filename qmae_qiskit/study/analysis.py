@@ -17,6 +17,7 @@ from qmae_qiskit.hardware.execution import Estimates, Result, Samples
 from qmae_qiskit.study.calibration import fit_affine, fit_fixed_point, fit_reference, invert_fixed_point, t_quantile
 from qmae_qiskit.study.design import Design
 from qmae_qiskit.study.methods import Method
+from qmae_qiskit.study.verdict import verdict
 
 METRICS = ("fidelity", "cs", "ssim")
 
@@ -169,8 +170,6 @@ def interval_summary(e: MethodEstimate, exact: np.ndarray) -> dict[str, Any]:
 
 def summarize(d: Design, results: dict[str, Result], seconds: dict[str, float]) -> dict[str, Any]:
     """Everything the record holds except provenance: per image rows, aggregates, fits, costs, the verdict."""
-    from qmae_qiskit.study.verdict import verdict
-
     n = d.n_eval
     each = estimate_methods(d, results, *exact_values(d.prepared, loaded=True))
     exact_f, exact_p = exact_values(d.prepared)  # the paper's circuit: what every estimate is compared with

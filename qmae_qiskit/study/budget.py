@@ -23,7 +23,9 @@ import numpy as np
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.execution import Work
+from qmae_qiskit.hardware.qpu_time import JOB_OVERHEAD_SECONDS, plan_work
 from qmae_qiskit.study.design import Design, StudySpec
+from qmae_qiskit.study.methods import ALIASES
 
 MIN_SHOTS = 100  # fewer shots than this give no usable estimate of a probability; a pass needs at least this
 PILOT_SHOTS = 1000
@@ -53,8 +55,6 @@ class CostModel:
 
 def cost_model(d: Design, backend: Any) -> CostModel:
     """Per task role of the design, its QPU seconds per shot at one and two rows -> (c1, c0)."""
-    from qmae_qiskit.hardware.qpu_time import JOB_OVERHEAD_SECONDS, plan_work
-
     shots = PILOT_SHOTS
     per_row, fixed = {}, {}
     for role, task in d.work.tasks.items():
@@ -145,8 +145,6 @@ def check_minimum(budget: float, n: int, costs: CostModel, params: dict[bool, in
 
 def without_references(methods: str) -> str:
     """The methods with every 'ref' part dropped (``recommended`` -> ``trex+mthree+cal``), each once."""
-    from qmae_qiskit.study.methods import ALIASES
-
     out: list[str] = []
     for name in (m.strip().lower() for m in methods.split(",") if m.strip()):
         parts = [p for p in ALIASES.get(name, name).split("+") if p not in REFERENCE_PARTS]

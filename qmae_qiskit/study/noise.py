@@ -20,21 +20,20 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware import jobs as store
 from qmae_qiskit.hardware.execution import Estimates, Executor, Result, Samples, Work
+from qmae_qiskit.hardware.qpu_time import QPUBudget, QPUPlan, announce, plan_for, plan_work
+from qmae_qiskit.study import budget as bud
 from qmae_qiskit.study.analysis import METRICS, estimate, estimate_methods, exact_values, reference_exact, summarize
 from qmae_qiskit.study.design import Design, StudySpec, check_precision, design
 from qmae_qiskit.study.record import NoiseStudy, build_record
 from qmae_qiskit.study.report import default_out, write_study
 from qmae_qiskit.study.verdict import judged_method
-
-if TYPE_CHECKING:
-    from qmae_qiskit.hardware.qpu_time import QPUBudget, QPUPlan
 
 __all__ = [
     "METRICS",
@@ -111,7 +110,6 @@ def run_study(
     durable record and return its id (``jobs fetch ID`` completes the study). Its QPU plan goes to ``say``
     first; a dry run (``budget``) returns the plan and runs and writes nothing."""
     from qmae_qiskit.hardware.executors import make_executor
-    from qmae_qiskit.hardware.qpu_time import QPUBudget, plan_for
 
     t0 = time.perf_counter()
     budget = budget or QPUBudget()
@@ -134,9 +132,6 @@ def run_budgeted(
 ) -> NoiseStudy | QPUPlan:
     """``--qpu-budget``: a pilot measures the device's slope, scatter and shot noise; the allocation with the
     smallest predicted error that fits the budget (pilot included) is then run as a study on it."""
-    from qmae_qiskit.hardware.qpu_time import announce, plan_for, plan_work
-    from qmae_qiskit.study import budget as bud
-
     if executor.remote or executor.target is None:
         raise QMAEError(
             "--qpu-budget designs a study from a pilot run on a device's twin; pass a fake device or a "
@@ -197,7 +192,6 @@ def run_designed(
 def complete_record(jobs_dir: Path, rec: store.JobRecord, options: dict[str, Any]) -> store.Completion:
     """``jobs fetch`` for a study on a device: fetch every job, rebuild the design, write the study files."""
     from qmae_qiskit.hardware.executors import make_executor
-    from qmae_qiskit.hardware.qpu_time import QPUPlan
 
     spec = StudySpec(**rec.context["study"])
     results = store.finished_results(jobs_dir, rec)
