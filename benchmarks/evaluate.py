@@ -1,6 +1,6 @@
 """Time of `evaluate` on the exact path: the whole test split (target: 10,000 images in <= 60 s).
 
-    python benchmarks/evaluate.py RUN [--data-dir DIR] [--limit N] [--baselines] [--json out.json]
+    python benchmarks/evaluate.py RUN [--data-dir DIR] [--images N] [--baselines] [--json out.json]
 
 RUN is a trained run folder (e.g. results/runs/qmae-m25). Timed separately: loading the split, the exact
 reconstruction + fidelity (U built once per batch of 2048), the scores (cosine, batched SSIM), the classifier on
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("QMAE_DATA_DIR", "data")))
-    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--images", type=int, default=None)
     ap.add_argument("--baselines", action="store_true", help="also time the three no-circuit baselines")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     t = {}
     t0 = time.perf_counter()
     tm = load_trained(args.run)
-    data = load_eval_data(args.data_dir, "test", tm.cfg.image_size, args.limit)
+    data = load_eval_data(args.data_dir, "test", tm.cfg.image_size, args.images)
     t["load data"] = time.perf_counter() - t0
     path = find_classifier(args.run, None)
     model = clf.load(path)[0] if clf.exists(path) else None

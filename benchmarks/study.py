@@ -1,6 +1,6 @@
 """Time of a 100-image noise study on the twin: `recommended` against the raw study (target: <= 2 min at 8x8).
 
-    python benchmarks/study.py [RUN] [--backend fake_torino] [--samples 100] [--shots 20000] [--json out.json]
+    python benchmarks/study.py [RUN] [--backend fake_torino] [--images 100] [--shots 20000] [--json out.json]
 
 RUN is a trained run folder (default: results/hardware/qmae-L8 if present, else a QMAE trained here on the
 exact path in a few seconds). The named baseline is the same study with only the raw method (one Estimator and one
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, nargs="?", default=None)
     ap.add_argument("--backend", default="fake_torino")
-    ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--shots", type=int, default=20000)
     ap.add_argument("--calibration-images", type=int, default=20)
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("QMAE_DATA_DIR", "data")))
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = StudySpec(
             run=str(run),
             backend=args.backend,
-            samples=args.samples,
+            samples=args.images,
             shots=args.shots,
             methods=methods,
             calibration_images=args.calibration_images,
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     base = rows["study --methods raw"]["seconds"]
     print(
-        f"{args.samples} test images + {args.calibration_images} calibration images, {run}, {args.backend}, "
+        f"{args.images} test images + {args.calibration_images} calibration images, {run}, {args.backend}, "
         f"{args.shots} shots; {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     )
     for name, r in rows.items():

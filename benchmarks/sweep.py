@@ -62,20 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--cells", type=int, default=16)
-    ap.add_argument("--eval-limit", type=int, default=500)
+    ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--out", type=Path, default=Path("/tmp/qmae-sweep-benchmark"))
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("QMAE_DATA_DIR", "data")))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     from qmae_qiskit.evaluate.classifier import train_and_cache
 
-    spec = _cells(args.cells, args.eval_limit)[0].classifier
+    spec = _cells(args.cells, args.images)[0].classifier
     clf_cache = args.out / "classifier-cache"
     if not (clf_cache / "classifier.json").is_file():
         train_and_cache(
-            args.data_dir, clf_cache, image_size=4, progress=False, test_limit=args.eval_limit, **spec.settings()
+            args.data_dir, clf_cache, image_size=4, progress=False, test_limit=args.images, **spec.settings()
         )
-    rows = [run(w, args.out / f"w{w}", clf_cache, args.data_dir, args.cells, args.eval_limit) for w in args.workers]
+    rows = [run(w, args.out / f"w{w}", clf_cache, args.data_dir, args.cells, args.images) for w in args.workers]
     base = next((r for r in rows if r["workers"] == 1), rows[0])
     for r in rows:
         r["speedup_run"] = round(base["run_s"] / r["run_s"], 2)

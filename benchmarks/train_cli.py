@@ -77,6 +77,7 @@ def kernel_step_seconds(batch: int, repeats: int = 5, min_seconds: float = 1.0) 
 
 
 def exact_cli(args, out: Path, checkout: Path, name: str) -> dict:
+    # --train-samples: the baseline checkout knows only the old spelling; ours takes it with a notice
     cli_args = [
         "--backend", "exact", "--batch-size", str(args.batch), "--train-samples", str(args.train_samples),
         "--epochs", str(args.epochs), "--precision", "float64", "--data-dir", str(args.data_dir),
@@ -153,7 +154,7 @@ def aer(args, out: Path) -> dict:
 
     cfg = QMAEConfig()
     cli_args = [
-        "--backend", "aer_simulator", "--batch-size", "4", "--train-samples", str(args.aer_samples), "--epochs", "1",
+        "--backend", "aer_simulator", "--batch-size", "4", "--train-images", str(args.aer_samples), "--epochs", "1",
         "--data-dir", str(args.data_dir), "--no-progress", "--out", str(out), "--name", "aer",
     ]  # fmt: skip
     cli = run_cli(cli_args, REPO)

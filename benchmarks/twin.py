@@ -1,6 +1,6 @@
 """The local twin against today's local testing mode: 20 test images at 8x8 on fake_torino (target >= 5x faster).
 
-    python benchmarks/twin.py [RUN] [--backend fake_torino] [--samples 20] [--shots 4000] [--json out.json]
+    python benchmarks/twin.py [RUN] [--backend fake_torino] [--images 20] [--shots 4000] [--json out.json]
 
 RUN is a trained 8x8 run folder (default: results/hardware/qmae-L8 if present, else a QMAE trained here on
 the exact path in a few seconds). Both paths run the same work -- the inverse-loader fidelity circuit
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, nargs="?", default=None)
     ap.add_argument("--backend", default="fake_torino")
-    ap.add_argument("--samples", type=int, default=20)
+    ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--shots", type=int, default=4000)
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("QMAE_DATA_DIR", "data")))
     ap.add_argument("--json", type=Path, default=None)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = _run_folder(args.run, args.data_dir)
     tm = load_trained(run)
-    data = load_split(args.data_dir, "test", tm.cfg.image_size, limit=args.samples)
+    data = load_split(args.data_dir, "test", tm.cfg.image_size, limit=args.images)
     twin = make_executor(args.backend)
     prep = prepare(tm, data, EvalSpec(backend=args.backend, shots=args.shots, seed=1), twin)
     with torch.no_grad():
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     base = rows["local testing mode (legacy EstimatorV2 + SamplerV2)"]["seconds"]
     print(
-        f"{args.samples} test images, {tm.cfg.image_size}x{tm.cfg.image_size} QMAE ({run}), {args.backend}, "
+        f"{args.images} test images, {tm.cfg.image_size}x{tm.cfg.image_size} QMAE ({run}), {args.backend}, "
         f"{args.shots} shots, inverse-loader fidelity + reconstruction; exact mean fidelity {want.mean():.4f}; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     )

@@ -76,9 +76,9 @@ def test_cli_train_writes_cache_and_reports(mnist_dir, tmp_path):
             str(mnist_dir),
             "--out",
             str(out),
-            "--limit",
+            "--train-images",
             "64",
-            "--test-limit",
+            "--images",
             "50",
             "--epochs",
             "1",
@@ -93,7 +93,16 @@ def test_cli_train_writes_cache_and_reports(mnist_dir, tmp_path):
     assert (out / "classifier.pt").is_file() and json.loads((out / "classifier.json").read_text()) == info
     bad = CliRunner().invoke(
         main,
-        ["classifier", "train", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"), "--limit", "64"],
+        [
+            "classifier",
+            "train",
+            "--data-dir",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "x"),
+            "--train-images",
+            "64",
+        ],
     )
     assert bad.exit_code == 2 and "no MNIST data" in bad.output
     assert not (tmp_path / "x").exists()

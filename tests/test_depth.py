@@ -110,7 +110,7 @@ def test_cli_writes_md_and_json_and_check_passes(tmp_path):
             "3",
             "--image-size",
             "4",
-            "--seed",
+            "--transpiler-seed",
             "3",
             "--out",
             str(tmp_path),

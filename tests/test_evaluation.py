@@ -152,31 +152,31 @@ def test_cli_evaluate(runs, mnist_dir, tmp_path):
         [
             "evaluate",
             str(runs["qmae"]),
-            "--limit",
+            "--images",
             "12",
             "--data-dir",
             str(mnist_dir),
             "--no-baselines",
             "--json",
             "--out",
-            str(tmp_path / "e.json"),
+            str(tmp_path / "e"),
         ],
     )
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)
     assert res["n_images"] == 12 and res["baselines"] is None
-    assert json.loads((tmp_path / "e.json").read_text())["metrics"] == res["metrics"]
+    assert json.loads((tmp_path / "e" / "eval.json").read_text())["metrics"] == res["metrics"]
     r = CliRunner().invoke(
         main,
         [
             "evaluate",
             str(runs["qmae"]),
-            "--limit",
+            "--images",
             "12",
             "--data-dir",
             str(mnist_dir),
             "--out",
-            str(tmp_path / "t.json"),
+            str(tmp_path / "t"),
         ],
     )
     assert r.exit_code == 0 and "QMAE (exact)" in r.output and "accuracy" in r.output
@@ -189,15 +189,15 @@ def test_cli_evaluate(runs, mnist_dir, tmp_path):
             str(runs["qmae"]),
             "--classifier",
             str(tmp_path / "none"),
-            "--limit",
+            "--images",
             "5",
             "--data-dir",
             str(mnist_dir),
             "--out",
-            str(tmp_path / "x.json"),
+            str(tmp_path / "x"),
         ],
     )
-    assert r.exit_code == 2 and "classifier train" in r.output and not (tmp_path / "x.json").exists()
+    assert r.exit_code == 2 and "classifier train" in r.output and not (tmp_path / "x").exists()
     r = CliRunner().invoke(main, ["evaluate", str(runs["qmae"]), "--backend", "ibm_torino"])
     assert r.exit_code == 2
 

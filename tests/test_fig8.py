@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_figure8_per_sample_runs_and_numbers(tmp_path, mnist_dir):
     out = tmp_path / "fig8"
-    args = ["figure8", "--out", str(out), "--samples", "12", "--held-out", "30", "--no-progress"]
+    args = ["figure8", "--out", str(out), "--train-images", "12", "--images", "30", "--no-progress"]
     args += ["--batch-runs", str(REPO / "results"), "--data-dir", str(mnist_dir)]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output

@@ -110,11 +110,11 @@ def local_job(run_dir, tmp_path_factory):
             str(run_dir),
             "--backend",
             "fake_guadalupe",
-            "--samples",
+            "--images",
             "2",
             "--shots",
             "16",
-            "--seed-simulator",
+            "--simulator-seed",
             "7",
             "--estimator-options",
             "resilience_level=1",
@@ -210,7 +210,7 @@ def test_corrupt_record_is_reported_and_left_alone(tmp_path):
 )
 def test_bad_submissions_fail_before_anything_is_written(run_dir, tmp_path, args, message):
     res = CliRunner().invoke(
-        main, ["submit", str(run_dir), "--samples", "1", "--shots", "8", *args, "--jobs-dir", str(tmp_path / "jobs")]
+        main, ["submit", str(run_dir), "--images", "1", "--shots", "8", *args, "--jobs-dir", str(tmp_path / "jobs")]
     )
     assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1
     assert not (tmp_path / "jobs").exists()
@@ -312,13 +312,13 @@ def test_inverse_fidelity_circuit_estimates_the_exact_fidelity(run_dir, tmp_path
             str(run_dir),
             "--backend",
             "aer_simulator",
-            "--samples",
+            "--images",
             str(n),
             "--shots",
             str(shots),
             "--fidelity-circuit",
             "inverse",
-            "--seed-simulator",
+            "--simulator-seed",
             "5",
             "--jobs-dir",
             str(tmp_path),

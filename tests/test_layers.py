@@ -273,7 +273,7 @@ def test_cli_circuit_train_and_report_take_layers(tmp_path, mnist_dir):
     )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "aer_simulator-O1-L4-k3-layers2.json").is_file() or any(tmp_path.glob("*layers2.json"))
-    args = ["train", "--image-size", "4", "--layers", "2", "--train-samples", "16", "--val-samples", "0"]
+    args = ["train", "--image-size", "4", "--layers", "2", "--train-images", "16", "--val-images", "0"]
     args += ["--batch-size", "8", "--no-progress", "--out", str(tmp_path / "runs"), "--data-dir", str(mnist_dir)]
     res = runner.invoke(main, args)
     assert res.exit_code == 0, res.output

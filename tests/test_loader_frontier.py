@@ -56,7 +56,7 @@ def test_cli_writes_a_record_for_a_trained_run(tmp_path, mnist_dir):
             "fake_torino",
             "--layers",
             "0",
-            "--samples",
+            "--images",
             "2",
             "--stage-iter",
             "3",

@@ -117,7 +117,7 @@ def test_cli_unknown_noise_model_is_one_line(tmp_path, mnist_dir):
             "aer_simulator",
             "--image-size",
             "4",
-            "--train-samples",
+            "--train-images",
             "2",
             "--noise-model",
             "fake_nowhere",

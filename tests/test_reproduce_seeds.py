@@ -37,8 +37,8 @@ def test_workers_without_seeds_is_one_line(tmp_path):
 @pytest.mark.slow
 def test_two_seeds_table_matches_the_runs(tmp_path, mnist_dir):
     out = tmp_path / "seeds"
-    args = ["reproduce", "--seeds", "2", "--epochs", "1", "--train-samples", "64", "--test-limit", "50"]
-    args += ["--classifier-epochs", "1", "--classifier-limit", "100", "--workers", "2", "--out", str(out)]
+    args = ["reproduce", "--seeds", "2", "--epochs", "1", "--train-images", "64", "--images", "50"]
+    args += ["--classifier-epochs", "1", "--classifier-train-images", "100", "--workers", "2", "--out", str(out)]
     res = CliRunner().invoke(main, [*args, "--data-dir", str(mnist_dir)])
     assert res.exit_code == 0, res.output
     table = json.loads((out / "table1.json").read_text())

@@ -299,7 +299,8 @@ def run4(tmp_path_factory):
 
 
 def test_study_noise_end_to_end_on_a_small_twin(run4, tmp_path):
-    out = tmp_path / "study.json"
+    folder = tmp_path / "studies"
+    out = folder / "study-fake_manila-L4.json"  # --out is a folder; the file is named by the study
     res = CliRunner().invoke(
         main,
         [
@@ -308,7 +309,7 @@ def test_study_noise_end_to_end_on_a_small_twin(run4, tmp_path):
             str(run4),
             "--backend",
             "fake_manila",
-            "--samples",
+            "--images",
             "6",
             "--shots",
             "4000",
@@ -317,7 +318,7 @@ def test_study_noise_end_to_end_on_a_small_twin(run4, tmp_path):
             "--calibration-images",
             "5",
             "--out",
-            str(out),
+            str(folder),
         ],
     )
     assert res.exit_code == 0, res.output
@@ -363,10 +364,10 @@ def test_bad_studies_fail_in_one_line_and_write_nothing(run4, tmp_path, args, me
         str(run4),
         "--backend",
         "fake_manila",
-        "--samples",
+        "--images",
         "3",
         "--out",
-        str(tmp_path / "s.json"),
+        str(tmp_path / "s"),
     ]
     if "--backend" in args:
         base = base[:4] + base[6:]
@@ -376,7 +377,8 @@ def test_bad_studies_fail_in_one_line_and_write_nothing(run4, tmp_path, args, me
 
 
 def test_frontier_reports_gates_loading_and_errors_per_loader(run4, tmp_path):
-    out = tmp_path / "frontier.json"
+    folder = tmp_path / "frontiers"
+    out = folder / "frontier-fake_manila-L4.json"
     res = CliRunner().invoke(
         main,
         [
@@ -387,7 +389,7 @@ def test_frontier_reports_gates_loading_and_errors_per_loader(run4, tmp_path):
             "fake_manila",
             "--loaders",
             "exact,ladder:1",
-            "--samples",
+            "--images",
             "4",
             "--shots",
             "4000",
@@ -398,7 +400,7 @@ def test_frontier_reports_gates_loading_and_errors_per_loader(run4, tmp_path):
             "--optimization-level",
             "1",
             "--out",
-            str(out),
+            str(folder),
         ],
     )
     assert res.exit_code == 0, res.output
@@ -527,9 +529,9 @@ def test_the_allocation_fits_the_budget_and_takes_references_only_when_they_pay(
 
 
 def test_a_budgeted_study_records_its_allocation_coverage_and_verdict(run4, tmp_path):
-    out = tmp_path / "study.json"
-    args = ["study", "noise", str(run4), "--backend", "fake_manila", "--samples", "4", "--methods", "raw,recommended"]
-    res = CliRunner().invoke(main, [*args, "--qpu-budget", "60", "--max-error", "0.0001", "--out", str(out)])
+    out = tmp_path / "study-fake_manila-L4.json"  # --out is a folder; the file is named by the study
+    args = ["study", "noise", str(run4), "--backend", "fake_manila", "--images", "4", "--methods", "raw,recommended"]
+    res = CliRunner().invoke(main, [*args, "--qpu-budget", "60", "--max-error", "0.0001", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     study = json.loads(out.read_text())
     alloc = study["allocation"]
@@ -560,10 +562,10 @@ def test_a_budget_too_small_for_one_pass_names_the_minimum_and_writes_nothing(ru
         str(run4),
         "--backend",
         "fake_manila",
-        "--samples",
+        "--images",
         "4",
         "--out",
-        str(tmp_path / "s.json"),
+        str(tmp_path / "s"),
     ]
     res = CliRunner().invoke(main, [*args, "--qpu-budget", "5"])
     assert res.exit_code == 2 and res.output.count("\n") == 1, res.output

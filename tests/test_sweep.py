@@ -22,8 +22,8 @@ from qmae_qiskit.experiments.stats import t_stat
 
 pytestmark = pytest.mark.timeout(900)
 
-SMALL = ["--image-size", "4", "--train-samples", "64", "--epochs", "2", "--batch-size", "16", "--val-samples", "0"]
-SMALL += ["--eval-limit", "100", "--classifier-limit", "200", "--classifier-epochs", "1"]
+SMALL = ["--image-size", "4", "--train-images", "64", "--epochs", "2", "--batch-size", "16", "--val-images", "0"]
+SMALL += ["--images", "100", "--classifier-train-images", "200", "--classifier-epochs", "1"]
 METRICS = ("fidelity", "cs", "ssim", "accuracy")
 
 

@@ -212,9 +212,9 @@ def test_cli_trains_resumes_and_reports(tmp_path, mnist_dir):
         "exact",
         "--image-size",
         "8",
-        "--train-samples",
+        "--train-images",
         "32",
-        "--val-samples",
+        "--val-images",
         "8",
         "--batch-size",
         "16",
@@ -252,7 +252,7 @@ def test_cli_trains_resumes_and_reports(tmp_path, mnist_dir):
     ],
 )
 def test_cli_bad_input(tmp_path, mnist_dir, args, match):
-    res = _cli(["--image-size", "8", "--train-samples", "8", "--out", str(tmp_path), *args], mnist_dir)
+    res = _cli(["--image-size", "8", "--train-images", "8", "--out", str(tmp_path), *args], mnist_dir)
     assert res.exit_code == 2 and match in res.output
     assert not any(tmp_path.iterdir())
 
@@ -300,9 +300,9 @@ def test_a_real_process_killed_then_resumed_ends_like_an_uninterrupted_run(tmp_p
         "exact",
         "--image-size",
         "8",
-        "--train-samples",
+        "--train-images",
         "200",
-        "--val-samples",
+        "--val-images",
         "10",
         "--batch-size",
         "2",
@@ -352,9 +352,9 @@ def test_cli_reads_the_data_folder_from_the_environment(tmp_path, mnist_dir):
             "train",
             "--image-size",
             "4",
-            "--train-samples",
+            "--train-images",
             "4",
-            "--val-samples",
+            "--val-images",
             "0",
             "--batch-size",
             "2",
@@ -371,9 +371,9 @@ def test_cli_resume_with_a_corrupt_checkpoint_changes_nothing(tmp_path, mnist_di
     args = [
         "--image-size",
         "4",
-        "--train-samples",
+        "--train-images",
         "4",
-        "--val-samples",
+        "--val-images",
         "0",
         "--batch-size",
         "2",
@@ -394,7 +394,7 @@ def test_cli_resume_with_a_corrupt_checkpoint_changes_nothing(tmp_path, mnist_di
 
 
 def test_cli_resume_with_a_truncated_newest_checkpoint_warns_once_and_goes_on(tmp_path, mnist_dir):
-    args = ["--image-size", "4", "--train-samples", "4", "--val-samples", "0", "--batch-size", "2"]
+    args = ["--image-size", "4", "--train-images", "4", "--val-images", "0", "--batch-size", "2"]
     args += ["--epochs", "2", "--checkpoint-every", "1", "--out", str(tmp_path), "--name", "r"]
     assert _cli(args, mnist_dir).exit_code == 0  # 4 steps: newest step 4, previous step 3
     ckpt = tmp_path / "r" / CHECKPOINT_FILE

@@ -8,13 +8,18 @@ import warnings
 
 import click
 
+from qmae_qiskit.cli.options import QMAECommand
 from qmae_qiskit.errors import QMAEWarning, one_line
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, PermissionError, NotADirectoryError)
 
 
 class QMAEGroup(click.Group):
-    """Turns user errors into one line on stderr and exit code 2 (set QMAE_DEBUG=1 for the traceback)."""
+    """Turns user errors into one line on stderr and exit code 2 (set QMAE_DEBUG=1 for the traceback). Its
+    commands keep their old option spellings working (:class:`~qmae_qiskit.cli.options.QMAECommand`)."""
+
+    command_class = QMAECommand
+    group_class = type  # subgroups are QMAEGroups too
 
     def invoke(self, ctx: click.Context):
         try:

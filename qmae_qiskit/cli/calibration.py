@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.options import echo_json, json_option
 
 
 @main.group("calibration")
@@ -24,7 +25,8 @@ def calibration_group() -> None:
     show_default=True,
     help="Root folder; the file goes to <out>/<backend>/<UTC timestamp>.json.",
 )
-def snapshot_cmd(backend_name: str, out: Path) -> None:
+@json_option("the snapshot")
+def snapshot_cmd(backend_name: str, out: Path, as_json: bool) -> None:
     """Write the backend's qubit, gate and readout calibration to a versioned JSON file."""
     from qmae_qiskit.errors import QMAEError
     from qmae_qiskit.hardware.backends import AER_SIMULATOR, resolve_backend
@@ -33,19 +35,22 @@ def snapshot_cmd(backend_name: str, out: Path) -> None:
     if backend_name == AER_SIMULATOR:
         raise QMAEError("aer_simulator has no calibration; snapshot a fake or IBM backend (e.g. fake_torino)")
     path = write_snapshot(resolve_backend(backend_name), out)
+    if as_json:
+        echo_json(json.loads(path.read_text()))
+        return
     click.echo(f"wrote {path}")
 
 
 @calibration_group.command("show")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option("the summary")
 def show_cmd(file: Path, as_json: bool) -> None:
     """Summarise a snapshot: source, times, T1/T2, gate and readout errors."""
     from qmae_qiskit.hardware.calibration import load_snapshot, summary
 
     s = summary(load_snapshot(file))
     if as_json:
-        click.echo(json.dumps(s, indent=2))
+        echo_json(s)
         return
 
     def rng(st: dict | None, scale: float = 1.0, unit: str = "") -> str:

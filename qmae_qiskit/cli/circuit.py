@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import config_from_options, config_options
+from qmae_qiskit.cli.options import config_from_options, config_options, echo_json, json_option
 
 
 @main.command("circuit")
@@ -26,7 +25,7 @@ from qmae_qiskit.cli.options import config_from_options, config_options
     default=None,
     help="Also bind random theta, mask token and image pair from this seed, with the exact fidelity.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option("the export report")
 def circuit_cmd(out: Path, bind_seed: int | None, as_json: bool, **cfg_opts) -> None:
     """Export the SWAP-test training circuit and the reconstruction circuit (QPY and OpenQASM 3)."""
     from qmae_qiskit.export import export_circuits
@@ -34,7 +33,7 @@ def circuit_cmd(out: Path, bind_seed: int | None, as_json: bool, **cfg_opts) -> 
     cfg = config_from_options(cfg_opts)
     report = export_circuits(cfg, out, bind_seed)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo_json(report)
         return
     for kind, info in report["circuits"].items():
         gates = ", ".join(f"{k}={v}" for k, v in info["gate_counts"].items())

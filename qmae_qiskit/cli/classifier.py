@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import click
 
 from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.options import (
+    data_dir_option,
+    data_dir_or_default,
+    echo_json,
+    images_option,
+    json_option,
+    out_dir_option,
+    renamed,
+)
 
 
 @main.group("classifier")
@@ -17,19 +24,8 @@ def classifier_group() -> None:
 
 
 @classifier_group.command("train")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Folder with torchvision's MNIST layout [default: $QMAE_DATA_DIR or data/].",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs/classifier"),
-    show_default=True,
-    help="Folder for classifier.pt and classifier.json.",
-)
+@data_dir_option()
+@out_dir_option("Folder for classifier.pt and classifier.json.", default=Path("runs/classifier"))
 @click.option("--image-size", type=int, default=16, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
@@ -42,9 +38,10 @@ def classifier_group() -> None:
     show_default=True,
     help="Random shift of each training image by up to this many pixels (0: none).",
 )
-@click.option("--limit", type=click.IntRange(min=2), default=None, help="Use only the first N training images.")
-@click.option("--test-limit", type=click.IntRange(min=1), default=None, help="Score only the first N test images.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--train-images", type=click.IntRange(min=2), default=None, help="Use only the first N training images.")
+@images_option(help="Score only the first N test images [default: all].")
+@json_option("classifier.json")
+@renamed({"--limit": "--train-images", "--test-limit": "--images"})
 def classifier_train(
     data_dir: Path | None,
     out: Path,
@@ -54,16 +51,15 @@ def classifier_train(
     lr: float,
     seed: int,
     augment_shift: int,
-    limit: int | None,
-    test_limit: int | None,
+    train_images: int | None,
+    images: int | None,
     as_json: bool,
 ) -> None:
     """Train the classifier on clean MNIST and report its accuracy on the clean test set."""
     from qmae_qiskit.evaluate.classifier import train_and_cache
 
-    data_dir = data_dir if data_dir is not None else Path(os.environ.get("QMAE_DATA_DIR", "data"))
     info = train_and_cache(
-        data_dir,
+        data_dir_or_default(data_dir),
         out,
         image_size=image_size,
         epochs=epochs,
@@ -71,12 +67,12 @@ def classifier_train(
         lr=lr,
         seed=seed,
         augment_shift=augment_shift,
-        limit=limit,
-        test_limit=test_limit,
+        limit=train_images,
+        test_limit=images,
         progress=not as_json,
     )
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        echo_json(info)
         return
     click.echo(f"classifier: {info['n_train']} training images, {epochs} epochs, {info['train_seconds']} s")
     click.echo(f"clean test accuracy: {100 * info['test_accuracy']:.2f} % on {info['n_test']} images")

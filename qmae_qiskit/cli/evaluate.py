@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import execution_options, plan_printer, qpu_budget, qpu_options
+from qmae_qiskit.cli.options import (
+    data_dir_option,
+    echo_dry_run,
+    echo_json,
+    execution_options,
+    images_option,
+    json_option,
+    out_dir_option,
+    out_file,
+    plan_printer,
+    qpu_budget,
+    renamed,
+)
 
 
 @main.command("evaluate")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N images of the split.")
-@execution_options
-@qpu_options
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="MNIST folder [default: the one the run was trained on].",
-)
+@images_option(help="Score only the first N images of the split [default: all].")
+@execution_options()
+@data_dir_option("$QMAE_DATA_DIR, else the one the run was trained on")
 @click.option(
     "--classifier",
     "classifier_dir",
@@ -37,17 +42,13 @@ from qmae_qiskit.cli.options import execution_options, plan_printer, qpu_budget,
     show_default=True,
     help="Also score the no-circuit fills on the same images and masks.",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Where to write the result [default: RUN/eval.json].",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
+@out_dir_option("Folder for eval.json [default: RUN].")
+@json_option("eval.json")
+@renamed({"--limit": "--images", "--seed": "--simulator-seed"})
 def evaluate_cmd(
     run: Path,
     split: str,
-    limit: int | None,
+    images: int | None,
     backend: str,
     noise_model: str | None,
     shots: int | None,
@@ -55,9 +56,9 @@ def evaluate_cmd(
     readout_mitigation: str,
     fidelity_circuit: str,
     optimization_level: int,
-    seed_transpiler: int,
+    transpiler_seed: int,
+    simulator_seed: int,
     mask_seed: int,
-    seed: int,
     dry_run: bool,
     max_qpu_seconds: float | None,
     price_per_second: float,
@@ -74,10 +75,11 @@ def evaluate_cmd(
     from qmae_qiskit.hardware.mitigation import parse_mitigation
 
     mitigation = parse_mitigation(estimator_options, readout_mitigation)
+    path = out_file(out, run, EVAL_FILE)
     result = evaluate(
         run,
         split=split,
-        limit=limit,
+        limit=images,
         backend=backend,
         shots=shots,
         data_dir=data_dir,
@@ -85,23 +87,21 @@ def evaluate_cmd(
         use_classifier=not no_classifier,
         baselines=baselines,
         mask_seed=mask_seed,
-        seed=seed,
-        out=out,
+        seed=simulator_seed,
+        out=path,
         noise_model=noise_model,
         mitigation=mitigation,
         fidelity_circuit=fidelity_circuit,
         optimization_level=optimization_level,
-        seed_transpiler=seed_transpiler,
+        seed_transpiler=transpiler_seed,
         budget=qpu_budget(dry_run, max_qpu_seconds, price_per_second),
         say=plan_printer(dry_run and not as_json),
     )
     if result.get("dry_run"):
-        if as_json:
-            click.echo(json.dumps(result["qpu_plan"], indent=2))
-        click.echo("dry run: nothing run, nothing written", err=as_json)
+        echo_dry_run(result["qpu_plan"], as_json)
         return
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        echo_json(result)
         return
     where = result["executor"].get("name", backend)
     extra = f", {result['shots']} shots, {result['mitigation']}" if result["shots"] else ""
@@ -110,4 +110,4 @@ def evaluate_cmd(
         f"mask, backend {where}{extra}"
     )
     click.echo(format_table(result))
-    click.echo(f"wrote {out if out is not None else run / EVAL_FILE}")
+    click.echo(f"wrote {path}")

@@ -3,12 +3,12 @@ the batch-trained curves, with the numbers that tell per-sample spread from not 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.options import data_dir_option, data_dir_or_default, echo_json, images_option, json_option, renamed
 
 
 @main.command("figure8")
@@ -26,29 +26,37 @@ from qmae_qiskit.cli.app import main
     show_default=True,
     help="Folder holding reproduce's qmae-m25 and qae-m25 (the batch curves); 'none' to leave them out.",
 )
-@click.option("--samples", type=click.IntRange(min=1), default=4500, show_default=True, help="Training images.")
+@click.option("--train-images", type=click.IntRange(min=1), default=4500, show_default=True, help="Training images.")
 @click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.001, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--held-out", type=click.IntRange(min=1), default=1000, show_default=True, help="Test images scored.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="MNIST folder [$QMAE_DATA_DIR].")
+@images_option(1000, help="Test images scored (the first N).")
+@data_dir_option()
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@json_option("fig8-per-sample.json")
+@renamed({"--samples": "--train-images", "--held-out": "--images"})
 def figure8_cmd(
     out: Path,
     batch_runs: Path,
-    samples: int,
+    train_images: int,
     epochs: int,
     lr: float,
     seed: int,
-    held_out: int,
+    images: int,
     data_dir: Path | None,
     progress: bool,
+    as_json: bool,
 ) -> None:
     """Train QMAE and QAE with one image per Adam step (paper Algorithm 1); draw and quantify Figure 8."""
     from qmae_qiskit.evaluate.fig8 import make_fig8, summary_text
 
-    data_dir = data_dir if data_dir is not None else Path(os.environ.get("QMAE_DATA_DIR", "data"))
     runs = None if str(batch_runs).lower() == "none" else batch_runs
-    record = make_fig8(out, data_dir, samples, epochs, lr, seed, runs, held_out, progress=progress, log=click.echo)
+    log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
+    record = make_fig8(
+        out, data_dir_or_default(data_dir), train_images, epochs, lr, seed, runs, images, progress=progress, log=log
+    )
+    if as_json:
+        echo_json(record)
+        return
     click.echo(summary_text(record))
     click.echo(f"wrote {out / 'fig8-per-sample.png'} and {out / 'fig8-per-sample.json'}")

@@ -12,7 +12,18 @@ from pathlib import Path
 import click
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import plan_printer, qpu_budget, qpu_options
+from qmae_qiskit.cli.options import (
+    REQUIRED,
+    data_dir_option,
+    echo_dry_run,
+    echo_json,
+    execution_options,
+    images_option,
+    json_option,
+    plan_printer,
+    qpu_budget,
+    renamed,
+)
 
 JOBS_DIR = click.option(
     "--jobs-dir",
@@ -48,61 +59,30 @@ def _print_metrics(metrics: dict, path: Path) -> None:
 
 @main.command("submit")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option(
-    "--backend",
-    "backend_name",
-    required=True,
-    help="IBM backend name; a fake device or calibration snapshot (local twin); aer_simulator.",
-)
-@click.option("--samples", type=int, required=True, help="Number of test images (the first N of the split).")
-@click.option("--shots", type=int, required=True, help="Shots per circuit (Sampler) and per estimate (Estimator).")
-@click.option("--noise-model", default=None, help="With --backend aer_simulator: a noise model spec.")
-@click.option(
-    "--estimator-options",
-    "mitigation",
-    default=None,
-    help="Runtime Estimator options: KEY=VALUE,... (dotted keys nest) or JSON, e.g. 'resilience_level=1,"
-    "twirling_gates=true,dd_sequence=XY4' (twirling and DD also reach the Sampler).",
-)
-@click.option(
-    "--readout-mitigation",
-    type=click.Choice(["none", "mthree"]),
-    default="none",
-    show_default=True,
-    help="Readout correction of the reconstruction counts (calibrated in the same Batch).",
-)
-@click.option(
-    "--fidelity-circuit",
-    type=click.Choice(["auto", "swap-test", "inverse"]),
-    default="auto",
-    show_default=True,
-    help="auto: inverse loader (n+t qubits) on devices, SWAP test on aer_simulator.",
-)
-@click.option("--optimization-level", type=click.IntRange(0, 3), default=1, show_default=True)
-@click.option("--seed-transpiler", type=int, default=1234, show_default=True)
-@click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the evaluation masks.")
-@click.option("--seed-simulator", type=int, default=None, help="Local backends only: simulator seed.")
+@images_option(required=True, help="Number of test images (the first N of the split).")
+@execution_options(backend=REQUIRED, shots=REQUIRED, simulator_seed=None)
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="MNIST folder [default: the run's].")
+@data_dir_option("$QMAE_DATA_DIR, else the run's")
 @click.option("--no-qpy", is_flag=True, help="Do not embed the transpiled circuits (QPY) in the record.")
-@qpu_options
 @JOBS_DIR
 @_classifier_options
+@json_option("the job record (and its metrics, for a local backend)")
+@renamed({"--samples": "--images"})
 def submit_cmd(
     run: Path,
-    backend_name: str,
-    samples: int,
-    shots: int,
+    images: int,
+    backend: str,
     noise_model: str | None,
-    mitigation: str | None,
-    readout_mitigation: str,
+    shots: int,
     fidelity_circuit: str,
     optimization_level: int,
-    seed_transpiler: int,
+    transpiler_seed: int,
+    simulator_seed: int | None,
     mask_seed: int,
-    seed_simulator: int | None,
+    estimator_options: str | None,
+    readout_mitigation: str,
     split: str,
-    data_dir: str | None,
+    data_dir: Path | None,
     no_qpy: bool,
     dry_run: bool,
     max_qpu_seconds: float | None,
@@ -110,6 +90,7 @@ def submit_cmd(
     jobs_dir: Path,
     classifier_dir: Path | None,
     no_classifier: bool,
+    as_json: bool,
 ) -> None:
     """Submit the evaluation of the trained RUN on N images (Estimator fidelity + Sampler images, one Batch)."""
     from qmae_qiskit.evaluate.submit import Submission, SubmitOptions, submit
@@ -118,26 +99,31 @@ def submit_cmd(
 
     opts = SubmitOptions(
         run=run,
-        backend=backend_name,
-        samples=samples,
+        backend=backend,
+        samples=images,
         shots=shots,
         noise_model=noise_model,
         split=split,
         fidelity_circuit=fidelity_circuit,
         optimization_level=optimization_level,
-        seed_transpiler=seed_transpiler,
+        seed_transpiler=transpiler_seed,
         mask_seed=mask_seed,
-        seed_simulator=seed_simulator,
-        mitigation=parse_mitigation(mitigation, readout_mitigation),
-        data_dir=data_dir,
+        seed_simulator=simulator_seed,
+        mitigation=parse_mitigation(estimator_options, readout_mitigation),
+        data_dir=None if data_dir is None else str(data_dir),
         embed_qpy=not no_qpy,
         budget=qpu_budget(dry_run, max_qpu_seconds, price_per_second),
     )
-    sub = submit(opts, jobs_dir, classifier_dir, not no_classifier, say=plan_printer(dry_run))
+    sub = submit(opts, jobs_dir, classifier_dir, not no_classifier, say=plan_printer(dry_run and not as_json))
     if not isinstance(sub, Submission):
-        click.echo("dry run: nothing submitted, nothing written")
+        echo_dry_run(sub, as_json)
         return
     rec = sub.record
+    if as_json:
+        local = rec.mode == "local"
+        metrics = json.loads(metrics_path(jobs_dir, rec.id).read_text()) if local else None
+        echo_json({"record": rec.to_json(), "metrics": metrics})
+        return
     click.echo(
         f"submitted {rec.id} to {rec.backend} ({rec.mode}): "
         + ", ".join(f"{r} job {j.job_id}" for r, j in rec.jobs.items())
@@ -157,14 +143,14 @@ def jobs_group() -> None:
 
 @jobs_group.command("list")
 @JOBS_DIR
-@click.option("--json", "as_json", is_flag=True)
+@json_option("the rows")
 def list_cmd(jobs_dir: Path, as_json: bool) -> None:
     """All job records, newest first."""
     from qmae_qiskit.hardware.jobs import list_records
 
     rows = list_records(jobs_dir)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(rows)
         return
     if not rows:
         click.echo(f"no job records in {jobs_dir}")
@@ -187,18 +173,21 @@ def _print_status(st: dict) -> None:
 @jobs_group.command("status")
 @click.argument("job_id")
 @JOBS_DIR
-def status_cmd(job_id: str, jobs_dir: Path) -> None:
+@json_option("the status")
+def status_cmd(job_id: str, jobs_dir: Path, as_json: bool) -> None:
     """Status of the jobs of a record (asks IBM Quantum for remote jobs)."""
     from qmae_qiskit.hardware.jobs import status
 
-    _print_status(status(jobs_dir, job_id))
+    st = status(jobs_dir, job_id)
+    echo_json(st) if as_json else _print_status(st)
 
 
 @jobs_group.command("fetch")
 @click.argument("job_id")
 @JOBS_DIR
 @_classifier_options
-def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_classifier: bool) -> None:
+@json_option("the metrics record (an evaluation) or the study record (a noise study)")
+def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_classifier: bool, as_json: bool) -> None:
     """Results of a finished record -> its metrics (an evaluation) or its study files (a noise study)."""
     from qmae_qiskit.evaluate import submit
     from qmae_qiskit.hardware.jobs import complete
@@ -206,6 +195,9 @@ def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_class
 
     del submit, noise  # imported for their completers, which register themselves with the job store
     done = complete(jobs_dir, job_id, classifier_dir=classifier_dir, use_classifier=not no_classifier)
+    if as_json:
+        echo_json(done.record)
+        return
     for line in done.lines:
         click.echo(line)
 
@@ -213,8 +205,10 @@ def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_class
 @jobs_group.command("cancel")
 @click.argument("job_id")
 @JOBS_DIR
-def cancel_cmd(job_id: str, jobs_dir: Path) -> None:
+@json_option("the status after cancelling")
+def cancel_cmd(job_id: str, jobs_dir: Path, as_json: bool) -> None:
     """Cancel the unfinished jobs of a record."""
     from qmae_qiskit.hardware.jobs import cancel
 
-    _print_status(cancel(jobs_dir, job_id))
+    st = cancel(jobs_dir, job_id)
+    echo_json(st) if as_json else _print_status(st)

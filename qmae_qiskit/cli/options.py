@@ -1,13 +1,158 @@
-"""Click options shared by commands that take a model shape."""
+"""Click options shared by commands, defined once: the CLI's vocabulary.
+
+``--images N`` is the first N test images evaluated, ``--train-images N`` the training images, ``--seed`` the
+training (and training masks) seed, ``--mask-seed`` the evaluation masks, ``--simulator-seed`` and
+``--transpiler-seed`` the others; ``--out DIR`` is always a folder; ``--json`` prints the command's record;
+``--data-dir`` reads ``$QMAE_DATA_DIR``; one default optimisation level. Old spellings are rewritten to the new
+ones with a one-line notice on stderr (:func:`renamed`, applied by :class:`QMAECommand`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
+from qmae_qiskit.hardware import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_TRANSPILER_SEED
 from qmae_qiskit.model.config import QMAEConfig
+
+DATA_ENVVAR = "QMAE_DATA_DIR"
+DEFAULT_DATA_DIR = Path("data")
+RENAMED_ATTR = "__qmae_renamed__"
+
+
+def renamed(old_to_new: Mapping[str, str]) -> Callable:
+    """Keep old option spellings working for one release: ``{"--limit": "--images"}``. They are rewritten to the
+    new spelling before click parses (so they never show in --help), each with a deprecation notice on stderr."""
+
+    def deco(fn: Callable) -> Callable:
+        setattr(fn, RENAMED_ATTR, {**getattr(fn, RENAMED_ATTR, {}), **old_to_new})
+        return fn
+
+    return deco
+
+
+def rewrite_old_spellings(args: Sequence[str], old_to_new: Mapping[str, str]) -> list[str]:
+    """``args`` with every old option spelling replaced by its new one (``--old V`` and ``--old=V``)."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + list(args[i:])
+        name, eq, value = arg.partition("=")
+        if name in old_to_new:
+            new = old_to_new[name]
+            click.echo(f"warning: {name} is deprecated, use {new}", err=True)
+            arg = f"{new}{eq}{value}"
+        out.append(arg)
+    return out
+
+
+class QMAECommand(click.Command):
+    """A command whose old option spellings (declared with :func:`renamed`) still parse."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.renamed: dict[str, str] = dict(getattr(self.callback, RENAMED_ATTR, {}))
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, rewrite_old_spellings(args, self.renamed))
+
+
+def echo_json(record: Any) -> None:
+    """Print a command's record (a dict, or a typed record with ``to_json``) as indented JSON on stdout."""
+    data = record.to_json() if hasattr(record, "to_json") else record
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def json_option(what: str = "the command's record") -> Callable:
+    """--json: print ``what`` as JSON on stdout (progress and notes go to stderr)."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON (instead of the text report).")
+
+
+def data_dir_option(default_help: str = "$QMAE_DATA_DIR, else data/") -> Callable:
+    """--data-dir, read from $QMAE_DATA_DIR when not given."""
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar=DATA_ENVVAR,
+        default=None,
+        help=f"Folder with torchvision's MNIST layout [default: {default_help}].",
+    )
+
+
+def data_dir_or_default(data_dir: Path | None) -> Path:
+    """The MNIST folder a training command uses: --data-dir / $QMAE_DATA_DIR (click resolved both), else data/."""
+    return data_dir if data_dir is not None else DEFAULT_DATA_DIR
+
+
+def out_dir_option(help: str, default: Path | None = None, **kwargs: Any) -> Callable:
+    """--out DIR: always a folder; ``help`` names the files written inside it."""
+    return click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=default,
+        show_default=default is not None,
+        help=help,
+        **kwargs,
+    )
+
+
+def out_file(out: Path | None, default_dir: Path, name: str) -> Path:
+    """The file a command writes: ``name`` inside --out (or ``default_dir``). A --out ending in .json (the old
+    file form) still names the file itself, with a deprecation notice, for one release."""
+    if out is not None and out.suffix == ".json":
+        click.echo(f"warning: --out FILE is deprecated, give the folder (the file is named {name})", err=True)
+        return out
+    return (out if out is not None else default_dir) / name
+
+
+def images_option(default: int | None = None, **kwargs: Any) -> Callable:
+    """--images N: the first N test images evaluated."""
+    kwargs.setdefault("help", "Evaluate the first N test images" + ("." if default else " [default: all]."))
+    return click.option(
+        "--images",
+        "images",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=default is not None,
+        **kwargs,
+    )
+
+
+def optimization_level_option(fn: Callable) -> Callable:
+    """--optimization-level with the one default."""
+    return click.option(
+        "--optimization-level",
+        type=click.IntRange(0, 3),
+        default=DEFAULT_OPTIMIZATION_LEVEL,
+        show_default=True,
+        help="Preset pass manager level.",
+    )(fn)
+
+
+def transpiler_seed_option(fn: Callable) -> Callable:
+    """--transpiler-seed (same seed, same transpiled circuits)."""
+    return click.option(
+        "--transpiler-seed",
+        type=int,
+        default=DEFAULT_TRANSPILER_SEED,
+        show_default=True,
+        help="seed_transpiler (same seed, same transpiled circuits).",
+    )(fn)
+
+
+def mask_seed_option(fn: Callable) -> Callable:
+    """--mask-seed: the evaluation masks (same seed = same mask per image for every model)."""
+    return click.option(
+        "--mask-seed",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Seed of the evaluation masks (same seed = same mask per image for every model).",
+    )(fn)
 
 
 def config_options(fn: Callable) -> Callable:
@@ -43,14 +188,17 @@ def config_from_options(opts: dict[str, Any]) -> QMAEConfig:
     return QMAEConfig(**{k: opts.pop(k) for k in keys if k in opts})
 
 
-def execution_options(fn: Callable) -> Callable:
-    """--backend, --noise-model, --shots, --estimator-options, --readout-mitigation, --fidelity-circuit,
-    --optimization-level, --seed-transpiler, --mask-seed, --seed: where and how evaluation work runs."""
-    options = [
+REQUIRED = object()  # execution_options(backend=REQUIRED): the option must be given
+
+
+def _execution_block(backend: Any, shots: Any, simulator_seed: int | None) -> list[click.Option]:
+    """The execution options, one line each (see :func:`execution_options`)."""
+    return [
         click.option(
             "--backend",
-            default="exact",
-            show_default=True,
+            required=backend is REQUIRED,
+            default=None if backend is REQUIRED else backend,
+            show_default=backend is not REQUIRED,
             help="exact; aer_simulator; a fake device (fake_torino: its local twin); a calibration "
             "snapshot file (its twin); or an IBM backend name.",
         ),
@@ -63,23 +211,10 @@ def execution_options(fn: Callable) -> Callable:
         click.option(
             "--shots",
             type=click.IntRange(min=1),
-            default=None,
-            help="Shots per circuit [default: exact values where possible, else 4096].",
-        ),
-        click.option(
-            "--estimator-options",
-            "estimator_options",
-            default=None,
-            help="Runtime Estimator options: KEY=VALUE,... (dotted keys nest, e.g. "
-            "resilience.zne.noise_factors=[1,3,5]) or JSON; twirling and dynamical decoupling also "
-            "reach the Sampler. Default: no mitigation (resilience_level=0).",
-        ),
-        click.option(
-            "--readout-mitigation",
-            type=click.Choice(["none", "mthree"]),
-            default="none",
-            show_default=True,
-            help="Readout correction of the reconstruction counts (mthree).",
+            required=shots is REQUIRED,
+            default=None if shots is REQUIRED else shots,
+            show_default=shots not in (None, REQUIRED),
+            help="Shots per circuit" + (" [default: exact values where possible, else 4096]" if shots is None else ""),
         ),
         click.option(
             "--fidelity-circuit",
@@ -88,49 +223,80 @@ def execution_options(fn: Callable) -> Callable:
             show_default=True,
             help="auto: SWAP test on simulators, inverse loader (n+t qubits) on devices.",
         ),
-        click.option("--optimization-level", type=click.IntRange(0, 3), default=1, show_default=True),
-        click.option("--seed-transpiler", type=int, default=1234, show_default=True),
+        optimization_level_option,
+        transpiler_seed_option,
         click.option(
-            "--mask-seed",
+            "--simulator-seed",
             type=int,
-            default=0,
-            show_default=True,
-            help="Seed of the evaluation masks (same seed = same mask per image for every model).",
+            default=simulator_seed,
+            show_default=simulator_seed is not None,
+            help="Seed of the simulator (local backends).",
         ),
-        click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed (local backends)."),
+        mask_seed_option,
     ]
-    for opt in reversed(options):
-        fn = opt(fn)
-    return fn
 
 
-def qpu_options(fn: Callable) -> Callable:
-    """--dry-run, --max-qpu-seconds, --price-per-second: the QPU-time plan of every command that runs on a
-    device or its twin (printed before running, written into its record as qpu_seconds_estimate)."""
-    options = [
-        click.option(
-            "--dry-run",
-            is_flag=True,
-            help="Transpile, schedule and print the QPU plan (circuits, shots, two-qubit gates, duration, QPU "
-            "seconds, cost); run nothing, write nothing. An ibm_* name without an account plans on its fake_*.",
-        ),
-        click.option(
-            "--max-qpu-seconds",
-            type=click.FloatRange(min=0, min_open=True),
-            default=None,
-            help="Refuse (exit 2, nothing run or written) a plan that needs more QPU seconds.",
-        ),
-        click.option(
-            "--price-per-second",
-            type=click.FloatRange(min=0),
-            default=1.60,
-            show_default=True,
-            help="US dollars per QPU second for the plan's cost (IBM Pay-As-You-Go: $96/min).",
-        ),
-    ]
-    for opt in reversed(options):
-        fn = opt(fn)
-    return fn
+MITIGATION_BLOCK = [
+    click.option(
+        "--estimator-options",
+        "estimator_options",
+        default=None,
+        help="Runtime Estimator options: KEY=VALUE,... (dotted keys nest, e.g. "
+        "resilience.zne.noise_factors=[1,3,5]) or JSON; twirling and dynamical decoupling also "
+        "reach the Sampler. Default: no mitigation (resilience_level=0).",
+    ),
+    click.option(
+        "--readout-mitigation",
+        type=click.Choice(["none", "mthree"]),
+        default="none",
+        show_default=True,
+        help="Readout correction of the reconstruction counts (mthree).",
+    ),
+]
+
+
+QPU_BLOCK = [
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Transpile, schedule and print the QPU plan (circuits, shots, two-qubit gates, duration, QPU "
+        "seconds, cost); run nothing, write nothing. An ibm_* name without an account plans on its fake_*.",
+    ),
+    click.option(
+        "--max-qpu-seconds",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Refuse (exit 2, nothing run or written) a plan that needs more QPU seconds.",
+    ),
+    click.option(
+        "--price-per-second",
+        type=click.FloatRange(min=0),
+        default=1.60,
+        show_default=True,
+        help="US dollars per QPU second for the plan's cost (IBM Pay-As-You-Go: $96/min).",
+    ),
+]
+
+
+def execution_options(
+    backend: Any = "exact", shots: Any = None, simulator_seed: int | None = 0, mitigation: bool = True
+) -> Callable:
+    """Where and how circuits run: --backend, --noise-model, --shots, --fidelity-circuit, --optimization-level,
+    --transpiler-seed, --simulator-seed, --mask-seed (and --estimator-options, --readout-mitigation with
+    ``mitigation``), and what a device or its twin may cost: --dry-run, --max-qpu-seconds, --price-per-second
+    (:data:`QPU_BLOCK`, read with :func:`qpu_budget`). Defined once for every command that runs circuits; old
+    spellings are kept by :func:`renamed` (see :data:`EXECUTION_RENAMES`)."""
+    options = _execution_block(backend, shots, simulator_seed) + (MITIGATION_BLOCK if mitigation else []) + QPU_BLOCK
+
+    def deco(fn: Callable) -> Callable:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return renamed(EXECUTION_RENAMES)(fn)
+
+    return deco
+
+
+EXECUTION_RENAMES = {"--seed-transpiler": "--transpiler-seed", "--seed-simulator": "--simulator-seed"}
 
 
 def qpu_budget(dry_run: bool, max_qpu_seconds: float | None, price_per_second: float) -> Any:
@@ -145,3 +311,10 @@ def plan_printer(dry_run: bool) -> Callable[[str], None]:
     """Where a command tells its plan: stdout for a dry run (it is the output), else stderr (stdout stays the
     command's own output, e.g. --json)."""
     return lambda text: click.echo(text, err=not dry_run)
+
+
+def echo_dry_run(plan: Any, as_json: bool) -> None:
+    """A dry run's last words, after its plan: the plan as JSON with --json, and that nothing ran."""
+    if as_json:
+        echo_json(plan.model_dump() if hasattr(plan, "model_dump") else plan)
+    click.echo("dry run: nothing run, nothing submitted, nothing written", err=as_json)

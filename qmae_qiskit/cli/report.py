@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import config_from_options, config_options
+from qmae_qiskit.cli.options import (
+    config_from_options,
+    config_options,
+    data_dir_option,
+    echo_json,
+    images_option,
+    json_option,
+    mask_seed_option,
+    optimization_level_option,
+    out_dir_option,
+    renamed,
+    transpiler_seed_option,
+)
 
 
 @main.group("report")
@@ -23,10 +34,8 @@ def report_group() -> None:
     required=True,
     help="aer_simulator, a fake backend (fake_torino, fake_fez, ...), an IBM backend, or a snapshot JSON.",
 )
-@click.option(
-    "--optimization-level", type=click.IntRange(0, 3), default=1, show_default=True, help="Preset pass manager level."
-)
-@click.option("--seed", type=int, default=1234, show_default=True, help="seed_transpiler (same seed, same report).")
+@optimization_level_option
+@transpiler_seed_option
 @config_options
 @click.option(
     "--out",
@@ -47,11 +56,12 @@ def report_group() -> None:
     default=None,
     help="Pick the best loader whose inverse-loader fidelity circuit has at most this many two-qubit gates here.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the summary.")
+@json_option("the depth report")
+@renamed({"--seed": "--transpiler-seed"})
 def depth_cmd(
     backend_name: str,
     optimization_level: int,
-    seed: int,
+    transpiler_seed: int,
     out: Path,
     as_json: bool,
     loader_text: str | None,
@@ -72,17 +82,17 @@ def depth_cmd(
     if two_qubit_budget is not None:
         from qmae_qiskit.hardware.loader_budget import spec_for_budget
 
-        choice = spec_for_budget(cfg, backend, two_qubit_budget, optimization_level, seed)
+        choice = spec_for_budget(cfg, backend, two_qubit_budget, optimization_level, transpiler_seed)
         spec = choice.spec
         if not as_json:
             click.echo(
                 f"budget {two_qubit_budget}: loader {spec.label} ({choice.two_qubit_gates} two-qubit gates in the "
                 f"inverse-loader fidelity circuit)"
             )
-    report = depth_report(cfg, backend, optimization_level, seed, backend_name, spec)
+    report = depth_report(cfg, backend, optimization_level, transpiler_seed, backend_name, spec)
     files = write_report(report, out)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo_json(report)
         return
     for kind, r in report["circuits"].items():
         t = r["transpiled"]
@@ -110,30 +120,27 @@ def depth_cmd(
     show_default=True,
     help="Ladder depths to report, comma-separated, all even or all odd (one fit grows through them).",
 )
-@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True, help="Test images.")
-@click.option("--optimization-level", type=click.IntRange(0, 3), default=3, show_default=True)
-@click.option("--seed", type=int, default=1234, show_default=True, help="seed_transpiler.")
-@click.option("--mask-seed", type=int, default=0, show_default=True, help="Evaluation mask seed (as `evaluate`).")
+@images_option(100, help="Test images (the first N).")
+@optimization_level_option
+@transpiler_seed_option
+@mask_seed_option
 @click.option("--stage-iter", type=click.IntRange(min=1), default=300, show_default=True, help="L-BFGS per stage.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="MNIST folder [default: the run's].")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("circuits"),
-    show_default=True,
-    help="Folder for loader-frontier-L<size>.json and .md.",
-)
+@data_dir_option("$QMAE_DATA_DIR, else the run's")
+@out_dir_option("Folder for loader-frontier-L<size>.json and .md.", default=Path("circuits"))
+@json_option("the frontier record")
+@renamed({"--samples": "--images", "--seed": "--transpiler-seed"})
 def loaders_cmd(
     run_dir: Path,
     backend_names: tuple[str, ...],
     layers: str,
-    samples: int,
+    images: int,
     optimization_level: int,
-    seed: int,
+    transpiler_seed: int,
     mask_seed: int,
     stage_iter: int,
     data_dir: Path | None,
     out: Path,
+    as_json: bool,
 ) -> None:
     """Loading fidelity of approximate loaders against the two-qubit gates they cost, on RUN's test images."""
     from qmae_qiskit.errors import QMAEError
@@ -146,9 +153,12 @@ def loaders_cmd(
         raise QMAEError(f"--layers must be comma-separated whole numbers, got {layers!r}") from None
     backends = [backend_for_spec(b) for b in backend_names]
     frontier = frontier_for_run(
-        run_dir, backends, depths, samples, optimization_level, seed, mask_seed, stage_iter, data_dir
+        run_dir, backends, depths, images, optimization_level, transpiler_seed, mask_seed, stage_iter, data_dir
     )
     files = write_frontier(frontier, out)
+    if as_json:
+        echo_json(frontier)
+        return
     for row in frontier.rows:
         counts = ", ".join(f"{b} {c}" for b, c in row.two_qubit_gates.items())
         click.echo(
@@ -161,7 +171,8 @@ def loaders_cmd(
 
 @report_group.command("check")
 @click.argument("file", type=click.Path(path_type=Path))
-def check_cmd(file: Path) -> None:
+@json_option("the check's result")
+def check_cmd(file: Path, as_json: bool) -> None:
     """Regenerate a depth report from the settings in FILE (.json) and fail if any number differs.
 
     Timings and the time stamp are ignored; versions are compared too, since numbers depend on them.
@@ -176,4 +187,7 @@ def check_cmd(file: Path) -> None:
     if diffs:
         shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
         raise QMAEError(f"{file} does not regenerate equal: {shown}")
+    if as_json:
+        echo_json({"file": str(file), "identical": True, "differences": []})
+        return
     click.echo(f"{file}: regenerated report is identical (timings and time stamp aside)")

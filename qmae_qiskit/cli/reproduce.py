@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
 from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.options import (
+    data_dir_option,
+    data_dir_or_default,
+    echo_json,
+    images_option,
+    json_option,
+    mask_seed_option,
+    renamed,
+)
 
 
 @main.command("reproduce")
@@ -20,32 +27,22 @@ from qmae_qiskit.cli.app import main
     show_default=True,
     help="Folder for the classifier, the four runs, table1.md/json and fig6-8.png.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Folder with torchvision's MNIST layout [default: $QMAE_DATA_DIR or data/].",
-)
-@click.option(
-    "--test-limit",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Evaluate on the first N test images only [default: the whole test split].",
-)
+@data_dir_option()
+@images_option(help="Evaluate on the first N test images only [default: the whole test split].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the training epochs of every run.")
 @click.option(
-    "--train-samples", type=click.IntRange(min=1), default=None, help="Override the training images of every run."
+    "--train-images", type=click.IntRange(min=1), default=None, help="Override the training images of every run."
 )
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=None, help="Override the classifier epochs.")
 @click.option(
-    "--classifier-limit",
+    "--classifier-train-images",
     type=click.IntRange(min=2),
     default=None,
     help="Train the classifier on the first N training images only.",
 )
-@click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the evaluation masks.")
+@mask_seed_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print table1.json instead of table1.md.")
+@json_option("table1.json")
 @click.option(
     "--seeds",
     type=click.IntRange(min=1),
@@ -55,14 +52,21 @@ from qmae_qiskit.cli.app import main
 )
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="--seeds: local Dask workers [cores].")
 @click.option("--scheduler", default=None, help="--seeds: address of a running dask.distributed scheduler.")
+@renamed(
+    {
+        "--test-limit": "--images",
+        "--train-samples": "--train-images",
+        "--classifier-limit": "--classifier-train-images",
+    }
+)
 def reproduce_cmd(
     out: Path,
     data_dir: Path | None,
-    test_limit: int | None,
+    images: int | None,
     epochs: int | None,
-    train_samples: int | None,
+    train_images: int | None,
     classifier_epochs: int | None,
-    classifier_limit: int | None,
+    classifier_train_images: int | None,
     mask_seed: int,
     progress: bool,
     as_json: bool,
@@ -77,17 +81,17 @@ def reproduce_cmd(
     """
     from qmae_qiskit.evaluate.reproduce import reproduce, table_markdown
 
-    data_dir = data_dir if data_dir is not None else Path(os.environ.get("QMAE_DATA_DIR", "data"))
-    train = {k: v for k, v in (("epochs", epochs), ("train_samples", train_samples)) if v is not None}
-    clf = {k: v for k, v in (("epochs", classifier_epochs), ("limit", classifier_limit)) if v is not None}
+    data_dir = data_dir_or_default(data_dir)
+    train = {k: v for k, v in (("epochs", epochs), ("train_samples", train_images)) if v is not None}
+    clf = {k: v for k, v in (("epochs", classifier_epochs), ("limit", classifier_train_images)) if v is not None}
     log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
     if seeds is not None or workers is not None or scheduler is not None:
-        _reproduce_seeds(out, seeds, data_dir, test_limit, train, clf, mask_seed, workers, scheduler, as_json, log)
+        _reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, workers, scheduler, as_json, log)
         return
     record = reproduce(
         out,
         data_dir,
-        test_limit=test_limit,
+        test_limit=images,
         train=train,
         classifier_settings=clf,
         mask_seed=mask_seed,
@@ -95,13 +99,13 @@ def reproduce_cmd(
         log=log,
     )
     if as_json:
-        click.echo(json.dumps(record, indent=2))
+        echo_json(record)
         return
     click.echo(table_markdown(record))
     click.echo(f"wrote {out / 'table1.md'}, {out / 'table1.json'}, fig6.png, fig7.png, fig8.png in {out}")
 
 
-def _reproduce_seeds(out, seeds, data_dir, test_limit, train, clf, mask_seed, workers, scheduler, as_json, log) -> None:
+def _reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, workers, scheduler, as_json, log) -> None:
     from qmae_qiskit.errors import QMAEError
     from qmae_qiskit.experiments.multiseed import gap_text, reproduce_seeds, to_markdown
 
@@ -111,10 +115,10 @@ def _reproduce_seeds(out, seeds, data_dir, test_limit, train, clf, mask_seed, wo
     if ctx.get_parameter_source("out") in (ParameterSource.DEFAULT, None):
         out = Path("results") / "sweeps" / f"table1-{seeds}seeds"
     record = reproduce_seeds(
-        out, seeds, data_dir, test_limit, train, clf, mask_seed, scheduler=scheduler, workers=workers, log=log
+        out, seeds, data_dir, images, train, clf, mask_seed, scheduler=scheduler, workers=workers, log=log
     )
     if as_json:
-        click.echo(json.dumps(record.to_json(), indent=2))
+        echo_json(record)
         return
     click.echo(to_markdown(record))
     click.echo(gap_text(record))

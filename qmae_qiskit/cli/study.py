@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import plan_printer, qpu_budget, qpu_options
+from qmae_qiskit.cli.options import (
+    REQUIRED,
+    data_dir_option,
+    echo_dry_run,
+    echo_json,
+    execution_options,
+    images_option,
+    json_option,
+    out_dir_option,
+    out_file,
+    plan_printer,
+    qpu_budget,
+    renamed,
+)
+
+STUDY_DIR = Path("results") / "hardware"
 
 
 def _floats(text: str) -> list[float]:
@@ -19,13 +33,6 @@ def _floats(text: str) -> list[float]:
         raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
 
 
-def _dry_run_done(plan: Any, as_json: bool) -> None:
-    """A dry run's last words: the plan as JSON with --json, and that nothing ran."""
-    if as_json:
-        click.echo(json.dumps(plan.model_dump(), indent=2))
-    click.echo("dry run: nothing run, nothing written", err=as_json)
-
-
 @main.group("study")
 def study_group() -> None:
     """Studies of what a device gives."""
@@ -33,21 +40,8 @@ def study_group() -> None:
 
 @study_group.command("noise")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option(
-    "--backend",
-    required=True,
-    help="A fake device (its local twin), a calibration snapshot file, an IBM backend, or aer_simulator "
-    "with --noise-model.",
-)
-@click.option("--noise-model", default=None, help="With --backend aer_simulator: a noise model spec.")
-@click.option(
-    "--samples",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Test images evaluated (the first N, with the same masks as `evaluate`).",
-)
-@click.option("--shots", type=click.IntRange(min=1), default=4000, show_default=True)
+@images_option(100, help="Test images evaluated (the first N, with the same masks as `evaluate`).")
+@execution_options(backend=REQUIRED, shots=4000, mitigation=False)
 @click.option(
     "--methods",
     default="raw,trex,mthree,cal,recommended",
@@ -71,18 +65,11 @@ def study_group() -> None:
     help="Index of the first calibration image in its split.",
 )
 @click.option(
-    "--fidelity-circuit", type=click.Choice(["auto", "swap-test", "inverse"]), default="auto", show_default=True
-)
-@click.option(
     "--loader",
     default=None,
     help="Approximate amplitude loading for the hardware circuits, e.g. 'ladder:2' or 'budget:150' "
     "[default: the exact RY tree]. The exact values compared with are always the paper's circuit's.",
 )
-@click.option("--optimization-level", type=click.IntRange(0, 3), default=1, show_default=True)
-@click.option("--seed-transpiler", type=int, default=1234, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed (local backends).")
-@click.option("--mask-seed", type=int, default=0, show_default=True)
 @click.option("--zne-noise-factors", default="1,3,5", show_default=True, help="ZNE folding factors.")
 @click.option("--zne-extrapolator", default="exponential,linear", show_default=True)
 @click.option(
@@ -108,13 +95,8 @@ def study_group() -> None:
     help="Predicted standard error of the fidelity above which the verdict says the device does not resolve "
     "the circuit.",
 )
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="MNIST folder [default: the run's].")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Study JSON [default: results/hardware/study-<backend>-L<size>.json]; .md and .png beside it.",
-)
+@data_dir_option("$QMAE_DATA_DIR, else the run's")
+@out_dir_option(f"Folder for study-<backend>-L<size>.json, .md and .png [default: {STUDY_DIR}].")
 @click.option(
     "--jobs-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -129,30 +111,30 @@ def study_group() -> None:
     default=None,
     help="Split the images over a local Dask cluster of N workers [default: no cluster].",
 )
-@qpu_options
-@click.option("--json", "as_json", is_flag=True, help="Print the study JSON.")
+@json_option("the study record")
+@renamed({"--samples": "--images", "--seed": "--simulator-seed"})
 def noise_cmd(
     run: Path,
+    images: int,
     backend: str,
     noise_model: str | None,
-    samples: int,
     shots: int,
+    fidelity_circuit: str,
+    optimization_level: int,
+    transpiler_seed: int,
+    simulator_seed: int,
+    mask_seed: int,
     methods: str,
     calibration_images: int,
     calibration_split: str,
     calibration_start: int,
-    fidelity_circuit: str,
     loader: str | None,
-    optimization_level: int,
-    seed_transpiler: int,
-    seed: int,
-    mask_seed: int,
     zne_noise_factors: str,
     zne_extrapolator: str,
     precision: float | None,
     qpu_budget_s: float | None,
     max_error: float,
-    data_dir: str | None,
+    data_dir: Path | None,
     out: Path | None,
     jobs_dir: Path,
     scheduler: str | None,
@@ -175,7 +157,7 @@ def noise_cmd(
         run=str(run),
         backend=backend,
         noise_model=noise_model,
-        samples=samples,
+        samples=images,
         shots=shots,
         methods=methods,
         calibration_images=calibration_images,
@@ -184,15 +166,15 @@ def noise_cmd(
         fidelity_circuit=fidelity_circuit,
         loader=loader,
         optimization_level=optimization_level,
-        seed_transpiler=seed_transpiler,
-        seed=seed,
+        seed_transpiler=transpiler_seed,
+        seed=simulator_seed,
         mask_seed=mask_seed,
         zne_noise_factors=_floats(zne_noise_factors),
         zne_extrapolator=[x.strip() for x in zne_extrapolator.split(",") if x.strip()],
         precision=precision,
         qpu_budget=qpu_budget_s,
         max_error=max_error,
-        data_dir=data_dir,
+        data_dir=None if data_dir is None else str(data_dir),
     )
     context: AbstractContextManager[Any] = nullcontext(None)
     if scheduler is not None or workers is not None:
@@ -202,21 +184,23 @@ def noise_cmd(
     budget = qpu_budget(dry_run, max_qpu_seconds, price_per_second)
     say = plan_printer(dry_run and not as_json)
     if dry_run:
-        plan = run_study(spec, jobs_dir, None, budget, say)
-        _dry_run_done(plan, as_json)
+        echo_dry_run(run_study(spec, jobs_dir, None, budget, say), as_json)
         return
     with context as client:
         study = run_study(spec, jobs_dir, client, budget, say)
     if isinstance(study, str):
+        if as_json:
+            echo_json({"submitted": study, "backend": backend, "jobs_dir": str(jobs_dir)})
+            return
         click.echo(
             f"submitted study {study} to {backend}; complete it with: qmae-qiskit jobs fetch {study} "
             f"--jobs-dir {jobs_dir}"
         )
         return
     assert not isinstance(study, QPUPlan)
-    paths = write_study(study, out if out is not None else default_out(study))
+    paths = write_study(study, out_file(out, STUDY_DIR, default_out(study).name))
     if as_json:
-        click.echo(json.dumps(study.to_json(), indent=2))
+        echo_json(study)
         return
     click.echo(to_markdown(study))
     for p in paths:
@@ -225,42 +209,40 @@ def noise_cmd(
 
 @study_group.command("frontier")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--backend", required=True, help="A fake device or calibration snapshot (local twin).")
 @click.option(
     "--loaders",
     default="ladder:4,ladder:8,ladder:12,ladder:16",
     show_default=True,
     help="Comma-separated loaders, one study each ('exact' for the RY tree).",
 )
-@click.option("--samples", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--shots", type=click.IntRange(min=1), default=20000, show_default=True)
+@images_option(30, help="Test images evaluated (the first N, with the same masks as `evaluate`).")
+@execution_options(backend=REQUIRED, shots=20000, mitigation=False)
 @click.option("--methods", default="raw,recommended", show_default=True)
 @click.option("--calibration-images", type=click.IntRange(min=0), default=20, show_default=True)
-@click.option("--optimization-level", type=click.IntRange(0, 3), default=3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Frontier JSON [default: results/hardware/frontier-<backend>-L<size>.json]; .md and .png beside.",
-)
-@qpu_options
+@data_dir_option("$QMAE_DATA_DIR, else the run's")
+@out_dir_option(f"Folder for frontier-<backend>-L<size>.json, .md and .png [default: {STUDY_DIR}].")
+@json_option("the frontier record")
+@renamed({"--samples": "--images", "--seed": "--simulator-seed"})
 def frontier_cmd(
     run: Path,
-    backend: str,
     loaders: str,
-    samples: int,
+    images: int,
+    backend: str,
+    noise_model: str | None,
     shots: int,
+    fidelity_circuit: str,
+    optimization_level: int,
+    transpiler_seed: int,
+    simulator_seed: int,
+    mask_seed: int,
     methods: str,
     calibration_images: int,
-    optimization_level: int,
-    seed: int,
-    data_dir: str | None,
+    data_dir: Path | None,
     out: Path | None,
     dry_run: bool,
     max_qpu_seconds: float | None,
     price_per_second: float,
+    as_json: bool,
 ) -> None:
     """Estimate error (each method) against the two-qubit-gate budget: one noise study per approximate loader."""
     from qmae_qiskit.model.approx_loader import as_spec
@@ -273,22 +255,28 @@ def frontier_cmd(
     spec = StudySpec(
         run=str(run),
         backend=backend,
-        samples=samples,
+        noise_model=noise_model,
+        samples=images,
         shots=shots,
         methods=methods,
         calibration_images=calibration_images,
+        fidelity_circuit=fidelity_circuit,
         optimization_level=optimization_level,
-        seed=seed,
-        data_dir=data_dir,
+        seed_transpiler=transpiler_seed,
+        seed=simulator_seed,
+        mask_seed=mask_seed,
+        data_dir=None if data_dir is None else str(data_dir),
     )
-    frontier = run_frontier(
-        spec, names, budget=qpu_budget(dry_run, max_qpu_seconds, price_per_second), say=plan_printer(dry_run)
-    )
+    budget = qpu_budget(dry_run, max_qpu_seconds, price_per_second)
+    frontier = run_frontier(spec, names, budget=budget, say=plan_printer(dry_run and not as_json))
     if not isinstance(frontier, Frontier):
-        _dry_run_done(frontier, False)
+        echo_dry_run(frontier, as_json)
         return
     size = frontier.config.get("image_size")
-    paths = write_frontier(frontier, out or Path("results") / "hardware" / f"frontier-{backend}-L{size}.json")
+    paths = write_frontier(frontier, out_file(out, STUDY_DIR, f"frontier-{backend}-L{size}.json"))
+    if as_json:
+        echo_json(frontier)
+        return
     click.echo(to_markdown(frontier))
     for p in paths:
         click.echo(f"wrote {p}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +9,17 @@ import click
 from click.core import ParameterSource
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import config_options
+from qmae_qiskit.cli.options import (
+    config_options,
+    data_dir_option,
+    data_dir_or_default,
+    echo_json,
+    images_option,
+    json_option,
+    mask_seed_option,
+    out_dir_option,
+    renamed,
+)
 from qmae_qiskit.cli.train import SETTING_KEYS, SHAPE_KEYS
 from qmae_qiskit.train.defaults import BACKEND_DEFAULTS
 
@@ -33,9 +41,9 @@ AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by ot
     default=None,
     help='TOML file with a [grid] table, e.g. `seed = [0, 1, 2]` and `patch = ["4x8", "8x8"]`.',
 )
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Sweep folder.")
-@click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Score the first N test images.")
-@click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the evaluation masks.")
+@out_dir_option("Sweep folder: a run folder per cell, summary.json, summary.md, plots/.", required=True)
+@images_option()
+@mask_seed_option
 @click.option("--scheduler", default=None, help="Address of a running dask.distributed scheduler (tcp://host:8786).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Local cluster processes [default: cores].")
 @click.option("--connect-timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for --scheduler.")
@@ -44,8 +52,22 @@ AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by ot
 @click.option("--mask-ratio", type=float, default=0.25, show_default=True, help="Patch grid defaults per ratio.")
 @click.option("--epochs", type=click.IntRange(min=1), default=EXACT["epochs"], show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=EXACT["batch_size"], show_default=True)
-@click.option("--train-samples", type=click.IntRange(min=1), default=EXACT["train_samples"], show_default=True)
-@click.option("--val-samples", type=click.IntRange(min=0), default=EXACT["val_samples"], show_default=True)
+@click.option(
+    "--train-images",
+    "train_samples",
+    type=click.IntRange(min=1),
+    default=EXACT["train_samples"],
+    show_default=True,
+    help="Training images per cell.",
+)
+@click.option(
+    "--val-images",
+    "val_samples",
+    type=click.IntRange(min=0),
+    default=EXACT["val_samples"],
+    show_default=True,
+    help="Held-out images scored after each epoch.",
+)
 @click.option("--lr", type=float, default=0.01, show_default=True)
 @click.option("--beta1", type=float, default=0.9, show_default=True)
 @click.option("--beta2", type=float, default=0.999, show_default=True)
@@ -58,20 +80,29 @@ AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by ot
 @click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
 @click.option("--classifier-seed", type=int, default=0, show_default=True, help="Of cells that do not sweep it.")
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--classifier-limit", type=click.IntRange(min=2), default=None, help="Classifier training images.")
 @click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
+    "--classifier-train-images",
+    "classifier_limit",
+    type=click.IntRange(min=2),
     default=None,
-    help="Folder with torchvision's MNIST layout [default: $QMAE_DATA_DIR or data/].",
+    help="Classifier training images (the first N) [default: all].",
 )
+@data_dir_option()
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write plots/<metric>-vs-<axis>.png.")
-@click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of summary.md.")
+@json_option("summary.json")
+@renamed(
+    {
+        "--eval-limit": "--images",
+        "--train-samples": "--train-images",
+        "--val-samples": "--val-images",
+        "--classifier-limit": "--classifier-train-images",
+    }
+)
 def sweep_cmd(
     grid_args: tuple[str, ...],
     grid_file: Path | None,
     out: Path,
-    eval_limit: int | None,
+    images: int | None,
     mask_seed: int,
     scheduler: str | None,
     workers: int | None,
@@ -99,22 +130,21 @@ def sweep_cmd(
 
     grid = merge_grids(parse_grid_args(grid_args), load_grid_file(grid_file) if grid_file else {})
     ctx = click.get_current_context()
+    flags = {p.name: p.opts[0] for p in ctx.command.params if p.opts}
     for axis in grid:
         for name in AXIS_OPTIONS.get(axis, (axis,)):
             if name in ctx.params and ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None):
-                raise QMAEError(f"{axis} is swept by the grid and also given as --{name.replace('_', '-')}; keep one")
+                raise QMAEError(f"{axis} is swept by the grid and also given as {flags[name]}; keep one")
     base = {k: opts[k] for k in TRAIN_KEYS}
     base["betas"] = (beta1, beta2)
-    if data_dir is None:
-        data_dir = Path(os.environ.get("QMAE_DATA_DIR", "data"))
     log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
     result = run_sweep(
         grid,
         base,
         out,
-        data_dir=data_dir,
+        data_dir=data_dir_or_default(data_dir),
         classifier={"epochs": classifier_epochs, "limit": classifier_limit},
-        evaluation=EvalSpec(limit=eval_limit, mask_seed=mask_seed),
+        evaluation=EvalSpec(limit=images, mask_seed=mask_seed),
         scheduler=scheduler,
         workers=workers,
         connect_timeout=connect_timeout,
@@ -122,7 +152,7 @@ def sweep_cmd(
         log=log,
     )
     if as_json:
-        click.echo(json.dumps(result.summary.to_json(), indent=2))
+        echo_json(result.summary)
         return
     click.echo(to_markdown(result.summary))
     click.echo(f"wrote {out / 'summary.json'}, {out / 'summary.md'} and {len(result.files) - 2} plot(s)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,14 @@ import click
 from click.core import ParameterSource
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import config_options
+from qmae_qiskit.cli.options import (
+    config_options,
+    data_dir_option,
+    data_dir_or_default,
+    echo_json,
+    json_option,
+    renamed,
+)
 from qmae_qiskit.train.defaults import BACKEND_DEFAULTS
 
 
@@ -43,10 +49,6 @@ SETTING_KEYS = (
 )
 
 
-def _default_data_dir() -> Path:
-    return Path(os.environ.get("QMAE_DATA_DIR", "data"))
-
-
 @main.command("train")
 @click.option(
     "--backend",
@@ -73,9 +75,16 @@ def _default_data_dir() -> Path:
 )
 @click.option("--epochs", type=int, default=None, help=f"Epochs {_per_backend('epochs')}.")
 @click.option("--batch-size", type=int, default=None, help=f"Images per Adam step {_per_backend('batch_size')}.")
-@click.option("--train-samples", type=int, default=None, help=f"Training images {_per_backend('train_samples')}.")
 @click.option(
-    "--val-samples",
+    "--train-images",
+    "train_samples",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Training images {_per_backend('train_samples')}.",
+)
+@click.option(
+    "--val-images",
+    "val_samples",
     type=int,
     default=None,
     help=f"Held-out images scored after each epoch with the exact simulator {_per_backend('val_samples')}.",
@@ -156,14 +165,11 @@ def _default_data_dir() -> Path:
     is_flag=True,
     help="Continue the run --out/--name from its last checkpoint; options not given are taken from it.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Folder with torchvision's MNIST layout [default: $QMAE_DATA_DIR or data/].",
-)
+@data_dir_option("$QMAE_DATA_DIR, else data/; with --resume: the run's")
 @click.option("--download", is_flag=True, help="Download MNIST into --data-dir if it is missing (needs internet).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@json_option("the run's settings and the training summary")
+@renamed({"--train-samples": "--train-images", "--val-samples": "--val-images"})
 def train_cmd(
     out: Path,
     name: str | None,
@@ -173,6 +179,7 @@ def train_cmd(
     progress: bool,
     beta1: float,
     beta2: float,
+    as_json: bool,
     **opts: Any,
 ) -> None:
     """Train QMAE or QAE on MNIST; writes config.json, metrics.jsonl, checkpoint.pt and loss.png."""
@@ -192,9 +199,9 @@ def train_cmd(
         settings = fresh
         run_dir = out / name if name else _free_name(out, settings.default_name())
     if data_dir is None and not resume:
-        data_dir = _default_data_dir()
+        data_dir = data_dir_or_default(data_dir)
 
-    click.echo(_describe(settings, run_dir, resume))
+    click.echo(_describe(settings, run_dir, resume), err=as_json)
     try:
         result = train(settings, run_dir, data_dir=data_dir, download=download, resume=resume, progress=progress)
     except KeyboardInterrupt as exc:
@@ -204,7 +211,24 @@ def train_cmd(
             err=True,
         )
         sys.exit(130)
+    if as_json:
+        echo_json(_summary(result))
+        return
     _report(result)
+
+
+def _summary(r) -> dict[str, Any]:
+    """train's record: the run's settings (its config.json) and what this call did."""
+    return {
+        "run_dir": str(r.run_dir),
+        "settings": r.settings.model_dump(mode="json"),
+        "start_step": r.start_step,
+        "steps": r.steps,
+        "seconds": round(r.seconds, 3),
+        "last_loss": r.last_loss,
+        "last_epoch_fidelity": r.last_epoch_fidelity,
+        "val_fidelity": r.val_fidelity,
+    }
 
 
 def _fresh_settings(opts: dict[str, Any]):

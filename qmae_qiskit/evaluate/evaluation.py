@@ -107,7 +107,7 @@ def load_eval_data(data_dir: str | Path | None, split: str, image_size: int, lim
     if split not in SPLITS:
         raise QMAEError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if limit is not None and limit < 1:
-        raise QMAEError(f"--limit must be positive, got {limit}")
+        raise QMAEError(f"--images must be positive, got {limit}")
     data = load_split(data_dir, split, image_size, limit=limit)
     return EvalData(data.images, data.labels, data.indices, (data_dir, image_size))
 
@@ -189,9 +189,7 @@ def evaluate(
     from qmae_qiskit.train.runs import load_trained
 
     budget = budget or QPUBudget()
-    backend, note = budget.backend_for(backend)
-    if note is not None and say is not None:
-        say(note)
+    backend = budget.backend_for(backend, say)
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     tm = load_trained(run_dir)

@@ -116,9 +116,7 @@ def submit(
     from qmae_qiskit.hardware.qpu_time import plan_for
     from qmae_qiskit.train.runs import load_trained
 
-    backend, note = opts.budget.backend_for(opts.backend)
-    if note is not None and say is not None:
-        say(note)
+    backend = opts.budget.backend_for(opts.backend, say)
     tm = load_trained(opts.run)
     executor = make_executor(backend, opts.noise_model)
     spec = EvalSpec(
@@ -136,7 +134,7 @@ def submit(
         opts.data_dir if opts.data_dir is not None else tm.data_dir, opts.split, tm.cfg.image_size, limit=opts.samples
     )
     if len(data) < opts.samples:
-        raise QMAEError(f"--samples {opts.samples} is more than the {len(data)} images of the {opts.split} split")
+        raise QMAEError(f"--images {opts.samples} is more than the {len(data)} images of the {opts.split} split")
     prep = prepare(tm, data, spec, executor)
     if executor.kind == "exact":
         raise QMAEError("submit runs on a device, its twin or aer_simulator; for exact values use `evaluate`")

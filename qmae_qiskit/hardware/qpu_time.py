@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qiskit.circuit import QuantumCircuit
 from qiskit.providers import BackendV2
 
-from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware.execution import EstimatorTask, Executor, Task, Work
 from qmae_qiskit.hardware.transpile import two_qubit_count
 
@@ -135,7 +135,12 @@ def program(task: Task, work: Work, backend: BackendV2) -> tuple[Any, Any]:
 
 def task_items(role: str, task: Task, work: Work, backend: BackendV2) -> tuple[list[PlanItem], bool]:
     """The plan items of one job, and whether every duration was known."""
-    qp, options = program(task, work, backend)
+    try:
+        qp, options = program(task, work, backend)
+    except QMAEError:
+        raise
+    except Exception as exc:  # the runtime's own validation (IBMInputValueError, ...)
+        raise QMAEError(f"the runtime cannot prepare job {role!r}: {one_line(exc)}") from None
     delay = rep_delay(backend, options)
     target = backend.target
     items, known = [], True
@@ -254,17 +259,20 @@ class QPUBudget(BaseModel):
     max_qpu_seconds: float | None = Field(None, gt=0)
     price_per_second: float = Field(DEFAULT_PRICE_PER_SECOND, ge=0)
 
-    def backend_for(self, backend: str) -> tuple[str, str | None]:
-        """The backend to plan (and run) on, and a line when a dry run substitutes a fake one; a dry run on a
-        backend without a QPU is refused."""
+    def backend_for(self, backend: str, say: Callable[[str], None] | None = None) -> str:
+        """The backend to plan (and run) on; ``say`` hears when a dry run substitutes a fake one. A dry run on
+        a backend without a QPU is refused."""
         if not self.dry_run:
-            return backend, None
+            return backend
         if backend.strip() in ("exact", "aer_simulator"):
             raise QMAEError(
                 f"--dry-run plans QPU time, and --backend {backend.strip()} runs on no QPU; dry-run a device "
                 "(ibm_torino) or its twin (fake_torino)"
             )
-        return dry_run_backend(backend.strip())
+        name, note = dry_run_backend(backend.strip())
+        if note is not None and say is not None:
+            say(note)
+        return name
 
 
 def plan_for(
@@ -273,7 +281,11 @@ def plan_for(
     """The plan of ``work`` when ``executor`` is a device or its twin (None elsewhere): refused in one line if
     it needs more than ``budget.max_qpu_seconds``, else told to ``say``. Call it before anything is run."""
     if executor.kind not in ("twin", "ibm") or executor.target is None:
+        if budget.dry_run:
+            raise QMAEError(f"--dry-run plans QPU time, and {executor.name} runs on no QPU; dry-run a device")
         return None
+    for task in work.tasks.values():  # what the executor would refuse, refused first with its own line
+        work.mitigation_of(task).check_runnable(executor.kind, device=executor.remote)
     return announce(plan_work(work, executor.target, budget.price_per_second, executor.target.name), budget, say)
 
 

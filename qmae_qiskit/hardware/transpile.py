@@ -16,9 +16,10 @@ from qiskit.transpiler import PassManager
 from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware import DEFAULT_TRANSPILER_SEED
 from qmae_qiskit.hardware.backends import ensure_fits
 
-DEFAULT_SEED = 1234
+DEFAULT_SEED = DEFAULT_TRANSPILER_SEED
 
 
 def check_level(level: int) -> int:

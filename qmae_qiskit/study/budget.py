@@ -139,7 +139,7 @@ def check_minimum(budget: float, n: int, costs: CostModel, params: dict[bool, in
         raise QMAEError(
             f"--qpu-budget {budget:g} is too small for one pass: {n} images at {MIN_SHOTS} shots with the fewest "
             f"calibration images need at least {np.ceil(need):,.0f} QPU seconds (pilot included); raise "
-            "--qpu-budget or pass fewer --samples"
+            "--qpu-budget or pass fewer --images"
         )
 
 

@@ -74,7 +74,7 @@ def _images(spec: StudySpec, tm: Any) -> tuple[ImageSet, ImageSet]:
     size = tm.cfg.image_size
     evaluated = load_split(data_dir, "test", size, limit=spec.samples)
     if len(evaluated) < spec.samples:
-        raise QMAEError(f"--samples {spec.samples} is more than the {len(evaluated)} test images")
+        raise QMAEError(f"--images {spec.samples} is more than the {len(evaluated)} test images")
     k = spec.calibration_images
     if k == 0:
         return evaluated, ImageSet(evaluated.images[:0], evaluated.labels[:0], evaluated.indices[:0])

@@ -75,9 +75,7 @@ def run_frontier(
     from qmae_qiskit.hardware.qpu_time import QPUBudget, announce, combine, plan_work
 
     budget = budget or QPUBudget()
-    backend, note = budget.backend_for(spec.backend)
-    if note is not None and say is not None:
-        say(note)
+    backend = budget.backend_for(spec.backend, say)
     spec = spec.model_copy(update={"backend": backend})
     executor = make_executor(spec.backend, spec.noise_model)
     assert not executor.remote and executor.target is not None, "a frontier runs on a device's twin"

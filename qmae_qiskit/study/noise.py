@@ -113,16 +113,15 @@ def run_study(
 
     t0 = time.perf_counter()
     budget = budget or QPUBudget()
-    backend, note = budget.backend_for(spec.backend)
-    if note is not None and say is not None:
-        say(note)
+    backend = budget.backend_for(spec.backend, say)
     spec = spec.model_copy(update={"backend": backend})
     executor = make_executor(spec.backend, spec.noise_model)
     if spec.qpu_budget is not None:
         return run_budgeted(spec, executor, budget, say, client)
     d = design(spec, executor)
     plan = plan_for(d.work, executor, budget, say)
-    if budget.dry_run and plan is not None:
+    if budget.dry_run:
+        assert plan is not None  # plan_for refuses a dry run off a device
         return plan
     return run_designed(d, executor, plan, jobs_dir, client, t0)
 

@@ -76,8 +76,8 @@ def select_data(data: ImageSet, settings: RunSettings) -> TrainData:
     need = settings.train_samples + settings.val_samples
     if len(data) < need:
         raise QMAEError(
-            f"the data set has {len(data)} images but --train-samples {settings.train_samples} + "
-            f"--val-samples {settings.val_samples} = {need}; ask for fewer"
+            f"the data set has {len(data)} images but --train-images {settings.train_samples} + "
+            f"--val-images {settings.val_samples} = {need}; ask for fewer"
         )
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(int(settings.seed)))
     return TrainData(data.subset(perm[: settings.train_samples]), data.subset(perm[settings.train_samples : need]))
