@@ -351,7 +351,7 @@ def test_study_noise_end_to_end_on_a_small_twin(run4, tmp_path):
     "args, message",
     [
         (["--methods", "cal", "--calibration-images", "2"], "at least 3 calibration images"),
-        (["--calibration-split", "test", "--calibration-images", "4"], "also evaluated images"),
+        (["--calibration-split", "test", "--calibration-images", "4", "--calibration-pick", "first"], "also evaluated"),
         (["--methods", "cal+pec"], "unknown method"),
         (["--backend", "exact"], "needs a noisy backend"),
         (["--shots", "100", "--precision", "0.001"], "too few for --precision"),
@@ -574,3 +574,16 @@ def test_a_budget_too_small_for_one_pass_names_the_minimum_and_writes_nothing(ru
     res = CliRunner().invoke(main, [*args, "--qpu-budget", "60", "--dry-run"])  # the pilot's plan, nothing run
     assert res.exit_code == 0 and "QPU plan on fake_manila" in res.output and "nothing written" in res.output
     assert not any(tmp_path.iterdir())
+
+
+def test_calibration_images_are_spread_over_every_digit_of_the_sorted_training_split():
+    """The training split is sorted by digit: its first K images are all zeros, unlike the evaluated images."""
+    from qmae_qiskit.study.design import StudySpec, _calibration_images
+
+    spec = StudySpec(run="unused", backend="fake_manila", calibration_images=10)
+    spread = _calibration_images(spec, DATA, 4)
+    assert sorted(spread.labels.tolist()) == list(range(10))
+    first = _calibration_images(spec.model_copy(update={"calibration_pick": "first"}), DATA, 4)
+    assert first.indices.tolist() == list(range(10)) and set(first.labels.tolist()) == {0}
+    later = _calibration_images(spec.model_copy(update={"calibration_start": 2500}), DATA, 4)
+    assert min(later.indices.tolist()) >= 2500 and len(later) == 10

@@ -65,6 +65,14 @@ def study_group() -> None:
     help="Index of the first calibration image in its split.",
 )
 @click.option(
+    "--calibration-pick",
+    type=click.Choice(["spread", "first"]),
+    default="spread",
+    show_default=True,
+    help="Calibration images spread evenly over the split from --calibration-start (every digit: the training "
+    "split is sorted by digit), or its first K (how studies were drawn before).",
+)
+@click.option(
     "--loader",
     default=None,
     help="Approximate amplitude loading for the hardware circuits, e.g. 'ladder:2' or 'budget:150' "
@@ -128,6 +136,7 @@ def noise_cmd(
     calibration_images: int,
     calibration_split: str,
     calibration_start: int,
+    calibration_pick: str,
     loader: str | None,
     zne_noise_factors: str,
     zne_extrapolator: str,
@@ -163,6 +172,7 @@ def noise_cmd(
         calibration_images=calibration_images,
         calibration_split=calibration_split,
         calibration_start=calibration_start,
+        calibration_pick=calibration_pick,
         fidelity_circuit=fidelity_circuit,
         loader=loader,
         optimization_level=optimization_level,

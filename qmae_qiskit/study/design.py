@@ -36,6 +36,7 @@ class StudySpec(BaseModel):
     calibration_images: int = Field(10, ge=0)
     calibration_split: Literal["train", "test"] = "train"
     calibration_start: int = Field(0, ge=0)
+    calibration_pick: Literal["spread", "first"] = "spread"
     fidelity_circuit: Literal["auto", "swap-test", "inverse"] = "auto"
     loader: str | None = None
     optimization_level: int = Field(1, ge=0, le=3)
@@ -78,13 +79,7 @@ def _images(spec: StudySpec, tm: Any) -> tuple[ImageSet, ImageSet]:
     k = spec.calibration_images
     if k == 0:
         return evaluated, ImageSet(evaluated.images[:0], evaluated.labels[:0], evaluated.indices[:0])
-    pool = load_split(data_dir, spec.calibration_split, size, limit=spec.calibration_start + k)
-    cal = pool.subset(slice(spec.calibration_start, spec.calibration_start + k))
-    if len(cal) < k:
-        raise QMAEError(
-            f"--calibration-images {k} from index {spec.calibration_start} is more than the "
-            f"{spec.calibration_split} split holds"
-        )
+    cal = _calibration_images(spec, data_dir, size)
     if spec.calibration_split == "test":
         shared = sorted(set(cal.indices.tolist()) & set(evaluated.indices.tolist()))
         if shared:
@@ -93,6 +88,27 @@ def _images(spec: StudySpec, tm: Any) -> tuple[ImageSet, ImageSet]:
                 f"training split or start them at --calibration-start {spec.samples} or later"
             )
     return evaluated, cal
+
+
+def _calibration_images(spec: StudySpec, data_dir: Any, size: int) -> ImageSet:
+    """K calibration images from index ``calibration_start`` on: ``spread`` evenly over the rest of the split (the
+    training split is sorted by digit, so its first K images are all zeros -- a calibration set unlike the
+    evaluated images, whose fits then do not transfer), or ``first`` (the first K; studies written before
+    ``spread`` existed)."""
+    from qmae_qiskit.data import load_split
+
+    k, start = spec.calibration_images, spec.calibration_start
+    pool = load_split(
+        data_dir, spec.calibration_split, size, limit=start + k if spec.calibration_pick == "first" else None
+    )
+    if len(pool) < start + k:
+        raise QMAEError(
+            f"--calibration-images {k} from index {start} is more than the {spec.calibration_split} split holds"
+        )
+    if spec.calibration_pick == "first":
+        return pool.subset(slice(start, start + k))
+    rows = start + ((np.arange(k) + 0.5) * (len(pool) - start) / k).astype(int)
+    return pool.subset(torch.as_tensor(rows))
 
 
 def check_runnable(spec: StudySpec, executor: Executor) -> list[Method]:
