@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
+from qiskit.transpiler import PassManager
+from qiskit.transpiler.passes import ALAPScheduleAnalysis, PadDelay
 from qiskit_aer import AerSimulator
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
@@ -67,6 +69,19 @@ def _critical_path(qc: QuantumCircuit, target) -> float:
     return max(clock.values())
 
 
+def _alap_timeline(qc: QuantumCircuit, target) -> float:
+    """Qiskit's ALAP schedule with delays padded: the length of qubit 0's timeline, gates and delays."""
+    sched = PassManager([ALAPScheduleAnalysis(target=target), PadDelay(target=target)]).run(qc)
+    total = 0.0
+    for instr in sched.data:
+        op = instr.operation
+        qubits = tuple(sched.find_bit(q).index for q in instr.qubits)
+        if 0 not in qubits or op.name == "barrier":
+            continue
+        total += op.duration * target.dt if op.name == "delay" else target[op.name][qubits].duration or 0.0
+    return total
+
+
 def test_the_estimate_is_shots_times_rep_delay_plus_the_critical_path_plus_the_job_overhead():
     backend = FakeManilaV2()
     isa = _isa(backend)
@@ -74,6 +89,7 @@ def test_the_estimate_is_shots_times_rep_delay_plus_the_critical_path_plus_the_j
     measure = backend.target["measure"][(0,)].duration
     assert hand > measure > 0  # measurement included, gates before it too
     assert circuit_duration(isa, backend.target) == pytest.approx(hand, rel=1e-12)
+    assert _alap_timeline(isa, backend.target) == pytest.approx(hand, rel=1e-12)  # the scheduled length too
     rows, shots = 3, 1000
     work = Work({"sample": SamplerTask(isa, np.linspace(0, 1, rows)[:, None], "meas")}, shots=shots)
     plan = plan_work(work, backend)
@@ -177,6 +193,11 @@ def run4(tmp_path_factory) -> Path:
     return d
 
 
+def _raw_study(run: Path, images: int) -> list[str]:
+    """`study noise` of the first ``images`` test images, raw only: one fidelity and one reconstruction job."""
+    return ["study", "noise", str(run), "--images", str(images), "--methods", "raw", "--calibration-images", "0"]
+
+
 def _files(*folders: Path) -> set[Path]:
     return {p for f in folders if f.exists() for p in f.rglob("*")}
 
@@ -196,24 +217,7 @@ def test_dry_runs_print_the_plan_and_write_or_submit_nothing(run4, tmp_path, mon
     assert "QPU plan on fake_manila" in res.output and "6 circuits, 6,000 shots" in res.output
     res = runner.invoke(main, ["submit", str(run4), "--images", "3", *common, "--jobs-dir", str(tmp_path / "j")])
     assert res.exit_code == 0 and "nothing submitted" in res.output, res.output
-    res = runner.invoke(
-        main,
-        [
-            "study",
-            "noise",
-            str(run4),
-            "--images",
-            "3",
-            "--methods",
-            "raw",
-            "--calibration-images",
-            "0",
-            *common,
-            "--json",
-            "--out",
-            str(tmp_path / "s"),
-        ],
-    )
+    res = runner.invoke(main, [*_raw_study(run4, 3), *common, "--json", "--out", str(tmp_path / "s")])
     assert res.exit_code == 0, res.output
     plan = json.loads(res.stdout)
     assert (plan["circuits"], plan["shots"], plan["jobs"]) == (6, 6000, 2)  # 3 images x (fidelity, reconstruction)
@@ -335,23 +339,7 @@ def test_evaluate_and_study_on_a_twin_record_the_estimate_they_printed(run4, tmp
     printed = res.output.split(" QPU seconds")[0].rsplit(": ", 1)[1]
     ev = json.loads((tmp_path / "e" / "eval.json").read_text())
     assert f"{ev['qpu_seconds_estimate']:,.1f}" == printed and ev["qpu_plan"]["circuits"] == 4
-    res = runner.invoke(
-        main,
-        [
-            "study",
-            "noise",
-            str(run4),
-            "--images",
-            "2",
-            "--methods",
-            "raw",
-            "--calibration-images",
-            "0",
-            *common,
-            "--out",
-            str(tmp_path / "s"),
-        ],
-    )
+    res = runner.invoke(main, [*_raw_study(run4, 2), *common, "--out", str(tmp_path / "s")])
     assert res.exit_code == 0, res.output
     study = json.loads((tmp_path / "s" / "study-fake_manila-L4.json").read_text())
     assert study["qpu_plan"]["circuits"] == 4 and study["qpu_seconds_estimate"] == pytest.approx(

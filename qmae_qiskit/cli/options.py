@@ -191,7 +191,7 @@ def config_from_options(opts: dict[str, Any]) -> QMAEConfig:
 REQUIRED = object()  # execution_options(backend=REQUIRED): the option must be given
 
 
-def _execution_block(backend: Any, shots: Any, simulator_seed: int | None) -> list[click.Option]:
+def _execution_block(backend: Any, shots: Any, simulator_seed: int | None) -> list[Callable[[Callable], Callable]]:
     """The execution options, one line each (see :func:`execution_options`)."""
     return [
         click.option(
