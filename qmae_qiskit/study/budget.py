@@ -24,7 +24,7 @@ import numpy as np
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.execution import Work
 from qmae_qiskit.hardware.qpu_time import JOB_OVERHEAD_SECONDS, plan_work
-from qmae_qiskit.study.design import Design, StudySpec
+from qmae_qiskit.study.design import Design, StudySpec, updated
 from qmae_qiskit.study.methods import ALIASES
 
 MIN_SHOTS = 100  # fewer shots than this give no usable estimate of a probability; a pass needs at least this
@@ -156,20 +156,14 @@ def without_references(methods: str) -> str:
 
 def pilot_spec(spec: StudySpec) -> StudySpec:
     """The pilot: one evaluated image (never read), PILOT_IMAGES calibration images at PILOT_SHOTS shots."""
-    return spec.model_copy(
-        update={"samples": 1, "calibration_images": PILOT_IMAGES, "shots": PILOT_SHOTS, "qpu_budget": None}
-    )
+    return updated(spec, samples=1, calibration_images=PILOT_IMAGES, shots=PILOT_SHOTS, qpu_budget=None)
 
 
 def budgeted_spec(spec: StudySpec, allocation: dict[str, Any]) -> StudySpec:
     """The study spec the allocation chose."""
     methods = spec.methods if allocation["references"] else without_references(spec.methods)
-    return spec.model_copy(
-        update={
-            "shots": int(allocation["shots"]),
-            "calibration_images": int(allocation["calibration_images"]),
-            "methods": methods,
-        }
+    return updated(
+        spec, shots=int(allocation["shots"]), calibration_images=int(allocation["calibration_images"]), methods=methods
     )
 
 

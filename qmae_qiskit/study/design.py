@@ -51,6 +51,13 @@ class StudySpec(BaseModel):
     max_error: float = Field(0.05, gt=0, description="predicted error above which the verdict says unresolved")
 
 
+def updated(spec: StudySpec, **changes: Any) -> StudySpec:
+    """A validated copy of ``spec`` with ``changes``, made through the flat form records keep, so that a field of
+    the execution (backend, shots, loader) and one of the study's own change alike, whether the spec keeps its
+    execution fields flat or composed."""
+    return type(spec).model_validate({**spec.model_dump(), **changes})
+
+
 @dataclass
 class Design:
     """What a study runs: the prepared work of evaluated + calibration rows, and which job each method reads."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.records import Record, save_record
-from qmae_qiskit.study.design import StudySpec, design
+from qmae_qiskit.study.design import StudySpec, design, updated
 from qmae_qiskit.study.noise import run_designed
 from qmae_qiskit.study.record import NoiseStudy
 
@@ -76,13 +76,13 @@ def run_frontier(
 
     budget = budget or QPUBudget()
     backend = budget.backend_for(spec.backend, say)
-    spec = spec.model_copy(update={"backend": backend})
+    spec = updated(spec, backend=backend)
     executor = make_executor(spec.backend, spec.noise_model)
     assert not executor.remote and executor.target is not None, "a frontier runs on a device's twin"
     designs, plans = [], []
     for loader in loaders:
         t0 = time.perf_counter()
-        d = design(spec.model_copy(update={"loader": None if loader == "exact" else loader}), executor)
+        d = design(updated(spec, loader=None if loader == "exact" else loader), executor)
         designs.append((d, t0))
         plans.append(plan_work(d.work, executor.target, budget.price_per_second, executor.target.name))
     total = announce(combine(plans), budget, say)

@@ -30,7 +30,7 @@ from qmae_qiskit.hardware.execution import Estimates, Executor, Result, Samples,
 from qmae_qiskit.hardware.qpu_time import QPUBudget, QPUPlan, announce, plan_for, plan_work
 from qmae_qiskit.study import budget as bud
 from qmae_qiskit.study.analysis import METRICS, estimate, estimate_methods, exact_values, reference_exact, summarize
-from qmae_qiskit.study.design import Design, StudySpec, check_precision, design
+from qmae_qiskit.study.design import Design, StudySpec, check_precision, design, updated
 from qmae_qiskit.study.record import NoiseStudy, build_record
 from qmae_qiskit.study.report import default_out, write_study
 from qmae_qiskit.study.verdict import judged_method
@@ -114,7 +114,7 @@ def run_study(
     t0 = time.perf_counter()
     budget = budget or QPUBudget()
     backend = budget.backend_for(spec.backend, say)
-    spec = spec.model_copy(update={"backend": backend})
+    spec = updated(spec, backend=backend)
     executor = make_executor(spec.backend, spec.noise_model)
     if spec.qpu_budget is not None:
         return run_budgeted(spec, executor, budget, say, client)
