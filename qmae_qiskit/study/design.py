@@ -48,6 +48,12 @@ class StudySpec(WithExecution):
             raise ValueError("a noise study needs a number of shots (--shots)")
         return self
 
+    @classmethod
+    def of_record(cls, spec: dict[str, Any]) -> StudySpec:
+        """The spec a record keeps, read back as it ran: records written before ``calibration_pick`` existed drew
+        the first K calibration images."""
+        return cls.model_validate({"calibration_pick": "first", **spec})
+
 
 def updated(spec: StudySpec, **changes: Any) -> StudySpec:
     """A validated copy of ``spec`` with ``changes``, made through the flat form records keep, so that a field of

@@ -186,7 +186,7 @@ def complete_record(jobs_dir: Path, rec: store.JobRecord, options: dict[str, Any
     """``jobs fetch`` for a study on a device: fetch every job, rebuild the design, write the study files."""
     from qmae_qiskit.hardware.executors import make_executor
 
-    spec = StudySpec(**{"calibration_pick": "first", **rec.context["study"]})  # records older than 'spread'
+    spec = StudySpec.of_record(rec.context["study"])
     results = store.finished_results(jobs_dir, rec)
     executor = make_executor(spec.backend, spec.noise_model, spec.execution.idle)
     d = design(spec, executor)
