@@ -75,3 +75,17 @@ def test_committed_study_specs_read_as_the_one_spec(path):
     assert spec.model_dump() == {**idle, **study, **raw["spec"]}
     if raw["schema"] == NoiseStudy.SCHEMA:
         assert spec.execution.shots == raw["spec"]["shots"]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "results" / "hardware" / "budget600").glob("*.json")))
+def test_committed_budgeted_studies_read_back_as_they_ran(path):
+    """The budget600 studies were drawn with spread calibration images on the twin before idle-qubit scheduling,
+    within 600 QPU seconds: their specs say so, and the allocation they record is the one they ran."""
+    raw = json.loads(path.read_text())
+    spec = StudySpec.of_record(raw["spec"])
+    assert spec.calibration_pick == "spread" and spec.qpu_budget == 600
+    assert spec.execution.idle.scheduled is False
+    alloc = raw["allocation"]
+    assert (spec.shots, spec.calibration_images) == (alloc["shots"], alloc["calibration_images"])
+    assert len(raw["calibration_indices"]) == alloc["calibration_images"] and len(raw["per_image"]) == spec.samples
+    assert raw["qpu_seconds_estimate"] <= alloc["budget_s"]
