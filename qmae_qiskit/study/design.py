@@ -51,8 +51,8 @@ class StudySpec(WithExecution):
     @classmethod
     def of_record(cls, spec: dict[str, Any]) -> StudySpec:
         """The spec a record keeps, read back as it ran: records written before ``calibration_pick`` existed drew
-        the first K calibration images."""
-        return cls.model_validate({"calibration_pick": "first", **spec})
+        the first K calibration images, and those written before ``idle_relaxation`` ran on the unscheduled twin."""
+        return cls.model_validate({"calibration_pick": "first", "idle_relaxation": False, **spec})
 
 
 def updated(spec: StudySpec, **changes: Any) -> StudySpec:
