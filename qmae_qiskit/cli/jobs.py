@@ -52,9 +52,10 @@ def _classifier_options(fn):
 
 
 def _print_metrics(metrics: dict, path: Path) -> None:
-    for name, m in metrics["metrics"].items():
-        click.echo(f"{name:9s} {m['mean']:.4f} +- {m.get('sem', 0.0):.4f} (n={m.get('n', metrics['samples'])})")
-    click.echo(f"wrote {path}")
+    from qmae_qiskit.evaluate.submit import metrics_lines
+
+    for line in metrics_lines(metrics, path):
+        click.echo(line)
 
 
 @main.command("submit")
@@ -168,25 +169,17 @@ def status_cmd(job_id: str, jobs_dir: Path, as_json: bool) -> None:
 @json_option("the metrics record (an evaluation) or the study record (a noise study)")
 def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_classifier: bool, as_json: bool) -> None:
     """Results of a finished record -> its metrics (an evaluation) or its study files (a noise study)."""
-    from qmae_qiskit.evaluate.submit import fetch
-    from qmae_qiskit.hardware.jobs import load, metrics_path
+    from qmae_qiskit.evaluate import submit
+    from qmae_qiskit.hardware.jobs import complete
+    from qmae_qiskit.study import noise
 
-    if load(jobs_dir, job_id).purpose == "study":
-        from qmae_qiskit.study.noise import complete_from_record
-
-        lines = complete_from_record(jobs_dir, job_id)
-        if as_json:
-            study = next(Path(x.removeprefix("wrote ")) for x in lines if x.endswith(".json"))
-            echo_json(json.loads(study.read_text()))
-            return
-        for line in lines:
-            click.echo(line)
-        return
-    metrics = fetch(jobs_dir, job_id, classifier_dir, not no_classifier)
+    del submit, noise  # imported for their completers, which register themselves with the job store
+    done = complete(jobs_dir, job_id, classifier_dir=classifier_dir, use_classifier=not no_classifier)
     if as_json:
-        echo_json(metrics)
+        echo_json(done.record)
         return
-    _print_metrics(metrics.to_json(), metrics_path(jobs_dir, metrics.id))
+    for line in done.lines:
+        click.echo(line)
 
 
 @jobs_group.command("cancel")

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.records import Record, save_record
-from qmae_qiskit.study.noise import NoiseStudy, StudySpec, design, run_designed
+from qmae_qiskit.study.design import StudySpec, design, updated
+from qmae_qiskit.study.noise import run_designed
+from qmae_qiskit.study.record import NoiseStudy
 
 if TYPE_CHECKING:
     from qmae_qiskit.hardware.qpu_time import QPUPlan
@@ -75,7 +77,7 @@ def run_frontier(
     designs = []
     for loader in loaders:
         t0 = time.perf_counter()
-        designs.append((design(spec.with_execution(loader=None if loader == "exact" else loader), executor), t0))
+        designs.append((design(updated(spec, loader=None if loader == "exact" else loader), executor), t0))
     plans = plan_each([d.work for d, _ in designs], executor, spec.budget, say)
     total = None if plans[0] is None else combine([p for p in plans if p is not None])
     if spec.budget.dry_run:
