@@ -23,6 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from qmae_qiskit.data import ImageSet
+from qmae_qiskit.device import resolve_device
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import baselines as bl
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1, PIXEL_SCALING, aggregate, score, score_images
@@ -221,7 +222,6 @@ def evaluate(
     images and masks (a sweep's or reproduce's, shared by several runs) and go into the record as they are.
     A device's or twin's QPU plan goes to ``say`` before anything runs (refused above the spec's cap); a dry run
     (``execution.budget``) returns the plan and runs, trains and writes nothing."""
-    from qmae_qiskit.device import resolve_device
     from qmae_qiskit.evaluate.prepare import prepare
     from qmae_qiskit.hardware.executors import make_executor
     from qmae_qiskit.hardware.qpu_time import plan_for
@@ -244,11 +244,9 @@ def evaluate(
         assert plan is not None  # plan_for refuses a dry run off a device
         return plan
     planned = time.perf_counter() - t1
-    clf = (
-        classifier_for_run(run_dir, opts.classifier_dir, source, tm.cfg.image_size, dev)
-        if opts.use_classifier
-        else (None, None, None)
-    )
+    clf: tuple[Any, dict | None, Path | None] = (None, None, None)
+    if opts.use_classifier:
+        clf = classifier_for_run(run_dir, opts.classifier_dir, source, tm.cfg.image_size, dev)
     t1 = time.perf_counter()
     scored = _run_and_score(prepared, data, executor, clf[0])
     t2 = time.perf_counter()
