@@ -118,28 +118,17 @@ def reproduce_cmd(
 
 def _reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, where, as_json, log) -> None:
     from qmae_qiskit.errors import QMAEError
+    from qmae_qiskit.evaluate.reproduce import Execution
     from qmae_qiskit.experiments.multiseed import gap_text, reproduce_seeds, to_markdown
 
     workers, scheduler, device = where
-
     if seeds is None:
         raise QMAEError("--scheduler goes with --seeds N (the single-seed reproduction runs on local processes)")
     ctx = click.get_current_context()
     if ctx.get_parameter_source("out") in (ParameterSource.DEFAULT, None):
         out = Path("results") / "sweeps" / f"table1-{seeds}seeds"
-    record = reproduce_seeds(
-        out,
-        seeds,
-        data_dir,
-        images,
-        train,
-        clf,
-        mask_seed,
-        scheduler=scheduler,
-        workers=workers,
-        log=log,
-        device=device,
-    )
+    execution = Execution(workers=workers, device=device, log=log, scheduler=scheduler)
+    record = reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, execution)
     if as_json:
         echo_json(record)
         return

@@ -126,6 +126,7 @@ def sweep_cmd(
     cells; a failed cell is recorded (error.txt and the summary) and the others go on.
     """
     from qmae_qiskit.errors import QMAEError
+    from qmae_qiskit.evaluate.reproduce import Execution
     from qmae_qiskit.experiments.cells import EvalSpec
     from qmae_qiskit.experiments.grid import load_grid_file, merge_grids, parse_grid_args
     from qmae_qiskit.experiments.summary import to_markdown
@@ -148,12 +149,10 @@ def sweep_cmd(
         data_dir=data_dir_or_default(data_dir),
         classifier={"epochs": classifier_epochs, "limit": classifier_limit},
         evaluation=EvalSpec(limit=images, mask_seed=mask_seed),
-        scheduler=scheduler,
-        workers=workers,
-        connect_timeout=connect_timeout,
         plots=plots,
-        log=log,
-        device=device,
+        execution=Execution(
+            workers=workers, device=device, log=log, scheduler=scheduler, connect_timeout=connect_timeout
+        ),
     )
     if as_json:
         echo_json(result.summary)

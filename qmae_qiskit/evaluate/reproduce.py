@@ -135,12 +135,15 @@ def ensure_classifier(
 
 @dataclass(frozen=True)
 class Execution:
-    """How ``reproduce`` runs (never what it computes): processes, device, progress bars, log."""
+    """How ``reproduce``, ``reproduce_seeds`` and ``run_sweep`` run, never what they compute: processes (or a Dask
+    scheduler), the torch device, progress bars and the log."""
 
-    workers: int | None = None  # None: one per core (at most 5); 1: everything in this process, one task at a time
+    workers: int | None = None  # reproduce: None = one per core (at most 5), 1 = all in this process; Dask: workers
     device: str = "cpu"
     progress: bool = True
     log: Callable[[str], None] = print
+    scheduler: str | None = None  # Dask: a running dask.distributed scheduler's address (None: a local cluster)
+    connect_timeout: float = 5.0  # Dask: seconds to wait for ``scheduler``
 
 
 def reproduce(
