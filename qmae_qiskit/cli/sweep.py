@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import config_options
+from qmae_qiskit.cli.options import config_options, token_option
 from qmae_qiskit.cli.train import SETTING_KEYS, SHAPE_KEYS
 from qmae_qiskit.train.defaults import BACKEND_DEFAULTS
 
@@ -41,6 +41,7 @@ AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by ot
 @click.option("--connect-timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for --scheduler.")
 @click.option("--model", type=click.Choice(["qmae", "qae"]), default="qmae", show_default=True)
 @config_options
+@token_option
 @click.option("--mask-ratio", type=float, default=0.25, show_default=True, help="Patch grid defaults per ratio.")
 @click.option("--epochs", type=click.IntRange(min=1), default=EXACT["epochs"], show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=EXACT["batch_size"], show_default=True)

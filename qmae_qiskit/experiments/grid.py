@@ -63,6 +63,7 @@ AXES: dict[str, Axis] = {
         Axis("patch_width", _int, lambda v: f"pw{v}"),
         Axis("latent_qubits", _int, lambda v: f"k{v}"),
         Axis("layers", _int, lambda v: f"l{v}", help="ansatz layers"),
+        Axis("token", str, lambda v: f"tok-{v}", ("shared", "positional"), "QMAE's mask token form"),
         Axis("image_size", _int, lambda v: f"L{v}"),
         Axis("lr", _float, lambda v: f"lr{_fmt_float(v)}"),
         Axis("epochs", _int, lambda v: f"e{v}"),
