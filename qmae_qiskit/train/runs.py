@@ -107,9 +107,7 @@ class RunSettings(BaseModel):
         (when not shared), seed."""
         layers = f"-l{self.config.layers}" if self.config.layers != 1 else ""
         token = "-tpos" if self.config.token == "positional" else ""
-        return (
-            f"{self.model}-{self.backend}-L{self.config.image_size}-m{self.mask_ratio:g}{layers}{token}-s{self.seed}"
-        )
+        return f"{self.model}-{self.backend}-L{self.config.image_size}-m{self.mask_ratio:g}{layers}{token}-s{self.seed}"
 
 
 @dataclass
