@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from qmae_qiskit.hardware import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_TRANSPILER_SEED
-from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.config import TOKEN_FORMS, QMAEConfig
 
 DATA_ENVVAR = "QMAE_DATA_DIR"
 DATA_DIR_HELP = "$QMAE_DATA_DIR, else ./data, else ~/.cache/qmae-qiskit (MNIST downloaded there once)"
@@ -191,6 +191,18 @@ def config_options(fn: Callable) -> Callable:
     for opt in reversed(options):
         fn = opt(fn)
     return fn
+
+
+def token_option(fn: Callable) -> Callable:
+    """--token shared|positional: the mask token's form (QMAE only)."""
+    return click.option(
+        "--token",
+        type=click.Choice(TOKEN_FORMS),
+        default="shared",
+        show_default=True,
+        help="QMAE's mask token: one shared patch (the paper's), or that patch plus a learnable term per pixel "
+        "position (as MAE adds positional embeddings to its mask token).",
+    )(fn)
 
 
 def config_from_options(opts: dict[str, Any]) -> QMAEConfig:

@@ -20,6 +20,7 @@ from qmae_qiskit.cli.options import (
     mask_seed_option,
     out_dir_option,
     renamed,
+    token_option,
 )
 from qmae_qiskit.cli.train import SETTING_KEYS, SHAPE_KEYS
 from qmae_qiskit.train.defaults import BACKEND_DEFAULTS
@@ -40,7 +41,8 @@ AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by ot
     "--grid-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help='TOML file with a [grid] table, e.g. `seed = [0, 1, 2]` and `patch = ["4x8", "8x8"]`.',
+    help='TOML file with a [grid] table, e.g. `seed = [0, 1, 2]` and `patch = ["4x8", "8x8"]`, or several '
+    "[[grid]] blocks whose cells are joined (--grid axes apply to each).",
 )
 @out_dir_option("Sweep folder: a run folder per cell, summary.json, summary.md, plots/.", required=True)
 @images_option()
@@ -50,6 +52,7 @@ AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by ot
 @click.option("--connect-timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for --scheduler.")
 @click.option("--model", type=click.Choice(["qmae", "qae"]), default="qmae", show_default=True)
 @config_options
+@token_option
 @click.option("--mask-ratio", type=float, default=0.25, show_default=True, help="Patch grid defaults per ratio.")
 @click.option("--epochs", type=click.IntRange(min=1), default=EXACT["epochs"], show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=EXACT["batch_size"], show_default=True)
@@ -82,6 +85,11 @@ AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by ot
 @click.option("--classifier-seed", type=int, default=0, show_default=True, help="Of cells that do not sweep it.")
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option(
+    "--classifier-per-seed",
+    is_flag=True,
+    help="Judge each cell by the classifier whose seed is its training seed (Table 1 over seeds).",
+)
+@click.option(
     "--classifier-train-images",
     "classifier_limit",
     type=click.IntRange(min=2),
@@ -112,6 +120,7 @@ def sweep_cmd(
     beta1: float,
     beta2: float,
     classifier_epochs: int,
+    classifier_per_seed: bool,
     classifier_limit: int | None,
     data_dir: Path | None,
     plots: bool,
@@ -128,14 +137,17 @@ def sweep_cmd(
     from qmae_qiskit.errors import QMAEError
     from qmae_qiskit.evaluate.reproduce import Execution
     from qmae_qiskit.experiments.cells import EvalSpec
-    from qmae_qiskit.experiments.grid import load_grid_file, merge_grids, parse_grid_args
+    from qmae_qiskit.experiments.grid import load_grid_blocks, merge_grids, parse_grid_args
     from qmae_qiskit.experiments.summary import to_markdown
     from qmae_qiskit.experiments.sweep import run_sweep
 
-    grid = merge_grids(parse_grid_args(grid_args), load_grid_file(grid_file) if grid_file else {})
+    cli_grid = parse_grid_args(grid_args)
     ctx = click.get_current_context()
     flags = {p.name: p.opts[0] for p in ctx.command.params if p.opts}
-    for axis in grid:
+    blocks = [merge_grids(cli_grid, b) for b in load_grid_blocks(grid_file)] if grid_file else [cli_grid]
+    if classifier_per_seed and ctx.get_parameter_source("classifier_seed") not in (ParameterSource.DEFAULT, None):
+        raise QMAEError("--classifier-per-seed ties each cell's classifier seed to its seed; drop --classifier-seed")
+    for axis in dict.fromkeys(a for b in blocks for a in b):
         for name in AXIS_OPTIONS.get(axis, (axis,)):
             if name in ctx.params and ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None):
                 raise QMAEError(f"{axis} is swept by the grid and also given as {flags[name]}; keep one")
@@ -143,11 +155,11 @@ def sweep_cmd(
     base["betas"] = (beta1, beta2)
     log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
     result = run_sweep(
-        grid,
+        blocks if len(blocks) > 1 else blocks[0],
         base,
         out,
         data_dir=data_dir_or_default(data_dir),
-        classifier={"epochs": classifier_epochs, "limit": classifier_limit},
+        classifier={"epochs": classifier_epochs, "limit": classifier_limit, "per_seed": classifier_per_seed},
         evaluation=EvalSpec(limit=images, mask_seed=mask_seed),
         plots=plots,
         execution=Execution(

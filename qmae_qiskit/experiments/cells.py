@@ -27,7 +27,7 @@ EVAL_FILE = "eval.json"
 ERROR_FILE = "error.txt"
 CELL_FILE = "cell.json"
 CLASSIFIERS_DIR = "classifiers"
-SHAPE_KEYS = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers", "ansatz")
+SHAPE_KEYS = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers", "ansatz", "token")
 CLASSIFIER_DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 2e-3, "augment_shift": 1, "limit": None}
 
 
@@ -116,45 +116,62 @@ def cell_name(axes: tuple[tuple[str, GridValue], ...]) -> str:
 
 
 def build_cells(
-    grid: Grid, base: dict[str, Any], classifier: dict[str, Any] | None = None, evaluation: EvalSpec | None = None
+    grid: Grid | list[Grid],
+    base: dict[str, Any],
+    classifier: dict[str, Any] | None = None,
+    evaluation: EvalSpec | None = None,
 ) -> list[Cell]:
     """Every combination of the grid's values applied to ``base`` (train options), validated; names unique.
 
-    ``base["classifier_seed"]`` (default 0) is the classifier seed of cells that do not sweep it.
+    ``grid`` may be a list of grids (blocks): their cells are joined. ``base["classifier_seed"]`` (default 0) is
+    the classifier seed of cells that do not sweep it; ``classifier["per_seed"]`` judges every cell by the
+    classifier whose seed is its training seed (Table 1's protocol over seeds).
     """
     classifier = {**CLASSIFIER_DEFAULTS, **(classifier or {})}
+    per_seed = bool(classifier.pop("per_seed", False))
     evaluation = evaluation or EvalSpec()
     base = dict(base)
     base_clf_seed = int(base.pop("classifier_seed", 0) or 0)
-    axes = list(grid)
+    blocks = grid if isinstance(grid, list) else [grid]
+    if per_seed and any("classifier_seed" in b for b in blocks):
+        raise QMAEError("classifier_seed is swept and also tied to the training seed; keep one")
     cells: list[Cell] = []
     seen: dict[str, tuple] = {}
-    for combo in itertools.product(*(grid[a] for a in axes)):
-        values = tuple(zip(axes, combo))
-        name = cell_name(values)
-        if name in seen:
-            raise QMAEError(
-                f"grid cells collide: {_show(seen[name])} and {_show(values)} both get the folder name {name!r} "
-                f"(a repeated value, or values that print the same); remove the duplicate"
-            )
-        seen[name] = values
-        opts = dict(base)
-        clf_seed = base_clf_seed
-        for axis, value in values:
-            if axis == "patch":
-                assert isinstance(value, tuple)
-                opts["patch_height"], opts["patch_width"] = value
-            elif axis == "classifier_seed":
-                clf_seed = int(value)  # type: ignore[arg-type]
-            else:
-                opts[axis] = value
-        try:
-            settings = settings_from_options(opts)
-        except (ValidationError, ValueError) as exc:
-            raise QMAEError(f"grid cell {name} ({_show(values)}) is not valid: {one_line(exc)}") from None
-        spec = ClassifierSpec(image_size=settings.config.image_size, seed=clf_seed, **classifier)
-        cells.append(Cell(name, values, settings, spec, evaluation))
+    for block in blocks:
+        axes = list(block)
+        for combo in itertools.product(*(block[a] for a in axes)):
+            values = tuple(zip(axes, combo))
+            name = cell_name(values)
+            if name in seen:
+                raise QMAEError(
+                    f"grid cells collide: {_show(seen[name])} and {_show(values)} both get the folder name "
+                    f"{name!r} (a repeated value, or values that print the same); remove the duplicate"
+                )
+            seen[name] = values
+            settings, clf_seed = _cell_settings(name, values, base, base_clf_seed)
+            clf_seed = settings.seed if per_seed else clf_seed
+            spec = ClassifierSpec(image_size=settings.config.image_size, seed=clf_seed, **classifier)
+            cells.append(Cell(name, values, settings, spec, evaluation))
     return cells
+
+
+def _cell_settings(
+    name: str, values: tuple[tuple[str, GridValue], ...], base: dict[str, Any], clf_seed: int
+) -> tuple[RunSettings, int]:
+    """One cell's run settings and classifier seed: the base options with its swept values applied."""
+    opts = dict(base)
+    for axis, value in values:
+        if axis == "patch":
+            assert isinstance(value, tuple)
+            opts["patch_height"], opts["patch_width"] = value
+        elif axis == "classifier_seed":
+            clf_seed = int(value)  # type: ignore[arg-type]
+        else:
+            opts[axis] = value
+    try:
+        return settings_from_options(opts), clf_seed
+    except (ValidationError, ValueError) as exc:
+        raise QMAEError(f"grid cell {name} ({_show(values)}) is not valid: {one_line(exc)}") from None
 
 
 def _show(values: tuple) -> str:

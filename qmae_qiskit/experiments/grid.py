@@ -65,6 +65,7 @@ AXES: dict[str, Axis] = {
         Axis("latent_qubits", _int, lambda v: f"k{v}"),
         Axis("layers", _int, lambda v: f"l{v}", help="ansatz layers"),
         Axis("ansatz", str, lambda v: str(v), ANSATZES, "all-pairs (the paper) or brickwork"),
+        Axis("token", str, lambda v: f"tok-{v}", ("shared", "positional"), "QMAE's mask token form"),
         Axis("image_size", _int, lambda v: f"L{v}"),
         Axis("lr", _float, lambda v: f"lr{_fmt_float(v)}"),
         Axis("epochs", _int, lambda v: f"e{v}"),
@@ -125,6 +126,15 @@ def parse_grid_args(args: Iterable[str]) -> Grid:
 
 def load_grid_file(path: str | Path) -> Grid:
     """A TOML file: a ``[grid]`` table (or top-level keys) of NAME = [values]; e.g. ``seed = [0, 1, 2]``."""
+    blocks = load_grid_blocks(path)
+    if len(blocks) != 1:
+        raise QMAEError(f"grid file {path} has {len(blocks)} [[grid]] blocks where one grid is expected")
+    return blocks[0]
+
+
+def load_grid_blocks(path: str | Path) -> list[Grid]:
+    """A grid file as a list of grids: one ``[grid]`` table, or several ``[[grid]]`` blocks whose cells are joined
+    (a union of products: e.g. QMAE over layers x token beside QAE over layers, which has no token to vary)."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
@@ -137,9 +147,14 @@ def load_grid_file(path: str | Path) -> Grid:
         raise QMAEError(f"cannot read grid file {path} ({exc.strerror or exc}); pass an existing TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise QMAEError(f"grid file {path} is not valid TOML ({exc}); see `qmae-qiskit sweep --help`") from None
-    table = raw.get("grid", raw) if isinstance(raw.get("grid", raw), dict) else None
-    if not table:
+    tables = raw.get("grid", raw)
+    tables = tables if isinstance(tables, list) else [tables]
+    if not tables or not all(isinstance(t, dict) and t for t in tables):
         raise QMAEError(f"grid file {path} has no axes; write a [grid] table such as: seed = [0, 1, 2]")
+    return [_grid_from_table(t, path) for t in tables]
+
+
+def _grid_from_table(table: dict[str, Any], path: Path) -> Grid:
     grid: Grid = {}
     for name, values in table.items():
         axis = canonical(name)
@@ -150,6 +165,16 @@ def load_grid_file(path: str | Path) -> Grid:
             raise QMAEError(f"grid file {path}: {axis} has no values")
         grid[axis] = [parse_value(axis, v) for v in values]
     return grid
+
+
+def union_grid(blocks: list[Grid]) -> Grid:
+    """Every axis of the blocks with all its values, in first-seen order (how a summary shows a union of grids)."""
+    out: Grid = {}
+    for block in blocks:
+        for axis, values in block.items():
+            known = out.setdefault(axis, [])
+            known += [v for v in values if v not in known]
+    return out
 
 
 def _is_pair(values: list) -> bool:

@@ -32,6 +32,23 @@ def _numeric(values: list[Any]) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
+def _panels(summary: SweepSummary, metric: str, axis: str) -> dict[tuple, list[GroupStats]]:
+    """Groups per combination of the other swept axes; a group swept over fewer axes (QAE beside QMAE's token
+    forms, in a grid of blocks) is drawn in every panel it agrees with instead of a panel of its own."""
+    own: dict[tuple, list[GroupStats]] = {}
+    for g in summary.groups:
+        if axis in g.key and metric in g.metrics:
+            rest = tuple((k, _label(v)) for k, v in g.key.items() if k not in (axis, "model"))
+            own.setdefault(rest, []).append(g)
+    wider = {r: [s for s in own if s != r and all(i in s for i in r)] for r in own}
+    panels: dict[tuple, list[GroupStats]] = {r: list(gs) for r, gs in own.items() if not wider[r]}
+    for r, gs in own.items():
+        for s in wider[r]:
+            if s in panels:
+                panels[s] += gs
+    return panels
+
+
 def plot_metric(summary: SweepSummary, metric: str, axis: str, path: Path) -> Path | None:
     import matplotlib
 
@@ -41,12 +58,7 @@ def plot_metric(summary: SweepSummary, metric: str, axis: str, path: Path) -> Pa
     order = summary.grid[axis]
     numeric = _numeric(order)
     pos = {_label(v): (v if numeric else i) for i, v in enumerate(order)}
-    panels: dict[tuple, list[GroupStats]] = {}
-    for g in summary.groups:
-        if axis not in g.key or metric not in g.metrics:
-            continue
-        rest = tuple((k, _label(v)) for k, v in g.key.items() if k not in (axis, "model"))
-        panels.setdefault(rest, []).append(g)
+    panels = _panels(summary, metric, axis)
     if not panels:
         return None
     n = len(panels)

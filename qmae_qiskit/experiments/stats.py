@@ -101,19 +101,25 @@ def group_stats(cells: Sequence[CellValues], metrics: Sequence[str]) -> list[Gro
 def paired_stats(
     cells: Sequence[CellValues], metrics: Sequence[str], a: str = "qmae", b: str = "qae"
 ) -> list[PairedStats]:
-    """``a - b`` for cells equal in every swept value but the model, matched by (seed, classifier seed)."""
+    """``a - b`` for cells equal in every swept value but the model, matched by (seed, classifier seed).
+
+    A ``b`` group swept over fewer axes (QAE beside QMAE's token forms, in a grid of blocks) pairs with every
+    ``a`` group that agrees with it on the axes it has; the most specific such ``b`` group is taken."""
     by_key: dict[tuple, dict[str, dict[tuple[int, int], CellValues]]] = {}
     for c in cells:
         rest = tuple((k, v) for k, v in c.key if k != "model")
         by_key.setdefault(rest, {}).setdefault(c.model, {})[(c.seed, c.classifier_seed)] = c
+    b_keys = [k for k, models in by_key.items() if b in models]
     out = []
     for key, models in by_key.items():
-        if a not in models or b not in models:
+        partners = [k for k in b_keys if all(item in key for item in k)]
+        if a not in models or not partners:
             continue
-        reps = [r for r in models[a] if r in models[b]]
+        b_cells = by_key[max(partners, key=len)][b]
+        reps = [r for r in models[a] if r in b_cells]
         if not reps:
             continue
-        pairs = [(models[a][r], models[b][r]) for r in reps]
+        pairs = [(models[a][r], b_cells[r]) for r in reps]
         diffs = [
             {m: x.metrics[m] - y.metrics[m] for m in metrics if m in x.metrics and m in y.metrics} for x, y in pairs
         ]

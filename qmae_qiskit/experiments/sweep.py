@@ -15,7 +15,7 @@ from qmae_qiskit.device import resolve_device
 from qmae_qiskit.evaluate.reproduce import Execution
 from qmae_qiskit.experiments.cells import Cell, EvalSpec, build_cells, check_out_folder, is_finished
 from qmae_qiskit.experiments.cluster import get_client
-from qmae_qiskit.experiments.grid import Grid
+from qmae_qiskit.experiments.grid import Grid, union_grid
 from qmae_qiskit.experiments.records import SweepSummary
 from qmae_qiskit.experiments.runner import RunReport, run_cells
 from qmae_qiskit.experiments.summary import build_summary, write_summary
@@ -31,7 +31,11 @@ class SweepResult:
 
 
 def plan(
-    grid: Grid, base: dict[str, Any], out: str | Path, classifier: dict[str, Any] | None, evaluation: EvalSpec
+    grid: Grid | list[Grid],
+    base: dict[str, Any],
+    out: str | Path,
+    classifier: dict[str, Any] | None,
+    evaluation: EvalSpec,
 ) -> list[Cell]:
     """The validated cells, with --out checked against them (nothing written)."""
     cells = build_cells(grid, base, classifier, evaluation)
@@ -40,7 +44,7 @@ def plan(
 
 
 def run_sweep(
-    grid: Grid,
+    grid: Grid | list[Grid],
     base: dict[str, Any],
     out: str | Path,
     *,
@@ -73,6 +77,6 @@ def run_sweep(
             log(f"{len(cells)} cells on {where} (ready in {startup:.1f} s) -> {out}")
             out.mkdir(parents=True, exist_ok=True)
             report = run_cells(client, cells, out, data_dir, log=log, device=dev)
-    summary = build_summary(cells, grid, base, out, report)
+    summary = build_summary(cells, union_grid(grid) if isinstance(grid, list) else grid, base, out, report)
     files = write_summary(summary, out, plots=plots)
     return SweepResult(cells, report, summary, files, startup)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 ALLOWED_IMAGE_SIZES = (4, 8, 16, 32)
 ANSATZES = ("all-pairs", "brickwork")  # the paper's first; brickwork: nearest-neighbour blocks on a line
+TOKEN_FORMS = ("shared", "positional")
 
 
 class QMAEConfig(BaseModel):
@@ -28,6 +29,11 @@ class QMAEConfig(BaseModel):
     trash_reset: str = Field("swap", description="'swap' (fresh |0> qubit, the paper's way) or 'reset'")
     layers: int = Field(1, description="ansatz layers: the block layer repeated, each with its own theta")
     ansatz: str = Field("all-pairs", description="'all-pairs' (the paper's) or 'brickwork' (nearest neighbours)")
+    token: str = Field(
+        "shared",
+        description="mask token form: 'shared' (one H_p x W_p patch everywhere, the paper's) or 'positional' "
+        "(that patch plus a learnable term per pixel position, as MAE adds positional embeddings)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -65,6 +71,8 @@ class QMAEConfig(BaseModel):
             raise ValueError(
                 f"ansatz must be one of {', '.join(ANSATZES)} (all-pairs = the paper's), got {self.ansatz!r}"
             )
+        if self.token not in TOKEN_FORMS:
+            raise ValueError(f"token must be one of {', '.join(TOKEN_FORMS)}, got {self.token!r}")
         if self.trash_reset not in ("swap", "reset"):
             raise ValueError(f"trash_reset must be 'swap' or 'reset', got {self.trash_reset!r}")
         return self
@@ -76,6 +84,8 @@ class QMAEConfig(BaseModel):
             del data["layers"]  # the paper's default: records stay as they were before layers existed
         if data.get("ansatz") == ANSATZES[0]:
             del data["ansatz"]  # likewise before the brickwork ansatz existed
+        if data.get("token") == "shared":
+            del data["token"]  # likewise the paper's token: records stay as they were before positional existed
         return data
 
     @property
@@ -122,9 +132,17 @@ class QMAEConfig(BaseModel):
         return self.layers * self.n_theta_layer
 
     @property
-    def n_token(self) -> int:
-        """Mask-token parameters H_p * W_p."""
+    def n_token_patch(self) -> int:
+        """Values of the shared token patch, H_p * W_p (paper eq. 7)."""
         return self.patch[0] * self.patch[1]
+
+    @property
+    def n_token(self) -> int:
+        """Mask-token parameters: H_p * W_p, plus L^2 (one per pixel position) for the positional token.
+
+        One flat vector, the shared patch first, so a checkpoint and the optimiser hold one token tensor either way.
+        """
+        return self.n_token_patch + (self.dim if self.token == "positional" else 0)
 
     @property
     def n_params_qmae(self) -> int:

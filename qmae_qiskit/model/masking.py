@@ -76,19 +76,40 @@ def mask_from_indices(cfg: QMAEConfig, patch_idx: torch.Tensor) -> torch.Tensor:
     return grid.repeat_interleave(hp, 1).repeat_interleave(wp, 2)
 
 
+def token_fill(cfg: QMAEConfig, token: torch.Tensor) -> torch.Tensor:
+    """The value each pixel gets where it is masked, (L, L): the shared patch tiled over the grid, plus the
+    per-position term (one value per pixel, row-major) when ``token`` carries one.
+
+    The form follows the token's length: H_p*W_p values are a shared token (the paper's; a baseline's mean patch
+    too), H_p*W_p + L^2 a positional one. Differentiable with respect to ``token``.
+    """
+    rows, cols = grid_shape(cfg)
+    hp, wp = cfg.patch
+    size, patch = cfg.image_size, hp * wp
+    if token.numel() not in (patch, patch + size * size):
+        raise ValueError(
+            f"a mask token for {hp}x{wp} patches of a {size}x{size} image has {patch} values (shared) or "
+            f"{patch + size * size} (positional), got {token.numel()}"
+        )
+    flat = token.reshape(-1)
+    fill = flat[:patch].reshape(hp, wp).repeat(rows, cols)  # the shared patch at every patch position
+    if flat.numel() > patch:
+        fill = fill + flat[patch:].reshape(size, size)
+    return fill
+
+
 def insert_token(
     images: torch.Tensor, patch_idx: torch.Tensor, cfg: QMAEConfig, token: torch.Tensor | None
 ) -> torch.Tensor:
-    """Masked images (B, L, L): every masked patch replaced by ``token`` (H_p*W_p values), or zeros if None (QAE).
+    """Masked images (B, L, L): every masked patch filled by ``token`` (see :func:`token_fill`), or zeros if None
+    (QAE).
 
     Differentiable with respect to ``token``.
     """
     mask = mask_from_indices(cfg, patch_idx).to(images.device)
     if token is None:
         return images.masked_fill(mask, 0.0)
-    rows, cols = grid_shape(cfg)
-    hp, wp = int(cfg.patch_height), int(cfg.patch_width)  # type: ignore[arg-type]
-    tiled = token.reshape(hp, wp).to(images.dtype).repeat(rows, cols)  # token at every patch position
+    tiled = token_fill(cfg, token.to(images.dtype))
     return torch.where(mask, tiled.expand_as(images), images)
 
 

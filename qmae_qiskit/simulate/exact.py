@@ -207,7 +207,7 @@ def masked_fidelity(
     """:func:`fidelity` of QMAE's inputs: ``images`` (B, L, L) with the patches ``patch_idx`` replaced by
     ``token``, against the clean images. Same values; the token's gradient is computed from one small product
     per patch position instead of a dense gradient for every masked pixel (the U route)."""
-    from qmae_qiskit.model.masking import grid_shape, insert_token
+    from qmae_qiskit.model.masking import grid_shape, insert_token, token_fill
 
     n = cfg.n_qubits
     real = torch.float32 if theta.dtype == torch.float32 else torch.float64
@@ -220,8 +220,13 @@ def masked_fidelity(
     member = torch.zeros(B, rows * cols, dtype=real, device=dev).scatter_(1, patch_idx.to(dev), 1.0)  # b masks p
     pixel_patch, pixel_slot, one_hot = (t.to(dev) for t in kernel.patch_layout(cfg.image_size, *cfg.patch))
     masked = member @ one_hot.to(real)  # (B, D): 1 at masked pixels
+    n_slots = cfg.n_token_patch
+    if token.numel() != n_slots:  # positional: every pixel its own slot; autograd takes its gradient to the token
+        token = token_fill(cfg, token).reshape(-1)
+        n_slots = token.numel()
+        pixel_slot = torch.arange(n_slots)
     xm = torch.where(masked.bool(), token.detach().to(real)[pixel_slot], clean)
-    patches = (member, masked, pixel_patch, pixel_slot, cfg.n_token)
+    patches = (member, masked, pixel_patch, pixel_slot, n_slots)
     R = _rotated(theta, cfg, U)
     return kernel.SwapFidelity.apply(R, xm, clean, 1 << cfg.trash_qubits, token, patches)
 

@@ -70,7 +70,10 @@ class MaskedAutoencoder(nn.Module):
             self.register_parameter("token", None)
         else:
             if token.numel() != cfg.n_token:
-                raise ValueError(f"the mask token must have {cfg.n_token} values (H_p*W_p), got {token.numel()}")
+                raise ValueError(
+                    f"the mask token must have {cfg.n_token} values ({cfg.token} token: H_p*W_p"
+                    f"{' + L^2' if cfg.token == 'positional' else ''}), got {token.numel()}"
+                )
             self.token = nn.Parameter(token.detach().to(torch.float64).reshape(-1).clone())
         self.backend: FidelityBackend = backend if backend is not None else ExactFidelity(cfg)
 
@@ -168,9 +171,21 @@ def init_token(
     """Initial mask token, non-zero so that every loader angle has a gradient.
 
     'mean': the mean training image over every patch position, averaged (a plausible grey patch; falls back to
-    the mean pixel if that is all zero), 'uniform': U[0, 1) per pixel, 'constant': ``value`` everywhere.
+    the mean pixel if that is all zero), 'uniform': U[0, 1) per pixel, 'constant': ``value`` everywhere. A
+    positional token's per-position term starts at zero, so it starts as the shared token and learns only what
+    the positions add.
     """
-    n = cfg.n_token
+    patch = _init_token_patch(cfg, how, seed, train_images, value)
+    if cfg.token == "positional":
+        return torch.cat([patch, torch.zeros(cfg.dim, dtype=torch.float64)])
+    return patch
+
+
+def _init_token_patch(
+    cfg: QMAEConfig, how: str, seed: int, train_images: torch.Tensor | None, value: float
+) -> torch.Tensor:
+    """The shared patch of :func:`init_token`."""
+    n = cfg.n_token_patch
     if how == "constant":
         if value == 0:
             raise ValueError("a constant mask token of 0 has no gradient through the loader; pick a non-zero value")

@@ -88,6 +88,8 @@ class RunSettings(BaseModel):
                 raise ValueError(f"Adam betas must be in [0, 1), got {self.betas}")
         if self.backend == "exact" and (self.shots is not None or self.noise_model is not None):
             raise ValueError("--shots and --noise-model need --backend aer_simulator (the exact backend is noiseless)")
+        if self.model == "qae" and self.config.token != "shared":
+            raise ValueError("--token positional needs --model qmae (QAE fills masked patches with zeros, no token)")
         if self.backend != "exact" and self.precision != "float64":
             raise ValueError("--precision float32 is for --backend exact only")
         return self
@@ -102,9 +104,10 @@ class RunSettings(BaseModel):
 
     def default_name(self) -> str:
         """A readable folder name: model, backend, image size, mask ratio, ansatz layers (when not 1) and kind
-        (when not all-pairs), seed."""
+        (when not all-pairs), token form (when not shared), seed."""
         layers = f"-l{self.config.layers}" if self.config.layers != 1 else ""
         layers += f"-{self.config.ansatz}" if self.config.ansatz != "all-pairs" else ""
+        layers += "-tpos" if self.config.token == "positional" else ""
         return f"{self.model}-{self.backend}-L{self.config.image_size}-m{self.mask_ratio:g}{layers}-s{self.seed}"
 
 
@@ -139,7 +142,7 @@ class TrainedModel:
     run_dir: Path
     settings: RunSettings
     theta: torch.Tensor  # float64 (n_theta,)
-    token: torch.Tensor | None  # float64 (H_p*W_p,) for QMAE, None for QAE
+    token: torch.Tensor | None  # float64 (cfg.n_token,) for QMAE, None for QAE
     step: int
     finished: bool
     data_dir: str | None = None
