@@ -224,7 +224,7 @@ def masked_fidelity(
     if token.numel() != n_slots:  # positional: every pixel its own slot; autograd takes its gradient to the token
         token = token_fill(cfg, token).reshape(-1)
         n_slots = token.numel()
-        pixel_slot = torch.arange(n_slots)
+        pixel_slot = torch.arange(n_slots, device=dev)
     xm = torch.where(masked.bool(), token.detach().to(real)[pixel_slot], clean)
     patches = (member, masked, pixel_patch, pixel_slot, n_slots)
     R = _rotated(theta, cfg, U)
