@@ -221,12 +221,13 @@ def evaluate(
     A device's or twin's QPU plan goes to ``say`` before anything runs (refused above the spec's cap); a dry run
     (``execution.budget``) returns the plan and runs, trains and writes nothing."""
     from qmae_qiskit.evaluate.prepare import prepare
+    from qmae_qiskit.hardware.device_choice import choose_for_run
     from qmae_qiskit.hardware.executors import make_executor
     from qmae_qiskit.hardware.qpu_time import plan_for
     from qmae_qiskit.train.runs import load_trained
 
     t0, opts, run_dir = time.perf_counter(), options or EvalOptions(), Path(run_dir)
-    spec = (execution or ExecutionSpec()).on_planned_backend(say)
+    spec = choose_for_run(execution or ExecutionSpec(), run_dir, say).on_planned_backend(say)
     tm = load_trained(run_dir)
     executor = make_executor(spec.backend, spec.noise_model, spec.idle)
     if spec.shots is None and (executor.kind in ("twin", "ibm") or spec.noise_model is not None):
