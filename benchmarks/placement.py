@@ -35,13 +35,23 @@ def main(run: str, loader: str | None, optimization_level: int, transpiler_seed:
         for placement in ("qiskit", "noise-aware"):
             t0 = time.perf_counter()
             placed = place(circuit, backend, optimization_level, transpiler_seed, placement)
-            rows.append({"backend": name, "placement": placement, **placed.score.as_dict(),
-                         "two_qubit_gates": two_qubit_count(placed.isa), "qubits": placed.layout,
-                         "matches": placed.candidates, "seconds": round(time.perf_counter() - t0, 2)})
+            rows.append(
+                {
+                    "backend": name,
+                    "placement": placement,
+                    **placed.score.as_dict(),
+                    "two_qubit_gates": two_qubit_count(placed.isa),
+                    "qubits": placed.layout,
+                    "matches": placed.candidates,
+                    "seconds": round(time.perf_counter() - t0, 2),
+                }
+            )
             r = rows[-1]
-            click.echo(f"{name:>16} {placement:>11}: score {r['score']:.3f} success {r['success']:.4f} "
-                       f"(gates {r['gates']:.3f} readout {r['readout']:.3f} idle {r['idle']:.3f}) "
-                       f"2q {r['two_qubit_gates']} qubits {r['qubits']} matches {r['matches']} {r['seconds']} s")
+            click.echo(
+                f"{name:>16} {placement:>11}: score {r['score']:.3f} success {r['success']:.4f} "
+                f"(gates {r['gates']:.3f} readout {r['readout']:.3f} idle {r['idle']:.3f}) "
+                f"2q {r['two_qubit_gates']} qubits {r['qubits']} matches {r['matches']} {r['seconds']} s"
+            )
     click.echo(json.dumps(rows))
 
 

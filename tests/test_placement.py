@@ -176,12 +176,13 @@ def _files(*folders: Path) -> set[Path]:
 def test_a_backend_list_picks_the_device_of_lower_expected_error(run4, tmp_path, monkeypatch, worse, better):
     monkeypatch.chdir(tmp_path)
     _worse(monkeypatch, worse)
-    args = ["evaluate", str(run4), "--backend", "fake_manila,fake_lima", "--images", "2", "--shots", "100"]
-    res = CliRunner().invoke(main, [*args, "--placement", "noise-aware", "--dry-run"])
-    assert res.exit_code == 0, res.output
-    assert f"chose {better}" in res.output and f"QPU plan on {better}" in res.output, res.output
-    ranking = [line.split()[0] for line in res.output.splitlines() if " score " in line]
-    assert ranking[0] == better and sorted(ranking) == ["fake_lima", "fake_manila"]
+    for command in ("evaluate", "submit"):
+        args = [command, str(run4), "--backend", "fake_manila,fake_lima", "--images", "2", "--shots", "100"]
+        res = CliRunner().invoke(main, [*args, "--placement", "noise-aware", "--dry-run"])
+        assert res.exit_code == 0, res.output
+        assert f"chose {better}" in res.output and f"QPU plan on {better}" in res.output, res.output
+        ranking = [line.split()[0] for line in res.output.splitlines() if " score " in line]
+        assert ranking[0] == better and sorted(ranking) == ["fake_lima", "fake_manila"]
 
 
 @needs_data
@@ -200,3 +201,12 @@ def test_bad_placement_or_device_list_is_one_line_exit_2_and_writes_nothing(run4
         res = CliRunner().invoke(main, [*command, "--shots", "100", *args])
         assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1, res.output
     assert _files(run4, tmp_path) == before
+
+
+@needs_data
+def test_a_frontier_refuses_a_device_choice_in_one_line(run4, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["study", "frontier", str(run4), "--backend", "fake_manila,fake_lima", "--loaders", "exact,ladder:1"]
+    res = CliRunner().invoke(main, [*args, "--images", "2", "--shots", "100"])
+    assert res.exit_code == 2 and "names a choice" in res.output and res.output.count("\n") == 1, res.output
+    assert not _files(tmp_path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qiskit.circuit import QuantumCircuit
 
@@ -106,9 +107,7 @@ def choose(spec: ExecutionSpec, circuit: QuantumCircuit, say: Callable[[str], No
     return spec.model_copy(update={"backend": ranking[0].backend})
 
 
-def choose_for_run(
-    spec: ExecutionSpec, run_dir: str | Path, say: Callable[[str], None] | None = None
-) -> ExecutionSpec:
+def choose_for_run(spec: ExecutionSpec, run_dir: str | Path, say: Callable[[str], None] | None = None) -> ExecutionSpec:
     """:func:`choose` for a trained run's fidelity circuit (the circuit that takes most of the QPU time); the spec
     itself where its backend is one name."""
     if not is_choice(spec.backend):
@@ -122,3 +121,19 @@ def choose_for_run(
     kind = "swap-test" if spec.fidelity_circuit == "swap-test" else "inverse"
     circuit, _, _ = logical_circuits(tm, kind, loader)
     return choose(spec, circuit, say)
+
+
+def with_chosen_device(spec: Any, run_dir: str | Path, say: Callable[[str], None] | None = None) -> Any:
+    """A spec that composes an :class:`ExecutionSpec` (a study's, a submission's) on the chosen device."""
+    if not is_choice(spec.execution.backend):
+        return spec
+    return spec.model_copy(update={"execution": choose_for_run(spec.execution, run_dir, say)})
+
+
+def refuse_choice(backend: str, command: str) -> None:
+    """One line for a command that runs on one named device only."""
+    if is_choice(backend):
+        raise QMAEError(
+            f"{command} runs on one device, and --backend {backend!r} names a choice; rank them first with "
+            "`study noise RUN --backend LIST --dry-run` and pass the one chosen"
+        )

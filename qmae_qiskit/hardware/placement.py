@@ -64,8 +64,13 @@ class ErrorScore:
         return math.exp(-self.total)
 
     def as_dict(self) -> dict[str, float]:
-        return {"score": self.total, "success": self.success, "gates": self.gates, "readout": self.readout,
-                "idle": self.idle}
+        return {
+            "score": self.total,
+            "success": self.success,
+            "gates": self.gates,
+            "readout": self.readout,
+            "idle": self.idle,
+        }
 
 
 @dataclass
@@ -179,8 +184,14 @@ def matches(counts: Counts, target: Target, limit: int = MAX_MATCHES) -> list[di
     pattern = rx.PyGraph(multigraph=False)
     pattern.add_nodes_from(used)
     pattern.add_edges_from_no_data(
-        list({tuple(sorted((index[a], index[b]))) for (_, qargs), _n in counts.ops.items() if len(qargs) == 2
-              for a, b in [qargs]})
+        list(
+            {
+                tuple(sorted((index[a], index[b])))
+                for (_, qargs), _n in counts.ops.items()
+                if len(qargs) == 2
+                for a, b in [qargs]
+            }
+        )
     )
     cmap = target.build_coupling_map()
     if cmap is None:
