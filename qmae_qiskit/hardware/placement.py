@@ -183,16 +183,8 @@ def matches(counts: Counts, target: Target, limit: int = MAX_MATCHES) -> list[di
     index = {q: i for i, q in enumerate(used)}
     pattern = rx.PyGraph(multigraph=False)
     pattern.add_nodes_from(used)
-    pattern.add_edges_from_no_data(
-        list(
-            {
-                tuple(sorted((index[a], index[b])))
-                for (_, qargs), _n in counts.ops.items()
-                if len(qargs) == 2
-                for a, b in [qargs]
-            }
-        )
-    )
+    edges = {(min(index[q] for q in qargs), max(index[q] for q in qargs)) for _, qargs in counts.ops if len(qargs) == 2}
+    pattern.add_edges_from_no_data(sorted(edges))
     cmap = target.build_coupling_map()
     if cmap is None:
         raise QMAEError("noise-aware placement needs a device with a coupling map; use --placement qiskit")
