@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 from qiskit import QuantumCircuit
 from qiskit.providers.fake_provider import GenericBackendV2
@@ -18,8 +17,6 @@ from qiskit_ibm_runtime.fake_provider import FakeLimaV2, FakeManilaV2
 from qmae_qiskit.cli import main
 from qmae_qiskit.hardware.placement import place, score_circuit
 from qmae_qiskit.hardware.transpile import transpile_for
-from qmae_qiskit.model.config import QMAEConfig
-from qmae_qiskit.train.runs import Checkpoint, RunSettings, create_run_dir, save_checkpoint
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "MNIST" / "raw").is_dir(), reason="needs MNIST in ../shared/data")
@@ -134,20 +131,7 @@ def test_the_chosen_layout_never_scores_worse_than_qiskits(level):
     )
 
 
-# ------------------------------------------------------------------------------------ device choice
-@pytest.fixture(scope="module")
-def run4(tmp_path_factory) -> Path:
-    cfg = QMAEConfig(image_size=4)
-    d = create_run_dir(
-        tmp_path_factory.mktemp("runs") / "qmae4", RunSettings(config=cfg, train_samples=4, batch_size=4), data_dir=DATA
-    )
-    g = torch.Generator().manual_seed(5)
-    theta = 0.3 * torch.rand(cfg.n_theta, generator=g, dtype=torch.float64)
-    token = torch.rand(cfg.n_token, generator=g, dtype=torch.float64)
-    save_checkpoint(d, Checkpoint(step=1, theta=theta, token=token, finished=True))
-    return d
-
-
+# ------------------------------------------------------------------------------------ device choice (conftest's run4)
 def _worse(monkeypatch, cls) -> None:
     """``cls``'s twin with every gate and readout error tripled (its own calibration otherwise)."""
     original = cls.target.fget
