@@ -194,3 +194,18 @@ def test_a_frontier_refuses_a_device_choice_in_one_line(run4, tmp_path, monkeypa
     res = CliRunner().invoke(main, [*args, "--images", "2", "--shots", "100"])
     assert res.exit_code == 2 and "names a choice" in res.output and res.output.count("\n") == 1, res.output
     assert not _files(tmp_path)
+
+
+@needs_data
+def test_an_evaluation_records_its_placement_only_when_noise_aware(run4, tmp_path):
+    import json
+
+    base = ["evaluate", str(run4), "--backend", "fake_manila", "--images", "2", "--shots", "200", "--no-classifier"]
+    base += ["--no-baselines", "--json"]
+    records = {}
+    for placement in ("qiskit", "noise-aware"):
+        res = CliRunner().invoke(main, [*base, "--placement", placement, "--out", str(tmp_path / placement)])
+        assert res.exit_code == 0, res.output
+        records[placement] = json.loads((tmp_path / placement / "eval.json").read_text())
+    assert "placement" not in records["qiskit"]  # Qiskit's layout, recorded as before placement existed
+    assert records["noise-aware"]["placement"] == "noise-aware"

@@ -69,10 +69,17 @@ class EvalResult(Record):
     paper: dict[str, float] | None = None
     seconds: dict[str, float] = {}
     loader: str | None = None  # an approximate amplitude loader; absent for the exact RY tree (as before loaders)
+    placement: str | None = None  # "noise-aware" where chosen; absent for Qiskit's own layout (as before placement)
     qpu_seconds_estimate: float | None = None  # a device or its twin: hardware.qpu_time's estimate
     qpu_plan: dict[str, Any] | None = None
     qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("loader", "qpu_seconds_estimate", "qpu_plan", "qpu_usage")
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (
+        "loader",
+        "placement",
+        "qpu_seconds_estimate",
+        "qpu_plan",
+        "qpu_usage",
+    )
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
@@ -323,6 +330,7 @@ def _record(
         circuits={} if exact else scored.prepared.circuit_summary(),
         mask_seed=spec.mask_seed,
         loader=spec.loader,
+        placement=None if spec.placement == "qiskit" else spec.placement,
         metrics=scored.metrics,
         paper=PAPER_TABLE1.get(tm.kind) if paper else None,
         **extra,

@@ -95,6 +95,7 @@ def _context(prep, opts: SubmitOptions) -> dict[str, Any]:
         "seed_transpiler": opts.execution.seed_transpiler,
         "transpile_seconds": round(prep.transpile_seconds, 3),
         **({"loader": opts.execution.loader} if opts.execution.loader else {}),
+        **({"placement": opts.execution.placement} if opts.execution.placement != "qiskit" else {}),
     }
 
 
