@@ -209,3 +209,27 @@ def test_an_evaluation_records_its_placement_only_when_noise_aware(run4, tmp_pat
         records[placement] = json.loads((tmp_path / placement / "eval.json").read_text())
     assert "placement" not in records["qiskit"]  # Qiskit's layout, recorded as before placement existed
     assert records["noise-aware"]["placement"] == "noise-aware"
+
+
+def test_auto_ranks_what_the_account_reaches_and_without_one_says_it_ranks_the_fake_twins(monkeypatch):
+    import qiskit_ibm_runtime
+    from qiskit_ibm_runtime.accounts import AccountNotFoundError
+
+    from qmae_qiskit.hardware.device_choice import CURRENT_FAKES, candidates
+
+    class Service:  # the network boundary: an account that reaches two devices
+        def backends(self, **filters):
+            assert filters == {"operational": True, "simulator": False}
+            return [FakeManilaV2(), FakeLimaV2()]
+
+    monkeypatch.setattr(qiskit_ibm_runtime, "QiskitRuntimeService", Service)
+    heard: list[str] = []
+    assert candidates("auto", heard.append) == ["fake_lima", "fake_manila"] and not heard
+
+    class NoAccount:
+        def __init__(self, *a, **k):
+            raise AccountNotFoundError("Unable to find account.")
+
+    monkeypatch.setattr(qiskit_ibm_runtime, "QiskitRuntimeService", NoAccount)
+    assert candidates("auto", heard.append) == list(CURRENT_FAKES)
+    assert len(heard) == 1 and "no IBM Quantum account" in heard[0] and "fake_torino" in heard[0]
