@@ -10,6 +10,7 @@ from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import (
     data_dir_option,
     data_dir_or_default,
+    device_option,
     echo_json,
     images_option,
     json_option,
@@ -42,6 +43,7 @@ def classifier_group() -> None:
 @images_option(help="Score only the first N test images [default: all].")
 @json_option("classifier.json")
 @renamed({"--limit": "--train-images", "--test-limit": "--images"})
+@device_option
 def classifier_train(
     data_dir: Path | None,
     out: Path,
@@ -54,6 +56,7 @@ def classifier_train(
     train_images: int | None,
     images: int | None,
     as_json: bool,
+    device: str,
 ) -> None:
     """Train the classifier on clean MNIST and report its accuracy on the clean test set."""
     from qmae_qiskit.evaluate.classifier import train_and_cache
@@ -70,6 +73,7 @@ def classifier_train(
         limit=train_images,
         test_limit=images,
         progress=not as_json,
+        device=device,
     )
     if as_json:
         echo_json(info)

@@ -394,3 +394,17 @@ def echo_dry_run(plan: Any, as_json: bool) -> None:
     if as_json:
         echo_json(plan.model_dump() if hasattr(plan, "model_dump") else plan)
     click.echo("dry run: nothing run, nothing submitted, nothing written", err=as_json)
+
+
+def device_option(fn: Callable) -> Callable:
+    """--device auto|cpu|cuda: where torch computes (the exact path's kernel, the classifier)."""
+    from qmae_qiskit.device import DEVICES
+
+    return click.option(
+        "--device",
+        type=click.Choice(DEVICES),
+        default="auto",
+        show_default=True,
+        help="Where torch computes the exact path and the classifier: auto = cuda when a GPU is visible, else "
+        "cpu. cuda without a GPU is an error. CPU results do not depend on this option.",
+    )(fn)

@@ -26,18 +26,11 @@ import torch
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import classifier as clf_mod
-from qmae_qiskit.evaluate.evaluation import (
-    EvalData,
-    EvalOptions,
-    EvalResult,
-    evaluate,
-    evaluate_baselines,
-    load_eval_data,
-)
+from qmae_qiskit.evaluate.evaluation import EVAL_FILE, EvalData, evaluate_baselines, load_eval_data
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
-from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.io import atomic_write_json, atomic_write_text
 from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.records import save_record
 
 PAPER_GAP = 0.1286  # QMAE - QAE accuracy, paper abstract and Table 1 (65.06 % - 52.20 %)
 
@@ -118,6 +111,7 @@ def ensure_classifier(
     log: Callable[[str], None],
     settings: dict,
     test_limit: int | None = None,
+    device: str = "cpu",
 ) -> dict:
     """The cached classifier's info, training it first if the folder has none."""
     atomic_write_text(
@@ -135,8 +129,21 @@ def ensure_classifier(
         return info
     log(f"classifier: training ResNet18 on clean MNIST ({settings['epochs']} epochs)")
     return clf_mod.train_and_cache(
-        data_dir, folder, image_size=image_size, progress=progress, test_limit=test_limit, **settings
+        data_dir, folder, image_size=image_size, progress=progress, test_limit=test_limit, device=device, **settings
     )
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How ``reproduce``, ``reproduce_seeds`` and ``run_sweep`` run, never what they compute: processes (or a Dask
+    scheduler), the torch device, progress bars and the log."""
+
+    workers: int | None = None  # reproduce: None = one per core (at most 5), 1 = all in this process; Dask: workers
+    device: str = "cpu"
+    progress: bool = True
+    log: Callable[[str], None] = print
+    scheduler: str | None = None  # Dask: a running dask.distributed scheduler's address (None: a local cluster)
+    connect_timeout: float = 5.0  # Dask: seconds to wait for ``scheduler``
 
 
 def reproduce(
@@ -146,57 +153,86 @@ def reproduce(
     train: dict | None = None,
     classifier_settings: dict | None = None,
     mask_seed: int = 0,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
+    execution: Execution | None = None,
 ) -> dict:
-    """Everything in the module docstring; returns the table1.json record."""
+    """Everything in the module docstring; returns the table1.json record.
+
+    ``execution``: with more than one worker (the default on a multi-core CPU) the classifier, the four
+    trainings, the evaluations and the baselines run as tasks on one-thread processes
+    (:mod:`qmae_qiskit.evaluate.reproduce_pool`); with one, in this process in turn (the path before the pool).
+    The numbers are the same either way.
+    """
+    from qmae_qiskit.device import resolve_device
+    from qmae_qiskit.evaluate import reproduce_pool as pool
+
     t0 = time.perf_counter()
+    ex = execution or Execution()
+    device = resolve_device(ex.device).type  # a missing GPU fails here, before anything is written
     out = Path(out)
     train = {**TRAIN_DEFAULTS, **(train or {})}
     classifier_settings = {**CLASSIFIER_DEFAULTS, **(classifier_settings or {})}
     specs = run_specs()
-    seconds: dict[str, float] = {}
-
-    actions = {}
-    for spec in specs:
-        t = time.perf_counter()
-        actions[spec.name] = ensure_trained(spec, out / spec.name, train, data_dir, progress, log)
-        seconds[f"train {spec.name}"] = round(time.perf_counter() - t, 1)
-
-    t = time.perf_counter()
-    clf_info = ensure_classifier(out / "classifier", data_dir, 16, progress, log, classifier_settings, test_limit)
-    seconds["classifier"] = round(time.perf_counter() - t, 1)
-    classifier, _ = clf_mod.load(out / "classifier")
-    log("evaluating on the test split (exact path)")
+    job = pool.Job(out, data_dir, test_limit, mask_seed, device)
+    workers = ex.workers or (1 if device == "cuda" else pool.default_workers())
+    if workers > 1:
+        res = pool.run_all(specs, job, train, classifier_settings, workers, ex.log)
+    else:
+        res = _sequential(specs, job, train, classifier_settings, ex)
     data = load_eval_data(data_dir, "test", 16, test_limit)
-    evals, baselines = {}, {}
-    options = EvalOptions(limit=test_limit, classifier_dir=str(out / "classifier"), baselines=False)
-    for spec in specs:
-        key = f"{spec.mask_ratio:g}"
-        if key not in baselines:
-            t = time.perf_counter()
-            baselines[key] = evaluate_baselines(spec.config, spec.mask_ratio, data, classifier, mask_seed)
-            seconds[f"baselines {key}"] = round(time.perf_counter() - t, 1)
-        t = time.perf_counter()
-        result = evaluate(
-            out / spec.name, ExecutionSpec(mask_seed=mask_seed), options, data=data, shared_baselines=baselines[key]
-        )
-        assert isinstance(result, EvalResult)  # no dry run: the exact path
-        evals[spec.name] = result.to_json()
-        seconds[f"evaluate {spec.name}"] = round(time.perf_counter() - t, 1)
-
-    log("figures")
+    for spec in specs:  # the baselines, scored once per mask ratio, join each run's record (through the codec)
+        result = res.evals[spec.name].model_copy(update={"baselines": res.baselines[f"{spec.mask_ratio:g}"]})
+        save_record(result, out / spec.name / EVAL_FILE)
+        res.evals[spec.name] = result
+    ex.log("figures")
     t = time.perf_counter()
     write_figures(out, data, mask_seed)
-    seconds["figures"] = round(time.perf_counter() - t, 1)
+    res.seconds["figures"] = round(time.perf_counter() - t, 1)
     write_params(out, specs)
-    seconds["total"] = round(time.perf_counter() - t0, 1)
+    res.seconds["total"] = round(time.perf_counter() - t0, 1)
     record = table_record(
-        evals, baselines, clf_info, train, classifier_settings, actions, seconds, len(data.images), mask_seed
+        {name: result.to_json() for name, result in res.evals.items()},
+        res.baselines,
+        res.classifier,
+        train,
+        classifier_settings,
+        res.actions,
+        res.seconds,
+        len(data.images),
+        mask_seed,
     )
+    record["workers"] = workers
     atomic_write_json(out / "table1.json", record)
     atomic_write_text(out / "table1.md", table_markdown(record))
     return record
+
+
+def _sequential(specs: list[RunSpec], job, train: dict, clf_settings: dict, ex: Execution):
+    """The tasks one after another in this process (the order ``reproduce`` had before the pool)."""
+    from qmae_qiskit.evaluate.reproduce_pool import Results, score_run
+
+    res = Results({}, {}, {}, {}, {})
+    for spec in specs:
+        t = time.perf_counter()
+        res.actions[spec.name] = ensure_trained(spec, job.out / spec.name, train, job.data_dir, ex.progress, ex.log)
+        res.seconds[f"train {spec.name}"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
+    res.classifier = ensure_classifier(
+        job.out / "classifier", job.data_dir, 16, ex.progress, ex.log, clf_settings, job.test_limit, job.device
+    )
+    res.seconds["classifier"] = round(time.perf_counter() - t, 1)
+    classifier, _ = clf_mod.load(job.out / "classifier", job.device)
+    ex.log("evaluating on the test split (exact path)")
+    data = load_eval_data(job.data_dir, "test", 16, job.test_limit)
+    for spec in specs:
+        t = time.perf_counter()
+        res.evals[spec.name] = score_run(spec, job, data)
+        res.seconds[f"evaluate {spec.name}"] = round(time.perf_counter() - t, 1)
+        key = f"{spec.mask_ratio:g}"
+        if key not in res.baselines:
+            t = time.perf_counter()
+            res.baselines[key] = evaluate_baselines(spec.config, spec.mask_ratio, data, classifier, job.mask_seed)
+            res.seconds[f"baselines {key}"] = round(time.perf_counter() - t, 1)
+    return res
 
 
 def write_figures(out: Path, data: EvalData, mask_seed: int) -> None:

@@ -9,11 +9,10 @@ committed single-seed Table 1 again. Layout of ``out``: ``classifiers/L16-c<s>/`
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from qmae_qiskit.evaluate.reproduce import CLASSIFIER_DEFAULTS, PAPER_GAP, TRAIN_DEFAULTS, run_specs
+from qmae_qiskit.evaluate.reproduce import CLASSIFIER_DEFAULTS, PAPER_GAP, TRAIN_DEFAULTS, Execution, run_specs
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
 from qmae_qiskit.experiments.cells import Cell, ClassifierSpec, EvalSpec, check_out_folder, is_finished
 from qmae_qiskit.experiments.cluster import get_client
@@ -209,12 +208,14 @@ def reproduce_seeds(
     train: dict | None = None,
     classifier_settings: dict | None = None,
     mask_seed: int = 0,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    log: Callable[[str], None] = print,
+    execution: Execution | None = None,
 ) -> MultiSeedTable:
-    """Everything in the module docstring; returns the table1.json record."""
+    """Everything in the module docstring; returns the table1.json record. ``execution``: the Dask scheduler (or
+    a local cluster of ``workers``), the log and the resolved torch device type the workers compute on."""
     import time
+
+    ex = execution or Execution()
+    log = ex.log
 
     if seeds < 1:
         from qmae_qiskit.errors import QMAEError
@@ -231,10 +232,10 @@ def reproduce_seeds(
         report = RunReport(skipped=[c.name for c in cells])
         log(f"all {len(cells)} runs in {out} are finished; rebuilding the table")
     else:
-        with get_client(scheduler, workers) as client:
+        with get_client(ex.scheduler, ex.workers) as client:
             log(f"{len(cells)} runs ({seeds} seeds x 4) and {seeds} classifiers -> {out}")
             out.mkdir(parents=True, exist_ok=True)
-            report = run_cells(client, cells, out, data_dir, log=log)
+            report = run_cells(client, cells, out, data_dir, log=log, device=ex.device)
     grid: Grid = {"run": [s.name for s in run_specs()], "seed": list(seed_list)}
     summary = build_summary(cells, grid, {"train": {**TRAIN_DEFAULTS, **train}}, out, report)
     write_summary(summary, out, plots=False)

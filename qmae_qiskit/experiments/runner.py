@@ -57,8 +57,11 @@ def run_cells(
     data_dir: str | Path | None,
     threads: int = 1,
     log: Callable[[str], None] = print,
+    device: str = "cpu",
 ) -> RunReport:
-    """Run every unfinished cell of ``cells`` on ``client``; returns when all have finished or failed."""
+    """Run every unfinished cell of ``cells`` on ``client``; returns when all have finished or failed.
+
+    ``device``: a resolved torch device type every worker computes on (see :func:`tasks.warm_up`)."""
     from distributed import as_completed
 
     out = Path(out)
@@ -70,9 +73,40 @@ def run_cells(
     if not todo:
         return report
     tw = time.perf_counter()
-    client.run(tasks.warm_up, threads)
+    client.run(tasks.warm_up, threads, device)
     report.warm_up_seconds = time.perf_counter() - tw
     t0 = time.perf_counter()
+    clf_f, base_f, train_f, eval_f = _submit(client, todo, out, data_dir, threads)
+    done = 0
+    try:
+        for fut in as_completed(list(eval_f), loop=client.loop):
+            cell = eval_f[fut]
+            try:
+                result = fut.result()
+            except Exception as exc:  # the worker died (KilledWorker) or the task could not be sent
+                result = {"ok": False, "error": f"{cell.name}: {type(exc).__name__}: {one_line(exc)}"}
+            done += 1
+            report.run.append(cell.name)
+            report.compute_seconds += float(result.get("seconds", 0.0))
+            if result.get("ok"):
+                log(f"[{done}/{len(todo)}] {cell.name}: " + _metrics_text(result.get("metrics", {})))
+            else:
+                error = str(result.get("error"))
+                report.failed[cell.name] = error
+                atomic_write_text(cell.folder(out) / ERROR_FILE, error + "\n")
+                log(f"[{done}/{len(todo)}] {cell.name}: FAILED: {error}")
+        _task_seconds(report, train_f, [*clf_f.values(), *base_f.values()])
+    finally:
+        for f in [*clf_f.values(), *base_f.values(), *train_f.values(), *eval_f]:
+            f.cancel()
+    report.wall_seconds = time.perf_counter() - t0
+    return report
+
+
+def _submit(client: Any, todo: list[Cell], out: Path, data_dir: str | Path | None, threads: int) -> tuple[dict, ...]:
+    """Every task of ``todo`` on ``client``: one classifier per spec, one baseline scoring per mask key, one
+    training per cell, and each cell's evaluation once those it needs are done (futures keyed as run_cells reads
+    them: classifiers, baselines, trainings, evaluations -> cell)."""
     clf_f = {
         spec: client.submit(
             tasks.ensure_classifier, spec, out, data_dir, todo[0].evaluation.limit, threads, pure=False, priority=10
@@ -101,38 +135,20 @@ def run_cells(
         ): c
         for c in todo
     }
-    done = 0
-    try:
-        for fut in as_completed(list(eval_f), loop=client.loop):
-            cell = eval_f[fut]
+    return clf_f, base_f, train_f, eval_f
+
+
+def _task_seconds(report: RunReport, train_f: dict[str, Any], shared: list[Any]) -> None:
+    """The trainings' and the shared tasks' (classifiers, baselines) own seconds, into ``report``."""
+    for name, futures in (("train", list(train_f.values())), ("shared", shared)):
+        secs = 0.0
+        for f in futures:
             try:
-                result = fut.result()
-            except Exception as exc:  # the worker died (KilledWorker) or the task could not be sent
-                result = {"ok": False, "error": f"{cell.name}: {type(exc).__name__}: {one_line(exc)}"}
-            done += 1
-            report.run.append(cell.name)
-            report.compute_seconds += float(result.get("seconds", 0.0))
-            if result.get("ok"):
-                log(f"[{done}/{len(todo)}] {cell.name}: " + _metrics_text(result.get("metrics", {})))
-            else:
-                error = str(result.get("error"))
-                report.failed[cell.name] = error
-                atomic_write_text(cell.folder(out) / ERROR_FILE, error + "\n")
-                log(f"[{done}/{len(todo)}] {cell.name}: FAILED: {error}")
-        for name, futures in (("train", list(train_f.values())), ("shared", [*clf_f.values(), *base_f.values()])):
-            secs = 0.0
-            for f in futures:
-                try:
-                    secs += float(f.result().get("seconds", 0.0))
-                except Exception:
-                    pass
-            report.task_seconds[name] = round(secs, 3)
-            report.compute_seconds += secs
-    finally:
-        for f in [*clf_f.values(), *base_f.values(), *train_f.values(), *eval_f]:
-            f.cancel()
-    report.wall_seconds = time.perf_counter() - t0
-    return report
+                secs += float(f.result().get("seconds", 0.0))
+            except Exception:
+                pass
+        report.task_seconds[name] = round(secs, 3)
+        report.compute_seconds += secs
 
 
 def _metrics_text(metrics: dict[str, float]) -> str:

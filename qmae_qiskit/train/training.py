@@ -115,12 +115,14 @@ def initial_model(settings: RunSettings, train_images: torch.Tensor) -> MaskedAu
     return build_model(settings.model, cfg, theta, token)
 
 
-def make_backend(settings: RunSettings):
-    """The fidelity backend of a run: the exact simulator or an EstimatorQNN on Aer."""
+def make_backend(settings: RunSettings, device: str = "cpu"):
+    """The fidelity backend of a run: the exact simulator (its kernel on ``device``) or an EstimatorQNN on Aer."""
     from qmae_qiskit.train.models import ExactFidelity
 
     if settings.backend == "exact":
-        return ExactFidelity(settings.config, settings.precision)
+        return ExactFidelity(settings.config, settings.precision, device)
+    if device != "cpu":
+        raise QMAEError(f"--device {device} is for --backend exact; training on Aer runs on the CPU (--device cpu)")
     from qmae_qiskit.train.qnn import AerFidelity
 
     return AerFidelity(
@@ -178,13 +180,21 @@ def train(
     backend=None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     plot: bool = True,
+    device: str = "cpu",
 ) -> TrainResult:
     """Train (or continue) the run in ``run_dir``; returns when all ``settings.epochs`` are done.
 
-    ``data`` defaults to MNIST from ``data_dir``. ``backend`` overrides :func:`make_backend` (tests).
+    ``data`` defaults to MNIST from ``data_dir``. ``backend`` overrides :func:`make_backend` (tests). ``device``
+    (``auto``, ``cpu``, ``cuda``): where the exact path's kernel runs; parameters, Adam and records stay on the
+    CPU, so a run can be resumed on another device (float64 results agree within 1e-9).
     ``on_step(step, record)`` is called after each step's metrics line is written (tests use it to simulate a
     kill). Ctrl-C finishes the current step, writes a checkpoint and raises KeyboardInterrupt.
     """
+    from qmae_qiskit.device import resolve_device
+
+    dev = resolve_device(device).type  # a missing GPU is one line, before anything is read or written
+    if device == "auto" and settings.backend != "exact":
+        dev = "cpu"  # auto never moves Aer training; an explicit cuda there is refused with the fix
     run_dir = Path(run_dir)
     if resume:
         stored = read_settings(run_dir)
@@ -204,7 +214,7 @@ def train(
         )
 
     model = initial_model(settings, data.train.images)
-    model.set_backend(backend if backend is not None else make_backend(settings))  # fails before any write
+    model.set_backend(backend if backend is not None else make_backend(settings, dev))  # fails before any write
     opt = make_optimizer(model, settings)
     start = 0
     if resume:

@@ -15,9 +15,14 @@ from qmae_qiskit.hardware.idle_noise import IdleNoise
 EXACT = "exact"
 
 
-def make_executor(backend: str, noise_model: str | None = None, idle: IdleNoise | None = None) -> Executor:
+def make_executor(
+    backend: str, noise_model: str | None = None, idle: IdleNoise | None = None, device: str = "cpu"
+) -> Executor:
     """The executor for ``backend`` (see the module docstring); bad names fail with one line and close matches.
-    Coherent ``idle`` errors apply to a twin only."""
+    Coherent ``idle`` errors apply to a twin only.
+
+    ``device`` (a resolved torch device type): ``cuda`` runs the exact path's kernel on the GPU, and Aer on its
+    GPU when qiskit-aer-gpu is installed (the ``[gpu]`` extra); the other backends ignore it."""
     from qmae_qiskit.hardware.backends import AER_SIMULATOR, is_fake_name, resolve_backend
     from qmae_qiskit.hardware.noise import is_snapshot_spec
 
@@ -35,28 +40,29 @@ def make_executor(backend: str, noise_model: str | None = None, idle: IdleNoise 
     if spec == EXACT:
         from qmae_qiskit.hardware.executors.exact import ExactExecutor
 
-        return ExactExecutor()
+        return ExactExecutor(device)
     if spec == AER_SIMULATOR:
         from qmae_qiskit.hardware.executors.aer import AerExecutor
 
+        gpu = device == "cuda"
         if noise_model is None:
-            return AerExecutor()
+            return AerExecutor(gpu=gpu)
         from qmae_qiskit.hardware.noise import noise_model as build_noise
 
-        return AerExecutor(build_noise(noise_model), str(noise_model))
+        return AerExecutor(build_noise(noise_model), str(noise_model), gpu=gpu)
     if is_snapshot_spec(spec):
         from qmae_qiskit.hardware.calibration import snapshot_backend
         from qmae_qiskit.hardware.executors.twin import TwinExecutor
 
         return TwinExecutor(snapshot_backend(spec), spec, idle)
-    device = resolve_backend(spec)
+    target = resolve_backend(spec)
     if not is_fake_name(spec):  # from QiskitRuntimeService: a real device, whatever object the service returns
         from qmae_qiskit.hardware.executors.runtime import RuntimeExecutor
 
-        return RuntimeExecutor(device)
+        return RuntimeExecutor(target)
     from qmae_qiskit.hardware.executors.twin import TwinExecutor
 
-    return TwinExecutor(device, spec, idle)
+    return TwinExecutor(target, spec, idle)
 
 
 def _is_twin(spec: str) -> bool:
