@@ -270,6 +270,14 @@ def _execution_block(backend: Any, shots: Any, simulator_seed: int | None, loade
             help="Seed of the simulator (local backends).",
         ),
         mask_seed_option,
+        click.option(
+            "--placement",
+            type=click.Choice(["qiskit", "noise-aware"]),
+            default="qiskit",
+            show_default=True,
+            help="Physical qubits on a device or twin: Qiskit's own layout, or the lowest expected error (gate, "
+            "readout and idle decoherence) over every placement on the device.",
+        ),
         *IDLE_BLOCK,
     ]
 

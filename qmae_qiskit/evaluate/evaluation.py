@@ -70,10 +70,17 @@ class EvalResult(Record):
     paper: dict[str, float] | None = None
     seconds: dict[str, float] = {}
     loader: str | None = None  # an approximate amplitude loader; absent for the exact RY tree (as before loaders)
+    placement: str | None = None  # "noise-aware" where chosen; absent for Qiskit's own layout (as before placement)
     qpu_seconds_estimate: float | None = None  # a device or its twin: hardware.qpu_time's estimate
     qpu_plan: dict[str, Any] | None = None
     qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("loader", "qpu_seconds_estimate", "qpu_plan", "qpu_usage")
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (
+        "loader",
+        "placement",
+        "qpu_seconds_estimate",
+        "qpu_plan",
+        "qpu_usage",
+    )
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
@@ -223,13 +230,14 @@ def evaluate(
     A device's or twin's QPU plan goes to ``say`` before anything runs (refused above the spec's cap); a dry run
     (``execution.budget``) returns the plan and runs, trains and writes nothing."""
     from qmae_qiskit.evaluate.prepare import prepare
+    from qmae_qiskit.hardware.device_choice import choose_for_run
     from qmae_qiskit.hardware.executors import make_executor
     from qmae_qiskit.hardware.qpu_time import plan_for
     from qmae_qiskit.train.runs import load_trained
 
     t0, opts, run_dir = time.perf_counter(), options or EvalOptions(), Path(run_dir)
     dev = resolve_device(opts.device).type  # a missing GPU is one line, before anything is read or written
-    spec = (execution or ExecutionSpec()).on_planned_backend(say)
+    spec = choose_for_run(execution or ExecutionSpec(), run_dir, say).on_planned_backend(say)
     tm = load_trained(run_dir)
     executor = make_executor(spec.backend, spec.noise_model, spec.idle, dev)
     if spec.shots is None and (executor.kind in ("twin", "ibm") or spec.noise_model is not None):
@@ -323,6 +331,7 @@ def _record(
         circuits={} if exact else scored.prepared.circuit_summary(),
         mask_seed=spec.mask_seed,
         loader=spec.loader,
+        placement=None if spec.placement == "qiskit" else spec.placement,
         metrics=scored.metrics,
         paper=PAPER_TABLE1.get(tm.kind) if paper else None,
         **extra,

@@ -95,6 +95,7 @@ def _context(prep, opts: SubmitOptions) -> dict[str, Any]:
         "seed_transpiler": opts.execution.seed_transpiler,
         "transpile_seconds": round(prep.transpile_seconds, 3),
         **({"loader": opts.execution.loader} if opts.execution.loader else {}),
+        **({"placement": opts.execution.placement} if opts.execution.placement != "qiskit" else {}),
     }
 
 
@@ -128,10 +129,12 @@ def submit(
     say: Callable[[str], None] | None = None,
 ) -> Submission | QPUPlan:
     """Submit the N-image evaluation (Estimator fidelity + Sampler reconstruction) and write the record at once.
-    Its QPU plan goes to ``say`` first; a dry run returns the plan and submits and writes nothing."""
+    Its QPU plan goes to ``say`` first; a dry run returns the plan and submits and writes nothing. ``--backend
+    auto`` or a list submits to the device of lowest expected error (:mod:`~qmae_qiskit.hardware.device_choice`)."""
+    from qmae_qiskit.hardware.device_choice import with_chosen_device
     from qmae_qiskit.hardware.qpu_time import plan_for
 
-    opts = opts.on_planned_backend(say)
+    opts = with_chosen_device(opts, opts.run, say).on_planned_backend(say)
     spec = opts.execution
     executor, prep = _prepare(opts)
     plan = plan_for(prep.work, executor, opts.budget, say)

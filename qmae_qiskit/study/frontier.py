@@ -68,9 +68,11 @@ def run_frontier(
     before any runs; a dry run returns that plan and runs and writes nothing."""
     import time
 
+    from qmae_qiskit.hardware.device_choice import refuse_choice
     from qmae_qiskit.hardware.executors import make_executor
     from qmae_qiskit.hardware.qpu_time import combine, plan_each
 
+    refuse_choice(spec.backend, "study frontier")
     spec = spec.on_planned_backend(say)
     executor = make_executor(spec.backend, spec.noise_model, spec.execution.idle)
     assert not executor.remote, "a frontier runs on a local backend"
