@@ -149,3 +149,34 @@ def test_a_block_sweep_runs_and_its_summary_recomputes(tmp_path, mnist_dir):
                 [mean - half, mean + half], abs=1e-12
             )
     assert len(list((out / "plots").glob("*-vs-token.png"))) == 4
+
+
+def test_the_committed_ablation_command_still_parses_in_its_old_spellings():
+    """results/sweeps/ablation.toml records its command with the spellings of its day (--train-samples,
+    --val-samples): they still parse to the Table-1 protocol, and the file builds the union of its blocks' cells
+    (QMAE layers x token, QAE layers, the best QMAE form at other masks), each judged by its own seed's
+    classifier."""
+    import shlex
+
+    from qmae_qiskit.cli.options import rewrite_old_spellings
+    from qmae_qiskit.cli.sweep import TRAIN_KEYS, sweep_cmd
+
+    root = Path(__file__).resolve().parents[1]
+    grid_file = root / "results" / "sweeps" / "ablation.toml"
+    lines = [ln.lstrip("#").strip().rstrip("\\").strip() for ln in grid_file.read_text().splitlines()]
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("qmae-qiskit sweep"))
+    args = shlex.split(" ".join(lines[start : start + 3]))[2:]
+    args = [a if a != "results/sweeps/ablation.toml" else str(grid_file) for a in args]
+    with sweep_cmd.make_context("sweep", rewrite_old_spellings(args, sweep_cmd.renamed)) as ctx:
+        params = dict(ctx.params)
+    assert (params["train_samples"], params["val_samples"], params["epochs"]) == (4500, 500, 40)
+    assert params["classifier_per_seed"] and params["images"] is None  # all 10,000 test images
+    base = {k: params[k] for k in TRAIN_KEYS}
+    base["betas"] = (params["beta1"], params["beta2"])
+    blocks = G.load_grid_blocks(grid_file)
+    cells = build_cells(blocks, base, {"per_seed": True})
+    assert len({c.name for c in cells}) == len(cells) == sum(math.prod(map(len, b.values())) for b in blocks)
+    assert all(c.classifier.seed == c.settings.seed for c in cells)
+    assert {c.settings.config.layers for c in cells} >= {1, 2, 3, 4}
+    positional = [c for c in cells if c.settings.config.token == "positional"]
+    assert positional and all(c.settings.model == "qmae" for c in positional)
