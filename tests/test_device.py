@@ -71,10 +71,11 @@ def _batch(cfg: QMAEConfig, n: int, seed: int = 0):
 
 @needs_gpu
 @pytest.mark.parametrize("n", [8, 300])  # both routes of exact.fidelity: blocks on the states, and U built once
-def test_exact_path_fidelity_and_gradients_on_gpu_equal_cpu(n):
+@pytest.mark.parametrize("token", ["shared", "positional"])  # positional: a slot per pixel in the kernel
+def test_exact_path_fidelity_and_gradients_on_gpu_equal_cpu(n, token):
     from qmae_qiskit.train.models import ExactFidelity
 
-    cfg = QMAEConfig()
+    cfg = QMAEConfig(token=token)
     theta, images, patch_idx, token = _batch(cfg, n)
     out = {}
     for dev in ("cpu", "cuda"):
