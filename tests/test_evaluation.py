@@ -207,7 +207,7 @@ def test_cli_evaluate(runs, mnist_dir, tmp_path):
 
 
 def test_reproduce_end_to_end_and_re_evaluation(mnist_dir, tmp_path):
-    from qmae_qiskit.evaluate.reproduce import reproduce
+    from qmae_qiskit.experiments.reproduce import reproduce
 
     tiny = {"epochs": 1, "train_samples": 16, "val_samples": 0, "batch_size": 16}
     kw = {

@@ -13,11 +13,11 @@ from qiskit_ibm_runtime.fake_provider import FakeGuadalupeV2
 
 from qmae_qiskit.cli import main
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.hardware.loader_frontier import LoaderFrontier, loader_frontier
 from qmae_qiskit.model import circuits as C
 from qmae_qiskit.model.approx_loader import fit_loader
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.records import load_record
+from qmae_qiskit.reports.loader_frontier import LoaderFrontier, loader_frontier
 
 REPO = Path(__file__).resolve().parents[1]
 CFG = QMAEConfig(image_size=4)
@@ -80,7 +80,7 @@ def test_cli_writes_a_record_for_a_trained_run(tmp_path, mnist_dir):
 def test_committed_frontier_reads_and_its_gate_counts_regenerate():
     from qiskit_ibm_runtime.fake_provider import FakeTorino
 
-    from qmae_qiskit.hardware.loader_budget import fidelity_circuit_two_qubit_gates
+    from qmae_qiskit.reports.loader_budget import fidelity_circuit_two_qubit_gates
 
     fr = load_record(LoaderFrontier, REPO / "circuits" / "loader-frontier-L16.json")
     assert fr.n_images == 100 and fr.config == QMAEConfig()

@@ -48,7 +48,7 @@ def figure8_cmd(
     as_json: bool,
 ) -> None:
     """Train QMAE and QAE with one image per Adam step (paper Algorithm 1); draw and quantify Figure 8."""
-    from qmae_qiskit.evaluate.fig8 import make_fig8, summary_text
+    from qmae_qiskit.experiments.fig8 import make_fig8, summary_text
 
     runs = None if str(batch_runs).lower() == "none" else batch_runs
     log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo

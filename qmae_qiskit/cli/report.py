@@ -70,9 +70,9 @@ def depth_cmd(
 ) -> None:
     """Transpile the SWAP-test, reconstruction and inverse-loader circuits; report depth, gates, layout, stages, ESP."""
     from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.hardware.depth import depth_report, write_report
     from qmae_qiskit.hardware.noise import backend_for_spec
     from qmae_qiskit.model.approx_loader import LoaderSpec
+    from qmae_qiskit.reports.depth import depth_report, write_report
 
     cfg = config_from_options(cfg_opts)
     if loader_text is not None and two_qubit_budget is not None:
@@ -80,7 +80,7 @@ def depth_cmd(
     spec = LoaderSpec.parse(loader_text) if loader_text is not None else None
     backend = backend_for_spec(backend_name)
     if two_qubit_budget is not None:
-        from qmae_qiskit.hardware.loader_budget import spec_for_budget
+        from qmae_qiskit.reports.loader_budget import spec_for_budget
 
         choice = spec_for_budget(cfg, backend, two_qubit_budget, optimization_level, seed_transpiler)
         spec = choice.spec
@@ -144,8 +144,8 @@ def loaders_cmd(
 ) -> None:
     """Loading fidelity of approximate loaders against the two-qubit gates they cost, on RUN's test images."""
     from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.hardware.loader_frontier import frontier_for_run, write_frontier
     from qmae_qiskit.hardware.noise import backend_for_spec
+    from qmae_qiskit.reports.loader_frontier import frontier_for_run, write_frontier
 
     try:
         depths = [int(v) for v in layers.split(",") if v.strip()]
@@ -178,8 +178,8 @@ def check_cmd(file: Path, as_json: bool) -> None:
     Timings and the time stamp are ignored; versions are compared too, since numbers depend on them.
     """
     from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.hardware.depth import comparable, differences, load_report, regenerate
     from qmae_qiskit.hardware.noise import backend_for_spec
+    from qmae_qiskit.reports.depth import comparable, differences, load_report, regenerate
 
     stored = load_report(file)
     backend = backend_for_spec(stored.get("backend_spec", stored["backend"]))

@@ -79,7 +79,7 @@ def reproduce_cmd(
     With --seeds N: the same for seeds 0..N-1 (training and classifier), as cells on Dask, and Table 1 with
     mean +- 95 % Student-t intervals, the paired QMAE - QAE gap and the baselines' intervals.
     """
-    from qmae_qiskit.evaluate.reproduce import reproduce, table_markdown
+    from qmae_qiskit.experiments.reproduce import reproduce, table_markdown
 
     data_dir = data_dir_or_default(data_dir)
     train = {k: v for k, v in (("epochs", epochs), ("train_samples", train_images)) if v is not None}

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from qmae_qiskit.evaluate.reproduce import CLASSIFIER_DEFAULTS, PAPER_GAP, TRAIN_DEFAULTS, run_specs
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
 from qmae_qiskit.experiments.cells import Cell, ClassifierSpec, EvalSpec, check_out_folder, is_finished
 from qmae_qiskit.experiments.cluster import get_client
 from qmae_qiskit.experiments.grid import Grid
 from qmae_qiskit.experiments.records import GroupStats, Stat, SweepSummary
+from qmae_qiskit.experiments.reproduce import CLASSIFIER_DEFAULTS, PAPER_GAP, TRAIN_DEFAULTS, run_specs
 from qmae_qiskit.experiments.runner import RunReport, run_cells
 from qmae_qiskit.experiments.stats import METHOD, interval_text
 from qmae_qiskit.experiments.summary import build_summary, write_summary

@@ -89,7 +89,7 @@ def ensure_classifier(
     ``test_limit`` test images, the ones the sweep evaluates); its info."""
 
     def work() -> TaskResult:
-        from qmae_qiskit.evaluate.reproduce import ensure_classifier as ensure
+        from qmae_qiskit.experiments.reproduce import ensure_classifier as ensure
 
         info = ensure(
             spec.folder(Path(out)), data_dir, spec.image_size, False, lambda _: None, spec.settings(), test_limit

@@ -209,7 +209,7 @@ def check_precision(spec: StudySpec, executor: Executor, task: EstimatorTask) ->
     the fitted slope, which the device's estimated success probability of this ISA circuit bounds from above."""
     if spec.precision is None or executor.target is None:
         return
-    from qmae_qiskit.hardware.depth import success_probability
+    from qmae_qiskit.reports.depth import success_probability
 
     esp = success_probability(task.circuit, executor.target, [])
     if esp is None:

@@ -18,12 +18,12 @@ from pydantic import BaseModel, ConfigDict
 from qiskit.providers import BackendV2
 
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.hardware.loader_budget import fidelity_circuit_two_qubit_gates
 from qmae_qiskit.hardware.transpile import DEFAULT_SEED
 from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.model.approx_loader import LoaderSpec, fit_ladder_stages, ladder_states
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.records import Record, save_record
+from qmae_qiskit.reports.loader_budget import fidelity_circuit_two_qubit_gates
 
 
 class FidelitySummary(BaseModel):

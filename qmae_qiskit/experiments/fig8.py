@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from qmae_qiskit.figures import pyplot, save_figure
 from qmae_qiskit.records import Record
 
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -122,7 +123,7 @@ def make_fig8(
 ) -> Fig8Record:
     """Train (or reuse) the two per-sample runs, score every model on held-out images, draw the figure."""
     from qmae_qiskit.data import load_mnist
-    from qmae_qiskit.evaluate.reproduce import RunSpec, ensure_trained
+    from qmae_qiskit.experiments.reproduce import RunSpec, ensure_trained
     from qmae_qiskit.train.runs import load_trained, read_metrics
 
     out = Path(out)
@@ -195,12 +196,7 @@ def _panel(ax, losses: Sequence[float], title: str, x_label: str, window: int, p
 
 
 def draw(runs: dict, batch_curves: dict, record: Fig8Record, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from qmae_qiskit.train.plots import save_figure
+    plt = pyplot()
 
     rows = 2 if batch_curves else 1
     fig, axes = plt.subplots(rows, 2, figsize=(11, 3.8 * rows), dpi=120, squeeze=False)
