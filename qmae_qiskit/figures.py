@@ -11,7 +11,7 @@ from qmae_qiskit.io import atomic_write_bytes
 
 def pyplot() -> Any:
     """``matplotlib.pyplot`` on the headless Agg backend (figures are written to files, never shown)."""
-    import matplotlib  # lazy: matplotlib costs ~0.3 s to import; only commands that draw pay it
+    import matplotlib  # lazy: matplotlib adds ~1 s; only drawing needs it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # lazy: as above

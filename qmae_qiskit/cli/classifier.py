@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.app import QMAEGroup
 from qmae_qiskit.cli.options import (
     data_dir_option,
     data_dir_or_default,
@@ -14,11 +14,12 @@ from qmae_qiskit.cli.options import (
     images_option,
     json_option,
     out_dir_option,
-    renamed,
 )
+from qmae_qiskit.cli.spellings import renamed
+from qmae_qiskit.evaluate.classifier import train_and_cache
 
 
-@main.group("classifier")
+@click.group("classifier", cls=QMAEGroup)
 def classifier_group() -> None:
     """The 16x16 MNIST ResNet18 that judges reconstructions."""
 
@@ -56,7 +57,6 @@ def classifier_train(
     as_json: bool,
 ) -> None:
     """Train the classifier on clean MNIST and report its accuracy on the clean test set."""
-    from qmae_qiskit.evaluate.classifier import train_and_cache
 
     info = train_and_cache(
         data_dir_or_default(data_dir),

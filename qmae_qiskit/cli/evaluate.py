@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import (
     data_dir_option,
     echo_json,
@@ -17,11 +16,13 @@ from qmae_qiskit.cli.options import (
     json_option,
     out_dir_option,
     out_file,
-    renamed,
 )
+from qmae_qiskit.cli.spellings import QMAECommand, renamed
+from qmae_qiskit.evaluate.evaluation import EVAL_FILE, EvalOptions, evaluate
+from qmae_qiskit.evaluate.scoring import format_table
 
 
-@main.command("evaluate")
+@click.command("evaluate", cls=QMAECommand)
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @images_option(help="Score only the first N images of the split [default: all].")
@@ -57,8 +58,6 @@ def evaluate_cmd(
     **execution: Any,
 ) -> None:
     """Evaluate the trained run in RUN on a split and write eval.json."""
-    from qmae_qiskit.evaluate.evaluation import EVAL_FILE, EvalOptions, evaluate
-    from qmae_qiskit.evaluate.scoring import format_table
 
     spec = execution_spec(execution)
     options = EvalOptions(

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.app import QMAEGroup
 from qmae_qiskit.cli.options import (
     REQUIRED,
     data_dir_option,
@@ -21,8 +21,11 @@ from qmae_qiskit.cli.options import (
     execution_spec,
     images_option,
     json_option,
-    renamed,
 )
+from qmae_qiskit.cli.spellings import QMAECommand, renamed
+from qmae_qiskit.evaluate.submit import SubmitOptions, fetch, submit
+from qmae_qiskit.hardware.jobs import cancel, list_records, load, metrics_path, status
+from qmae_qiskit.study.noise import complete_from_record
 
 JOBS_DIR = click.option(
     "--jobs-dir",
@@ -55,7 +58,7 @@ def _print_metrics(metrics: dict, path: Path) -> None:
     click.echo(f"wrote {path}")
 
 
-@main.command("submit")
+@click.command("submit", cls=QMAECommand)
 @click.argument("run", type=click.Path(path_type=Path))
 @images_option(required=True, help="Number of test images (the first N of the split).")
 @execution_options(backend=REQUIRED, shots=REQUIRED, simulator_seed=None)
@@ -79,8 +82,6 @@ def submit_cmd(
     **execution: Any,
 ) -> None:
     """Submit the evaluation of the trained RUN on N images (Estimator fidelity + Sampler images, one Batch)."""
-    from qmae_qiskit.evaluate.submit import SubmitOptions, submit
-    from qmae_qiskit.hardware.jobs import metrics_path
 
     opts = SubmitOptions(
         run=run,
@@ -109,7 +110,7 @@ def submit_cmd(
         click.echo(f"fetch the results later with: qmae-qiskit jobs fetch {rec.id}")
 
 
-@main.group("jobs")
+@click.group("jobs", cls=QMAEGroup)
 def jobs_group() -> None:
     """Job records written by `submit` and `study`."""
 
@@ -119,7 +120,6 @@ def jobs_group() -> None:
 @json_option("the rows")
 def list_cmd(jobs_dir: Path, as_json: bool) -> None:
     """All job records, newest first."""
-    from qmae_qiskit.hardware.jobs import list_records
 
     rows = list_records(jobs_dir)
     if as_json:
@@ -149,7 +149,6 @@ def _print_status(st: dict) -> None:
 @json_option("the status")
 def status_cmd(job_id: str, jobs_dir: Path, as_json: bool) -> None:
     """Status of the jobs of a record (asks IBM Quantum for remote jobs)."""
-    from qmae_qiskit.hardware.jobs import status
 
     st = status(jobs_dir, job_id)
     echo_json(st) if as_json else _print_status(st)
@@ -162,12 +161,8 @@ def status_cmd(job_id: str, jobs_dir: Path, as_json: bool) -> None:
 @json_option("the metrics record (an evaluation) or the study record (a noise study)")
 def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_classifier: bool, as_json: bool) -> None:
     """Results of a finished record -> its metrics (an evaluation) or its study files (a noise study)."""
-    from qmae_qiskit.evaluate.submit import fetch
-    from qmae_qiskit.hardware.jobs import load, metrics_path
 
     if load(jobs_dir, job_id).purpose == "study":
-        from qmae_qiskit.study.noise import complete_from_record
-
         lines = complete_from_record(jobs_dir, job_id)
         if as_json:
             study = next(Path(x.removeprefix("wrote ")) for x in lines if x.endswith(".json"))
@@ -189,7 +184,6 @@ def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_class
 @json_option("the status after cancelling")
 def cancel_cmd(job_id: str, jobs_dir: Path, as_json: bool) -> None:
     """Cancel the unfinished jobs of a record."""
-    from qmae_qiskit.hardware.jobs import cancel
 
     st = cancel(jobs_dir, job_id)
     echo_json(st) if as_json else _print_status(st)

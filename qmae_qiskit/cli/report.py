@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.app import QMAEGroup
 from qmae_qiskit.cli.options import (
     config_from_options,
     config_options,
@@ -17,12 +17,18 @@ from qmae_qiskit.cli.options import (
     mask_seed_option,
     optimization_level_option,
     out_dir_option,
-    renamed,
     transpiler_seed_option,
 )
+from qmae_qiskit.cli.spellings import renamed
+from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.noise import backend_for_spec
+from qmae_qiskit.model.approx_loader import LoaderSpec
+from qmae_qiskit.reports.depth import comparable, depth_report, differences, load_report, regenerate, write_report
+from qmae_qiskit.reports.loader_budget import spec_for_budget
+from qmae_qiskit.reports.loader_frontier import frontier_for_run, write_frontier
 
 
-@main.group("report")
+@click.group("report", cls=QMAEGroup)
 def report_group() -> None:
     """Reports on the circuits for a backend."""
 
@@ -69,10 +75,6 @@ def depth_cmd(
     **cfg_opts,
 ) -> None:
     """Transpile the SWAP-test, reconstruction and inverse-loader circuits; report depth, gates, layout, stages, ESP."""
-    from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.hardware.noise import backend_for_spec
-    from qmae_qiskit.model.approx_loader import LoaderSpec
-    from qmae_qiskit.reports.depth import depth_report, write_report
 
     cfg = config_from_options(cfg_opts)
     if loader_text is not None and two_qubit_budget is not None:
@@ -80,8 +82,6 @@ def depth_cmd(
     spec = LoaderSpec.parse(loader_text) if loader_text is not None else None
     backend = backend_for_spec(backend_name)
     if two_qubit_budget is not None:
-        from qmae_qiskit.reports.loader_budget import spec_for_budget
-
         choice = spec_for_budget(cfg, backend, two_qubit_budget, optimization_level, seed_transpiler)
         spec = choice.spec
         if not as_json:
@@ -143,9 +143,6 @@ def loaders_cmd(
     as_json: bool,
 ) -> None:
     """Loading fidelity of approximate loaders against the two-qubit gates they cost, on RUN's test images."""
-    from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.hardware.noise import backend_for_spec
-    from qmae_qiskit.reports.loader_frontier import frontier_for_run, write_frontier
 
     try:
         depths = [int(v) for v in layers.split(",") if v.strip()]
@@ -177,9 +174,6 @@ def check_cmd(file: Path, as_json: bool) -> None:
 
     Timings and the time stamp are ignored; versions are compared too, since numbers depend on them.
     """
-    from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.hardware.noise import backend_for_spec
-    from qmae_qiskit.reports.depth import comparable, differences, load_report, regenerate
 
     stored = load_report(file)
     backend = backend_for_spec(stored.get("backend_spec", stored["backend"]))

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import (
     data_dir_option,
     data_dir_or_default,
@@ -15,11 +14,14 @@ from qmae_qiskit.cli.options import (
     images_option,
     json_option,
     mask_seed_option,
-    renamed,
 )
+from qmae_qiskit.cli.spellings import QMAECommand, renamed
+from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.experiments.multiseed import gap_text, reproduce_seeds, to_markdown
+from qmae_qiskit.experiments.reproduce import reproduce, table_markdown
 
 
-@main.command("reproduce")
+@click.command("reproduce", cls=QMAECommand)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -79,7 +81,6 @@ def reproduce_cmd(
     With --seeds N: the same for seeds 0..N-1 (training and classifier), as cells on Dask, and Table 1 with
     mean +- 95 % Student-t intervals, the paired QMAE - QAE gap and the baselines' intervals.
     """
-    from qmae_qiskit.experiments.reproduce import reproduce, table_markdown
 
     data_dir = data_dir_or_default(data_dir)
     train = {k: v for k, v in (("epochs", epochs), ("train_samples", train_images)) if v is not None}
@@ -106,8 +107,6 @@ def reproduce_cmd(
 
 
 def _reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, workers, scheduler, as_json, log) -> None:
-    from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.experiments.multiseed import gap_text, reproduce_seeds, to_markdown
 
     if seeds is None:
         raise QMAEError("--workers and --scheduler go with --seeds N (the single-seed reproduction runs in-process)")

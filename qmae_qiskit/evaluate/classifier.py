@@ -17,7 +17,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from qmae_qiskit.data import load_mnist
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate.metrics import to_pixels
 from qmae_qiskit.io import atomic_write_json, atomic_write_with
@@ -27,7 +29,7 @@ WEIGHTS, INFO = "classifier.pt", "classifier.json"
 
 def resnet18_small(num_classes: int = 10) -> nn.Module:
     """ResNet18 with a one-channel stem and the first max-pool replaced by identity."""
-    from torchvision.models import resnet18
+    from torchvision.models import resnet18  # lazy: torchvision adds ~3 s
 
     model = resnet18(weights=None, num_classes=num_classes)
     model.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -83,7 +85,6 @@ def train_classifier(
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     gen = torch.Generator().manual_seed(seed)
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=steps, desc="classifier", disable=not progress, unit="step")
     t0 = time.perf_counter()
@@ -216,7 +217,6 @@ def train_and_cache(
     progress: bool = True,
 ) -> dict:
     """Train on the whole MNIST training split at ``image_size``, score the clean test split, cache in ``out``."""
-    from qmae_qiskit.data import load_mnist
 
     train = load_mnist(data_dir, train=True, image_size=image_size, limit=limit)
     test = load_mnist(data_dir, train=False, image_size=image_size, limit=test_limit)

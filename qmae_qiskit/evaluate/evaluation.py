@@ -21,14 +21,18 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from qmae_qiskit.data import ImageSet
+from qmae_qiskit.data import ImageSet, load_mnist, load_split
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import baselines as bl
+from qmae_qiskit.evaluate.classifier import INFO, exists, load, train_and_cache
+from qmae_qiskit.evaluate.prepare import outputs, prepare
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1, PIXEL_SCALING, aggregate, score, score_images
+from qmae_qiskit.hardware.executors import make_executor
 from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import EVAL_MASK_EPOCH, eval_masks
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
+from qmae_qiskit.train.runs import load_trained
 
 SPLITS = ("test", "train")
 EVAL_FILE = "eval.json"
@@ -93,8 +97,6 @@ class EvalData:
     @property
     def train_images(self) -> torch.Tensor:
         if not isinstance(self.train_source, torch.Tensor):
-            from qmae_qiskit.data import load_mnist
-
             data_dir, image_size = self.train_source
             self.train_source = load_mnist(data_dir, train=True, image_size=image_size).images
         return self.train_source
@@ -105,7 +107,6 @@ class EvalData:
 
 def load_eval_data(data_dir: str | Path | None, split: str, image_size: int, limit: int | None) -> EvalData:
     """The first ``limit`` images of ``split`` and the training images (for the baselines' fills)."""
-    from qmae_qiskit.data import load_split
 
     if split not in SPLITS:
         raise QMAEError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -139,7 +140,6 @@ def default_classifier_dir(image_size: int) -> Path:
 
 def find_classifier(run_dir: Path, explicit: str | Path | None, image_size: int = 16) -> Path:
     """``explicit``, else the nearest ``classifier/`` for this image size beside the run or above it, else the cache."""
-    from qmae_qiskit.evaluate.classifier import INFO, exists
 
     if explicit is not None:
         return Path(explicit)
@@ -155,7 +155,6 @@ def load_classifier(
     run_dir: Path, explicit: str | Path | None, required: bool, image_size: int = 16
 ) -> tuple[Any, dict | None, Path]:
     """(model or None, its info, its folder): required -> a missing classifier is an error with the fix."""
-    from qmae_qiskit.evaluate.classifier import exists, load
 
     path = find_classifier(run_dir, explicit, image_size)
     if exists(path) or required:
@@ -173,7 +172,6 @@ def classifier_for_run(
     (what ``qmae-qiskit classifier train --image-size L --out DIR`` does, with a progress bar) and said so on
     stderr. A folder named with ``--classifier`` is never trained into: a missing one is an error.
     """
-    from qmae_qiskit.evaluate.classifier import exists, train_and_cache
 
     path = find_classifier(run_dir, explicit, image_size)
     if explicit is None and not exists(path):
@@ -216,8 +214,6 @@ def evaluate(
     otherwise. ``data`` skips reading the images; ``shared_baselines`` are baselines already scored on the same
     images and masks (a sweep's or reproduce's, shared by several runs) and go into the record as they are.
     """
-    from qmae_qiskit.hardware.executors import make_executor
-    from qmae_qiskit.train.runs import load_trained
 
     t0 = time.perf_counter()
     spec, opts, run_dir = execution or ExecutionSpec(), options or EvalOptions(), Path(run_dir)
@@ -263,7 +259,6 @@ class _Scored:
 
 def _run_and_score(tm: Any, data: EvalData, spec: ExecutionSpec, executor: Any, classifier: Any) -> _Scored:
     """prepare -> execute -> score: the per-image scores' aggregate."""
-    from qmae_qiskit.evaluate.prepare import outputs, prepare
 
     prepared = prepare(tm, data.image_set(), spec, executor)
     results = executor.run(prepared.work).result()

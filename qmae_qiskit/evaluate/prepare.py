@@ -19,10 +19,18 @@ from qiskit.circuit import QuantumCircuit
 
 from qmae_qiskit.data import ImageSet
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.backends import ensure_fits
 from qmae_qiskit.hardware.execution import EstimatorTask, Executor, SamplerTask, Work
 from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.hardware.transpile import map_observable, transpile_for, two_qubit_count
-from qmae_qiskit.model.approx_loader import as_spec
+from qmae_qiskit.model.approx_loader import as_spec, fit_loader
+from qmae_qiskit.model.circuits import (
+    fidelity_observable,
+    inverse_fidelity_circuit,
+    parameter_values,
+    reconstruction_circuit,
+    training_circuit,
+)
 from qmae_qiskit.model.masking import eval_masks
 from qmae_qiskit.train.runs import TrainedModel
 
@@ -100,12 +108,6 @@ def logical_circuits(
     tm: TrainedModel, fidelity_circuit: str, loader: str | None = None
 ) -> tuple[QuantumCircuit, object, QuantumCircuit]:
     """(fidelity circuit, its observable on the virtual qubits, reconstruction circuit) for the run's config."""
-    from qmae_qiskit.model.circuits import (
-        fidelity_observable,
-        inverse_fidelity_circuit,
-        reconstruction_circuit,
-        training_circuit,
-    )
 
     cfg = tm.cfg
     if fidelity_circuit == "swap-test":
@@ -120,8 +122,6 @@ def prepare(
     tm: TrainedModel, data: ImageSet, spec: ExecutionSpec, executor: Executor, roles: tuple[str, ...] = ROLES
 ) -> Prepared:
     """The evaluation of ``tm`` on ``data`` as :class:`Work` for ``executor``."""
-    from qmae_qiskit.hardware.backends import ensure_fits
-    from qmae_qiskit.model.circuits import parameter_values
 
     cfg = tm.cfg
     if len(data) == 0:
@@ -149,8 +149,6 @@ def prepare(
     fits: dict[str, Any] = {}
     angles: dict[str, torch.Tensor] = {}
     if approximate:
-        from qmae_qiskit.model.approx_loader import fit_loader
-
         fits = {"masked": fit_loader(spec.loader, x_masked), "clean": fit_loader(spec.loader, clean)}
         angles = {"masked_angles": fits["masked"].angles, "clean_angles": fits["clean"].angles}
     t0 = time.perf_counter()

@@ -14,11 +14,17 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field, model_validator
 
+from qmae_qiskit.data import images_sha256, load_split
 from qmae_qiskit.errors import QMAEError, one_line
+from qmae_qiskit.evaluate.evaluation import load_classifier
+from qmae_qiskit.evaluate.prepare import FIDELITY, RECONSTRUCTION, prepare
+from qmae_qiskit.evaluate.scoring import aggregate, score
 from qmae_qiskit.hardware import jobs as store
 from qmae_qiskit.hardware.backends import redact
+from qmae_qiskit.hardware.executors import make_executor
 from qmae_qiskit.hardware.spec import WithExecution
 from qmae_qiskit.records import Record, save_record, utc_now
+from qmae_qiskit.train.runs import load_trained
 
 
 class SubmitOptions(WithExecution):
@@ -71,7 +77,6 @@ class Submission:
 
 
 def _context(prep, opts: SubmitOptions) -> dict[str, Any]:
-    from qmae_qiskit.data import images_sha256
 
     tm = prep.tm
     return {
@@ -103,10 +108,6 @@ def submit(
     use_classifier: bool = True,
 ) -> Submission:
     """Submit the N-image evaluation (Estimator fidelity + Sampler reconstruction) and write the record at once."""
-    from qmae_qiskit.data import load_split
-    from qmae_qiskit.evaluate.prepare import prepare
-    from qmae_qiskit.hardware.executors import make_executor
-    from qmae_qiskit.train.runs import load_trained
 
     tm = load_trained(opts.run)
     spec = opts.execution
@@ -161,10 +162,6 @@ def score_record(
     jobs_dir: Path, rec: store.JobRecord, classifier_dir: str | Path | None = None, use_classifier: bool = True
 ) -> JobMetrics:
     """Saved results -> metrics with :func:`qmae_qiskit.evaluate.scoring.score` (the code ``evaluate`` uses)."""
-    from qmae_qiskit.data import images_sha256, load_split
-    from qmae_qiskit.evaluate.evaluation import load_classifier
-    from qmae_qiskit.evaluate.prepare import FIDELITY, RECONSTRUCTION
-    from qmae_qiskit.evaluate.scoring import aggregate, score
 
     ctx = rec.context
     results = store.load_results(jobs_dir, rec)

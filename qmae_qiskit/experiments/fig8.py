@@ -23,8 +23,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from qmae_qiskit.data import load_mnist
+from qmae_qiskit.experiments.reproduce import RunSpec, ensure_trained
 from qmae_qiskit.figures import pyplot, save_figure
-from qmae_qiskit.records import Record
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.masking import eval_masks
+from qmae_qiskit.records import Record, save_record
+from qmae_qiskit.simulate import exact
+from qmae_qiskit.train.runs import RunSettings, load_trained, read_metrics
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
@@ -69,8 +75,6 @@ def trend(losses: Sequence[float]) -> dict[str, Any]:
 
 def held_out_losses(tm, images: torch.Tensor, indices: torch.Tensor, mask_seed: int = 0) -> np.ndarray:
     """1 - <Z> per held-out image of the fixed model ``tm`` (a TrainedModel), evaluation masks."""
-    from qmae_qiskit.model.masking import eval_masks
-    from qmae_qiskit.simulate import exact
 
     model = tm.module()
     patch_idx = eval_masks(tm.cfg, tm.mask_ratio, indices, mask_seed)
@@ -90,8 +94,6 @@ def spread(losses: np.ndarray) -> dict[str, Any]:
 
 
 def per_sample_settings(model: str, samples: int, epochs: int, lr: float, seed: int):
-    from qmae_qiskit.model.config import QMAEConfig
-    from qmae_qiskit.train.runs import RunSettings
 
     return RunSettings(
         model=model,
@@ -122,9 +124,6 @@ def make_fig8(
     log: Callable[[str], None] = print,
 ) -> Fig8Record:
     """Train (or reuse) the two per-sample runs, score every model on held-out images, draw the figure."""
-    from qmae_qiskit.data import load_mnist
-    from qmae_qiskit.experiments.reproduce import RunSpec, ensure_trained
-    from qmae_qiskit.train.runs import load_trained, read_metrics
 
     out = Path(out)
     test = load_mnist(data_dir, train=False, image_size=16, limit=held_out)
@@ -172,7 +171,6 @@ def make_fig8(
         held_out=scored,
         batch_runs=batch,
     )
-    from qmae_qiskit.records import save_record
 
     save_record(record, out / "fig8-per-sample.json")
     draw(runs, batch_curves, record, out / "fig8-per-sample.png")

@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
 from qmae_qiskit.errors import QMAEError
 
 GridValue = int | float | str | tuple[int, int]
@@ -123,11 +128,6 @@ def parse_grid_args(args: Iterable[str]) -> Grid:
 
 def load_grid_file(path: str | Path) -> Grid:
     """A TOML file: a ``[grid]`` table (or top-level keys) of NAME = [values]; e.g. ``seed = [0, 1, 2]``."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -9,10 +9,12 @@ committed single-seed Table 1 again. Layout of ``out``: ``classifiers/L16-c<s>/`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
 from qmae_qiskit.experiments.cells import Cell, ClassifierSpec, EvalSpec, check_out_folder, is_finished
 from qmae_qiskit.experiments.cluster import get_client
@@ -214,11 +216,8 @@ def reproduce_seeds(
     log: Callable[[str], None] = print,
 ) -> MultiSeedTable:
     """Everything in the module docstring; returns the table1.json record."""
-    import time
 
     if seeds < 1:
-        from qmae_qiskit.errors import QMAEError
-
         raise QMAEError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out)
     train = dict(train or {})

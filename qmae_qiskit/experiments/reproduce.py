@@ -26,11 +26,22 @@ import torch
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import classifier as clf_mod
+from qmae_qiskit.evaluate import figures
 from qmae_qiskit.evaluate.evaluation import EvalData, EvalOptions, evaluate, evaluate_baselines, load_eval_data
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
 from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.io import atomic_write_json, atomic_write_text
 from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.train.runs import (
+    CHECKPOINT_FILE,
+    RunSettings,
+    load_checkpoint,
+    load_trained,
+    read_metrics,
+    read_settings,
+    settings_differences,
+)
+from qmae_qiskit.train.training import train as train_run
 
 PAPER_GAP = 0.1286  # QMAE - QAE accuracy, paper abstract and Table 1 (65.06 % - 52.20 %)
 
@@ -70,7 +81,6 @@ def run_specs() -> list[RunSpec]:
 
 
 def _settings(spec: RunSpec, train: dict):
-    from qmae_qiskit.train.runs import RunSettings
 
     return RunSettings(model=spec.model, backend="exact", config=spec.config, mask_ratio=spec.mask_ratio, **train)
 
@@ -79,8 +89,6 @@ def ensure_trained(
     spec: RunSpec, run_dir: Path, train: dict, data_dir: str | Path | None, progress: bool, log: Callable[[str], None]
 ) -> str:
     """Train the run unless it is already finished with the same settings; returns what was done."""
-    from qmae_qiskit.train.runs import CHECKPOINT_FILE, load_checkpoint, read_settings, settings_differences
-    from qmae_qiskit.train.training import train as train_run
 
     settings = _settings(spec, train)
     resume = False
@@ -197,8 +205,6 @@ def reproduce(
 
 
 def write_figures(out: Path, data: EvalData, mask_seed: int) -> None:
-    from qmae_qiskit.evaluate import figures
-    from qmae_qiskit.train.runs import load_trained, read_metrics
 
     rows = torch.tensor(figures.pick_digits(data.labels, 5))
     images, indices = data.images[rows], data.indices[rows]
@@ -212,7 +218,6 @@ def write_figures(out: Path, data: EvalData, mask_seed: int) -> None:
 
 
 def write_params(out: Path, specs: list[RunSpec]) -> None:
-    from qmae_qiskit.train.runs import load_trained
 
     params = {}
     for s in specs:

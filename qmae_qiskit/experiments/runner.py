@@ -59,7 +59,7 @@ def run_cells(
     log: Callable[[str], None] = print,
 ) -> RunReport:
     """Run every unfinished cell of ``cells`` on ``client``; returns when all have finished or failed."""
-    from distributed import as_completed
+    from distributed import as_completed  # lazy: Dask adds ~1 s; only sweeps need it
 
     out = Path(out)
     report = RunReport(workers=_workers(client))

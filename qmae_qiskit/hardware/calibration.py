@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ from qiskit.providers import BackendV2, Options, QubitProperties
 from qiskit.transpiler import InstructionProperties, Target
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.backends import is_runtime_backend
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
 
 SCHEMA = "qmae-qiskit/calibration-snapshot"
@@ -99,9 +101,6 @@ def _readout(backend: BackendV2, n: int) -> list[dict] | None:
 
 
 def _source(backend: BackendV2) -> str:
-    from importlib import metadata
-
-    from qmae_qiskit.hardware.backends import is_runtime_backend
 
     if is_runtime_backend(backend):
         return "IBM Quantum (QiskitRuntimeService)"

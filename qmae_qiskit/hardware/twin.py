@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.providers import BackendV2, Options
-from qiskit.quantum_info import SparsePauliOp
+from qiskit.quantum_info import PauliList, SparsePauliOp
 from qiskit.transpiler import Target
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.twin_simulator import TwinSimulator
 
 DENSITY_MATRIX_MAX_QUBITS = 12  # 4^12 complex entries (268 MB); wider twins run as noisy trajectories
 
@@ -118,7 +119,6 @@ def compact_observable(observable: SparsePauliOp, physical: list[int]) -> Sparse
     outside[keep] = False
     if np.any(paulis.z[:, outside] | paulis.x[:, outside]):
         raise QMAEError("the observable acts on qubits the circuit never touches; map it with map_observable first")
-    from qiskit.quantum_info import PauliList
 
     reduced = PauliList.from_symplectic(paulis.z[:, keep], paulis.x[:, keep], paulis.phase)
     return SparsePauliOp(reduced, observable.coeffs)
@@ -164,7 +164,6 @@ def twin_simulator(twin: Twin, seed: int | None = None):
     """Aer on the twin's noise: density matrix up to :data:`DENSITY_MATRIX_MAX_QUBITS` qubits (exact per circuit,
     far faster than shot-by-shot trajectories at thousands of shots), trajectories beyond; bodies shared by
     measurement twirls are simulated once (:class:`~qmae_qiskit.hardware.twin_simulator.TwinSimulator`)."""
-    from qmae_qiskit.hardware.twin_simulator import TwinSimulator
 
     method = "density_matrix" if twin.num_qubits <= DENSITY_MATRIX_MAX_QUBITS else "automatic"
     # fusion_threshold=1: fuse gates and their noise at every width (Aer's default starts at 14 qubits); ~4x

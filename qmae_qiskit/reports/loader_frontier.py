@@ -17,13 +17,17 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from qiskit.providers import BackendV2
 
+from qmae_qiskit.data import load_mnist
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.transpile import DEFAULT_SEED
 from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.model.approx_loader import LoaderSpec, fit_ladder_stages, ladder_states
 from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.masking import eval_masks
 from qmae_qiskit.records import Record, save_record
 from qmae_qiskit.reports.loader_budget import fidelity_circuit_two_qubit_gates
+from qmae_qiskit.simulate import exact
+from qmae_qiskit.train.runs import load_trained
 
 
 class FidelitySummary(BaseModel):
@@ -124,7 +128,6 @@ def loader_frontier(
                 seconds[L] += time.perf_counter() - start
     errors: dict[int, ErrorSummary] = {}
     if theta is not None:
-        from qmae_qiskit.simulate import exact
 
         def fid(m: np.ndarray, c: np.ndarray) -> np.ndarray:
             return exact.fidelity(theta.to(torch.float64), torch.from_numpy(m), torch.from_numpy(c), cfg).numpy()
@@ -217,9 +220,6 @@ def frontier_for_run(
 ) -> LoaderFrontier:
     """:func:`loader_frontier` on a trained run's first ``samples`` test images, masked as ``evaluate`` masks
     them (evaluation masks, the run's mask token)."""
-    from qmae_qiskit.data import load_mnist
-    from qmae_qiskit.model.masking import eval_masks
-    from qmae_qiskit.train.runs import load_trained
 
     tm = load_trained(run_dir)
     cfg = tm.cfg

@@ -33,7 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from qmae_qiskit.errors import QMAEError, QMAEWarning, one_line
 from qmae_qiskit.io import atomic_write_bytes, atomic_write_text
 from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.masking import patches_for_ratio
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
+from qmae_qiskit.train.models import build_model
 
 FORMAT = 1  # checkpoint.pt format
 CONFIG_FILE = "config.json"
@@ -80,7 +82,6 @@ class RunSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> RunSettings:
-        from qmae_qiskit.model.masking import patches_for_ratio
 
         patches_for_ratio(self.config, self.mask_ratio)  # raises a one-line error if the grid cannot make it
         for b in self.betas:
@@ -164,7 +165,6 @@ class TrainedModel:
 
     def module(self):
         """The model as a :class:`qmae_qiskit.train.models.MaskedAutoencoder` holding these parameters."""
-        from qmae_qiskit.train.models import build_model
 
         return build_model(self.settings.model, self.cfg, theta=self.theta, token=self.token)
 

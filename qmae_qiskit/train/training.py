@@ -14,7 +14,10 @@ it before it counts as done, so a kill still loses at most one checkpoint interv
 
 from __future__ import annotations
 
+import hashlib
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,12 +26,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from qmae_qiskit.data import ImageSet, load_mnist
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.model.masking import sample_mask_indices
+from qmae_qiskit.simulate import exact
 from qmae_qiskit.train.adam import Adam
-from qmae_qiskit.train.models import MaskedAutoencoder, build_model, init_theta, init_token
+from qmae_qiskit.train.models import ExactFidelity, MaskedAutoencoder, build_model, init_theta, init_token
+from qmae_qiskit.train.plots import plot_loss
+from qmae_qiskit.train.qnn import AerFidelity
 from qmae_qiskit.train.runs import (
     CHECKPOINT_FILE,
     LOSS_PLOT_FILE,
@@ -91,7 +98,6 @@ def load_training_data(settings: RunSettings, data_dir: str | Path | None, downl
 
 def data_fingerprint(data: TrainData) -> str:
     """A short hash of the training and validation images and their indices (a resume must see the same)."""
-    import hashlib
 
     h = hashlib.sha256()
     for part in (data.train, data.val):
@@ -117,11 +123,9 @@ def initial_model(settings: RunSettings, train_images: torch.Tensor) -> MaskedAu
 
 def make_backend(settings: RunSettings):
     """The fidelity backend of a run: the exact simulator or an EstimatorQNN on Aer."""
-    from qmae_qiskit.train.models import ExactFidelity
 
     if settings.backend == "exact":
         return ExactFidelity(settings.config, settings.precision)
-    from qmae_qiskit.train.qnn import AerFidelity
 
     return AerFidelity(
         settings.config,
@@ -147,7 +151,6 @@ def validation_fidelity(
     ``patch_idx`` is :func:`validation_masks` (computed here if not given)."""
     if len(val) == 0:
         return None
-    from qmae_qiskit.simulate import exact
 
     if patch_idx is None:
         patch_idx = validation_masks(val, settings)
@@ -336,7 +339,6 @@ def _flush_quietly(writer: RunWriter, pending: list[dict[str, Any]]) -> None:
 
 
 def _plot(records: list[dict[str, Any]], run_dir: Path, settings: RunSettings) -> None:
-    from qmae_qiskit.train.plots import plot_loss
 
     plot_loss(
         records,
@@ -349,8 +351,6 @@ class _StopRequest:
     """First Ctrl-C: finish the current step, write a checkpoint, stop. A second Ctrl-C stops at once."""
 
     def __init__(self) -> None:
-        import signal
-        import threading
 
         self.requested = False
         self._old = None
@@ -363,7 +363,6 @@ class _StopRequest:
         self.requested = True
 
     def restore(self) -> None:
-        import signal
 
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
@@ -371,7 +370,6 @@ class _StopRequest:
 
 
 def _progress(total: int, start: int, settings: RunSettings, enabled: bool):
-    from tqdm.auto import tqdm
 
     return tqdm(
         total=total,

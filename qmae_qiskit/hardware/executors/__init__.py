@@ -9,15 +9,21 @@ name, which runs on the device.
 from __future__ import annotations
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.backends import AER_SIMULATOR, is_fake_name, resolve_backend
+from qmae_qiskit.hardware.calibration import snapshot_backend
 from qmae_qiskit.hardware.execution import Executor
+from qmae_qiskit.hardware.executors.aer import AerExecutor
+from qmae_qiskit.hardware.executors.exact import ExactExecutor
+from qmae_qiskit.hardware.executors.runtime import RuntimeExecutor
+from qmae_qiskit.hardware.executors.twin import TwinExecutor
+from qmae_qiskit.hardware.noise import is_snapshot_spec
+from qmae_qiskit.hardware.noise import noise_model as build_noise
 
 EXACT = "exact"
 
 
 def make_executor(backend: str, noise_model: str | None = None) -> Executor:
     """The executor for ``backend`` (see the module docstring); bad names fail with one line and close matches."""
-    from qmae_qiskit.hardware.backends import AER_SIMULATOR, is_fake_name, resolve_backend
-    from qmae_qiskit.hardware.noise import is_snapshot_spec
 
     spec = (backend or "").strip()
     if noise_model is not None and spec != AER_SIMULATOR:
@@ -26,27 +32,16 @@ def make_executor(backend: str, noise_model: str | None = None) -> Executor:
             "(drop --noise-model, or use --backend aer_simulator --noise-model ...)"
         )
     if spec == EXACT:
-        from qmae_qiskit.hardware.executors.exact import ExactExecutor
-
         return ExactExecutor()
     if spec == AER_SIMULATOR:
-        from qmae_qiskit.hardware.executors.aer import AerExecutor
-
         if noise_model is None:
             return AerExecutor()
-        from qmae_qiskit.hardware.noise import noise_model as build_noise
 
         return AerExecutor(build_noise(noise_model), str(noise_model))
     if is_snapshot_spec(spec):
-        from qmae_qiskit.hardware.calibration import snapshot_backend
-        from qmae_qiskit.hardware.executors.twin import TwinExecutor
-
         return TwinExecutor(snapshot_backend(spec), spec)
     device = resolve_backend(spec)
     if not is_fake_name(spec):  # from QiskitRuntimeService: a real device, whatever object the service returns
-        from qmae_qiskit.hardware.executors.runtime import RuntimeExecutor
-
         return RuntimeExecutor(device)
-    from qmae_qiskit.hardware.executors.twin import TwinExecutor
 
     return TwinExecutor(device, spec)

@@ -27,6 +27,10 @@ from qmae_qiskit.hardware.execution import (
     Work,
 )
 from qmae_qiskit.hardware.readout import measured_qubits
+from qmae_qiskit.model.circuits import MASKED, REFERENCE, THETA, fidelity_observable, inverse_fidelity_circuit
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.loader import state_from_angles
+from qmae_qiskit.simulate import exact
 
 FAST_KINDS = ("training", "inverse_fidelity", "reconstruction")
 
@@ -49,9 +53,6 @@ class ExactExecutor(Executor):
 
 def _fast_inputs(circuit: QuantumCircuit, values: np.ndarray):
     """(config, theta, masked states, clean states or None) for a builder circuit, else None."""
-    from qmae_qiskit.model.circuits import MASKED, REFERENCE, THETA
-    from qmae_qiskit.model.config import QMAEConfig
-    from qmae_qiskit.model.loader import state_from_angles
 
     meta = circuit.metadata or {}
     if meta.get("qmae_circuit") not in FAST_KINDS or "config" not in meta:
@@ -82,7 +83,6 @@ def _fast_inputs(circuit: QuantumCircuit, values: np.ndarray):
 
 
 def _builder_observable(circuit: QuantumCircuit, cfg) -> SparsePauliOp | None:
-    from qmae_qiskit.model.circuits import fidelity_observable, inverse_fidelity_circuit
 
     kind = circuit.metadata.get("qmae_circuit")
     if kind == "training":
@@ -94,7 +94,6 @@ def _builder_observable(circuit: QuantumCircuit, cfg) -> SparsePauliOp | None:
 
 def estimate(task: EstimatorTask) -> Estimates:
     """<O> per row, exactly."""
-    from qmae_qiskit.simulate import exact
 
     fast = _fast_inputs(task.circuit, task.values)
     if fast is not None:
@@ -112,7 +111,6 @@ def estimate(task: EstimatorTask) -> Estimates:
 
 def distribution(task: SamplerTask) -> Samples:
     """Outcome probabilities of the register per row, exactly."""
-    from qmae_qiskit.simulate import exact
 
     fast = _fast_inputs(task.circuit, task.values)
     if fast is not None and task.circuit.metadata.get("qmae_circuit") == "reconstruction" and task.register == "pixel":
