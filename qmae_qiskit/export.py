@@ -74,8 +74,10 @@ def bind_training(qc: QuantumCircuit, theta: torch.Tensor, masked: torch.Tensor,
 
 def export_circuits(cfg: QMAEConfig, out: Path, bind_seed: int | None = None) -> dict:
     """Write the training and reconstruction circuits (and a bound instance with its JSON if ``bind_seed``)."""
-    tag = f"L{cfg.image_size}_k{cfg.latent_qubits}_{cfg.trash_reset}" + (
-        f"_layers{cfg.layers}" if cfg.layers != 1 else ""
+    tag = (
+        f"L{cfg.image_size}_k{cfg.latent_qubits}_{cfg.trash_reset}"
+        + (f"_layers{cfg.layers}" if cfg.layers != 1 else "")
+        + (f"_{cfg.ansatz}" if cfg.ansatz != "all-pairs" else "")
     )
     train, recon = training_circuit(cfg), reconstruction_circuit(cfg)
     report: dict = {"config": cfg.model_dump(), "circuits": {}}

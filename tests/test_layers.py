@@ -104,9 +104,10 @@ def test_model_unitary_equals_the_circuit_operator_and_the_reference(n):
 
 
 # ------------------------------------------------------------------------------------------------ exact path
+@pytest.mark.parametrize("ansatz", ["all-pairs", "brickwork"])
 @pytest.mark.parametrize("L, cases", [(4, 4), (8, 2)])
-def test_exact_fidelity_equals_aer_estimator(L, cases):
-    cfg = QMAEConfig(image_size=L, layers=2)
+def test_exact_fidelity_equals_aer_estimator(L, cases, ansatz):
+    cfg = QMAEConfig(image_size=L, layers=2, ansatz=ansatz)
     qc = training_circuit(cfg)
     assert len(parameter_groups(qc)[THETA]) == cfg.n_theta
     bound, want = [], []

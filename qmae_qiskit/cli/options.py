@@ -125,7 +125,7 @@ def mask_seed_option(fn: Callable) -> Callable:
 
 
 def config_options(fn: Callable) -> Callable:
-    """--image-size, --latent-qubits, --patch-height, --patch-width, --trash-reset, --layers."""
+    """--image-size, --latent-qubits, --patch-height, --patch-width, --trash-reset, --layers, --ansatz."""
     options = [
         click.option("--image-size", type=int, default=16, show_default=True, help="Image side L (4, 8, 16, 32)."),
         click.option("--latent-qubits", type=int, default=None, help="Latent qubits k [default: n - 1]."),
@@ -143,7 +143,14 @@ def config_options(fn: Callable) -> Callable:
             type=click.IntRange(min=1),
             default=1,
             show_default=True,
-            help="Ansatz layers: the all-pairs block layer repeated, each with its own angles (1 = the paper).",
+            help="Ansatz layers: the block layer repeated, each with its own angles (1 = the paper).",
+        ),
+        click.option(  # checked by QMAEConfig, so that a wrong name is one line like every other shape error
+            "--ansatz",
+            default="all-pairs",
+            show_default=True,
+            help="all-pairs (the paper: a block on every qubit pair) or brickwork (blocks on neighbours of a "
+            "line, even bonds then odd bonds: routes without SWAPs on heavy-hex and square lattices).",
         ),
     ]
     for opt in reversed(options):
@@ -153,7 +160,7 @@ def config_options(fn: Callable) -> Callable:
 
 def config_from_options(opts: dict[str, Any]) -> QMAEConfig:
     """Pop the shape options from ``opts`` and validate them (errors become one CLI line)."""
-    keys = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers")
+    keys = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers", "ansatz")
     return QMAEConfig(**{k: opts.pop(k) for k in keys if k in opts})
 
 

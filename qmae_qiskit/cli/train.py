@@ -39,7 +39,7 @@ def _per_backend(key: str) -> str:
     return "[" + ", ".join(f"{b}: {d[key]}" for b, d in BACKEND_DEFAULTS.items()) + "]"
 
 
-SHAPE_KEYS = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers")
+SHAPE_KEYS = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers", "ansatz")
 SETTING_KEYS = (
     "model",
     "backend",
@@ -293,6 +293,7 @@ def _describe(s, run_dir: Path, resume: bool) -> str:
         f"{verb} {s.model.upper()} on {s.backend}{extra}: {s.train_samples} MNIST images "
         f"{cfg.image_size}x{cfg.image_size} ({cfg.n_circuit_qubits}-qubit circuit, {cfg.n_theta} angles"
         f"{f' in {cfg.layers} layers' if cfg.layers != 1 else ''}"
+        f"{f' of the {cfg.ansatz} ansatz' if cfg.ansatz != 'all-pairs' else ''}"
         f"{f' + {cfg.n_token} token values' if s.model == 'qmae' else ''}), {s.mask_ratio:.1%} masked in "
         f"{cfg.patch_height}x{cfg.patch_width} patches; {s.epochs} epoch(s) x {s.steps_per_epoch} steps of "
         f"{s.batch_size}, Adam lr {s.lr:g}, seed {s.seed} -> {run_dir}"

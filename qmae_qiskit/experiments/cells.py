@@ -27,7 +27,7 @@ EVAL_FILE = "eval.json"
 ERROR_FILE = "error.txt"
 CELL_FILE = "cell.json"
 CLASSIFIERS_DIR = "classifiers"
-SHAPE_KEYS = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers")
+SHAPE_KEYS = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers", "ansatz")
 CLASSIFIER_DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 2e-3, "augment_shift": 1, "limit": None}
 
 

@@ -18,6 +18,7 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.model.config import ANSATZES
 
 GridValue = int | float | str | tuple[int, int]
 Grid = dict[str, list[GridValue]]
@@ -68,6 +69,7 @@ AXES: dict[str, Axis] = {
         Axis("patch_width", _int, lambda v: f"pw{v}"),
         Axis("latent_qubits", _int, lambda v: f"k{v}"),
         Axis("layers", _int, lambda v: f"l{v}", help="ansatz layers"),
+        Axis("ansatz", str, lambda v: str(v), ANSATZES, "all-pairs (the paper) or brickwork"),
         Axis("image_size", _int, lambda v: f"L{v}"),
         Axis("lr", _float, lambda v: f"lr{_fmt_float(v)}"),
         Axis("epochs", _int, lambda v: f"e{v}"),

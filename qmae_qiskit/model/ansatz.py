@@ -1,4 +1,7 @@
-"""Encoder U(theta): the 15-parameter two-qubit block of Wang et al. (paper Fig. 3) on every pair of data qubits.
+"""Encoder U(theta): the 15-parameter two-qubit block of Wang et al. (paper Fig. 3) on every pair of data qubits
+(the paper's ``all-pairs`` ansatz) or, for ``brickwork``, on the n - 1 neighbouring pairs of a line in a brick
+pattern (even bonds, then odd bonds: :func:`qmae_qiskit.simulate.kernel.brick_pairs`); parameters and layers are
+laid out the same way for both, with P the blocks of one layer.
 
 Pair order: all pairs ``(i, j)`` with ``i < j`` in lexicographic order, (0,1), (0,2), ..., (n-2, n-1); block m
 uses ``theta[15m : 15m + 15]``. With ``layers`` L > 1 this all-pairs layer is applied L times, layer l with its
@@ -20,15 +23,19 @@ qargs [a, b] (index = 2 * bit_b + bit_a), applied to a whole batch at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from qiskit.circuit import ParameterVector, QuantumCircuit
+
+from qmae_qiskit.simulate.kernel import layer_pairs
 
 BLOCK_PARAMS = 15
 
 
-def pair_order(n: int) -> list[tuple[int, int]]:
-    """Pairs (i, j), i < j, in the order the encoder applies them."""
-    return [(i, j) for i in range(n) for j in range(i + 1, n)]
+def pair_order(n: int, ansatz: str = "all-pairs") -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, of one layer in the order the encoder applies them (all pairs: lexicographic)."""
+    return layer_pairs(n, ansatz)
 
 
 def _append_block(qc: QuantumCircuit, p, a: int, b: int) -> None:
@@ -59,15 +66,38 @@ def block_circuit(name: str = "p") -> QuantumCircuit:
     return qc
 
 
-def encoder_circuit(n: int, name: str = "theta", layers: int = 1) -> QuantumCircuit:
-    """U(theta) on n qubits: ``layers`` times one block per pair, layers * n(n-1)/2 * 15 parameters ``name[k]``."""
+def light_cone(pairs: list[tuple[int, int]], targets: Iterable[int]) -> list[bool]:
+    """Which blocks (in circuit order) lie in the backward light cone of the ``targets`` qubits at the end.
+
+    Walking back from the last block, a block is kept if it touches the cone, and then both its qubits join it.
+    A block left out shares no qubit with any later kept block, nor with the targets, so the left-out blocks W
+    commute to the end of U = W V and act off the targets: U^dagger R U = V^dagger R V for any R (trash SWAP or
+    reset) on the targets. For all-pairs every block is kept (each pair (i, j) is followed by (i, n-1)); a
+    brickwork line drops the blocks far from the trash end of its last layers.
+    """
+    cone, keep = set(targets), [False] * len(pairs)
+    for m in range(len(pairs) - 1, -1, -1):
+        if cone.intersection(pairs[m]):
+            keep[m] = True
+            cone.update(pairs[m])
+    return keep
+
+
+def encoder_circuit(
+    n: int, name: str = "theta", layers: int = 1, ansatz: str = "all-pairs", cone: Iterable[int] | None = None
+) -> QuantumCircuit:
+    """U(theta) on n qubits: ``layers`` times one block per pair of the ansatz, layers * P * 15 parameters
+    ``name[k]``. With ``cone`` (the trash qubits) only the blocks in their backward :func:`light_cone` are
+    built: the same U^dagger R U, with fewer gates, and the left-out blocks' parameters absent."""
     if layers < 1:
         raise ValueError(f"layers must be at least 1, got {layers}")
-    pairs = pair_order(n)
-    theta = ParameterVector(name, BLOCK_PARAMS * len(pairs) * layers)
+    pairs = pair_order(n, ansatz) * layers  # block m of the flat list is pair m mod P of layer m // P
+    theta = ParameterVector(name, BLOCK_PARAMS * len(pairs))
+    keep = [True] * len(pairs) if cone is None else light_cone(pairs, cone)
     qc = QuantumCircuit(n, name="U")
-    for m, (a, b) in enumerate(pairs * layers):  # block m of the flat list is pair m mod P of layer m // P
-        _append_block(qc, theta[BLOCK_PARAMS * m : BLOCK_PARAMS * (m + 1)], a, b)
+    for m, (a, b) in enumerate(pairs):
+        if keep[m]:
+            _append_block(qc, theta[BLOCK_PARAMS * m : BLOCK_PARAMS * (m + 1)], a, b)
     return qc
 
 
@@ -130,10 +160,10 @@ def apply_two_qubit(states: torch.Tensor, gate: torch.Tensor, a: int, b: int, n:
     return out.reshape(M, 1 << n)
 
 
-def encoder_unitary(theta: torch.Tensor, n: int, layers: int = 1) -> torch.Tensor:
+def encoder_unitary(theta: torch.Tensor, n: int, layers: int = 1, ansatz: str = "all-pairs") -> torch.Tensor:
     """The 2^n x 2^n matrix of U(theta) (Qiskit's little-endian order), built from the fused blocks one by one
     (every layer's blocks in circuit order): the plain reference the faster builders are checked against."""
-    pairs = pair_order(n) * layers
+    pairs = pair_order(n, ansatz) * layers
     if theta.shape[-1] != BLOCK_PARAMS * len(pairs):
         raise ValueError(
             f"theta must have {BLOCK_PARAMS * len(pairs)} values for n={n} and {layers} layer(s), got {theta.shape[-1]}"

@@ -116,9 +116,12 @@ def embedding(cfg: QMAEConfig, name: str = MASKED, loader: LoaderSpec | str | No
     return loader_for(spec, cfg.n_qubits, _FIT_NAME.get(name, name))
 
 
-def encoder(cfg: QMAEConfig) -> QuantumCircuit:
-    """U(theta) on the n data qubits: ``cfg.layers`` all-pairs layers, layer l on the l-th block of ``theta``."""
-    return encoder_circuit(cfg.n_qubits, THETA, cfg.layers)
+def encoder(cfg: QMAEConfig, light_cone: bool = False) -> QuantumCircuit:
+    """U(theta) on the n data qubits: ``cfg.layers`` layers of ``cfg.ansatz``, layer l on the l-th block of
+    ``theta``. ``light_cone``: only the blocks that reach the trash qubits (the same U-dagger R U; see
+    :func:`qmae_qiskit.model.ansatz.light_cone`; all of them for all-pairs)."""
+    cone = range(cfg.latent, cfg.n_qubits) if light_cone else None
+    return encoder_circuit(cfg.n_qubits, THETA, cfg.layers, cfg.ansatz, cone)
 
 
 def decoder(cfg: QMAEConfig, enc: QuantumCircuit | None = None) -> QuantumCircuit:
@@ -157,12 +160,17 @@ def swap_test(n: int) -> QuantumCircuit:
 
 # ---------------------------------------------------------------------------------------------- composition
 def autoencoder_body(
-    cfg: QMAEConfig, layout: Layout, qc: QuantumCircuit, loader: LoaderSpec | str | None = None
+    cfg: QMAEConfig,
+    layout: Layout,
+    qc: QuantumCircuit,
+    loader: LoaderSpec | str | None = None,
+    light_cone: bool = False,
 ) -> None:
-    """Append embedding of the masked image, U, trash reset and U-dagger on ``layout``'s qubits."""
+    """Append embedding of the masked image, U, trash reset and U-dagger on ``layout``'s qubits (``light_cone``:
+    U restricted to the trash qubits' light cone, see :func:`encoder`)."""
     data = list(layout.data)
     qc.compose(embedding(cfg, MASKED, loader), data, inplace=True)
-    enc = encoder(cfg)
+    enc = encoder(cfg, light_cone)
     qc.compose(enc, data, inplace=True)
     reset_qubits = list(layout.fresh) + data if cfg.trash_reset == "swap" else data
     qc.compose(trash_reset(cfg), reset_qubits, inplace=True)
@@ -188,11 +196,13 @@ def reconstruction_circuit(
 ) -> QuantumCircuit:
     """Embedding, U, reset, U-dagger, then the data qubits measured: clbit j = data qubit j = bit j of the pixel.
 
-    ``loader`` (default: the exact RY tree) loads the masked image.
+    ``loader`` (default: the exact RY tree) loads the masked image. A device circuit, so U keeps only the blocks
+    in the trash qubits' light cone (fewer gates for brickwork, the same circuit for all-pairs); the SWAP-test
+    training circuit keeps every block, as the Aer training backend differentiates every angle.
     """
     lay = reconstruction_layout(cfg)
     qc = QuantumCircuit(QuantumRegister(lay.num_qubits, "q"), name=f"qmae_reconstruction_L{cfg.image_size}")
-    autoencoder_body(cfg, lay, qc, loader)
+    autoencoder_body(cfg, lay, qc, loader, light_cone=True)
     if measure:
         creg = ClassicalRegister(cfg.n_qubits, "pixel")
         qc.add_register(creg)

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 ALLOWED_IMAGE_SIZES = (4, 8, 16, 32)
+ANSATZES = ("all-pairs", "brickwork")  # the paper's first; brickwork: nearest-neighbour blocks on a line
 
 
 class QMAEConfig(BaseModel):
@@ -25,7 +26,8 @@ class QMAEConfig(BaseModel):
     patch_height: int | None = Field(None, description="H_p; defaults to L/2")
     patch_width: int | None = Field(None, description="W_p; defaults to L/2")
     trash_reset: str = Field("swap", description="'swap' (fresh |0> qubit, the paper's way) or 'reset'")
-    layers: int = Field(1, description="ansatz layers: the all-pairs block layer repeated, each with its own theta")
+    layers: int = Field(1, description="ansatz layers: the block layer repeated, each with its own theta")
+    ansatz: str = Field("all-pairs", description="'all-pairs' (the paper's) or 'brickwork' (nearest neighbours)")
 
     @model_validator(mode="before")
     @classmethod
@@ -59,6 +61,10 @@ class QMAEConfig(BaseModel):
                 raise ValueError(f"{name} must divide the image side {L} (1..{L}), got {value}")
         if not isinstance(self.layers, int) or self.layers < 1:
             raise ValueError(f"layers must be a positive whole number (1 = the paper's ansatz), got {self.layers}")
+        if self.ansatz not in ANSATZES:
+            raise ValueError(
+                f"ansatz must be one of {', '.join(ANSATZES)} (all-pairs = the paper's), got {self.ansatz!r}"
+            )
         if self.trash_reset not in ("swap", "reset"):
             raise ValueError(f"trash_reset must be 'swap' or 'reset', got {self.trash_reset!r}")
         return self
@@ -68,6 +74,8 @@ class QMAEConfig(BaseModel):
         data = handler(self)
         if data.get("layers") == 1:
             del data["layers"]  # the paper's default: records stay as they were before layers existed
+        if data.get("ansatz") == ANSATZES[0]:
+            del data["ansatz"]  # likewise before the brickwork ansatz existed
         return data
 
     @property
@@ -99,11 +107,13 @@ class QMAEConfig(BaseModel):
 
     @property
     def n_pairs(self) -> int:
-        return self.n_qubits * (self.n_qubits - 1) // 2
+        """Blocks of one ansatz layer: every pair, n(n-1)/2 (the paper), or the n - 1 bonds of a line (brickwork)."""
+        n = self.n_qubits
+        return n * (n - 1) // 2 if self.ansatz == "all-pairs" else n - 1
 
     @property
     def n_theta_layer(self) -> int:
-        """Ansatz parameters of one layer, n(n-1)/2 * 15 (paper eq. 3)."""
+        """Ansatz parameters of one layer, 15 per block: n(n-1)/2 * 15 for all-pairs (paper eq. 3)."""
         return self.n_pairs * 15
 
     @property

@@ -113,7 +113,7 @@ def stage_sizes(cfg: QMAEConfig, kind: str, loader_spec: LoaderSpec | str | None
     ranges recover the stages of the real circuit exactly; :func:`split_stages` checks the total. ``loader_spec``
     is the loader the circuit was built with (default: the exact RY tree).
     """
-    enc = C.encoder(cfg)
+    enc = C.encoder(cfg, light_cone=kind != "training")
     loader = len(C.embedding(cfg, loader=loader_spec).data)
     body = [
         ("encoder", len(enc.data)),
@@ -305,6 +305,8 @@ def report_stem(
         tag += f"-{cfg.trash_reset}"
     if cfg.layers != default.layers:
         tag += f"-layers{cfg.layers}"
+    if cfg.ansatz != default.ansatz:
+        tag += f"-{cfg.ansatz}"
     spec = as_spec(loader)
     if not spec.is_exact:
         tag += f"-{spec.kind}{spec.layers}"
@@ -318,6 +320,9 @@ def _fmt_esp(x: float | None) -> str:
 def to_markdown(report: dict) -> str:
     cfg = report["config"]
     layers = cfg.get("layers", 1)  # left out of one-layer reports (and of those made before layers existed)
+    ansatz = cfg.get("ansatz", "all-pairs")  # likewise
+    ansatz_note = "" if ansatz == "all-pairs" else f", {ansatz} ansatz"
+    ansatz_opt = "" if ansatz == "all-pairs" else f" --ansatz {ansatz}"
     spec = report_loader(report)
     loader_note = "" if spec.is_exact else f", approximate loader {spec.label}"
     loader_opt = "" if spec.is_exact else f" --loader {spec.label}"
@@ -325,7 +330,8 @@ def to_markdown(report: dict) -> str:
         f"# Depth report: {report['backend']}, optimization level {report['optimization_level']}{loader_note}",
         "",
         f"Image {cfg['image_size']}x{cfg['image_size']}, latent qubits k={cfg['latent_qubits']}, trash reset "
-        f"'{cfg['trash_reset']}'{f', {layers} ansatz layers' if layers != 1 else ''}; backend {report['backend']} "
+        f"'{cfg['trash_reset']}'{f', {layers} ansatz layers' if layers != 1 else ''}{ansatz_note}; "
+        f"backend {report['backend']} "
         f"({report['backend_num_qubits']} qubits); "
         f"seed_transpiler {report['seed_transpiler']}; "
         + ", ".join(f"{k} {v}" for k, v in report["provenance"]["versions"].items() if k in TRANSPILE_PACKAGES)
@@ -335,7 +341,7 @@ def to_markdown(report: dict) -> str:
         f"`qmae-qiskit report depth --backend {report['backend_spec']} "
         f"--optimization-level {report['optimization_level']} --seed {report['seed_transpiler']} "
         f"--image-size {cfg['image_size']} --latent-qubits {cfg['latent_qubits']} --trash-reset "
-        f"{cfg['trash_reset']}{f' --layers {layers}' if layers != 1 else ''}{loader_opt}`.",
+        f"{cfg['trash_reset']}{f' --layers {layers}' if layers != 1 else ''}{ansatz_opt}{loader_opt}`.",
         "",
     ]
     if not spec.is_exact:

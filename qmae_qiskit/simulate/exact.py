@@ -31,12 +31,13 @@ from qmae_qiskit.simulate.kernel import BLOCK_PARAMS, block_matrices
 
 
 @cache
-def _fusion_plan(n: int) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
-    """Consecutive blocks (i, j), (i, j+1) share qubit i: fuse them into one 3-qubit gate.
+def _fusion_plan(n: int, ansatz: str = "all-pairs") -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+    """Consecutive blocks (i, j), (i, j') share qubit i: fuse them into one 3-qubit gate (all-pairs; brickwork's
+    blocks of one sub-layer share no qubit, so each stays a 4x4 gate).
 
     Returns (block indices, qubits most significant first) per fused gate.
     """
-    pairs = kernel.pairs(n)
+    pairs = kernel.layer_pairs(n, ansatz)
     plan: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     m = 0
     while m < len(pairs):
@@ -72,8 +73,8 @@ def _gate_times(gate: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     return (gate.unsqueeze(-1) * X.unsqueeze(0)).sum(1)
 
 
-def apply_blocks(mats: torch.Tensor, n: int, cols: torch.Tensor) -> torch.Tensor:
-    """U(theta) @ ``cols`` for fused block matrices ``mats`` (n(n-1)/2, 4, 4) and states as columns (2^n, M).
+def apply_blocks(mats: torch.Tensor, n: int, cols: torch.Tensor, ansatz: str = "all-pairs") -> torch.Tensor:
+    """One layer U(theta) @ ``cols`` for fused block matrices ``mats`` (P, 4, 4) and states as columns (2^n, M).
 
     The state index is kept as n bit axes in a moving order: before each gate one permute brings its qubits to
     the front, so the gate is a single (d x d) @ (d x 2^n M / d) GEMM; the bits are put back in order once at
@@ -83,7 +84,7 @@ def apply_blocks(mats: torch.Tensor, n: int, cols: torch.Tensor) -> torch.Tensor
     dim, M = 1 << n, cols.shape[-1]
     T = cols.reshape([2] * n + [M])
     order = list(range(n - 1, -1, -1))  # order[p]: the qubit of axis p (axis 0 = most significant bit)
-    for blocks, qubits in _fusion_plan(n):
+    for blocks, qubits in _fusion_plan(n, ansatz):
         lead = [order.index(q) for q in qubits]
         perm = lead + [p for p in range(n) if p not in lead]
         order = [order[p] for p in perm]
@@ -105,17 +106,24 @@ def unitary(theta: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def layer_thetas(theta: torch.Tensor, cfg: QMAEConfig) -> list[torch.Tensor]:
-    """theta split into its ``cfg.layers`` per-layer blocks of n(n-1)/2 * 15 angles, in circuit order."""
+    """theta split into its ``cfg.layers`` per-layer blocks of P * 15 angles, in circuit order."""
     if theta.shape[-1] != cfg.n_theta:
         raise ValueError(
-            f"theta must have {cfg.n_theta} values for n={cfg.n_qubits} and {cfg.layers} layer(s), "
+            f"theta must have {cfg.n_theta} values for n={cfg.n_qubits} and {cfg.layers} {cfg.ansatz} layer(s), "
             f"got {theta.shape[-1]}"
         )
     return list(theta.split(cfg.n_theta_layer, -1))
 
 
 def model_unitary(theta: torch.Tensor, cfg: QMAEConfig) -> torch.Tensor:
-    """U(theta) = U_L ... U_1 of all ``cfg.layers`` layers, each built by :func:`unitary` (one layer: ``unitary``)."""
+    """U(theta) = U_L ... U_1 of all ``cfg.layers`` layers, each built by :func:`unitary` (one layer: ``unitary``).
+
+    The brickwork ansatz has no recursive builder: its few nearest-neighbour blocks are applied to the identity
+    (:func:`apply_layers`), 2^n columns at once, which for n <= 8 costs less than one all-pairs layer.
+    """
+    if cfg.ansatz != "all-pairs":
+        eye = torch.eye(cfg.dim, dtype=block_matrices(theta[:BLOCK_PARAMS]).dtype, device=theta.device)
+        return apply_layers(theta, cfg, eye)
     parts = layer_thetas(theta, cfg)
     U = unitary(parts[0], cfg.n_qubits)
     for part in parts[1:]:
@@ -126,15 +134,15 @@ def model_unitary(theta: torch.Tensor, cfg: QMAEConfig) -> torch.Tensor:
 def apply_layers(theta: torch.Tensor, cfg: QMAEConfig, cols: torch.Tensor) -> torch.Tensor:
     """U(theta) @ ``cols`` (states as columns) through :func:`apply_blocks`, one layer after the other."""
     for part in layer_thetas(theta, cfg):
-        cols = apply_blocks(block_matrices(part.reshape(-1, BLOCK_PARAMS)), cfg.n_qubits, cols)
+        cols = apply_blocks(block_matrices(part.reshape(-1, BLOCK_PARAMS)), cfg.n_qubits, cols, cfg.ansatz)
     return cols
 
 
 def _rotated(theta: torch.Tensor, cfg: QMAEConfig, U: torch.Tensor | None) -> torch.Tensor:
-    """The kernel's U^T with rotated output bits: built directly for one layer, else from the product of layers."""
+    """The kernel's U^T with rotated output bits: built directly for one all-pairs layer, else from U."""
     if U is not None:
         return kernel.rotate_transpose(U)
-    if cfg.layers == 1:
+    if cfg.layers == 1 and cfg.ansatz == "all-pairs":
         layer_thetas(theta, cfg)  # the length check
         return kernel.rotated_transpose(theta, cfg.n_qubits)
     return kernel.rotate_transpose(model_unitary(theta, cfg))
@@ -240,7 +248,7 @@ def fidelity_reference(
     """The first implementation (complex einsum on U from :func:`qmae_qiskit.model.ansatz.encoder_unitary`), kept as
     an independent cross-check of :func:`fidelity`."""
 
-    U = encoder_unitary(theta, cfg.n_qubits, cfg.layers)
+    U = encoder_unitary(theta, cfg.n_qubits, cfg.layers, cfg.ansatz)
     k, t = cfg.latent, cfg.trash_qubits
     both = encode(theta, torch.cat([x_masked, x_clean], 0), cfg, U)
     B = x_masked.shape[0]

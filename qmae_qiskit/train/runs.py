@@ -102,8 +102,10 @@ class RunSettings(BaseModel):
         return self.epochs * self.steps_per_epoch
 
     def default_name(self) -> str:
-        """A readable folder name: model, backend, image size, mask ratio, ansatz layers (when not 1), seed."""
+        """A readable folder name: model, backend, image size, mask ratio, ansatz layers (when not 1) and kind
+        (when not all-pairs), seed."""
         layers = f"-l{self.config.layers}" if self.config.layers != 1 else ""
+        layers += f"-{self.config.ansatz}" if self.config.ansatz != "all-pairs" else ""
         return f"{self.model}-{self.backend}-L{self.config.image_size}-m{self.mask_ratio:g}{layers}-s{self.seed}"
 
 

@@ -70,8 +70,8 @@ def _fast_inputs(circuit: QuantumCircuit, values: np.ndarray):
         cols = [c for _, c in sorted(columns[name])]
         return table[:, cols] if cols else None
 
-    theta = block(THETA)
-    if theta is None or theta.shape[1] != cfg.n_theta or not bool((theta == theta[:1]).all()):
+    theta = _full_theta(columns[THETA], table, cfg)
+    if theta is None or not bool((theta == theta[:1]).all()):
         return None  # theta missing, approximated, or different per row: simulate row by row
     masked = block(MASKED)
     if masked is None or masked.shape[1] != cfg.n_loader_angles:
@@ -80,6 +80,22 @@ def _fast_inputs(circuit: QuantumCircuit, values: np.ndarray):
     if clean is not None and clean.shape[1] != cfg.n_loader_angles:
         return None
     return cfg, theta[0], state_from_angles(masked), None if clean is None else state_from_angles(clean)
+
+
+def _full_theta(columns: list[tuple[int, int]], table: torch.Tensor, cfg) -> torch.Tensor | None:
+    """All n_theta angles per row, or None unless the circuit has all of them or exactly those of a device
+    circuit's light cone (:func:`qmae_qiskit.model.ansatz.light_cone`); the left-out blocks' angles are set to 0,
+    which cannot change the circuit's value."""
+    from qmae_qiskit.model.ansatz import BLOCK_PARAMS, light_cone, pair_order
+
+    keep = light_cone(pair_order(cfg.n_qubits, cfg.ansatz) * cfg.layers, range(cfg.latent, cfg.n_qubits))
+    cone = {BLOCK_PARAMS * m + j for m, kept in enumerate(keep) if kept for j in range(BLOCK_PARAMS)}
+    present = {i for i, _ in columns}
+    if present != cone and present != set(range(cfg.n_theta)):
+        return None
+    theta = torch.zeros(table.shape[0], cfg.n_theta, dtype=table.dtype)
+    theta[:, [i for i, _ in columns]] = table[:, [c for _, c in columns]]
+    return theta
 
 
 def _builder_observable(circuit: QuantumCircuit, cfg) -> SparsePauliOp | None:
