@@ -22,6 +22,7 @@ import torch
 
 from qmae_qiskit.model.ansatz import encoder_unitary
 from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.layouts import layer_pairs
 from qmae_qiskit.model.masking import grid_shape, insert_token
 from qmae_qiskit.simulate import kernel
 from qmae_qiskit.simulate.kernel import BLOCK_PARAMS, block_matrices
@@ -37,7 +38,7 @@ def _fusion_plan(n: int, ansatz: str = "all-pairs") -> tuple[tuple[tuple[int, ..
 
     Returns (block indices, qubits most significant first) per fused gate.
     """
-    pairs = kernel.layer_pairs(n, ansatz)
+    pairs = layer_pairs(n, ansatz)
     plan: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     m = 0
     while m < len(pairs):

@@ -27,6 +27,7 @@ from qmae_qiskit.hardware.execution import (
     Work,
 )
 from qmae_qiskit.hardware.readout import measured_qubits
+from qmae_qiskit.model.ansatz import BLOCK_PARAMS, light_cone, pair_order
 from qmae_qiskit.model.circuits import MASKED, REFERENCE, THETA, fidelity_observable, inverse_fidelity_circuit
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.loader import state_from_angles
@@ -86,7 +87,6 @@ def _full_theta(columns: list[tuple[int, int]], table: torch.Tensor, cfg) -> tor
     """All n_theta angles per row, or None unless the circuit has all of them or exactly those of a device
     circuit's light cone (:func:`qmae_qiskit.model.ansatz.light_cone`); the left-out blocks' angles are set to 0,
     which cannot change the circuit's value."""
-    from qmae_qiskit.model.ansatz import BLOCK_PARAMS, light_cone, pair_order
 
     keep = light_cone(pair_order(cfg.n_qubits, cfg.ansatz) * cfg.layers, range(cfg.latent, cfg.n_qubits))
     cone = {BLOCK_PARAMS * m + j for m, kept in enumerate(keep) if kept for j in range(BLOCK_PARAMS)}
