@@ -16,7 +16,8 @@ from qmae_qiskit.cli.options import (
     out_dir_option,
 )
 from qmae_qiskit.cli.spellings import renamed
-from qmae_qiskit.evaluate.classifier import train_and_cache
+from qmae_qiskit.evaluate.classifier import INFO, ClassifierInfo, train_and_cache
+from qmae_qiskit.records import load_record
 
 
 @click.group("classifier", cls=QMAEGroup)
@@ -72,7 +73,7 @@ def classifier_train(
         progress=not as_json,
     )
     if as_json:
-        echo_json(info)
+        echo_json(load_record(ClassifierInfo, out / INFO))  # the record as written
         return
     click.echo(f"classifier: {info['n_train']} training images, {epochs} epochs, {info['train_seconds']} s")
     click.echo(f"clean test accuracy: {100 * info['test_accuracy']:.2f} % on {info['n_test']} images")

@@ -9,11 +9,11 @@ reconstructions, so both pass through the same pixel scaling. Weights are a cach
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from qmae_qiskit.data import load_mnist
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate.metrics import to_pixels
-from qmae_qiskit.io import atomic_write_json, atomic_write_with
+from qmae_qiskit.io import atomic_write_with
+from qmae_qiskit.records import Record, load_record, save_record, upgrade_unversioned
 
 WEIGHTS, INFO = "classifier.pt", "classifier.json"
 
@@ -173,11 +174,42 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return float((predict(model, images) == labels.long()).double().mean())
 
 
+class ClassifierInfo(Record):
+    """``classifier.json``: how the cached classifier was trained and its clean test accuracy."""
+
+    SCHEMA: ClassVar[str] = "qmae-qiskit/classifier"
+    VERSION: ClassVar[int] = 1
+    WHAT: ClassVar[str] = "classifier info"
+
+    architecture: str
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int
+    augment_shift: int
+    n_train: int
+    image_size: int
+    train_loss: list[float]
+    train_seconds: float
+    input_scaling: str
+    n_test: int | None = None
+    test_accuracy: float | None = None
+
+    @classmethod
+    def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
+        return upgrade_unversioned(cls, raw, version)
+
+    def info(self) -> dict[str, Any]:
+        """The fields alone, as the callers read them (no schema or provenance)."""
+        return self.model_dump(exclude={"record_schema", "schema_version", "provenance"})
+
+
 def save(folder: str | Path, result: TrainResult) -> Path:
     """Write ``classifier.pt`` and ``classifier.json`` atomically (weights first, so info implies weights)."""
     folder = Path(folder)
+    info = ClassifierInfo.model_validate(result.info)  # a bad field fails before anything is written
     atomic_write_with(folder / WEIGHTS, lambda fh: torch.save(result.model.state_dict(), fh))
-    atomic_write_json(folder / INFO, result.info)
+    save_record(info, folder / INFO)
     return folder
 
 
@@ -200,7 +232,7 @@ def load(folder: str | Path) -> tuple[nn.Module, dict]:
     except Exception as exc:
         raise QMAEError(f"cannot read classifier weights {folder / WEIGHTS}: {exc}") from exc
     model.eval()
-    return model, json.loads((folder / INFO).read_text())
+    return model, load_record(ClassifierInfo, folder / INFO).info()
 
 
 def train_and_cache(

@@ -10,7 +10,6 @@ QMAE and QAE with the same patch grid get the same mask for every image, as the 
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qmae_qiskit.data import ImageSet, load_mnist, load_split
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import baselines as bl
-from qmae_qiskit.evaluate.classifier import INFO, exists, load, train_and_cache
+from qmae_qiskit.evaluate.classifier import INFO, ClassifierInfo, exists, load, train_and_cache
 from qmae_qiskit.evaluate.prepare import outputs, prepare
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1, PIXEL_SCALING, aggregate, score, score_images
 from qmae_qiskit.hardware.executors import make_executor
@@ -145,8 +144,7 @@ def find_classifier(run_dir: Path, explicit: str | Path | None, image_size: int 
         return Path(explicit)
     for parent in [run_dir.parent, *run_dir.parent.parents][:3]:
         if exists(parent / "classifier"):
-            size = json.loads((parent / "classifier" / INFO).read_text()).get("image_size", image_size)
-            if size == image_size:
+            if load_record(ClassifierInfo, parent / "classifier" / INFO).image_size == image_size:
                 return parent / "classifier"
     return default_classifier_dir(image_size)
 

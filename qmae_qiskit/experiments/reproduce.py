@@ -7,7 +7,7 @@ Layout of ``out``::
     qae-m25/               eval.json), trained on the exact path
     qmae-m12.5/            12.5 %: one 4x8 patch of 8 (an 8x8 grid cell cannot make 12.5 %)
     qmae-m50/              50 %: two 8x8 patches of 4
-    params.json            trained theta and mask tokens as plain numbers
+    params.json            trained theta and mask tokens as plain numbers (a ParamsRecord)
     table1.md, table1.json, fig6.png, fig7.png, fig8.png
 
 A run folder that is already finished with the same settings is reused (not retrained), so re-running
@@ -29,9 +29,11 @@ from qmae_qiskit.evaluate import classifier as clf_mod
 from qmae_qiskit.evaluate import figures
 from qmae_qiskit.evaluate.evaluation import EvalData, EvalOptions, evaluate, evaluate_baselines, load_eval_data
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
+from qmae_qiskit.experiments.records import ParamsRecord, Table1Record
 from qmae_qiskit.hardware.spec import ExecutionSpec
-from qmae_qiskit.io import atomic_write_json, atomic_write_text
+from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.records import save_record
 from qmae_qiskit.train.runs import (
     CHECKPOINT_FILE,
     RunSettings,
@@ -199,7 +201,7 @@ def reproduce(
     record = table_record(
         evals, baselines, clf_info, train, classifier_settings, actions, seconds, len(data.images), mask_seed
     )
-    atomic_write_json(out / "table1.json", record)
+    save_record(Table1Record.model_validate(record), out / "table1.json")
     atomic_write_text(out / "table1.md", table_markdown(record))
     return record
 
@@ -229,7 +231,7 @@ def write_params(out: Path, specs: list[RunSpec]) -> None:
             "theta": tm.theta.tolist(),
             "mask_token": None if tm.token is None else tm.token.tolist(),
         }
-    atomic_write_json(out / "params.json", params)
+    save_record(ParamsRecord.model_validate({"runs": params}), out / "params.json")
 
 
 # ----------------------------------------------------------------------------------------------- table 1
