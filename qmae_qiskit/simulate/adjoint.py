@@ -39,6 +39,7 @@ from qiskit.circuit import ControlFlowOp, Gate, Parameter, ParameterExpression, 
 from qiskit.primitives import BaseEstimatorV2, StatevectorEstimator
 from qiskit.providers import Options
 from qiskit.quantum_info import Operator, Pauli, PauliList, SparsePauliOp
+from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 from qiskit_machine_learning.gradients import (
     BaseEstimatorGradient,
     EstimatorGradientResult,
@@ -523,11 +524,7 @@ def estimator_problem(estimator: BaseEstimatorV2 | None, precision: float | None
     if isinstance(estimator, StatevectorEstimator):
         prec = estimator.default_precision if precision is None else precision
         return _precision_problem(prec)
-    try:
-        from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
-    except ImportError:  # pragma: no cover - Aer is a dependency
-        AerEstimatorV2 = None
-    if AerEstimatorV2 is not None and isinstance(estimator, AerEstimatorV2):
+    if isinstance(estimator, AerEstimatorV2):
         prec = estimator.options.default_precision if precision is None else precision
         problem = _precision_problem(prec)
         if problem:

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from qiskit_aer import AerSimulator
 from qiskit_aer.primitives import EstimatorV2
+from qiskit_machine_learning.connectors import TorchConnector
+from qiskit_machine_learning.neural_networks import EstimatorQNN
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.noise import noise_model as _noise_model
@@ -118,8 +120,6 @@ class AerFidelity:
         input_gradients: bool = True,
         seed: int = 0,
     ):
-        from qiskit_machine_learning.connectors import TorchConnector  # lazy: qiskit-machine-learning adds ~0.5 s
-        from qiskit_machine_learning.neural_networks import EstimatorQNN  # lazy: qiskit-machine-learning adds ~0.5 s
 
         self.cfg = cfg
         self.shots = shots
