@@ -25,7 +25,7 @@ from qmae_qiskit.hardware.noise import backend_for_spec
 from qmae_qiskit.model.approx_loader import LoaderSpec
 from qmae_qiskit.reports.depth import comparable, depth_report, differences, load_report, regenerate, write_report
 from qmae_qiskit.reports.loader_budget import spec_for_budget
-from qmae_qiskit.reports.loader_frontier import frontier_for_run, write_frontier
+from qmae_qiskit.reports.loader_frontier import FrontierSettings, frontier_for_run, write_frontier
 
 
 @click.group("report", cls=QMAEGroup)
@@ -149,9 +149,8 @@ def loaders_cmd(
     except ValueError:
         raise QMAEError(f"--layers must be comma-separated whole numbers, got {layers!r}") from None
     backends = [backend_for_spec(b) for b in backend_names]
-    frontier = frontier_for_run(
-        run_dir, backends, depths, images, optimization_level, seed_transpiler, mask_seed, stage_iter, data_dir
-    )
+    settings = FrontierSettings(tuple(depths), optimization_level, seed_transpiler, stage_iter)
+    frontier = frontier_for_run(run_dir, backends, settings, images, mask_seed, data_dir)
     files = write_frontier(frontier, out)
     if as_json:
         echo_json(frontier)

@@ -130,18 +130,7 @@ def prepare(
     approximate = spec.loader is not None and not as_spec(spec.loader).is_exact
     fid_qc, fid_obs, rec_qc = logical_circuits(tm, fid_kind, spec.loader if approximate else None)
     target = executor.target
-    if target is not None:
-        try:
-            ensure_fits(
-                fid_qc.num_qubits,
-                target,
-                f"{fid_kind} fidelity circuit",
-                "use a larger backend or a run trained on smaller images",
-            )
-        except QMAEError as exc:
-            if fid_kind == "swap-test" and rec_qc.num_qubits <= (target.num_qubits or 0):
-                raise QMAEError(f"{exc}, or pass --fidelity-circuit inverse ({rec_qc.num_qubits} qubits)") from None
-            raise
+    _check_fits(fid_qc, rec_qc, fid_kind, target)
     patch_idx = eval_masks(cfg, tm.mask_ratio, data.indices, spec.mask_seed)
     with torch.no_grad():
         x_masked = tm.module().masked_inputs(data.images, patch_idx).detach()
@@ -152,18 +141,7 @@ def prepare(
         fits = {"masked": fit_loader(spec.loader, x_masked), "clean": fit_loader(spec.loader, clean)}
         angles = {"masked_angles": fits["masked"].angles, "clean_angles": fits["clean"].angles}
     t0 = time.perf_counter()
-    tasks: dict = {}
-    logical: dict[str, QuantumCircuit] = {}
-    if FIDELITY in roles:
-        isa = fid_qc if target is None else transpile_for(fid_qc, target, spec.optimization_level, spec.seed_transpiler)
-        obs = fid_obs if target is None else map_observable(fid_obs, isa)
-        tasks[FIDELITY] = EstimatorTask(isa, obs, parameter_values(isa, tm.theta, x_masked, clean, **angles))
-        logical[FIDELITY] = fid_qc
-    if RECONSTRUCTION in roles:
-        isa = rec_qc if target is None else transpile_for(rec_qc, target, spec.optimization_level, spec.seed_transpiler)
-        masked_only = {k: v for k, v in angles.items() if k == "masked_angles"}
-        tasks[RECONSTRUCTION] = SamplerTask(isa, parameter_values(isa, tm.theta, x_masked, **masked_only), "pixel")
-        logical[RECONSTRUCTION] = rec_qc
+    tasks, logical = _tasks(tm, spec, target, roles, (fid_qc, fid_obs, rec_qc), (x_masked, clean, angles))
     seconds = time.perf_counter() - t0
     shots = spec.shots
     if shots is None and executor.kind in ("twin", "ibm"):
@@ -184,6 +162,44 @@ def prepare(
         seconds,
         fits,
     )
+
+
+def _check_fits(fid_qc: QuantumCircuit, rec_qc: QuantumCircuit, fid_kind: str, target: Any) -> None:
+    """One line when the fidelity circuit needs more qubits than the device has (naming the smaller circuit)."""
+    if target is None:
+        return
+    try:
+        ensure_fits(
+            fid_qc.num_qubits,
+            target,
+            f"{fid_kind} fidelity circuit",
+            "use a larger backend or a run trained on smaller images",
+        )
+    except QMAEError as exc:
+        if fid_kind == "swap-test" and rec_qc.num_qubits <= (target.num_qubits or 0):
+            raise QMAEError(f"{exc}, or pass --fidelity-circuit inverse ({rec_qc.num_qubits} qubits)") from None
+        raise
+
+
+def _tasks(
+    tm: TrainedModel, spec: ExecutionSpec, target: Any, roles: tuple[str, ...], circuits: tuple, inputs: tuple
+) -> tuple[dict, dict[str, QuantumCircuit]]:
+    """The estimator and sampler tasks of ``roles``, transpiled for ``target`` (as built when it is None)."""
+    fid_qc, fid_obs, rec_qc = circuits
+    x_masked, clean, angles = inputs
+    tasks: dict = {}
+    logical: dict[str, QuantumCircuit] = {}
+    if FIDELITY in roles:
+        isa = fid_qc if target is None else transpile_for(fid_qc, target, spec.optimization_level, spec.seed_transpiler)
+        obs = fid_obs if target is None else map_observable(fid_obs, isa)
+        tasks[FIDELITY] = EstimatorTask(isa, obs, parameter_values(isa, tm.theta, x_masked, clean, **angles))
+        logical[FIDELITY] = fid_qc
+    if RECONSTRUCTION in roles:
+        isa = rec_qc if target is None else transpile_for(rec_qc, target, spec.optimization_level, spec.seed_transpiler)
+        masked_only = {k: v for k, v in angles.items() if k == "masked_angles"}
+        tasks[RECONSTRUCTION] = SamplerTask(isa, parameter_values(isa, tm.theta, x_masked, **masked_only), "pixel")
+        logical[RECONSTRUCTION] = rec_qc
+    return tasks, logical
 
 
 def outputs(prepared: Prepared, results: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
