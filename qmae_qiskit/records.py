@@ -98,6 +98,9 @@ class Record(BaseModel):
     SCHEMA: ClassVar[str] = "qmae-qiskit/record"
     VERSION: ClassVar[int] = 1
     WHAT: ClassVar[str] = "record"  # how an error message names it
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ()
+    """Fields added after records of this type were committed: left out of the JSON while None or empty, so
+    those records (and new ones without the feature) write back unchanged."""
 
     record_schema: str = Field("", alias="schema")
     schema_version: int = 0
@@ -115,7 +118,8 @@ class Record(BaseModel):
         return None
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        out = self.model_dump(mode="json", by_alias=True)
+        return {k: v for k, v in out.items() if k not in self.OMITTED_WHEN_EMPTY or v not in (None, {}, [])}
 
 
 R = TypeVar("R", bound=Record)

@@ -19,7 +19,6 @@ PENDING: dict[str, tuple[int, int]] = {
     "experiments/fig8.py::make_fig8": (65, 11),
     "experiments/multiseed.py::to_markdown": (62, 1),
     "experiments/plots.py::plot_metric": (62, 4),
-    "experiments/reproduce.py::reproduce": (62, 8),
     "experiments/reproduce.py::table_record": (45, 9),
     "experiments/multiseed.py::reproduce_seeds": (39, 10),
     "experiments/sweep.py::run_sweep": (35, 11),

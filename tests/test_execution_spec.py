@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from qmae_qiskit.cli.options import execution_options, execution_spec
 from qmae_qiskit.cli.spellings import QMAECommand
 from qmae_qiskit.evaluate.submit import SubmitOptions
-from qmae_qiskit.hardware.spec import ExecutionSpec
+from qmae_qiskit.hardware.spec import ExecutionSpec, QPUBudget
 from qmae_qiskit.study.noise import StudySpec
 
 
@@ -36,8 +36,11 @@ def test_the_option_block_fills_the_spec():
     args = ["--backend", "fake_manila", "--shots", "100", "--transpiler-seed", "5", "--simulator-seed", "6"]
     args += ["--mask-seed", "7", "--optimization-level", "2", "--fidelity-circuit", "inverse", "--loader", "ladder:2"]
     args += ["--estimator-options", "resilience_level=1", "--readout-mitigation", "mthree"]
+    args += ["--dry-run", "--max-qpu-seconds", "60", "--price-per-second", "0.5"]
+    args += ["--idle-zz", "2000", "--idle-detuning", "300"]
     spec = _parsed(args)
-    assert spec.model_dump(exclude={"mitigation"}) == {
+    assert spec.budget == QPUBudget(dry_run=True, max_qpu_seconds=60, price_per_second=0.5)
+    assert spec.model_dump(exclude={"mitigation", "budget"}) == {
         "backend": "fake_manila",
         "noise_model": None,
         "shots": 100,
@@ -47,6 +50,9 @@ def test_the_option_block_fills_the_spec():
         "seed_transpiler": 5,
         "seed": 6,
         "mask_seed": 7,
+        "idle_zz_hz": 2000.0,
+        "idle_detuning_hz": 300.0,
+        "idle_relaxation": True,
     }
     assert spec.mitigation.estimator == {"resilience_level": 1} and spec.mitigation.readout == "mthree"
     assert _parsed([]) == ExecutionSpec()  # the block's defaults are the spec's
@@ -83,6 +89,20 @@ def test_composed_specs_are_flat_outside_and_strict():
     with pytest.raises(ValidationError, match="shots"):
         SubmitOptions(run="r", samples=2, execution=ExecutionSpec(backend="fake_manila"))
     assert SubmitOptions(run="r", samples=2, backend="b", shots=8).execution.seed is None  # submit: no seed
+
+
+def test_the_qpu_budget_is_part_of_the_spec_and_left_out_of_records_at_its_default():
+    """--dry-run, --max-qpu-seconds, --price-per-second live in ExecutionSpec.budget; a record keeps the budget only
+    when one was set (as records written before it), and reads back the same either way."""
+    study = StudySpec(run="r", backend="fake_manila", samples=3)
+    assert "budget" not in study.model_dump() and study.budget == QPUBudget()
+    capped = study.with_execution(budget=QPUBudget(max_qpu_seconds=30))
+    assert capped.model_dump()["budget"]["max_qpu_seconds"] == 30
+    assert StudySpec.model_validate(capped.model_dump()) == capped
+    assert capped.with_execution(loader="ladder:2").budget.max_qpu_seconds == 30  # kept through a copy
+    with pytest.raises(ValidationError, match="max_qpu_seconds"):
+        ExecutionSpec(budget={"max_qpu_seconds": 0})
+    assert ExecutionSpec(backend="fake_manila").on_planned_backend().backend == "fake_manila"  # no dry run
 
 
 def test_evaluate_takes_the_spec_and_records_its_loader(mnist_dir, tmp_path):

@@ -300,6 +300,9 @@ def test_study_noise_end_to_end_on_a_small_twin(run4, tmp_path):
         (["--methods", "cal+pec"], "unknown method"),
         (["--backend", "exact"], "needs a noisy backend"),
         (["--shots", "100", "--precision", "0.001"], "too few for --precision"),
+        (["--idle-zz", "5e6"], "--idle-zz 5e+06 Hz is out of range"),
+        (["--idle-detuning", "nan"], "--idle-detuning nan Hz is out of range"),
+        (["--backend", "aer_simulator", "--noise-model", "fake_manila", "--idle-zz", "1e4"], "local twin"),
     ],
 )
 def test_bad_studies_fail_in_one_line_and_write_nothing(run4, tmp_path, args, message):
@@ -355,6 +358,9 @@ def test_frontier_reports_gates_loading_and_errors_per_loader(run4, tmp_path):
     assert ladder["loader"] == "ladder:1" and ladder["loading_fidelity_masked"] < 1.0
     assert ladder["two_qubit_gates"] < exact_point["two_qubit_gates"]
     assert set(ladder["methods"]) == {"raw", "cal"} and out.with_suffix(".png").is_file()
+    points = frontier["points"]  # the plan printed before running is the sum of the studies' own
+    assert frontier["qpu_seconds_estimate"] == pytest.approx(sum(p["qpu_seconds_estimate"] for p in points), abs=1e-2)
+    assert frontier["qpu_plan"]["jobs"] == 4 and "QPU plan on fake_manila: 4 job(s)" in res.output
     res = CliRunner().invoke(main, ["study", "frontier", str(run4), "--backend", "fake_manila", "--loaders", "lader:2"])
     assert res.exit_code == 2 and "unknown loader" in res.output
 

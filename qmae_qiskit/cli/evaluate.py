@@ -9,6 +9,7 @@ import click
 
 from qmae_qiskit.cli.options import (
     data_dir_option,
+    echo_dry_run,
     echo_json,
     execution_options,
     execution_spec,
@@ -16,10 +17,12 @@ from qmae_qiskit.cli.options import (
     json_option,
     out_dir_option,
     out_file,
+    plan_printer,
 )
 from qmae_qiskit.cli.spellings import QMAECommand, renamed
 from qmae_qiskit.evaluate.evaluation import EVAL_FILE, EvalOptions, evaluate
 from qmae_qiskit.evaluate.scoring import format_table
+from qmae_qiskit.hardware.qpu_time import QPUPlan
 
 
 @click.command("evaluate", cls=QMAECommand)
@@ -69,7 +72,10 @@ def evaluate_cmd(
         baselines=baselines,
     )
     path = out_file(out, run, EVAL_FILE)
-    result = evaluate(run, spec, options, out=path)
+    result = evaluate(run, spec, options, out=path, say=plan_printer(spec.budget.dry_run and not as_json))
+    if isinstance(result, QPUPlan):
+        echo_dry_run(result, as_json)
+        return
     if as_json:
         echo_json(result)
         return

@@ -16,14 +16,16 @@ from qmae_qiskit.cli.app import QMAEGroup
 from qmae_qiskit.cli.options import (
     REQUIRED,
     data_dir_option,
+    echo_dry_run,
     echo_json,
     execution_options,
     execution_spec,
     images_option,
     json_option,
+    plan_printer,
 )
 from qmae_qiskit.cli.spellings import QMAECommand, renamed
-from qmae_qiskit.evaluate.submit import SubmitOptions, fetch, submit
+from qmae_qiskit.evaluate.submit import Submission, SubmitOptions, fetch, submit
 from qmae_qiskit.hardware.jobs import cancel, list_records, load, metrics_path, status
 from qmae_qiskit.study.noise import complete_from_record
 
@@ -91,7 +93,11 @@ def submit_cmd(
         embed_qpy=not no_qpy,
         execution=execution_spec(execution),
     )
-    sub = submit(opts, jobs_dir, classifier_dir, not no_classifier)
+    say = plan_printer(opts.budget.dry_run and not as_json)
+    sub = submit(opts, jobs_dir, classifier_dir, not no_classifier, say=say)
+    if not isinstance(sub, Submission):
+        echo_dry_run(sub, as_json)
+        return
     rec = sub.record
     if as_json:
         local = rec.mode == "local"

@@ -20,7 +20,7 @@ from qmae_qiskit.cli.spellings import renamed
 from qmae_qiskit.data import resolve_data_dir
 from qmae_qiskit.hardware import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_TRANSPILER_SEED
 from qmae_qiskit.hardware.mitigation import parse_mitigation
-from qmae_qiskit.hardware.spec import ExecutionSpec
+from qmae_qiskit.hardware.spec import ExecutionSpec, QPUBudget
 from qmae_qiskit.model.config import QMAEConfig
 
 DATA_ENVVAR = "QMAE_DATA_DIR"
@@ -223,7 +223,38 @@ def _execution_block(backend: Any, shots: Any, simulator_seed: int | None, loade
             help="Seed of the simulator (local backends).",
         ),
         mask_seed_option,
+        *IDLE_BLOCK,
     ]
+
+
+IDLE_BLOCK = [  # ExecutionSpec.idle_*: what idle qubits suffer on a twin (hardware/idle_noise.py)
+    click.option(
+        "--idle-zz",
+        "idle_zz_hz",
+        type=float,
+        default=0.0,
+        show_default=True,
+        metavar="HZ",
+        help="Twin only: static ZZ between coupled qubits while both idle, in Hz (tens of kHz on Eagle, far less "
+        "on Heron). 0 = off.",
+    ),
+    click.option(
+        "--idle-detuning",
+        "idle_detuning_hz",
+        type=float,
+        default=0.0,
+        show_default=True,
+        metavar="HZ",
+        help="Twin only: each qubit's frequency offset from its drive frame while idle, in Hz. 0 = off.",
+    ),
+    click.option(
+        "--idle-relaxation/--no-idle-relaxation",
+        default=True,
+        show_default=True,
+        help="Twin only: schedule circuits so idle qubits relax (off: the unscheduled twin of records made before "
+        "2026-12-04).",
+    ),
+]
 
 
 MITIGATION_BLOCK = [
@@ -252,7 +283,31 @@ def execution_spec(params: dict[str, Any]) -> Any:
 
     fields = {k: params.pop(k) for k in list(params) if k in ExecutionSpec.model_fields and k != "mitigation"}
     mitigation = parse_mitigation(params.pop("estimator_options", None), params.pop("readout_mitigation", "none"))
-    return ExecutionSpec(mitigation=mitigation, **fields)
+    budget = {k: params.pop(k) for k in list(params) if k in QPUBudget.model_fields}
+    return ExecutionSpec(mitigation=mitigation, budget=QPUBudget(**budget), **fields)
+
+
+QPU_BLOCK = [  # named as QPUBudget's fields (hardware.spec), which execution_spec fills
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Transpile, schedule and print the QPU plan (circuits, shots, two-qubit gates, duration, QPU "
+        "seconds, cost); run nothing, write nothing. An ibm_* name without an account plans on its fake_*.",
+    ),
+    click.option(
+        "--max-qpu-seconds",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Refuse (exit 2, nothing run or written) a plan that needs more QPU seconds.",
+    ),
+    click.option(
+        "--price-per-second",
+        type=click.FloatRange(min=0),
+        default=1.60,
+        show_default=True,
+        help="US dollars per QPU second for the plan's cost (IBM Pay-As-You-Go: $96/min).",
+    ),
+]
 
 
 def execution_options(
@@ -263,11 +318,14 @@ def execution_options(
     loader: bool = True,
 ) -> Callable:
     """Where and how circuits run: --backend, --noise-model, --shots, --fidelity-circuit, --loader,
-    --optimization-level, --transpiler-seed, --simulator-seed, --mask-seed (and --estimator-options,
-    --readout-mitigation with ``mitigation``), defined once for every command that runs circuits; the command
-    turns them into one :class:`~qmae_qiskit.hardware.spec.ExecutionSpec` with :func:`execution_spec`. A new
-    setting: a field there and its option (named as the field) in :func:`_execution_block`."""
+    --optimization-level, --transpiler-seed, --simulator-seed, --mask-seed, a twin's idle noise (--idle-zz,
+    --idle-detuning, --idle-relaxation; :data:`IDLE_BLOCK`), --estimator-options and --readout-mitigation (with
+    ``mitigation``), and what a device or its twin may cost: --dry-run,
+    --max-qpu-seconds, --price-per-second (:data:`QPU_BLOCK`). Defined once for every command that runs circuits;
+    the command turns them into one :class:`~qmae_qiskit.hardware.spec.ExecutionSpec` with :func:`execution_spec`.
+    A new setting: a field there and its option (named as the field) in :func:`_execution_block`."""
     options = _execution_block(backend, shots, simulator_seed, loader) + (MITIGATION_BLOCK if mitigation else [])
+    options += QPU_BLOCK
 
     def deco(fn: Callable) -> Callable:
         for opt in reversed(options):
@@ -278,3 +336,16 @@ def execution_options(
 
 
 EXECUTION_RENAMES = {"--seed-transpiler": "--transpiler-seed", "--seed-simulator": "--simulator-seed"}
+
+
+def plan_printer(dry_run: bool) -> Callable[[str], None]:
+    """Where a command tells its plan: stdout for a dry run (it is the output), else stderr (stdout stays the
+    command's own output, e.g. --json)."""
+    return lambda text: click.echo(text, err=not dry_run)
+
+
+def echo_dry_run(plan: Any, as_json: bool) -> None:
+    """A dry run's last words, after its plan: the plan as JSON with --json, and that nothing ran."""
+    if as_json:
+        echo_json(plan.model_dump() if hasattr(plan, "model_dump") else plan)
+    click.echo("dry run: nothing run, nothing submitted, nothing written", err=as_json)

@@ -12,6 +12,7 @@ from qmae_qiskit.cli.app import QMAEGroup
 from qmae_qiskit.cli.options import (
     REQUIRED,
     data_dir_option,
+    echo_dry_run,
     echo_json,
     execution_options,
     execution_spec,
@@ -19,11 +20,13 @@ from qmae_qiskit.cli.options import (
     json_option,
     out_dir_option,
     out_file,
+    plan_printer,
 )
 from qmae_qiskit.cli.spellings import renamed
 from qmae_qiskit.experiments.cluster import get_client
+from qmae_qiskit.hardware.qpu_time import QPUPlan
 from qmae_qiskit.model.approx_loader import as_spec
-from qmae_qiskit.study.frontier import run_frontier, write_frontier
+from qmae_qiskit.study.frontier import Frontier, run_frontier, write_frontier
 from qmae_qiskit.study.frontier import to_markdown as frontier_markdown
 from qmae_qiskit.study.noise import StudySpec, run_study
 from qmae_qiskit.study.report import default_out, to_markdown, write_study
@@ -132,8 +135,12 @@ def noise_cmd(
     context: AbstractContextManager[Any] = nullcontext(None)
     if scheduler is not None or workers is not None:
         context = get_client(scheduler, workers)
+    say = plan_printer(spec.budget.dry_run and not as_json)
+    if spec.budget.dry_run:
+        echo_dry_run(run_study(spec, jobs_dir, None, say), as_json)
+        return
     with context as client:
-        study = run_study(spec, jobs_dir, client)
+        study = run_study(spec, jobs_dir, client, say)
     if isinstance(study, str):
         if as_json:
             echo_json({"submitted": study, "backend": spec.backend, "jobs_dir": str(jobs_dir)})
@@ -143,6 +150,7 @@ def noise_cmd(
             f"--jobs-dir {jobs_dir}"
         )
         return
+    assert not isinstance(study, QPUPlan)
     paths = write_study(study, out_file(out, STUDY_DIR, default_out(study).name))
     if as_json:
         echo_json(study)
@@ -191,7 +199,10 @@ def frontier_cmd(
         data_dir=None if data_dir is None else str(data_dir),
         execution=execution_spec(execution),
     )
-    frontier = run_frontier(spec, names)
+    frontier = run_frontier(spec, names, say=plan_printer(spec.budget.dry_run and not as_json))
+    if not isinstance(frontier, Frontier):
+        echo_dry_run(frontier, as_json)
+        return
     size = frontier.config.get("image_size")
     paths = write_frontier(frontier, out_file(out, STUDY_DIR, f"frontier-{spec.backend}-L{size}.json"))
     if as_json:

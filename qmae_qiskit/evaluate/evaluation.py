@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,11 +28,16 @@ from qmae_qiskit.evaluate.classifier import INFO, ClassifierInfo, exists, load, 
 from qmae_qiskit.evaluate.prepare import outputs, prepare
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1, PIXEL_SCALING, aggregate, score, score_images
 from qmae_qiskit.hardware.executors import make_executor
+from qmae_qiskit.hardware.jobs import usage_of
+from qmae_qiskit.hardware.qpu_time import plan_for
 from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import EVAL_MASK_EPOCH, eval_masks
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
 from qmae_qiskit.train.runs import load_trained
+
+if TYPE_CHECKING:
+    from qmae_qiskit.hardware.qpu_time import QPUPlan
 
 SPLITS = ("test", "train")
 EVAL_FILE = "eval.json"
@@ -68,12 +74,10 @@ class EvalResult(Record):
     paper: dict[str, float] | None = None
     seconds: dict[str, float] = {}
     loader: str | None = None  # an approximate amplitude loader; absent for the exact RY tree (as before loaders)
-
-    def to_json(self) -> dict[str, Any]:
-        out = super().to_json()
-        if out.get("loader") is None:
-            out.pop("loader", None)
-        return out
+    qpu_seconds_estimate: float | None = None  # a device or its twin: hardware.qpu_time's estimate
+    qpu_plan: dict[str, Any] | None = None
+    qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("loader", "qpu_seconds_estimate", "qpu_plan", "qpu_usage")
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
@@ -204,38 +208,50 @@ def evaluate(
     data: EvalData | None = None,
     shared_baselines: dict[str, Any] | None = None,
     progress: bool = False,
-) -> EvalResult:
+    say: Callable[[str], None] | None = None,
+) -> EvalResult | QPUPlan:
     """Score the run in ``run_dir`` (``options``) on ``execution``'s backend; write ``eval.json`` (or ``out``)
     through the record codec and return it.
 
     ``execution.shots`` None means exact values where the backend allows it (exact, ideal aer_simulator) and 4096
     otherwise. ``data`` skips reading the images; ``shared_baselines`` are baselines already scored on the same
     images and masks (a sweep's or reproduce's, shared by several runs) and go into the record as they are.
-    """
+    A device's or twin's QPU plan goes to ``say`` before anything runs (refused above the spec's cap); a dry run
+    (``execution.budget``) returns the plan and runs, trains and writes nothing."""
 
-    t0 = time.perf_counter()
-    spec, opts, run_dir = execution or ExecutionSpec(), options or EvalOptions(), Path(run_dir)
+    t0, opts, run_dir = time.perf_counter(), options or EvalOptions(), Path(run_dir)
+    spec = (execution or ExecutionSpec()).on_planned_backend(say)
     tm = load_trained(run_dir)
-    executor = make_executor(spec.backend, spec.noise_model)
+    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
     if spec.shots is None and (executor.kind in ("twin", "ibm") or spec.noise_model is not None):
         spec = spec.model_copy(update={"shots": 4096})
     source = opts.data_dir if opts.data_dir is not None else tm.data_dir
     if data is None:
         data = load_eval_data(source, opts.split, tm.cfg.image_size, opts.limit)
+    t1 = time.perf_counter()
+    prepared = prepare(tm, data.image_set(), spec, executor)
+    plan = plan_for(prepared.work, executor, spec.budget, say)  # before a classifier is trained or anything runs
+    if spec.budget.dry_run:
+        assert plan is not None  # plan_for refuses a dry run off a device
+        return plan
+    planned = time.perf_counter() - t1
     clf = (
         classifier_for_run(run_dir, opts.classifier_dir, source, tm.cfg.image_size)
         if opts.use_classifier
         else (None, None, None)
     )
     t1 = time.perf_counter()
-    scored = _run_and_score(tm, data, spec, executor, clf[0])
+    scored = _run_and_score(prepared, data, executor, clf[0])
     t2 = time.perf_counter()
     if shared_baselines is None and opts.baselines:
         shared_baselines = evaluate_baselines(tm.cfg, tm.mask_ratio, data, clf[0], spec.mask_seed)
     extra = {
         "classifier": _classifier_summary(clf[1], clf[2]),
         "baselines": shared_baselines,
-        "seconds": {"model": round(t2 - t1, 3), "total": round(time.perf_counter() - t0, 3)},
+        "seconds": {"model": round(planned + t2 - t1, 3), "total": round(time.perf_counter() - t0, 3)},
+        "qpu_seconds_estimate": None if plan is None else round(plan.qpu_seconds, 3),
+        "qpu_plan": None if plan is None else plan.model_dump(),
+        "qpu_usage": scored.usage,
     }
     result = _record(run_dir, tm, spec, opts, executor, scored, extra)
     save_record(result, Path(out) if out is not None else run_dir / EVAL_FILE)
@@ -253,17 +269,19 @@ class _Scored:
     prepared: Any  # evaluate.prepare.Prepared
     n_images: int
     metrics: dict[str, Any]
+    usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
 
 
-def _run_and_score(tm: Any, data: EvalData, spec: ExecutionSpec, executor: Any, classifier: Any) -> _Scored:
-    """prepare -> execute -> score: the per-image scores' aggregate."""
+def _run_and_score(prepared: Any, data: EvalData, executor: Any, classifier: Any) -> _Scored:
+    """execute -> score the prepared work: the per-image scores' aggregate (and a device's usage figures)."""
 
-    prepared = prepare(tm, data.image_set(), spec, executor)
-    results = executor.run(prepared.work).result()
+    execution = executor.run(prepared.work)
+    results = execution.result()
     probs, fids = outputs(prepared, results)
     assert probs is not None
     per_image = score(probs, fids, data.images, data.labels, classifier)
-    return _Scored(prepared, len(data.images), aggregate(per_image))
+    usage = {r: usage_of(j) for r, j in execution.jobs.items()} if hasattr(execution, "jobs") else None
+    return _Scored(prepared, len(data.images), aggregate(per_image), usage)
 
 
 def _record(

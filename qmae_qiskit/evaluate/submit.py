@@ -7,6 +7,7 @@ device the twin runs at once and its results and metrics are saved before return
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -22,6 +23,7 @@ from qmae_qiskit.evaluate.scoring import aggregate, score
 from qmae_qiskit.hardware import jobs as store
 from qmae_qiskit.hardware.backends import redact
 from qmae_qiskit.hardware.executors import make_executor
+from qmae_qiskit.hardware.qpu_time import QPUPlan, plan_for
 from qmae_qiskit.hardware.spec import WithExecution
 from qmae_qiskit.records import Record, save_record, utc_now
 from qmae_qiskit.train.runs import load_trained
@@ -101,25 +103,41 @@ def _context(prep, opts: SubmitOptions) -> dict[str, Any]:
     }
 
 
-def submit(
-    opts: SubmitOptions,
-    jobs_dir: Path = Path("jobs"),
-    classifier_dir: str | Path | None = None,
-    use_classifier: bool = True,
-) -> Submission:
-    """Submit the N-image evaluation (Estimator fidelity + Sampler reconstruction) and write the record at once."""
+def _prepare(opts: SubmitOptions) -> tuple[Any, Any]:
+    """(the executor, the prepared work) of a submission: its images read and its circuits built, or one line
+    on what is wrong, before anything is planned or sent."""
 
     tm = load_trained(opts.run)
     spec = opts.execution
-    executor = make_executor(spec.backend, spec.noise_model)
+    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
     data = load_split(
         opts.data_dir if opts.data_dir is not None else tm.data_dir, opts.split, tm.cfg.image_size, limit=opts.samples
     )
     if len(data) < opts.samples:
         raise QMAEError(f"--images {opts.samples} is more than the {len(data)} images of the {opts.split} split")
-    prep = prepare(tm, data, spec, executor)
+    prep = prepare(tm, data, opts.execution, executor)
     if executor.kind == "exact":
         raise QMAEError("submit runs on a device, its twin or aer_simulator; for exact values use `evaluate`")
+    return executor, prep
+
+
+def submit(
+    opts: SubmitOptions,
+    jobs_dir: Path = Path("jobs"),
+    classifier_dir: str | Path | None = None,
+    use_classifier: bool = True,
+    say: Callable[[str], None] | None = None,
+) -> Submission | QPUPlan:
+    """Submit the N-image evaluation (Estimator fidelity + Sampler reconstruction) and write the record at once.
+    Its QPU plan goes to ``say`` first; a dry run returns the plan and submits and writes nothing."""
+
+    opts = opts.on_planned_backend(say)
+    spec = opts.execution
+    executor, prep = _prepare(opts)
+    plan = plan_for(prep.work, executor, opts.budget, say)
+    if opts.budget.dry_run:
+        assert plan is not None
+        return plan
     record = store.new_record(
         prep.work,
         executor.describe(),
@@ -129,9 +147,12 @@ def submit(
         _context(prep, opts),
         opts.embed_qpy,
     )
+    store.attach_plan(record, plan)
     recorder = store.Recorder(jobs_dir, record)
     try:
         execution = executor.run(prep.work, on_submitted=recorder)
+        if executor.remote:
+            store.note_usage(jobs_dir, record, getattr(execution, "jobs", {}))
         results = None if executor.remote else execution.result()
     except QMAEError as exc:
         if recorder.path is not None:

@@ -27,7 +27,14 @@ import torch
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import classifier as clf_mod
 from qmae_qiskit.evaluate import figures
-from qmae_qiskit.evaluate.evaluation import EvalData, EvalOptions, evaluate, evaluate_baselines, load_eval_data
+from qmae_qiskit.evaluate.evaluation import (
+    EvalData,
+    EvalOptions,
+    EvalResult,
+    evaluate,
+    evaluate_baselines,
+    load_eval_data,
+)
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
 from qmae_qiskit.experiments.records import ParamsRecord, Table1Record
 from qmae_qiskit.hardware.spec import ExecutionSpec
@@ -182,13 +189,9 @@ def reproduce(
             seconds[f"baselines {key}"] = round(time.perf_counter() - t, 1)
         t = time.perf_counter()
         result = evaluate(
-            out / spec.name,
-            ExecutionSpec(mask_seed=mask_seed),
-            options,
-            data=data,
-            shared_baselines=baselines[key],
-            progress=progress,
+            out / spec.name, ExecutionSpec(mask_seed=mask_seed), options, data=data, shared_baselines=baselines[key]
         )
+        assert isinstance(result, EvalResult)  # no dry run: the exact path
         evals[spec.name] = result.to_json()
         seconds[f"evaluate {spec.name}"] = round(time.perf_counter() - t, 1)
 

@@ -21,7 +21,7 @@ import torch
 from qmae_qiskit.data import load_mnist
 from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.evaluate import classifier as clf_mod
-from qmae_qiskit.evaluate.evaluation import EvalData, EvalOptions, evaluate, evaluate_baselines
+from qmae_qiskit.evaluate.evaluation import EvalData, EvalOptions, EvalResult, evaluate, evaluate_baselines
 from qmae_qiskit.experiments.cells import CELL_FILE, ERROR_FILE, EVAL_FILE, Cell, ClassifierSpec, EvalSpec
 from qmae_qiskit.experiments.records import CellRecord
 from qmae_qiskit.experiments.reproduce import ensure_classifier as ensure
@@ -176,6 +176,7 @@ def evaluate_cell(
             data=data,
             shared_baselines=baselines["baselines"],
         )
+        assert isinstance(result, EvalResult)  # no dry run: the exact path
         save_record(
             CellRecord(
                 name=cell.name,

@@ -66,6 +66,10 @@ def _unknown(name: str, candidates: list[str], where: str) -> QMAEError:
     return QMAEError(f"unknown backend {name!r} ({where}); {hint}")
 
 
+class NoAccountError(QMAEError):
+    """No IBM Quantum account is saved or in the environment (a dry run can fall back to a fake backend)."""
+
+
 def redact(text: str) -> str:
     """``text`` with the IBM token (if one is in the environment) and anything token-like replaced by ***."""
     token = os.environ.get(TOKEN_ENV)
@@ -87,7 +91,7 @@ def runtime_service() -> Any:
     except Exception as exc:  # AccountNotFoundError, InvalidAccountError, network errors, ...
         kind = type(exc).__name__
         if "AccountNotFound" in kind or "No account" in str(exc) or "no default" in str(exc).lower():
-            raise QMAEError(
+            raise NoAccountError(
                 f"no IBM Quantum account: set {TOKEN_ENV} (and {INSTANCE_ENV}) in the environment or save one with "
                 "QiskitRuntimeService.save_account(...); offline, use a fake backend such as fake_torino"
             ) from None
@@ -160,3 +164,23 @@ def ensure_fits(
     width = getattr(backend, "num_qubits", None)
     if width is not None and num_qubits > width:
         raise QMAEError(f"the {what} needs {num_qubits} qubits but backend {backend.name!r} has {width}; {fix}")
+
+
+def dry_run_backend(name: str) -> tuple[str, str | None]:
+    """The backend a dry run plans on, and a line saying so when it is not ``name``: an ``ibm_*`` name with no
+    IBM Quantum account falls back to the fake backend of the same name (``ibm_torino`` -> ``fake_torino``),
+    whose snapshot has that device's coupling map, gate set, durations and repetition delay."""
+
+    if not name.startswith("ibm_"):
+        return name, None
+    try:
+        runtime_service()
+        return name, None
+    except NoAccountError:
+        fake = "fake_" + name.removeprefix("ibm_")
+        if fake not in fake_backend_names():
+            raise QMAEError(
+                f"no IBM Quantum account and no fake backend {fake!r} to plan {name} on; save an account, "
+                "or dry-run a fake device by name (e.g. --backend fake_torino)"
+            ) from None
+        return fake, f"no IBM Quantum account: planning on {fake}, the fake backend of {name} (its snapshot)"

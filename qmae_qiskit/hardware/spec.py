@@ -1,23 +1,59 @@
 """One execution spec: where and how circuits run, for ``evaluate``, ``submit``, ``study noise`` and ``study frontier``.
 
 The backend, its noise model, shots, the runtime's mitigation options and readout correction, the fidelity circuit,
-the amplitude loader, the transpiler's level and seed, and the simulator and mask seeds are declared here once;
-:class:`~qmae_qiskit.evaluate.submit.SubmitOptions` and :class:`~qmae_qiskit.study.noise.StudySpec` compose it
-(``execution``) and the CLI's ``execution_options`` fills it. Adding a setting is one field here and one option
-there. Records that carry a spec keep it flat (:class:`WithExecution`), so files written before it existed read the
-same.
+the amplitude loader, the transpiler's level and seed, the simulator and mask seeds, what idle qubits suffer on a
+twin, and what a device or its twin may cost (:class:`QPUBudget`: a dry run, a QPU-seconds cap, a price) are declared
+here once; :class:`~qmae_qiskit.evaluate.submit.SubmitOptions` and :class:`~qmae_qiskit.study.noise.StudySpec`
+compose it (``execution``) and the CLI's ``execution_options`` fills it. Adding a setting is one field here and one
+option there. Records that carry a spec keep it flat (:class:`WithExecution`), so files written before it existed read
+the same.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
+from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_TRANSPILER_SEED
+from qmae_qiskit.hardware.backends import dry_run_backend
+from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.mitigation import Mitigation
 
 FidelityCircuit = Literal["auto", "swap-test", "inverse"]
+
+DEFAULT_PRICE_PER_SECOND = 1.60
+"""US dollars per QPU second: IBM's Pay-As-You-Go price ($96 per minute)."""
+
+
+class QPUBudget(BaseModel):
+    """What a command does with its QPU plan (:mod:`~qmae_qiskit.hardware.qpu_time`): ``--dry-run`` (plan only),
+    ``--max-qpu-seconds`` (refuse a bigger plan), ``--price-per-second`` (the plan's cost). It changes what runs
+    never, only whether it runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dry_run: bool = False
+    max_qpu_seconds: float | None = Field(None, gt=0)
+    price_per_second: float = Field(DEFAULT_PRICE_PER_SECOND, ge=0)
+
+    def backend_for(self, backend: str, say: Callable[[str], None] | None = None) -> str:
+        """The backend to plan (and run) on; ``say`` hears when a dry run substitutes a fake one. A dry run on
+        a backend without a QPU is refused."""
+
+        if not self.dry_run:
+            return backend
+        if backend.strip() in ("exact", "aer_simulator"):
+            raise QMAEError(
+                f"--dry-run plans QPU time, and --backend {backend.strip()} runs on no QPU; dry-run a device "
+                "(ibm_torino) or its twin (fake_torino)"
+            )
+        name, note = dry_run_backend(backend.strip())
+        if note is not None and say is not None:
+            say(note)
+        return name
 
 
 class ExecutionSpec(BaseModel):
@@ -39,6 +75,30 @@ class ExecutionSpec(BaseModel):
     seed_transpiler: int = DEFAULT_TRANSPILER_SEED
     seed: int | None = Field(0, description="simulator seed (local executors; None: a fresh one)")
     mask_seed: int = Field(0, description="seed of the evaluation masks")
+    idle_zz_hz: float = Field(0.0, description="a twin's static ZZ between coupled idle qubits, Hz (0: off)")
+    idle_detuning_hz: float = Field(0.0, description="a twin's idle-qubit detuning from the drive frame, Hz (0: off)")
+    idle_relaxation: bool = Field(
+        True,
+        description="schedule a twin's circuits so idle qubits relax (False: the "
+        "unscheduled twin of records made before 2026-12-04)",
+    )
+    budget: QPUBudget = Field(default_factory=QPUBudget, description="dry run, QPU-seconds cap, price")
+
+    @model_validator(mode="after")
+    def _idle_in_range(self) -> ExecutionSpec:
+        self.idle  # noqa: B018 -- an out-of-range strength is one line before anything is built
+        return self
+
+    @property
+    def idle(self) -> IdleNoise:
+        """What idle qubits suffer on a twin (:mod:`~qmae_qiskit.hardware.idle_noise`)."""
+        return IdleNoise(zz_hz=self.idle_zz_hz, detuning_hz=self.idle_detuning_hz, scheduled=self.idle_relaxation)
+
+    def on_planned_backend(self, say: Callable[[str], None] | None = None) -> ExecutionSpec:
+        """This spec on the backend its budget plans on (a dry run of an ``ibm_*`` name without an account: its
+        fake twin, said to ``say``); itself otherwise."""
+        backend = self.budget.backend_for(self.backend, say)
+        return self if backend == self.backend else self.model_copy(update={"backend": backend})
 
 
 EXECUTION_FIELDS = tuple(ExecutionSpec.model_fields)
@@ -55,16 +115,17 @@ def nest(data: Any, execution_defaults: dict[str, Any] | None = None) -> Any:
 
 def flatten(data: dict[str, Any]) -> dict[str, Any]:
     """The inverse of :func:`nest`: the execution fields beside the others, as records keep them. No mitigation
-    (the default) is left out, as records written before the one spec have it."""
+    and no QPU budget (the defaults) are left out, as records written before the one spec have them."""
     execution = data.get("execution")
     if not isinstance(execution, dict):
         return data
-    if execution.get("mitigation") == RAW:
-        execution = {k: v for k, v in execution.items() if k != "mitigation"}
+    defaults = {"mitigation": RAW, "budget": NO_BUDGET}
+    execution = {k: v for k, v in execution.items() if k not in defaults or v != defaults[k]}
     return {**{k: v for k, v in data.items() if k != "execution"}, **execution}
 
 
 RAW = Mitigation().model_dump()
+NO_BUDGET = QPUBudget().model_dump()
 
 
 class WithExecution(BaseModel):
@@ -96,3 +157,8 @@ class WithExecution(BaseModel):
         """A copy with some execution fields changed (validated)."""
         execution = ExecutionSpec.model_validate({**self.execution.model_dump(), **changes})
         return self.model_copy(update={"execution": execution})
+
+    def on_planned_backend(self, say: Callable[[str], None] | None = None) -> Any:
+        """A copy whose execution runs on the backend its budget plans on (:meth:`ExecutionSpec.on_planned_backend`)."""
+        execution = self.execution.on_planned_backend(say)
+        return self if execution is self.execution else self.model_copy(update={"execution": execution})

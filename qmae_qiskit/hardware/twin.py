@@ -5,9 +5,11 @@ fake_torino's are measured), which exhausts memory. A circuit transpiled against
 few physical qubits, so the twin keeps layout and routing exactly as on hardware, then restricts the device's
 ``Target`` to the active qubits -- relabelled 0..k-1, each instruction with its calibrated error and duration,
 each qubit with its T1/T2 -- and rebuilds the ISA circuit on them. Aer's ``NoiseModel.from_backend`` of that
-compact target is, gate for gate, the noise the whole device's target gives those qubits; idle qubits add
-nothing because they are never touched. The primitives then run TREX, ZNE, twirling and dynamical decoupling
-on it as they would for a device.
+compact target is, gate for gate, the noise the whole device's target gives those qubits; qubits the circuit
+never touches stay in |0>, where relaxation and the idle errors of :mod:`~qmae_qiskit.hardware.idle_noise` do
+nothing. The primitives then run TREX, ZNE, twirling and dynamical decoupling on it as they would for a device,
+and the simulator schedules what they hand it (:mod:`~qmae_qiskit.hardware.schedule`), so idle qubits relax in
+their delays as on the device.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from qiskit.quantum_info import PauliList, SparsePauliOp
 from qiskit.transpiler import Target
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.twin_simulator import TwinSimulator
 
 DENSITY_MATRIX_MAX_QUBITS = 12  # 4^12 complex entries (268 MB); wider twins run as noisy trajectories
@@ -103,6 +106,8 @@ def compact_circuit(isa: QuantumCircuit, physical: list[int]) -> QuantumCircuit:
                 out.barrier(kept)
             continue
         missing = [q for q in qubits if q not in index]
+        if missing and instr.operation.name == "delay":
+            continue  # a scheduled circuit pads every device qubit; one left in |0> is not in the twin
         if missing:
             raise QMAEError(f"instruction {instr.operation.name} acts on physical qubits {missing} outside the twin")
         out.append(instr.operation, [out.qubits[index[q]] for q in qubits], instr.clbits)
@@ -160,10 +165,12 @@ def check_calibrated(device: BackendV2) -> None:
     )
 
 
-def twin_simulator(twin: Twin, seed: int | None = None):
+def twin_simulator(twin: Twin, seed: int | None = None, idle: IdleNoise | None = None):
     """Aer on the twin's noise: density matrix up to :data:`DENSITY_MATRIX_MAX_QUBITS` qubits (exact per circuit,
     far faster than shot-by-shot trajectories at thousands of shots), trajectories beyond; bodies shared by
-    measurement twirls are simulated once (:class:`~qmae_qiskit.hardware.twin_simulator.TwinSimulator`)."""
+    measurement twirls are simulated once (:class:`~qmae_qiskit.hardware.twin_simulator.TwinSimulator`). Every
+    circuit is scheduled on the twin's target first (idle qubits relax in their delays), with coherent ``idle``
+    errors if given (``idle.scheduled`` False: the unscheduled twin of records made before)."""
 
     method = "density_matrix" if twin.num_qubits <= DENSITY_MATRIX_MAX_QUBITS else "automatic"
     # fusion_threshold=1: fuse gates and their noise at every width (Aer's default starts at 14 qubits); ~4x
@@ -171,4 +178,6 @@ def twin_simulator(twin: Twin, seed: int | None = None):
     sim = TwinSimulator.from_backend(twin.backend, method=method, fusion_threshold=1)
     if seed is not None:
         sim.set_options(seed_simulator=int(seed))
+    if idle is None or idle.scheduled:
+        sim.set_timing(twin.backend.target, idle)
     return sim

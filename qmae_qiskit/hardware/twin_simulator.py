@@ -24,7 +24,11 @@ from qiskit.circuit import Parameter, QuantumCircuit
 from qiskit.quantum_info import Operator, SuperOp
 from qiskit.result import Result
 from qiskit.result.models import ExperimentResult, ExperimentResultData
+from qiskit.transpiler import Target
 from qiskit_aer import AerSimulator
+
+from qmae_qiskit.hardware.idle_noise import IdleNoise, add_idle_errors
+from qmae_qiskit.hardware.schedule import pad_gaps, schedule
 
 TAIL_GATES = ("rz", "sx", "x", "id", "sxdg", "z", "s", "sdg", "t", "tdg", "rx", "ry", "u", "u1", "u2", "u3", "p")
 _PROJECTORS = (np.array([[1, 0], [0, 0]], dtype=complex), np.array([[0, 0], [0, 1]], dtype=complex))
@@ -201,7 +205,29 @@ class _Done:
 
 
 class TwinSimulator(AerSimulator):
-    """``AerSimulator`` whose ``run`` reuses each body's density matrix across measurement twirls (see module)."""
+    """``AerSimulator`` whose ``run`` reuses each body's density matrix across measurement twirls (see module).
+
+    With :meth:`set_timing`, each circuit is first scheduled on the device's target -- after the runtime's
+    twirling and dynamical decoupling, as the device times what it is sent -- so idle qubits relax in their
+    delays, and coherent idle errors (:mod:`~qmae_qiskit.hardware.idle_noise`) are added if asked for. A
+    circuit scheduled before (it has delays: the executor's schedule, DD's padding) keeps its timing and only
+    has gaps filled (:func:`~qmae_qiskit.hardware.schedule.pad_gaps`): rescheduling would move DD pulses.
+    """
+
+    _timing: tuple[Target, IdleNoise | None] | None = None
+
+    def set_timing(self, target: Target, idle: IdleNoise | None = None) -> None:
+        """Schedule every circuit on ``target`` before simulating it, with ``idle`` errors in its delays."""
+        self._timing = (target, None if idle is None or idle.is_off else idle)
+
+    def timed(self, circuit: QuantumCircuit) -> QuantumCircuit:
+        """``circuit`` as this simulator runs it: scheduled and with idle errors when timing is set."""
+        if self._timing is None:
+            return circuit
+        target, idle = self._timing
+        done = any(i.operation.name == "delay" for i in circuit.data)  # scheduled before (by us, or DD's pass)
+        scheduled = pad_gaps(circuit, target) if done else schedule(circuit, target)
+        return scheduled if idle is None else add_idle_errors(scheduled, target, idle)
 
     def run(
         self,
@@ -213,6 +239,7 @@ class TwinSimulator(AerSimulator):
         **run_options,
     ):
         circuits = [circuits] if isinstance(circuits, QuantumCircuit) else list(circuits)
+        circuits = [self.timed(c) for c in circuits]
         binds = parameter_binds or [None] * len(circuits)
         shots = int(shots or self.options.shots)
         seed = seed_simulator if seed_simulator is not None else self.options.seed_simulator

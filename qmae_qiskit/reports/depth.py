@@ -59,12 +59,7 @@ class DepthReport(Record):
     method: dict[str, str]
     circuits: dict[str, Any]
     loader: dict[str, Any] | None = None  # absent for the exact RY tree (reports made before loaders existed)
-
-    def to_json(self) -> dict[str, Any]:
-        out = super().to_json()
-        if out.get("loader") is None:
-            out.pop("loader", None)
-        return out
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("loader",)
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:

@@ -7,12 +7,16 @@ so both costs show. A user reads off which budget a device can afford.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.records import Record, save_record
-from qmae_qiskit.study.noise import NoiseStudy, StudySpec, run_study
+from qmae_qiskit.study.noise import NoiseStudy, StudySpec, design, run_designed
+
+if TYPE_CHECKING:
+    from qmae_qiskit.hardware.qpu_time import QPUPlan
 
 
 class Frontier(Record):
@@ -26,6 +30,9 @@ class Frontier(Record):
     config: dict[str, Any]
     spec: dict[str, Any]
     points: list[dict[str, Any]]
+    qpu_seconds_estimate: float | None = None  # every study's plan, summed (hardware.qpu_time)
+    qpu_plan: dict[str, Any] | None = None
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("qpu_seconds_estimate", "qpu_plan")
 
 
 def point(study: NoiseStudy) -> dict[str, Any]:
@@ -47,19 +54,48 @@ def point(study: NoiseStudy) -> dict[str, Any]:
             for name, a in study.aggregates.items()
         },
         "seconds": study.seconds.get("total"),
+        "qpu_seconds_estimate": study.qpu_seconds_estimate,
     }
 
 
-def run_frontier(spec: StudySpec, loaders: list[str], client: Any = None) -> Frontier:
-    """One study per loader (the spec's own loader is ignored), on a local backend."""
-    points, config = [], {}
+def run_frontier(
+    spec: StudySpec, loaders: list[str], client: Any = None, say: Callable[[str], None] | None = None
+) -> Frontier | QPUPlan:
+    """One study per loader (the spec's own loader is ignored), on a local backend. Every study is designed
+    first and, on a device's twin, their QPU plans, summed, go to ``say`` (or are refused by the spec's cap)
+    before any runs; a dry run returns that plan and runs and writes nothing."""
+    import time
+
+    from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.hardware.qpu_time import combine, plan_each
+
+    spec = spec.on_planned_backend(say)
+    executor = make_executor(spec.backend, spec.noise_model, spec.execution.idle)
+    assert not executor.remote, "a frontier runs on a local backend"
+    designs = []
     for loader in loaders:
-        study = run_study(spec.with_execution(loader=None if loader == "exact" else loader), client=client)
+        t0 = time.perf_counter()
+        designs.append((design(spec.with_execution(loader=None if loader == "exact" else loader), executor), t0))
+    plans = plan_each([d.work for d, _ in designs], executor, spec.budget, say)
+    total = None if plans[0] is None else combine([p for p in plans if p is not None])
+    if spec.budget.dry_run:
+        assert total is not None  # plan_each refuses a dry run off a device
+        return total
+    points, config = [], {}
+    for (d, t0), plan in zip(designs, plans, strict=True):
+        study = run_designed(d, executor, plan, Path("jobs"), client, t0)
         assert not isinstance(study, str), "a frontier runs on a local backend"
         points.append(point(study))
         config = study.config
     points.sort(key=lambda p: p["two_qubit_gates"])
-    return Frontier(backend=spec.backend, config=config, spec=spec.model_dump(), points=points)
+    return Frontier(
+        backend=spec.backend,
+        config=config,
+        spec=spec.model_dump(),
+        points=points,
+        qpu_seconds_estimate=None if total is None else round(total.qpu_seconds, 3),
+        qpu_plan=None if total is None else total.model_dump(),
+    )
 
 
 def to_markdown(frontier: Frontier) -> str:

@@ -12,9 +12,10 @@ estimate, bias, mean |error|, RMS error and the cost, for the fidelity (Estimato
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from qmae_qiskit.data import ImageSet
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.execution import Estimates, EstimatorTask, Executor, Result, SamplerTask, Samples, Work
 from qmae_qiskit.hardware.mitigation import Mitigation
-from qmae_qiskit.hardware.spec import WithExecution
+from qmae_qiskit.hardware.spec import ExecutionSpec, WithExecution
 from qmae_qiskit.records import Record
 from qmae_qiskit.study.calibration import (
     AffineFit,
@@ -34,6 +35,9 @@ from qmae_qiskit.study.calibration import (
     invert_fixed_point,
 )
 from qmae_qiskit.study.methods import Method, parse_methods
+
+if TYPE_CHECKING:
+    from qmae_qiskit.hardware.qpu_time import QPUPlan
 
 METRICS = ("fidelity", "cs", "ssim")
 
@@ -87,6 +91,10 @@ class NoiseStudy(Record):
     per_image: list[dict[str, Any]]
     jobs: dict[str, str | None] = {}
     seconds: dict[str, float] = {}
+    qpu_seconds_estimate: float | None = None  # hardware.qpu_time's estimate of the whole job set
+    qpu_plan: dict[str, Any] | None = None
+    qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("qpu_seconds_estimate", "qpu_plan", "qpu_usage")
 
 
 @dataclass
@@ -386,9 +394,7 @@ def _run_split(spec: StudySpec, work: Work, role: str, client: Any) -> Result:
     task = work.tasks[role]
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     chunks = [c for c in np.array_split(np.arange(task.rows), workers) if c.size]
-    futures = [
-        client.submit(_run_rows, spec.backend, spec.noise_model, work, role, rows, pure=False) for rows in chunks
-    ]
+    futures = [client.submit(_run_rows, spec.execution, work, role, rows, pure=False) for rows in chunks]
     parts = client.gather(futures)
     if isinstance(parts[0], Estimates):
         return Estimates(
@@ -398,10 +404,10 @@ def _run_split(spec: StudySpec, work: Work, role: str, client: Any) -> Result:
     return Samples(np.concatenate([p.probabilities for p in parts]), counts or None, parts[0].metadata)
 
 
-def _run_rows(backend: str, noise_model: str | None, work: Work, role: str, rows: np.ndarray) -> Result:
+def _run_rows(execution: ExecutionSpec, work: Work, role: str, rows: np.ndarray) -> Result:
     from qmae_qiskit.hardware.executors import make_executor
 
-    executor = make_executor(backend, noise_model)
+    executor = make_executor(execution.backend, execution.noise_model, execution.idle)
     task = work.tasks[role]
     part = replace(task, values=task.values[rows])
     seed = None if work.seed is None else int(work.seed) + int(rows[0])
@@ -409,7 +415,12 @@ def _run_rows(backend: str, noise_model: str | None, work: Work, role: str, rows
 
 
 def record(
-    d: Design, executor: Executor, summary: dict[str, Any], seconds: dict[str, float], jobs: dict[str, str | None]
+    d: Design,
+    executor: Executor,
+    summary: dict[str, Any],
+    seconds: dict[str, float],
+    jobs: dict[str, str | None],
+    plan: QPUPlan | None = None,
 ) -> NoiseStudy:
     from qmae_qiskit.hardware.transpile import two_qubit_count
 
@@ -430,19 +441,38 @@ def record(
         jobs=jobs,
         seconds={k: round(v, 3) for k, v in seconds.items()},
         loading=d.prepared.loading_summary(),
+        qpu_seconds_estimate=None if plan is None else round(plan.qpu_seconds, 3),
+        qpu_plan=None if plan is None else plan.model_dump(),
         **summary,
     )
 
 
-def run_study(spec: StudySpec, jobs_dir: Path = Path("jobs"), client: Any = None) -> NoiseStudy | str:
+def run_study(
+    spec: StudySpec, jobs_dir: Path = Path("jobs"), client: Any = None, say: Callable[[str], None] | None = None
+) -> NoiseStudy | str | QPUPlan:
     """Run the study: on a local backend, now (the record is returned); on a device, submit one Batch with a
-    durable record and return its id (``jobs fetch ID`` completes the study)."""
-    from qmae_qiskit.hardware import jobs as store
+    durable record and return its id (``jobs fetch ID`` completes the study). Its QPU plan goes to ``say``
+    first; a dry run (the spec's ``budget``) returns the plan and runs and writes nothing."""
     from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.hardware.qpu_time import plan_for
 
     t0 = time.perf_counter()
-    executor = make_executor(spec.backend, spec.noise_model)
+    spec = spec.on_planned_backend(say)
+    executor = make_executor(spec.backend, spec.noise_model, spec.execution.idle)
     d = design(spec, executor)
+    plan = plan_for(d.work, executor, spec.budget, say)
+    if spec.budget.dry_run:
+        assert plan is not None  # plan_for refuses a dry run off a device
+        return plan
+    return run_designed(d, executor, plan, jobs_dir, client, t0)
+
+
+def run_designed(
+    d: Design, executor: Executor, plan: QPUPlan | None, jobs_dir: Path, client: Any, t0: float
+) -> NoiseStudy | str:
+    """A designed (and planned) study run: locally now, or submitted to a device with a durable record."""
+    from qmae_qiskit.hardware import jobs as store
+
     prepare_s = time.perf_counter() - t0
     if executor.remote:
         rec = store.new_record(
@@ -451,27 +481,30 @@ def run_study(spec: StudySpec, jobs_dir: Path = Path("jobs"), client: Any = None
             executor.name,
             True,
             "study",
-            {"study": spec.model_dump(), "run": spec.run, "samples": spec.samples},
+            {"study": d.spec.model_dump(), "run": d.spec.run, "samples": d.spec.samples},
         )
+        store.attach_plan(rec, plan)
         recorder = store.Recorder(jobs_dir, rec)
-        executor.run(d.work, on_submitted=recorder)
+        execution = executor.run(d.work, on_submitted=recorder)
+        store.note_usage(jobs_dir, rec, getattr(execution, "jobs", {}))
         return rec.id
     results, seconds = run_local(d, executor, client)
     seconds = {**seconds, "prepare": prepare_s, "total": time.perf_counter() - t0}
     jobs = dict.fromkeys(d.work.tasks)
-    return record(d, executor, summarize(d, results, seconds), seconds, jobs)
+    return record(d, executor, summarize(d, results, seconds), seconds, jobs, plan)
 
 
 def complete_from_record(jobs_dir: Path, record_id: str) -> list[str]:
     """``jobs fetch`` for a study on a device: fetch every job, rebuild the design, write the study files."""
     from qmae_qiskit.hardware import jobs as store
     from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.hardware.qpu_time import QPUPlan
     from qmae_qiskit.study.report import default_out, write_study
 
     rec = store.load(jobs_dir, record_id)
     spec = StudySpec(**rec.context["study"])
     results = store.finished_results(jobs_dir, rec)
-    executor = make_executor(spec.backend, spec.noise_model)
+    executor = make_executor(spec.backend, spec.noise_model, spec.execution.idle)
     d = design(spec, executor)
     for role, info in rec.circuits.items():
         if (
@@ -481,7 +514,9 @@ def complete_from_record(jobs_dir: Path, record_id: str) -> list[str]:
             raise QMAEError(
                 f"the study's inputs changed since submission (task {role}); fetch with the same run, data and code"
             )
-    study = record(d, executor, summarize(d, results, {}), {}, {r: i.job_id for r, i in rec.jobs.items()})
+    plan = None if rec.qpu_plan is None else QPUPlan(**rec.qpu_plan)
+    study = record(d, executor, summarize(d, results, {}), {}, {r: i.job_id for r, i in rec.jobs.items()}, plan)
+    study.qpu_usage = rec.qpu_usage or None
     paths = write_study(study, default_out(study))
     store.update(jobs_dir, rec, status="FETCHED")
     return [f"wrote {p}" for p in paths]

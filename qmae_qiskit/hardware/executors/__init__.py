@@ -16,20 +16,27 @@ from qmae_qiskit.hardware.executors.aer import AerExecutor
 from qmae_qiskit.hardware.executors.exact import ExactExecutor
 from qmae_qiskit.hardware.executors.runtime import RuntimeExecutor
 from qmae_qiskit.hardware.executors.twin import TwinExecutor
+from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.noise import is_snapshot_spec
 from qmae_qiskit.hardware.noise import noise_model as build_noise
 
 EXACT = "exact"
 
 
-def make_executor(backend: str, noise_model: str | None = None) -> Executor:
-    """The executor for ``backend`` (see the module docstring); bad names fail with one line and close matches."""
+def make_executor(backend: str, noise_model: str | None = None, idle: IdleNoise | None = None) -> Executor:
+    """The executor for ``backend`` (see the module docstring); bad names fail with one line and close matches.
+    Coherent ``idle`` errors apply to a twin only."""
 
     spec = (backend or "").strip()
     if noise_model is not None and spec != AER_SIMULATOR:
         raise QMAEError(
             f"--noise-model applies to --backend aer_simulator; {spec!r} brings its own noise "
             "(drop --noise-model, or use --backend aer_simulator --noise-model ...)"
+        )
+    if idle is not None and not idle.is_default and (spec in (EXACT, AER_SIMULATOR) or not _is_twin(spec)):
+        raise QMAEError(
+            "--idle-zz, --idle-detuning and --no-idle-relaxation apply to a device's local twin (a fake device "
+            f"such as fake_torino, or a calibration snapshot file); {spec!r} is not one (drop them, or pick a twin)"
         )
     if spec == EXACT:
         return ExactExecutor()
@@ -39,9 +46,15 @@ def make_executor(backend: str, noise_model: str | None = None) -> Executor:
 
         return AerExecutor(build_noise(noise_model), str(noise_model))
     if is_snapshot_spec(spec):
-        return TwinExecutor(snapshot_backend(spec), spec)
+        return TwinExecutor(snapshot_backend(spec), spec, idle)
     device = resolve_backend(spec)
     if not is_fake_name(spec):  # from QiskitRuntimeService: a real device, whatever object the service returns
         return RuntimeExecutor(device)
 
-    return TwinExecutor(device, spec)
+    return TwinExecutor(device, spec, idle)
+
+
+def _is_twin(spec: str) -> bool:
+    """A calibration snapshot file or a fake device name: what runs on a local twin."""
+
+    return is_snapshot_spec(spec) or is_fake_name(spec)

@@ -1,8 +1,11 @@
 """The local twin as an executor: each circuit, transpiled against the whole device, runs on its twin.
 
 See :mod:`qmae_qiskit.hardware.twin`. Each task gets the twin of the qubits its own ISA circuit uses; the
-readout calibration circuits of a Sampler task run on the same twin. Jobs go through the client-side
-primitives with :class:`~qmae_qiskit.hardware.twin_simulator.TwinSimulator` as mode, so mitigation really runs.
+readout calibration circuits of a Sampler task run on the same twin. The simulator schedules each circuit the
+runtime hands it (after twirling and DD, as the device times what it is sent; see
+:func:`~qmae_qiskit.hardware.schedule.schedule`), so idle qubits relax; coherent idle errors
+(:class:`~qmae_qiskit.hardware.idle_noise.IdleNoise`) are optional. Jobs go through the client-side primitives
+with :class:`~qmae_qiskit.hardware.twin_simulator.TwinSimulator` as mode, so mitigation really runs.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 from qiskit.providers import BackendV2
 
 from qmae_qiskit.hardware.execution import Done, EstimatorTask, Executor, OnSubmitted, Result, SamplerTask, Work
+from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.primitives import (
     estimator_job,
     note_submitted,
@@ -28,10 +32,11 @@ class TwinExecutor(Executor):
 
     kind = "twin"
 
-    def __init__(self, device: BackendV2, spec: str | None = None):
+    def __init__(self, device: BackendV2, spec: str | None = None, idle: IdleNoise | None = None):
         check_calibrated(device)
         self.device = device
         self.spec = spec or device.name
+        self.idle = idle if idle is not None else IdleNoise()
 
     @property
     def target(self) -> BackendV2:
@@ -48,6 +53,7 @@ class TwinExecutor(Executor):
             "device": self.device.name,
             "spec": self.spec,
             "device_qubits": self.device.num_qubits,
+            "idle": self.idle.describe(),
         }
 
     def run(self, work: Work, on_submitted: OnSubmitted | None = None) -> Done:
@@ -59,7 +65,7 @@ class TwinExecutor(Executor):
         for role, task in work.tasks.items():
             twin = make_twin(self.device, task.circuit)
             twins[role] = twin.physical
-            sim = twin_simulator(twin, work.seed)
+            sim = twin_simulator(twin, work.seed, self.idle)
             if isinstance(task, EstimatorTask):
                 local = EstimatorTask(
                     twin.circuit, compact_observable(task.observable, twin.physical), task.values, task.mitigation
