@@ -16,7 +16,6 @@ PENDING: dict[str, tuple[int, int]] = {
     "experiments/reproduce.py::table_markdown": (68, 1),
     "study/noise.py::design": (68, 2),
     "evaluate/classifier.py::train_classifier": (67, 9),
-    "experiments/fig8.py::make_fig8": (65, 11),
     "experiments/multiseed.py::to_markdown": (62, 1),
     "experiments/plots.py::plot_metric": (62, 4),
     "experiments/reproduce.py::table_record": (45, 9),

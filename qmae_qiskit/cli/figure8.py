@@ -9,7 +9,7 @@ import click
 
 from qmae_qiskit.cli.options import data_dir_option, data_dir_or_default, echo_json, images_option, json_option
 from qmae_qiskit.cli.spellings import QMAECommand, renamed
-from qmae_qiskit.experiments.fig8 import make_fig8, summary_text
+from qmae_qiskit.experiments.fig8 import Fig8Settings, make_fig8, summary_text
 
 
 @click.command("figure8", cls=QMAECommand)
@@ -52,9 +52,8 @@ def figure8_cmd(
 
     runs = None if str(batch_runs).lower() == "none" else batch_runs
     log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
-    record = make_fig8(
-        out, data_dir_or_default(data_dir), train_images, epochs, lr, seed, runs, images, progress=progress, log=log
-    )
+    settings = Fig8Settings(samples=train_images, epochs=epochs, lr=lr, seed=seed, held_out=images)
+    record = make_fig8(out, data_dir_or_default(data_dir), settings, runs, progress=progress, log=log)
     if as_json:
         echo_json(record)
         return
