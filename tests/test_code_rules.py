@@ -8,16 +8,16 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "qmae_qiskit"
 MAX_LINES, MAX_PARAMS = 60, 8
-# over the limits when the rule came (issue 17); each entry leaves this list when its function is split, and no
-# function joins it. "path::function": (lines, parameters) as measured then.
+# still over the limits (issue 17; 19 were when the rule came); each entry leaves this list when its function is
+# split, none may grow, and no function joins it. "path::function": (lines, parameters) today.
 PENDING: dict[str, tuple[int, int]] = {
-    "train/training.py::train": (158, 10),
     "experiments/runner.py::run_cells": (83, 6),
     "experiments/reproduce.py::table_markdown": (68, 1),
     "study/noise.py::design": (68, 2),
     "evaluate/classifier.py::train_classifier": (67, 9),
     "experiments/multiseed.py::to_markdown": (62, 1),
     "experiments/plots.py::plot_metric": (62, 4),
+    "train/training.py::train": (51, 10),
     "experiments/reproduce.py::table_record": (45, 9),
     "experiments/multiseed.py::reproduce_seeds": (39, 10),
     "experiments/sweep.py::run_sweep": (35, 11),
