@@ -316,28 +316,8 @@ def table_markdown(rec: dict) -> str:
         "| QAE (paper) " + _cells(rec["paper"]["qae"]),
     ]
     for b in rec["baselines"]["0.25"].values():
-        lines.append(
-            f"| baseline: {b['label']} (no circuit) "
-            + _cells(_means({k: b[k] for k in ("fidelity", "cs", "ssim", "accuracy") if k in b}))
-        )
-    gap = rec["qmae_minus_qae_accuracy"]
-    paper_gap = 100 * rec["paper_qmae_minus_qae_accuracy"]
-    lines += [
-        "",
-        f"QMAE − QAE accuracy: **{100 * gap:.2f} points** (paper: {paper_gap:.2f}).",
-        "",
-        "Other mask ratios (QMAE; baselines on the same masks):",
-        "",
-        "| Mask | Model | Fidelity | CS | SSIM | Accuracy |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, ratio in (("qmae-m12.5", "0.125"), ("qmae-m25", "0.25"), ("qmae-m50", "0.5")):
-        lines.append(f"| {float(ratio):.1%} | QMAE " + _cells(ours[name]))
-        for b in rec["baselines"][ratio].values():
-            lines.append(
-                f"| {float(ratio):.1%} | {b['label']} "
-                + _cells(_means({k: b[k] for k in ("fidelity", "cs", "ssim", "accuracy") if k in b}))
-            )
+        lines.append(f"| baseline: {b['label']} (no circuit) " + _baseline_cells(b))
+    lines += _other_ratios_lines(rec, ours)
     c = rec["classifier"]
     lines += [
         "",
@@ -366,3 +346,27 @@ def table_markdown(rec: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _baseline_cells(b: dict) -> str:
+    return _cells(_means({k: b[k] for k in ("fidelity", "cs", "ssim", "accuracy") if k in b}))
+
+
+def _other_ratios_lines(rec: dict, ours: dict) -> list[str]:
+    """The QMAE - QAE gap, then QMAE and the baselines at every mask ratio."""
+    gap = rec["qmae_minus_qae_accuracy"]
+    paper_gap = 100 * rec["paper_qmae_minus_qae_accuracy"]
+    lines = [
+        "",
+        f"QMAE − QAE accuracy: **{100 * gap:.2f} points** (paper: {paper_gap:.2f}).",
+        "",
+        "Other mask ratios (QMAE; baselines on the same masks):",
+        "",
+        "| Mask | Model | Fidelity | CS | SSIM | Accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, ratio in (("qmae-m12.5", "0.125"), ("qmae-m25", "0.25"), ("qmae-m50", "0.5")):
+        lines.append(f"| {float(ratio):.1%} | QMAE " + _cells(ours[name]))
+        for b in rec["baselines"][ratio].values():
+            lines.append(f"| {float(ratio):.1%} | {b['label']} " + _baseline_cells(b))
+    return lines
