@@ -16,11 +16,11 @@ from qmae_qiskit.io import atomic_write_bytes, atomic_write_text
 from qmae_qiskit.model.circuits import parameter_values, reconstruction_circuit, training_circuit
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import grid_shape, insert_token
-from qmae_qiskit.records import Record, save_record, upgrade_unversioned
+from qmae_qiskit.records import UnversionedBefore, save_record
 from qmae_qiskit.simulate import exact
 
 
-class BoundInstance(Record):
+class BoundInstance(UnversionedBefore):
     """The JSON beside a bound training circuit: the random instance it binds and its exact fidelity, so another
     stack can run the QPY/QASM file and compare <Z> with ``fidelity``."""
 
@@ -40,10 +40,6 @@ class BoundInstance(Record):
     mask_token: list[float]
     clean_image: list[float]
     masked_image: list[float]
-
-    @classmethod
-    def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
-        return upgrade_unversioned(cls, raw, version)
 
 
 def circuit_summary(qc: QuantumCircuit) -> dict:

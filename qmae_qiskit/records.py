@@ -179,6 +179,14 @@ def upgrade_unversioned(cls: type[Record], raw: dict[str, Any], version: int | N
     return {**raw, "schema": cls.SCHEMA, "schema_version": 1, "provenance": legacy_provenance(None)}
 
 
+class UnversionedBefore(Record):
+    """Base of a record type that qmae-qiskit 0.1 wrote without a schema: such a file reads as version 1."""
+
+    @classmethod
+    def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
+        return upgrade_unversioned(cls, raw, version)
+
+
 class Line(BaseModel):
     """Base of a typed JSON line (a step of ``metrics.jsonl``): validated like a record, written one object per
     line; it has no provenance of its own (its run's record holds that) and omits fields that are None."""

@@ -23,7 +23,7 @@ from qmae_qiskit.data import load_mnist
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate.metrics import to_pixels
 from qmae_qiskit.io import atomic_write_with
-from qmae_qiskit.records import Record, load_record, save_record, upgrade_unversioned
+from qmae_qiskit.records import UnversionedBefore, load_record, save_record
 
 WEIGHTS, INFO = "classifier.pt", "classifier.json"
 
@@ -174,7 +174,7 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return float((predict(model, images) == labels.long()).double().mean())
 
 
-class ClassifierInfo(Record):
+class ClassifierInfo(UnversionedBefore):
     """``classifier.json``: how the cached classifier was trained and its clean test accuracy."""
 
     SCHEMA: ClassVar[str] = "qmae-qiskit/classifier"
@@ -194,10 +194,6 @@ class ClassifierInfo(Record):
     input_scaling: str
     n_test: int | None = None
     test_accuracy: float | None = None
-
-    @classmethod
-    def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
-        return upgrade_unversioned(cls, raw, version)
 
     def info(self) -> dict[str, Any]:
         """The fields alone, as the callers read them (no schema or provenance)."""

@@ -137,7 +137,8 @@ def make_fig8(
     out, s = Path(out), settings
     test = load_mnist(data_dir, train=False, image_size=16, limit=s.held_out)
     runs, per_sample, scored = _per_sample_runs(out, data_dir, s, test, progress, log)
-    batch_curves, batch = {}, {}
+    batch_curves: dict = {}
+    batch: dict = {}
     if batch_runs is not None:
         batch_curves, batch, batch_scored = _batch_runs(Path(batch_runs), test, s.mask_seed)
         scored.update(batch_scored)

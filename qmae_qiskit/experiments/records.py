@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from qmae_qiskit.records import Record, upgrade_unversioned
+from qmae_qiskit.records import Record, UnversionedBefore, upgrade_unversioned
 
 
 class Stat(BaseModel):
@@ -106,7 +106,7 @@ class SweepSummary(Record):
     timing: Timing | None = None
 
 
-class Table1Record(Record):
+class Table1Record(UnversionedBefore):
     """``table1.json`` of ``reproduce``: our Table 1 beside the paper's, the baselines, the checks, the timings."""
 
     SCHEMA: ClassVar[str] = "qmae-qiskit/table1"
@@ -127,10 +127,6 @@ class Table1Record(Record):
     paper_qmae_minus_qae_accuracy: float
     checks: dict[str, bool]
     seconds: dict[str, float]
-
-    @classmethod
-    def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
-        return upgrade_unversioned(cls, raw, version)
 
 
 class RunParams(BaseModel):
