@@ -88,11 +88,27 @@ def test_committed_metrics_lines_load_and_write_back_unchanged(path):
 @pytest.mark.parametrize("path", sorted((REPO / "results" / "hardware").glob("*.json")))
 def test_committed_study_specs_read_as_the_one_spec(path):
     """A study's (or frontier's) flat spec reads as a StudySpec composing an ExecutionSpec and dumps unchanged, but
-    for the twin's idle-noise fields added since (ExecutionSpec.idle_*), which a spec dumps at their defaults."""
+    for the fields added since: the twin's idle noise (ExecutionSpec.idle_*) and the budget design's (qpu_budget,
+    max_error) at their defaults, but as these records ran: the unscheduled twin and the first K calibration images."""
     raw = json.loads(path.read_text())
-    spec = StudySpec.model_validate(raw["spec"])
+    spec = StudySpec.of_record(raw["spec"])
     assert spec.execution.backend == raw["spec"]["backend"] == spec.backend
-    idle = {k: ExecutionSpec.model_fields[k].default for k in ("idle_zz_hz", "idle_detuning_hz", "idle_relaxation")}
-    assert spec.model_dump() == {**idle, **raw["spec"]}
+    idle = {k: ExecutionSpec.model_fields[k].default for k in ("idle_zz_hz", "idle_detuning_hz")}
+    study = {"idle_relaxation": False, "calibration_pick": "first", "qpu_budget": None, "max_error": 0.05}
+    assert spec.model_dump() == {**idle, **study, **raw["spec"]}
     if raw["schema"] == NoiseStudy.SCHEMA:
         assert spec.execution.shots == raw["spec"]["shots"]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "results" / "hardware" / "budget600").glob("*.json")))
+def test_committed_budgeted_studies_read_back_as_they_ran(path):
+    """The budget600 studies were drawn with spread calibration images on the twin before idle-qubit scheduling,
+    within 600 QPU seconds: their specs say so, and the allocation they record is the one they ran."""
+    raw = json.loads(path.read_text())
+    spec = StudySpec.of_record(raw["spec"])
+    assert spec.calibration_pick == "spread" and spec.qpu_budget == 600
+    assert spec.execution.idle.scheduled is False
+    alloc = raw["allocation"]
+    assert (spec.shots, spec.calibration_images) == (alloc["shots"], alloc["calibration_images"])
+    assert len(raw["calibration_indices"]) == alloc["calibration_images"] and len(raw["per_image"]) == spec.samples
+    assert raw["qpu_seconds_estimate"] <= alloc["budget_s"]

@@ -26,6 +26,7 @@ from qmae_qiskit.study.calibration import (
     invert_distribution,
     invert_fixed_point,
     leave_one_out_error,
+    t_quantile,
 )
 from qmae_qiskit.study.methods import parse_method, parse_methods
 
@@ -59,6 +60,60 @@ def test_the_fit_and_its_errors_are_honest_under_noise():
         ses.append(se[0])
     assert abs(np.mean(errs)) < 0.003  # unbiased
     assert np.std(errs) == pytest.approx(np.mean(ses), rel=0.2)  # delta-method errors match the scatter
+
+
+def _device(rng, x, a, b, tau, shots):
+    """A synthetic affine device: the image's own departure from the line (tau), then binomial shot noise, with
+    the standard error an Estimator would report."""
+    p = np.clip(a * x + b + rng.normal(0, tau, x.shape), 0, 1)
+    y = rng.binomial(shots, p) / shots
+    return y, np.sqrt(np.maximum(y * (1 - y), 1e-12) / shots)
+
+
+def _coverage(k=10, tau=0.004, drop=None, quantile=None, trials=2000, n=5, a=0.3, b=0.05, shots=4000):
+    """How often the 95 % intervals of held-out images cover their true values, over many calibrations."""
+    rng = np.random.default_rng(7)
+    hits = 0
+    for _ in range(trials):
+        xc, xe = rng.uniform(0.5, 0.95, k), rng.uniform(0.5, 0.95, n)
+        (yc, sc), (ye, se) = _device(rng, xc, a, b, tau, shots), _device(rng, xe, a, b, tau, shots)
+        fit = fit_affine(xc, yc, None, sc)
+        est, parts = fit.invert_parts(ye, se)
+        parts.pop(drop, None)
+        half = (quantile or t_quantile(fit.dof)) * np.sqrt(np.maximum(sum(parts.values()), 0))
+        hits += int(np.sum(np.abs(est - xe) <= half))
+    return hits / (trials * n)
+
+
+@pytest.mark.parametrize(
+    "case, part",
+    [({}, "shot"), ({"tau": 0.01}, "scatter"), ({"k": 4}, "fit")],
+)
+def test_95_percent_intervals_cover_a_synthetic_device_95_percent_of_the_time(case, part):
+    """Known slope, intercept, scatter and shots: the intervals cover ~95 %; without the part that matters in the
+    case (shot noise, scatter, or the fit's covariance with few calibration images) they cover too little."""
+    assert 0.935 <= _coverage(**case) <= 0.965
+    assert _coverage(**case, drop=part) < 0.91
+
+
+def test_intervals_need_students_t_for_a_fitted_scatter():
+    assert _coverage(quantile=1.96) < 0.93 < _coverage()
+
+
+def test_reference_intervals_cover_a_synthetic_control_variate_device():
+    rng = np.random.default_rng(8)
+    hits, trials, k, n = 0, 800, 20, 5
+    for _ in range(trials):
+        f, fr = rng.uniform(0.5, 0.9, k + n), rng.uniform(0.85, 0.99, k + n)
+        mr, sr = _device(rng, 0.5 * fr, 1.0, 0.1, 0.01, 4000)
+        truth = np.clip(0.4 * f + 0.6 * mr - 0.3 * fr + 0.05 + rng.normal(0, 0.002, k + n), 0, 1)
+        m = rng.binomial(4000, truth) / 4000
+        sm = np.sqrt(m * (1 - m) / 4000)
+        c, e = slice(0, k), slice(k, k + n)
+        fit = fit_reference(f[c], m[c], mr[c], fr[c], (sm[c], sr[c]))
+        est, std = fit.invert(m[e], mr[e], fr[e], (sm[e], sr[e]))
+        hits += int(np.sum(np.abs(est - f[e]) <= t_quantile(fit.dof) * std))
+    assert 0.93 <= hits / (trials * n) <= 0.97
 
 
 def test_distribution_fit_inverts_depolarizing_noise_and_stays_a_distribution():
@@ -296,7 +351,7 @@ def test_study_noise_end_to_end_on_a_small_twin(run4, tmp_path):
     "args, message",
     [
         (["--methods", "cal", "--calibration-images", "2"], "at least 3 calibration images"),
-        (["--calibration-split", "test", "--calibration-images", "4"], "also evaluated images"),
+        (["--calibration-split", "test", "--calibration-images", "4", "--calibration-pick", "first"], "also evaluated"),
         (["--methods", "cal+pec"], "unknown method"),
         (["--backend", "exact"], "needs a noisy backend"),
         (["--shots", "100", "--precision", "0.001"], "too few for --precision"),
@@ -369,7 +424,9 @@ def test_estimates_never_read_the_evaluated_images_exact_values(run4):
     """The same measurements with the evaluated rows' exact values replaced by garbage give the same estimates:
     only the calibration rows' exact values (and the reference circuits') enter the fits."""
     from qmae_qiskit.hardware.executors import make_executor
-    from qmae_qiskit.study.noise import StudySpec, design, estimate, exact_values, run_local
+    from qmae_qiskit.study.analysis import estimate, exact_values
+    from qmae_qiskit.study.design import StudySpec, design
+    from qmae_qiskit.study.noise import run_local
 
     spec = StudySpec(
         run=str(run4), backend="fake_manila", samples=4, shots=2000, methods="cal,cal+ref", calibration_images=6
@@ -391,3 +448,149 @@ def test_estimates_never_read_the_evaluated_images_exact_values(run4):
     # and the calibration rows' exact values do matter (the test can fail)
     garbage_f[d.n_eval :] = rng.uniform(size=d.n_cal)
     assert not np.allclose(estimate(d, results, garbage_f, exact_p)[0]["cal"], first[0]["cal"])
+
+
+def test_the_job_store_dispatches_completion_by_purpose(tmp_path):
+    """``jobs fetch`` asks the store, which calls the completer registered for the record's purpose."""
+    from qmae_qiskit.evaluate import submit
+    from qmae_qiskit.hardware import jobs as store
+    from qmae_qiskit.study import noise
+
+    assert store._COMPLETERS["study"] is noise.complete_record
+    assert store._COMPLETERS["evaluate"] is submit.complete_record
+    store.update(tmp_path, store.JobRecord(id="probe1", purpose="probe", mode="local", backend="fake_manila"))
+    with pytest.raises(QMAEError, match="'probe' record, which this version cannot complete"):
+        store.complete(tmp_path, "probe1")
+    seen = []
+
+    def probe(jobs_dir, rec, options):
+        seen.append((rec.id, options))
+        return store.Completion(rec, ["completed"])
+
+    store.completes("probe")(probe)
+    try:
+        assert store.complete(tmp_path, "probe1", level=3).lines == ["completed"]
+        assert seen == [("probe1", {"level": 3})]
+    finally:
+        del store._COMPLETERS["probe"]
+
+
+# ------------------------------------------------------------------------------------------------ budgets
+def test_the_cost_model_is_the_qpu_plan_of_the_design(run4):
+    """Per role, c0 + c1 x rows from one- and two-row plans predicts the plan of the whole design (any shots)."""
+    from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.hardware.qpu_time import plan_work
+    from qmae_qiskit.study.budget import cost_model
+    from qmae_qiskit.study.design import StudySpec, design
+
+    spec = StudySpec(
+        run=str(run4), backend="fake_manila", samples=3, shots=1500, methods="raw,recommended", calibration_images=6
+    )
+    executor = make_executor(spec.backend, spec.noise_model)
+    d = design(spec, executor)
+    costs = cost_model(d, executor.target)
+    want = plan_work(d.work, executor.target).qpu_seconds
+    assert costs.seconds(1500, 9) == pytest.approx(want, rel=1e-9)
+    no_ref = {r: t for r, t in d.work.tasks.items() if not r.startswith("reference/")}
+    want = plan_work(Work(no_ref, shots=700), executor.target).qpu_seconds
+    # twirled (TREX) jobs round the shots up to whole randomizations: linear in the shots to within a percent
+    assert costs.seconds(700, 9, references=False) == pytest.approx(want, rel=1e-2)
+
+
+def test_the_predicted_error_matches_a_synthetic_device():
+    """NoiseModel.std(shots, K) against the spread of calibrated estimates on a device with that slope, scatter
+    and shot noise."""
+    from qmae_qiskit.study.budget import NoiseModel
+
+    a, b, tau, shots, k = 0.3, 0.05, 0.006, 2000, 12
+    rng = np.random.default_rng(9)
+    errs = []
+    for _ in range(3000):
+        xc, xe = rng.uniform(0.5, 0.95, k), rng.uniform(0.5, 0.95, 1)
+        (yc, sc), (ye, se) = _device(rng, xc, a, b, tau, shots), _device(rng, xe, a, b, tau, shots)
+        errs.append(fit_affine(xc, yc, None, sc).invert(ye, se)[0][0] - xe[0])
+    p = a * rng.uniform(0.5, 0.95, 100_000) + b
+    v = float(np.mean(p * (1 - p)))  # the per-shot variance of a measured probability
+    model = NoiseModel(a, tau**2, v, 2)
+    assert model.std(shots, k) == pytest.approx(np.std(errs), rel=0.1)
+
+
+def test_the_allocation_fits_the_budget_and_takes_references_only_when_they_pay():
+    from qmae_qiskit.study.budget import CostModel, NoiseModel, allocate
+
+    costs = CostModel({"fidelity/x": 3e-4, "reference/x": 3e-4}, {"fidelity/x": 1e-4, "reference/x": 0.0}, 3.0)
+    line = NoiseModel(0.3, 0.02**2, 0.2, 2)
+    for ref_scatter, want in [(0.002, True), (0.02, False)]:
+        models = {False: line, True: NoiseModel(0.3, ref_scatter**2, 0.35, 4)}
+        got = allocate(600, 100, costs, models, spent=20)
+        assert got["references"] is want
+        assert costs.seconds(got["shots"], 100 + got["calibration_images"], want) <= 580
+        assert costs.seconds(got["shots"] + 1, 100 + got["calibration_images"], want) > 580  # the budget is spent
+        chosen = models[want].std(got["shots"], got["calibration_images"])
+        assert got["predicted_std"] == pytest.approx(chosen)
+        other = got["options"]["without_references" if want else "with_references"]["predicted_std"]
+        assert chosen < other
+    with pytest.raises(QMAEError, match="too small for one pass: .* at least"):
+        allocate(10, 100, costs, {False: line}, spent=5)
+
+
+def test_a_budgeted_study_records_its_allocation_coverage_and_verdict(run4, tmp_path):
+    out = tmp_path / "study-fake_manila-L4.json"  # --out is a folder; the file is named by the study
+    args = ["study", "noise", str(run4), "--backend", "fake_manila", "--images", "4", "--methods", "raw,recommended"]
+    res = CliRunner().invoke(main, [*args, "--qpu-budget", "60", "--max-error", "0.0001", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    study = json.loads(out.read_text())
+    alloc = study["allocation"]
+    assert alloc["budget_s"] == 60 and study["qpu_seconds_estimate"] <= 60
+    assert (
+        study["spec"]["shots"] == alloc["shots"] and study["spec"]["calibration_images"] == alloc["calibration_images"]
+    )
+    assert study["qpu_seconds_estimate"] == pytest.approx(
+        alloc["pilot"]["qpu_seconds"] + study["qpu_plan"]["qpu_seconds"], abs=1e-2
+    )
+    name = "recommended" if alloc["references"] else "trex+mthree+cal"
+    rec = study["aggregates"][name]["fidelity"]
+    rows = study["per_image"]
+    miss = np.abs([r["estimates"][name] - r["exact"] for r in rows])
+    q = rec["interval_quantile_95"]
+    assert rec["coverage_95"] == pytest.approx(np.mean(miss <= q * np.array([r["stds"][name] for r in rows])))
+    assert q > 1.96 and set(rec["std_parts"]) == {"fit", "scatter", "shot"}
+    verdict = study["verdict"]
+    assert not verdict["resolved"] and verdict["predicted_error"] > 0.0001  # above --max-error: never resolved
+    assert ("predicted error above 0.0001" in verdict["line"]) == (abs(verdict["slope"]) >= 3 * verdict["slope_se"])
+    assert any("brickwork" in h for h in verdict["helps"]) and any("budget" in h for h in verdict["helps"])
+    assert "NOT RESOLVED" in out.with_suffix(".md").read_text()
+
+
+def test_a_budget_too_small_for_one_pass_names_the_minimum_and_writes_nothing(run4, tmp_path):
+    args = [
+        "study",
+        "noise",
+        str(run4),
+        "--backend",
+        "fake_manila",
+        "--images",
+        "4",
+        "--out",
+        str(tmp_path / "s"),
+    ]
+    res = CliRunner().invoke(main, [*args, "--qpu-budget", "5"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "too small for one pass" in res.output and "at least" in res.output
+    assert not any(tmp_path.iterdir())
+    res = CliRunner().invoke(main, [*args, "--qpu-budget", "60", "--dry-run"])  # the pilot's plan, nothing run
+    assert res.exit_code == 0 and "QPU plan on fake_manila" in res.output and "nothing written" in res.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_calibration_images_are_spread_over_every_digit_of_the_sorted_training_split():
+    """The training split is sorted by digit: its first K images are all zeros, unlike the evaluated images."""
+    from qmae_qiskit.study.design import StudySpec, _calibration_images
+
+    spec = StudySpec(run="unused", backend="fake_manila", calibration_images=10)
+    spread = _calibration_images(spec, DATA, 4)
+    assert sorted(spread.labels.tolist()) == list(range(10))
+    first = _calibration_images(spec.model_copy(update={"calibration_pick": "first"}), DATA, 4)
+    assert first.indices.tolist() == list(range(10)) and set(first.labels.tolist()) == {0}
+    later = _calibration_images(spec.model_copy(update={"calibration_start": 2500}), DATA, 4)
+    assert min(later.indices.tolist()) >= 2500 and len(later) == 10

@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+import qmae_qiskit.evaluate.submit
+import qmae_qiskit.study.noise  # noqa: F401  (registers its completer with the job store)
 from qmae_qiskit.cli.app import QMAEGroup
 from qmae_qiskit.cli.options import (
     REQUIRED,
@@ -25,9 +27,8 @@ from qmae_qiskit.cli.options import (
     plan_printer,
 )
 from qmae_qiskit.cli.spellings import QMAECommand, renamed
-from qmae_qiskit.evaluate.submit import Submission, SubmitOptions, fetch, submit
-from qmae_qiskit.hardware.jobs import cancel, list_records, load, metrics_path, status
-from qmae_qiskit.study.noise import complete_from_record
+from qmae_qiskit.evaluate.submit import Submission, SubmitOptions, metrics_lines, submit
+from qmae_qiskit.hardware.jobs import cancel, complete, list_records, metrics_path, status
 
 JOBS_DIR = click.option(
     "--jobs-dir",
@@ -55,9 +56,9 @@ def _classifier_options(fn):
 
 
 def _print_metrics(metrics: dict, path: Path) -> None:
-    for name, m in metrics["metrics"].items():
-        click.echo(f"{name:9s} {m['mean']:.4f} +- {m.get('sem', 0.0):.4f} (n={m.get('n', metrics['samples'])})")
-    click.echo(f"wrote {path}")
+
+    for line in metrics_lines(metrics, path):
+        click.echo(line)
 
 
 @click.command("submit", cls=QMAECommand)
@@ -168,20 +169,12 @@ def status_cmd(job_id: str, jobs_dir: Path, as_json: bool) -> None:
 def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_classifier: bool, as_json: bool) -> None:
     """Results of a finished record -> its metrics (an evaluation) or its study files (a noise study)."""
 
-    if load(jobs_dir, job_id).purpose == "study":
-        lines = complete_from_record(jobs_dir, job_id)
-        if as_json:
-            study = next(Path(x.removeprefix("wrote ")) for x in lines if x.endswith(".json"))
-            echo_json(json.loads(study.read_text()))
-            return
-        for line in lines:
-            click.echo(line)
-        return
-    metrics = fetch(jobs_dir, job_id, classifier_dir, not no_classifier)
+    done = complete(jobs_dir, job_id, classifier_dir=classifier_dir, use_classifier=not no_classifier)
     if as_json:
-        echo_json(metrics)
+        echo_json(done.record)
         return
-    _print_metrics(metrics.to_json(), metrics_path(jobs_dir, metrics.id))
+    for line in done.lines:
+        click.echo(line)
 
 
 @jobs_group.command("cancel")

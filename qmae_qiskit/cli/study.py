@@ -26,9 +26,10 @@ from qmae_qiskit.cli.spellings import renamed
 from qmae_qiskit.experiments.cluster import get_client
 from qmae_qiskit.hardware.qpu_time import QPUPlan
 from qmae_qiskit.model.approx_loader import as_spec
+from qmae_qiskit.study.design import StudySpec
 from qmae_qiskit.study.frontier import Frontier, run_frontier, write_frontier
 from qmae_qiskit.study.frontier import to_markdown as frontier_markdown
-from qmae_qiskit.study.noise import StudySpec, run_study
+from qmae_qiskit.study.noise import run_study
 from qmae_qiskit.study.report import default_out, to_markdown, write_study
 
 STUDY_DIR = Path("results") / "hardware"
@@ -72,6 +73,14 @@ def study_group() -> None:
     show_default=True,
     help="Index of the first calibration image in its split.",
 )
+@click.option(
+    "--calibration-pick",
+    type=click.Choice(["spread", "first"]),
+    default="spread",
+    show_default=True,
+    help="Calibration images spread evenly over the split from --calibration-start (every digit: the training "
+    "split is sorted by digit), or its first K (how studies were drawn before).",
+)
 @click.option("--zne-noise-factors", default="1,3,5", show_default=True, help="ZNE folding factors.")
 @click.option("--zne-extrapolator", default="exponential,linear", show_default=True)
 @click.option(
@@ -79,6 +88,23 @@ def study_group() -> None:
     type=float,
     default=None,
     help="Wanted standard error of a calibrated fidelity; too few shots for it is an error.",
+)
+@click.option(
+    "--qpu-budget",
+    "qpu_budget_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="QPU seconds the study may spend: a pilot measures the device, then the shots, calibration images and "
+    "whether references pay are chosen for the smallest predicted error (overrides --shots and "
+    "--calibration-images).",
+)
+@click.option(
+    "--max-error",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="Predicted standard error of the fidelity above which the verdict says the device does not resolve "
+    "the circuit.",
 )
 @data_dir_option("$QMAE_DATA_DIR, else the run's")
 @out_dir_option(f"Folder for study-<backend>-L<size>.json, .md and .png [default: {STUDY_DIR}].")
@@ -105,9 +131,12 @@ def noise_cmd(
     calibration_images: int,
     calibration_split: str,
     calibration_start: int,
+    calibration_pick: str,
     zne_noise_factors: str,
     zne_extrapolator: str,
     precision: float | None,
+    qpu_budget_s: float | None,
+    max_error: float,
     data_dir: Path | None,
     out: Path | None,
     jobs_dir: Path,
@@ -126,9 +155,12 @@ def noise_cmd(
         calibration_images=calibration_images,
         calibration_split=calibration_split,
         calibration_start=calibration_start,
+        calibration_pick=calibration_pick,
         zne_noise_factors=_floats(zne_noise_factors),
         zne_extrapolator=[x.strip() for x in zne_extrapolator.split(",") if x.strip()],
         precision=precision,
+        qpu_budget=qpu_budget_s,
+        max_error=max_error,
         data_dir=None if data_dir is None else str(data_dir),
         execution=execution_spec(execution),
     )

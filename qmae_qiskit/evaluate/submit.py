@@ -234,3 +234,20 @@ def fetch(
         )
     store.finished_results(jobs_dir, rec)
     return score_record(jobs_dir, rec, classifier_dir, use_classifier)
+
+
+def metrics_lines(metrics: dict[str, Any], path: Path) -> list[str]:
+    """What ``submit`` and ``jobs fetch`` print for scored metrics: one line per metric, then the file."""
+    lines = [
+        f"{name:9s} {m['mean']:.4f} +- {m.get('sem', 0.0):.4f} (n={m.get('n', metrics['samples'])})"
+        for name, m in metrics["metrics"].items()
+    ]
+    return [*lines, f"wrote {path}"]
+
+
+@store.completes("evaluate")
+def complete_record(jobs_dir: Path, rec: store.JobRecord, options: dict[str, Any]) -> store.Completion:
+    """``jobs fetch`` for an evaluation: its results (fetched from IBM if not saved yet) scored into metrics."""
+    store.finished_results(jobs_dir, rec)
+    metrics = score_record(jobs_dir, rec, options.get("classifier_dir"), options.get("use_classifier", True))
+    return store.Completion(metrics, metrics_lines(metrics.to_json(), store.metrics_path(jobs_dir, rec.id)))

@@ -16,6 +16,8 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -389,6 +391,42 @@ def load_results(jobs_dir: Path, record: JobRecord) -> dict[str, Result]:
     return load_record(
         JobResults, results_path(jobs_dir, record.id), "it is missing or corrupt; the job record is unchanged"
     ).to_results()
+
+
+# --------------------------------------------------------------------------------- completion, by purpose
+@dataclass(frozen=True)
+class Completion:
+    """What completing a record produced: the record written (metrics, a study) and the lines to print."""
+
+    record: Record
+    lines: list[str]
+
+
+Completer = Callable[[Path, JobRecord, dict[str, Any]], Completion]
+_COMPLETERS: dict[str, Completer] = {}
+
+
+def completes(purpose: str) -> Callable[[Completer], Completer]:
+    """Register how a record of ``purpose`` is completed (``jobs fetch``): the module that submits records of a
+    purpose owns their completion, so the store dispatches on the purpose instead of every caller branching."""
+
+    def register(fn: Completer) -> Completer:
+        _COMPLETERS[purpose] = fn
+        return fn
+
+    return register
+
+
+def complete(jobs_dir: Path, record_id: str, **options: Any) -> Completion:
+    """Complete a finished record by its purpose's registered completer (``options`` are the completer's)."""
+    rec = load(jobs_dir, record_id)
+    fn = _COMPLETERS.get(rec.purpose)
+    if fn is None:
+        raise QMAEError(
+            f"record {rec.id} is a {rec.purpose!r} record, which this version cannot complete "
+            f"(it completes {', '.join(sorted(_COMPLETERS)) or 'none'})"
+        )
+    return fn(Path(jobs_dir), rec, options)
 
 
 # ------------------------------------------------------------------------------------ remote status / cancel

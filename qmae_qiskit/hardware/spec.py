@@ -3,7 +3,7 @@
 The backend, its noise model, shots, the runtime's mitigation options and readout correction, the fidelity circuit,
 the amplitude loader, the transpiler's level and seed, the simulator and mask seeds, what idle qubits suffer on a
 twin, and what a device or its twin may cost (:class:`QPUBudget`: a dry run, a QPU-seconds cap, a price) are declared
-here once; :class:`~qmae_qiskit.evaluate.submit.SubmitOptions` and :class:`~qmae_qiskit.study.noise.StudySpec`
+here once; :class:`~qmae_qiskit.evaluate.submit.SubmitOptions` and :class:`~qmae_qiskit.study.design.StudySpec`
 compose it (``execution``) and the CLI's ``execution_options`` fills it. Adding a setting is one field here and one
 option there. Records that carry a spec keep it flat (:class:`WithExecution`), so files written before it existed read
 the same.

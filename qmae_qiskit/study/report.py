@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qmae_qiskit.figures import pyplot, save_figure
 from qmae_qiskit.io import atomic_write_text
-from qmae_qiskit.records import load_record, save_record
-from qmae_qiskit.study.noise import NoiseStudy
+from qmae_qiskit.records import save_record
+from qmae_qiskit.study.record import NoiseStudy, default_out, load_study
 
-
-def default_out(study: NoiseStudy) -> Path:
-    size = study.config["image_size"]
-    return Path("results") / "hardware" / f"study-{study.backend}-L{size}.json"
-
-
-def load_study(path: str | Path) -> NoiseStudy:
-    return load_record(NoiseStudy, path, "write it again with `qmae-qiskit study noise`")
+__all__ = ["default_out", "figure", "load_study", "to_markdown", "write_study"]
 
 
 def to_markdown(study: NoiseStudy) -> str:
@@ -32,18 +26,25 @@ def to_markdown(study: NoiseStudy) -> str:
         f"Exact (paper-faithful circuit, exact path): fidelity {study.exact['fidelity']:.4f}, CS "
         f"{study.exact['cs']:.4f}, SSIM {study.exact['ssim']:.4f}.",
         "",
-        "| method | fidelity | bias | mean abs err | RMS err | CS | CS mean abs err | SSIM | SSIM mean abs err "
-        "| circuits | shots | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | fidelity | bias | mean abs err | RMS err | mean std | 95 % coverage | CS | CS mean abs err | SSIM "
+        "| SSIM mean abs err | circuits | shots | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, a in study.aggregates.items():
         f, c, g, cost = a["fidelity"], a["cs"], a["ssim"], a["cost"]
         lines.append(
             f"| {name} | {f['mean_estimate']:.4f} | {f['bias']:+.4f} | {f['mean_abs_error']:.4f} | "
-            f"{f['rms_error']:.4f} | {c['mean_estimate']:.4f} | {c['mean_abs_error']:.4f} | "
+            f"{f['rms_error']:.4f} | {f.get('mean_std', float('nan')):.4f} | {_coverage(f)} | "
+            f"{c['mean_estimate']:.4f} | {c['mean_abs_error']:.4f} | "
             f"{g['mean_estimate']:.4f} | {g['mean_abs_error']:.4f} | {cost['circuits']} | {cost['shots']:,} | "
             f"{cost['seconds']:.1f} |"
         )
+    if study.verdict:
+        lines += ["", f"Verdict: {study.verdict['line']}"]
+    if study.allocation:
+        lines += ["", allocation_line(study.allocation)]
+    if study.qpu_seconds_estimate is not None:
+        lines += ["", f"QPU time estimate: {study.qpu_seconds_estimate:,.1f} s on the device this twin copies."]
     lines += ["", "Methods:", ""] + [f"- `{k}`: {v}" for k, v in study.methods.items()]
     if study.fits:
         lines += [
@@ -69,6 +70,32 @@ def to_markdown(study: NoiseStudy) -> str:
     return "\n".join(lines)
 
 
+def allocation_line(a: dict) -> str:
+    """A budgeted study's allocation in one paragraph: what the pilot measured and what was chosen, and why."""
+    pilot = a["pilot"]
+    models = ", ".join(
+        f"{k.replace('_', ' ')}: slope {m['slope']:.3f}, scatter {m['scatter_std']:.4f}, shot std "
+        f"{m['shot_std_per_shot']:.3f}/sqrt(shots)"
+        for k, m in pilot["models"].items()
+    )
+    opts = "; ".join(
+        f"{k.replace('_', ' ')} ±{o['predicted_std']:.4f} ({o['shots']} shots, K={o['calibration_images']})"
+        for k, o in a["options"].items()
+    )
+    return (
+        f"Budget {a['budget_s']:g} QPU s: a pilot ({pilot['calibration_images']} calibration images at "
+        f"{pilot['shots']} shots, {pilot['qpu_seconds']:.1f} s, method {pilot['method']}) measured {models}. "
+        f"Chosen: {a['shots']} shots per circuit, {a['calibration_images']} calibration images, references "
+        f"{'on' if a['references'] else 'off'} (best of: {opts}); predicted standard error ±{a['predicted_std']:.4f}, "
+        f"mean |error| {a['predicted_mean_abs_error']:.4f}; {a['qpu_seconds']:.1f} QPU s beside the pilot."
+    )
+
+
+def _coverage(f: dict) -> str:
+    """The 95 % intervals' coverage, absent from studies written before it was recorded."""
+    return f"{f['coverage_95']:.0%}" if "coverage_95" in f else "--"
+
+
 def _fit_summary(fit: dict) -> str:
     """The fitted numbers worth reading, with standard errors where the fit has them."""
     if "slope_se" in fit:
@@ -92,12 +119,7 @@ def _fit_summary(fit: dict) -> str:
 
 def figure(study: NoiseStudy, path: Path) -> Path:
     """Estimate against exact per method, fidelity and CS, with the y = x line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from qmae_qiskit.train.plots import save_figure
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     for ax, metric in zip(axes, ("fidelity", "cs")):

@@ -1,0 +1,185 @@
+"""Studies designed for a QPU budget: how many shots, calibration images and whether references pay.
+
+Cost. A study's QPU time is linear in its shots and in its rows (N evaluated + K calibration images): per job,
+``shots × (c0 + c1 × rows)`` plus the per-job overhead, where ``c1`` is one row's circuits × (repetition delay +
+scheduled duration) and ``c0`` what a job runs whatever the rows (mthree's and TREX's calibration circuits).
+Both come from :func:`qmae_qiskit.hardware.qpu_time.plan_work` on the design's own circuits at one and two rows,
+so the repetition delay, the durations and everything mitigation adds are the QPU-time module's.
+
+Error. A calibrated estimate ``x = (y - b) / a`` has, per :mod:`.calibration`, variance
+``(tau^2 + v / shots) (1 + p / K) / a^2``: scatter ``tau`` about the map and per-shot variance ``v`` of the
+measured value (with a reference, of ``m - g m_ref``), both amplified by 1/slope, and the fit's p parameters
+estimated from K points (the mean leverage of a new point is p / K). The slope, tau and v are measured by a
+small pilot study (K0 calibration images at a few shots) on the same device, whose cost counts against the
+budget. The allocation is the (shots, K, references) with the smallest predicted error that fits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.execution import Work
+from qmae_qiskit.hardware.qpu_time import JOB_OVERHEAD_SECONDS, plan_work
+from qmae_qiskit.study.design import Design, StudySpec, updated
+from qmae_qiskit.study.methods import ALIASES
+
+MIN_SHOTS = 100  # fewer shots than this give no usable estimate of a probability; a pass needs at least this
+PILOT_SHOTS = 1000
+PILOT_IMAGES = 12  # three points per parameter of the reference fit, so its scatter has 8 degrees of freedom
+MAX_CALIBRATION_IMAGES = 60
+POINTS_PER_PARAMETER = 3  # fewer calibration images leave the fit's scatter and slope too loosely determined
+REFERENCE_PARTS = ("ref",)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """QPU seconds of a study as ``jobs × overhead + shots × Σ_roles (c0 + c1 × rows)``, per task role."""
+
+    per_row: dict[str, float]  # role -> seconds per shot per row
+    fixed: dict[str, float]  # role -> seconds per shot whatever the rows
+    overhead: float  # seconds per job
+
+    def seconds(self, shots: int, rows: int, references: bool = True) -> float:
+        roles = [r for r in self.per_row if references or not r.startswith("reference/")]
+        return len(roles) * self.overhead + shots * sum(self.fixed[r] + self.per_row[r] * rows for r in roles)
+
+    def max_shots(self, budget: float, rows: int, references: bool) -> int:
+        roles = [r for r in self.per_row if references or not r.startswith("reference/")]
+        per_shot = sum(self.fixed[r] + self.per_row[r] * rows for r in roles)
+        return int((budget - len(roles) * self.overhead) // per_shot) if per_shot > 0 else 0
+
+
+def cost_model(d: Design, backend: Any) -> CostModel:
+    """Per task role of the design, its QPU seconds per shot at one and two rows -> (c1, c0)."""
+    shots = PILOT_SHOTS
+    per_row, fixed = {}, {}
+    for role, task in d.work.tasks.items():
+        secs = []
+        for rows in (1, 2):
+            single = Work({role: replace(task, values=task.values[:1].repeat(rows, axis=0))}, shots=shots)
+            secs.append(plan_work(single, backend).qpu_seconds - JOB_OVERHEAD_SECONDS)
+        per_row[role] = (secs[1] - secs[0]) / shots
+        fixed[role] = (secs[0] - per_row[role] * shots) / shots
+    return CostModel(per_row, fixed, JOB_OVERHEAD_SECONDS)
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """What the pilot measured for one way of calibrating: slope a, scatter tau^2, per-shot variance v, p params."""
+
+    slope: float
+    scatter_var: float
+    shot_var_per_shot: float
+    params: int
+
+    def std(self, shots: int, k: int) -> float:
+        """Predicted standard error of a calibrated estimate at ``shots`` and ``k`` calibration images."""
+        var = (max(self.scatter_var, 0.0) + self.shot_var_per_shot / shots) * (1 + self.params / k)
+        return float(np.sqrt(var) / abs(self.slope))
+
+
+def noise_models(fits: dict[str, Any], pilot_shots: int) -> dict[bool, NoiseModel]:
+    """{references: model} from a pilot's fits of the judged method (the plain affine fit and, if run, the
+    reference fit)."""
+    out = {}
+    f = fits["fidelity"]
+    shot = (f.get("shot_std") or 0.0) ** 2
+    out[False] = NoiseModel(f["slope"], f["residual_std"] ** 2 - shot, shot * pilot_shots, 2)
+    if "fidelity_with_reference" in fits:
+        r = fits["fidelity_with_reference"]
+        shot = (r.get("shot_std") or 0.0) ** 2
+        out[True] = NoiseModel(r["a"], r["residual_std"] ** 2 - shot, shot * pilot_shots, 4)
+    return out
+
+
+def allocate(
+    budget: float, n: int, costs: CostModel, models: dict[bool, NoiseModel], spent: float = 0.0
+) -> dict[str, Any]:
+    """The (shots, K, references) with the smallest predicted error within ``budget - spent`` QPU seconds."""
+    left = budget - spent
+    best: dict[str, Any] | None = None
+    options: dict[str, Any] = {}
+    for references, model in models.items():
+        k_min = POINTS_PER_PARAMETER * model.params
+        choice = None
+        for k in range(k_min, MAX_CALIBRATION_IMAGES + 1):
+            shots = costs.max_shots(left, n + k, references)
+            if shots < MIN_SHOTS:
+                break
+            std = model.std(shots, k)
+            if choice is None or std < choice["predicted_std"]:
+                choice = {"shots": shots, "calibration_images": k, "predicted_std": std}
+        if choice is not None:
+            rows = n + int(choice["calibration_images"])
+            choice["qpu_seconds"] = costs.seconds(int(choice["shots"]), rows, references)
+            options["with_references" if references else "without_references"] = choice
+            if best is None or choice["predicted_std"] < best["predicted_std"]:
+                best = {**choice, "references": references}
+    if best is None:
+        check_minimum(budget, n, costs, {r: m.params for r, m in models.items()}, spent)
+        raise AssertionError("unreachable: a budget above the minimum allows one pass")
+    best["predicted_mean_abs_error"] = float(best["predicted_std"] * np.sqrt(2 / np.pi))
+    best["options"] = options
+    return best
+
+
+def minimum_seconds(n: int, costs: CostModel, params: dict[bool, int], spent: float = 0.0) -> float:
+    """QPU seconds of the cheapest pass: ``n`` images at MIN_SHOTS with the fewest calibration images."""
+    return spent + min(costs.seconds(MIN_SHOTS, n + POINTS_PER_PARAMETER * p, r) for r, p in params.items())
+
+
+def check_minimum(budget: float, n: int, costs: CostModel, params: dict[bool, int], spent: float = 0.0) -> None:
+    """One line naming the minimum when ``budget`` cannot pay for one pass (before anything runs)."""
+    need = minimum_seconds(n, costs, params, spent)
+    if budget < need:
+        raise QMAEError(
+            f"--qpu-budget {budget:g} is too small for one pass: {n} images at {MIN_SHOTS} shots with the fewest "
+            f"calibration images need at least {np.ceil(need):,.0f} QPU seconds (pilot included); raise "
+            "--qpu-budget or pass fewer --images"
+        )
+
+
+def without_references(methods: str) -> str:
+    """The methods with every 'ref' part dropped (``recommended`` -> ``trex+mthree+cal``), each once."""
+    out: list[str] = []
+    for name in (m.strip().lower() for m in methods.split(",") if m.strip()):
+        parts = [p for p in ALIASES.get(name, name).split("+") if p not in REFERENCE_PARTS]
+        kept = "+".join(parts)
+        if kept and kept not in out:
+            out.append(kept)
+    return ",".join(out)
+
+
+def pilot_spec(spec: StudySpec) -> StudySpec:
+    """The pilot: one evaluated image (never read), PILOT_IMAGES calibration images at PILOT_SHOTS shots."""
+    return updated(spec, samples=1, calibration_images=PILOT_IMAGES, shots=PILOT_SHOTS, qpu_budget=None)
+
+
+def budgeted_spec(spec: StudySpec, allocation: dict[str, Any]) -> StudySpec:
+    """The study spec the allocation chose."""
+    methods = spec.methods if allocation["references"] else without_references(spec.methods)
+    return updated(
+        spec, shots=int(allocation["shots"]), calibration_images=int(allocation["calibration_images"]), methods=methods
+    )
+
+
+def pilot_summary(plan: Any, models: dict[bool, NoiseModel]) -> dict[str, Any]:
+    """What the pilot cost and measured, for the record."""
+    return {
+        "shots": PILOT_SHOTS,
+        "calibration_images": PILOT_IMAGES,
+        "qpu_seconds": round(float(plan.qpu_seconds), 3),
+        "models": {
+            ("with_references" if r else "without_references"): {
+                "slope": m.slope,
+                "scatter_std": float(np.sqrt(max(m.scatter_var, 0.0))),
+                "shot_std_per_shot": float(np.sqrt(m.shot_var_per_shot)),
+                "parameters": m.params,
+            }
+            for r, m in models.items()
+        },
+    }
