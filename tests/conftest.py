@@ -24,6 +24,22 @@ def mnist_dir() -> Path:
     return d
 
 
+@pytest.fixture(scope="module")
+def run4(tmp_path_factory) -> Path:
+    """A finished 4x4 run with small random parameters (no training): the smallest model a command can take."""
+    from qmae_qiskit.model.config import QMAEConfig
+    from qmae_qiskit.train.runs import Checkpoint, RunSettings, create_run_dir, save_checkpoint
+
+    cfg = QMAEConfig(image_size=4)
+    settings = RunSettings(config=cfg, train_samples=4, batch_size=4)
+    d = create_run_dir(tmp_path_factory.mktemp("runs") / "qmae4", settings, data_dir=REPO.parent / "shared" / "data")
+    g = torch.Generator().manual_seed(5)
+    theta = 0.3 * torch.rand(cfg.n_theta, generator=g, dtype=torch.float64)
+    token = torch.rand(cfg.n_token, generator=g, dtype=torch.float64)
+    save_checkpoint(d, Checkpoint(step=1, theta=theta, token=token, finished=True))
+    return d
+
+
 @pytest.fixture(autouse=True)
 def _seed_torch():
     torch.manual_seed(1234)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -119,3 +123,88 @@ def test_random_shift_moves_each_image_rigidly():
         r, c = (img == 1.0).nonzero()[0].tolist()
         assert abs(r - 4) <= 2 and abs(c - 4) <= 2 and img[r - 1, c] == 0.5  # the pair moved together
     assert len({tuple((img == 1.0).nonzero()[0].tolist()) for img in y[:, 0]}) > 5  # shifts differ
+
+
+# ------------------------------------------------------------------------------------------- determinism
+# Each entry point trains the same tiny classifier in a fresh process whose torch thread count is set first:
+# a sweep worker (one thread), then the CLI and ``reproduce``'s ensure_classifier in one two-thread process.
+_TINY = {"epochs": 2, "batch_size": 16, "lr": 2e-3, "seed": 3, "augment_shift": 1, "limit": 48}
+_ENTRY = """
+import json, shutil, sys, torch
+from pathlib import Path
+threads, hows, data, out, unpinned = int(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4]), sys.argv[5] == "1"
+tiny = json.loads(sys.argv[6])
+torch.set_num_threads(threads)
+from qmae_qiskit.evaluate import classifier as clf
+if unpinned:  # the control: train on the caller's threads, as before the recipe pinned them
+    clf.TRAIN_THREADS = threads
+for how in hows.split(","):
+    if how == "cli":
+        from click.testing import CliRunner
+        from qmae_qiskit.cli import main
+        args = ["classifier", "train", "--data-dir", data, "--out", str(out / how), "--test-limit", "40", "--json"]
+        for k, v in tiny.items():
+            args += ["--" + k.replace("_", "-"), str(v)]
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, res.output
+    elif how == "reproduce":
+        from qmae_qiskit.experiments.reproduce import ensure_classifier
+        ensure_classifier(out / how, data, 16, False, lambda _: None, tiny, 40)
+    else:
+        from qmae_qiskit.experiments.cells import ClassifierSpec
+        from qmae_qiskit.experiments.tasks import ensure_classifier as task
+        spec = ClassifierSpec(image_size=16, **tiny)
+        res = task(spec, out, data, 40, threads=threads)
+        assert res["ok"], res
+        shutil.copytree(spec.folder(out), out / how)
+    assert torch.get_num_threads() == threads  # the pin is undone afterwards
+"""
+
+
+def _train_in_process(tmp_path, mnist_dir, hows: str, threads: int, unpinned: bool = False) -> dict[str, tuple]:
+    """{entry point: (state_dict, classifier.json)} of the tiny classifier trained in one fresh process."""
+    out = tmp_path / f"t{threads}-{'unpinned' if unpinned else 'pinned'}"
+    cmd = [sys.executable, "-c", _ENTRY, str(threads), hows, str(mnist_dir), str(out), str(int(unpinned))]
+    repo = str(Path(__file__).resolve().parents[1])  # this checkout, not an installed copy
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": repo}
+    done = subprocess.run([*cmd, json.dumps(_TINY)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {
+        how: (torch.load(out / how / clf.WEIGHTS, weights_only=True), json.loads((out / how / clf.INFO).read_text()))
+        for how in hows.split(",")
+    }
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_weights_and_accuracy_do_not_depend_on_threads_or_entry_point(mnist_dir, tmp_path):
+    worker = _train_in_process(tmp_path, mnist_dir, "worker", 1)["worker"]
+    two = _train_in_process(tmp_path, mnist_dir, "cli,reproduce", 2)
+    for how, (weights, info) in two.items():
+        assert _same(worker[0], weights), how  # bit for bit, BatchNorm statistics included
+        assert info["test_accuracy"] == worker[1]["test_accuracy"] and info["train_loss"] == worker[1]["train_loss"]
+    assert worker[1]["recipe"] == clf.RECIPE
+    # the control: without the pin, two threads sum the gradients in another order and the weights differ
+    unpinned = _train_in_process(tmp_path, mnist_dir, "cli", 2, unpinned=True)["cli"]
+    assert not _same(unpinned[0], worker[0])
+
+
+def test_predictions_do_not_depend_on_threads(tiny):
+    images, _, result = tiny
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        logits1 = _logits(result.model, images)
+        torch.set_num_threads(2)
+        logits2 = _logits(result.model, images)
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(logits1, logits2)
+
+
+@torch.inference_mode()
+def _logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    clf.predict(model, images[:2])  # the same channels-last conversion predict makes
+    return model(clf.prepare(images).contiguous(memory_format=torch.channels_last))

@@ -212,17 +212,18 @@ def test_cli_evaluate(runs, mnist_dir, tmp_path):
 
 
 def test_reproduce_end_to_end_and_re_evaluation(mnist_dir, tmp_path):
-    from qmae_qiskit.experiments.reproduce import reproduce
+    from qmae_qiskit.experiments.reproduce import Execution, reproduce
 
     tiny = {"epochs": 1, "train_samples": 16, "val_samples": 0, "batch_size": 16}
     kw = {
         "test_limit": 12,
         "train": tiny,
         "classifier_settings": {"epochs": 1, "limit": 32, "batch_size": 16},
-        "progress": False,
-        "log": lambda m: None,
+        "execution": Execution(workers=1, progress=False, log=lambda m: None),  # in this process, in turn
     }
-    rec = reproduce(tmp_path / "res", mnist_dir, **kw)
+    pooled = Execution(workers=2, progress=False, log=lambda m: None)  # the tasks on two one-thread processes
+    rec = reproduce(tmp_path / "res", mnist_dir, **{**kw, "execution": pooled})
+    assert rec["workers"] == 2 and {"classifier", "train qae-m25", "evaluate qmae-m50"} <= rec["seconds"].keys()
     for f in (
         "table1.md",
         "table1.json",
@@ -236,8 +237,11 @@ def test_reproduce_end_to_end_and_re_evaluation(mnist_dir, tmp_path):
         assert (tmp_path / "res" / f).is_file(), f
     assert rec["n_test_images"] == 12 and set(rec["runs"].values()) == {"trained"}
     assert "| **QMAE (ours)**" in (tmp_path / "res" / "table1.md").read_text()
-    again = reproduce(tmp_path / "res", mnist_dir, **kw)  # finished runs are reused and re-scored identically
-    assert set(again["runs"].values()) == {"reused"} and again["ours"] == rec["ours"]
+    again = reproduce(tmp_path / "res", mnist_dir, **kw)  # finished runs are reused and re-scored identically,
+    assert set(again["runs"].values()) == {"reused"} and again["ours"] == rec["ours"]  # here in this process
+    assert again["baselines"] == rec["baselines"] and again["workers"] == 1
+    seq = reproduce(tmp_path / "seq", mnist_dir, **kw)  # trained in this process: the same numbers as the pool's
+    assert seq["ours"] == rec["ours"] and seq["classifier"] == rec["classifier"]
     res = evaluate(
         tmp_path / "res" / "qae-m25", options=EvalOptions(limit=12, data_dir=str(mnist_dir)), out=tmp_path / "e.json"
     )

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import qiskit_ibm_runtime
-import torch
 from click.testing import CliRunner
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
@@ -32,7 +31,6 @@ from qmae_qiskit.hardware.qpu_time import (
 )
 from qmae_qiskit.hardware.transpile import transpile_for
 from qmae_qiskit.model.config import QMAEConfig
-from qmae_qiskit.train.runs import Checkpoint, RunSettings, create_run_dir, save_checkpoint
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CFG = QMAEConfig(image_size=4)
@@ -179,18 +177,6 @@ def test_usage_of_reads_what_ibm_reports_and_tolerates_jobs_that_cannot_tell():
 
 # ------------------------------------------------------------------------------------------------ commands
 pytestmark_data = pytest.mark.skipif(not (DATA / "MNIST" / "raw").is_dir(), reason="needs MNIST in ../shared/data")
-
-
-@pytest.fixture(scope="module")
-def run4(tmp_path_factory) -> Path:
-    d = create_run_dir(
-        tmp_path_factory.mktemp("runs") / "qmae4", RunSettings(config=CFG, train_samples=4, batch_size=4), data_dir=DATA
-    )
-    g = torch.Generator().manual_seed(5)
-    theta = 0.3 * torch.rand(CFG.n_theta, generator=g, dtype=torch.float64)
-    token = torch.rand(CFG.n_token, generator=g, dtype=torch.float64)
-    save_checkpoint(d, Checkpoint(step=1, theta=theta, token=token, finished=True))
-    return d
 
 
 def _raw_study(run: Path, images: int) -> list[str]:

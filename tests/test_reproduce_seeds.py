@@ -28,8 +28,9 @@ def _check(stat: dict, values: list[float]) -> None:
     assert stat["mean"] == pytest.approx(mean, abs=1e-12) and stat["ci95"] == pytest.approx(ci, abs=1e-12)
 
 
-def test_workers_without_seeds_is_one_line(tmp_path):
-    res = CliRunner().invoke(main, ["reproduce", "--workers", "2", "--out", str(tmp_path / "r")])
+def test_scheduler_without_seeds_is_one_line(tmp_path):
+    # --workers alone is the single-seed pool's size; a scheduler only serves --seeds
+    res = CliRunner().invoke(main, ["reproduce", "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "--seeds" in res.output
     assert not (tmp_path / "r").exists()
 

@@ -10,6 +10,7 @@ from qmae_qiskit.cli.app import QMAEGroup
 from qmae_qiskit.cli.options import (
     data_dir_option,
     data_dir_or_default,
+    device_option,
     echo_json,
     images_option,
     json_option,
@@ -44,6 +45,7 @@ def classifier_group() -> None:
 @images_option(help="Score only the first N test images [default: all].")
 @json_option("classifier.json")
 @renamed({"--limit": "--train-images", "--test-limit": "--images"})
+@device_option
 def classifier_train(
     data_dir: Path | None,
     out: Path,
@@ -56,6 +58,7 @@ def classifier_train(
     train_images: int | None,
     images: int | None,
     as_json: bool,
+    device: str,
 ) -> None:
     """Train the classifier on clean MNIST and report its accuracy on the clean test set."""
 
@@ -71,6 +74,7 @@ def classifier_train(
         limit=train_images,
         test_limit=images,
         progress=not as_json,
+        device=device,
     )
     if as_json:
         echo_json(load_record(ClassifierInfo, out / INFO))  # the record as written

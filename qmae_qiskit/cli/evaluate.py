@@ -9,6 +9,7 @@ import click
 
 from qmae_qiskit.cli.options import (
     data_dir_option,
+    device_option,
     echo_dry_run,
     echo_json,
     execution_options,
@@ -48,6 +49,7 @@ from qmae_qiskit.hardware.qpu_time import QPUPlan
 @out_dir_option("Folder for eval.json [default: RUN].")
 @json_option("eval.json")
 @renamed({"--limit": "--images", "--seed": "--simulator-seed"})
+@device_option
 def evaluate_cmd(
     run: Path,
     split: str,
@@ -58,6 +60,7 @@ def evaluate_cmd(
     baselines: bool,
     out: Path | None,
     as_json: bool,
+    device: str,
     **execution: Any,
 ) -> None:
     """Evaluate the trained run in RUN on a split and write eval.json."""
@@ -70,6 +73,7 @@ def evaluate_cmd(
         classifier_dir=None if classifier_dir is None else str(classifier_dir),
         use_classifier=not no_classifier,
         baselines=baselines,
+        device=device,
     )
     path = out_file(out, run, EVAL_FILE)
     result = evaluate(run, spec, options, out=path, say=plan_printer(spec.budget.dry_run and not as_json))

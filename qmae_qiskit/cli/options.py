@@ -18,6 +18,7 @@ import click
 
 from qmae_qiskit.cli.spellings import renamed
 from qmae_qiskit.data import resolve_data_dir
+from qmae_qiskit.device import DEVICES
 from qmae_qiskit.hardware import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_TRANSPILER_SEED
 from qmae_qiskit.hardware.mitigation import parse_mitigation
 from qmae_qiskit.hardware.spec import ExecutionSpec, QPUBudget
@@ -223,6 +224,14 @@ def _execution_block(backend: Any, shots: Any, simulator_seed: int | None, loade
             help="Seed of the simulator (local backends).",
         ),
         mask_seed_option,
+        click.option(
+            "--placement",
+            type=click.Choice(["qiskit", "noise-aware"]),
+            default="qiskit",
+            show_default=True,
+            help="Physical qubits on a device or twin: Qiskit's own layout, or the lowest expected error (gate, "
+            "readout and idle decoherence) over every placement on the device.",
+        ),
         *IDLE_BLOCK,
     ]
 
@@ -349,3 +358,16 @@ def echo_dry_run(plan: Any, as_json: bool) -> None:
     if as_json:
         echo_json(plan.model_dump() if hasattr(plan, "model_dump") else plan)
     click.echo("dry run: nothing run, nothing submitted, nothing written", err=as_json)
+
+
+def device_option(fn: Callable) -> Callable:
+    """--device auto|cpu|cuda: where torch computes (the exact path's kernel, the classifier)."""
+
+    return click.option(
+        "--device",
+        type=click.Choice(DEVICES),
+        default="auto",
+        show_default=True,
+        help="Where torch computes the exact path and the classifier: auto = cuda when a GPU is visible, else "
+        "cpu. cuda without a GPU is an error. CPU results do not depend on this option.",
+    )(fn)

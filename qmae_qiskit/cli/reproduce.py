@@ -10,15 +10,17 @@ from click.core import ParameterSource
 from qmae_qiskit.cli.options import (
     data_dir_option,
     data_dir_or_default,
+    device_option,
     echo_json,
     images_option,
     json_option,
     mask_seed_option,
 )
 from qmae_qiskit.cli.spellings import QMAECommand, renamed
+from qmae_qiskit.device import resolve_device
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.experiments.multiseed import gap_text, reproduce_seeds, to_markdown
-from qmae_qiskit.experiments.reproduce import reproduce, table_markdown
+from qmae_qiskit.experiments.reproduce import Execution, reproduce, table_markdown
 
 
 @click.command("reproduce", cls=QMAECommand)
@@ -52,7 +54,13 @@ from qmae_qiskit.experiments.reproduce import reproduce, table_markdown
     help="Train every run and the classifier with seeds 0..N-1 on Dask; Table 1 with 95 % intervals "
     "[default --out: results/sweeps/table1-<N>seeds].",
 )
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="--seeds: local Dask workers [cores].")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="One-thread processes for the classifier, trainings and evaluations [cores, at most 5; 1: all in this "
+    "process, one after another]; with --seeds: local Dask workers [cores].",
+)
 @click.option("--scheduler", default=None, help="--seeds: address of a running dask.distributed scheduler.")
 @renamed(
     {
@@ -61,6 +69,7 @@ from qmae_qiskit.experiments.reproduce import reproduce, table_markdown
         "--classifier-limit": "--classifier-train-images",
     }
 )
+@device_option
 def reproduce_cmd(
     out: Path,
     data_dir: Path | None,
@@ -75,6 +84,7 @@ def reproduce_cmd(
     seeds: int | None,
     workers: int | None,
     scheduler: str | None,
+    device: str,
 ) -> None:
     """Train the classifier, QMAE and QAE at 25 %, QMAE at 12.5 % and 50 %; evaluate; write Table 1 and figures.
 
@@ -86,8 +96,10 @@ def reproduce_cmd(
     train = {k: v for k, v in (("epochs", epochs), ("train_samples", train_images)) if v is not None}
     clf = {k: v for k, v in (("epochs", classifier_epochs), ("limit", classifier_train_images)) if v is not None}
     log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
-    if seeds is not None or workers is not None or scheduler is not None:
-        _reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, workers, scheduler, as_json, log)
+    dev = resolve_device(device).type  # --device cuda without a GPU: one line, nothing written
+    if seeds is not None or scheduler is not None:
+        where = (workers, scheduler, dev)
+        _reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, where, as_json, log)
         return
     record = reproduce(
         out,
@@ -96,8 +108,7 @@ def reproduce_cmd(
         train=train,
         classifier_settings=clf,
         mask_seed=mask_seed,
-        progress=progress and not as_json,
-        log=log,
+        execution=Execution(workers=workers, device=device, progress=progress and not as_json, log=log),
     )
     if as_json:
         echo_json(record)
@@ -106,16 +117,16 @@ def reproduce_cmd(
     click.echo(f"wrote {out / 'table1.md'}, {out / 'table1.json'}, fig6.png, fig7.png, fig8.png in {out}")
 
 
-def _reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, workers, scheduler, as_json, log) -> None:
+def _reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, where, as_json, log) -> None:
 
+    workers, scheduler, device = where
     if seeds is None:
-        raise QMAEError("--workers and --scheduler go with --seeds N (the single-seed reproduction runs in-process)")
+        raise QMAEError("--scheduler goes with --seeds N (the single-seed reproduction runs on local processes)")
     ctx = click.get_current_context()
     if ctx.get_parameter_source("out") in (ParameterSource.DEFAULT, None):
         out = Path("results") / "sweeps" / f"table1-{seeds}seeds"
-    record = reproduce_seeds(
-        out, seeds, data_dir, images, train, clf, mask_seed, scheduler=scheduler, workers=workers, log=log
-    )
+    execution = Execution(workers=workers, device=device, log=log, scheduler=scheduler)
+    record = reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, execution)
     if as_json:
         echo_json(record)
         return

@@ -12,6 +12,7 @@ from qmae_qiskit.cli.options import (
     config_options,
     data_dir_option,
     data_dir_or_default,
+    device_option,
     echo_json,
     images_option,
     json_option,
@@ -23,6 +24,7 @@ from qmae_qiskit.cli.train import SETTING_KEYS, SHAPE_KEYS
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.experiments.cells import EvalSpec
 from qmae_qiskit.experiments.grid import load_grid_file, merge_grids, parse_grid_args
+from qmae_qiskit.experiments.reproduce import Execution
 from qmae_qiskit.experiments.summary import to_markdown
 from qmae_qiskit.experiments.sweep import run_sweep
 from qmae_qiskit.train.defaults import BACKEND_DEFAULTS
@@ -102,6 +104,7 @@ AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by ot
         "--classifier-limit": "--classifier-train-images",
     }
 )
+@device_option
 def sweep_cmd(
     grid_args: tuple[str, ...],
     grid_file: Path | None,
@@ -118,6 +121,7 @@ def sweep_cmd(
     data_dir: Path | None,
     plots: bool,
     as_json: bool,
+    device: str,
     **opts: Any,
 ) -> None:
     """Train and evaluate every cell of a grid (exact backend) on Dask; summary.json/md with 95 % intervals.
@@ -144,11 +148,10 @@ def sweep_cmd(
         data_dir=data_dir_or_default(data_dir),
         classifier={"epochs": classifier_epochs, "limit": classifier_limit},
         evaluation=EvalSpec(limit=images, mask_seed=mask_seed),
-        scheduler=scheduler,
-        workers=workers,
-        connect_timeout=connect_timeout,
         plots=plots,
-        log=log,
+        execution=Execution(
+            workers=workers, device=device, log=log, scheduler=scheduler, connect_timeout=connect_timeout
+        ),
     )
     if as_json:
         echo_json(result.summary)

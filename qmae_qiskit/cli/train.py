@@ -14,10 +14,12 @@ from qmae_qiskit.cli.options import (
     config_options,
     data_dir_option,
     data_dir_or_default,
+    device_option,
     echo_json,
     json_option,
 )
 from qmae_qiskit.cli.spellings import QMAECommand, renamed
+from qmae_qiskit.device import resolve_device
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import default_patch_shape
 from qmae_qiskit.train.defaults import BACKEND_DEFAULTS, with_backend_defaults
@@ -183,6 +185,7 @@ SETTING_KEYS = (
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @json_option("the run's settings and the training summary")
 @renamed({"--train-samples": "--train-images", "--val-samples": "--val-images"})
+@device_option
 def train_cmd(
     out: Path,
     name: str | None,
@@ -193,10 +196,12 @@ def train_cmd(
     beta1: float,
     beta2: float,
     as_json: bool,
+    device: str,
     **opts: Any,
 ) -> None:
     """Train QMAE or QAE on MNIST; writes config.json, metrics.jsonl, checkpoint.pt and loss.png."""
 
+    resolve_device(device)  # --device cuda without a GPU: one line, nothing written
     ctx = click.get_current_context()
     explicit = {k for k in ctx.params if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
     opts["betas"] = (beta1, beta2)
@@ -214,7 +219,9 @@ def train_cmd(
 
     click.echo(_describe(settings, run_dir, resume), err=as_json)
     try:
-        result = train(settings, run_dir, data_dir=data_dir, download=download, resume=resume, progress=progress)
+        result = train(
+            settings, run_dir, data_dir=data_dir, download=download, resume=resume, progress=progress, device=device
+        )
     except KeyboardInterrupt as exc:
         click.echo(
             f"Interrupted ({exc or 'Ctrl-C'}). Continue with: qmae-qiskit train --resume --out {out} "

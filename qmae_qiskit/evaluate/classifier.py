@@ -10,7 +10,6 @@ reconstructions, so both pass through the same pixel scaling. Weights are a cach
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from qmae_qiskit.data import load_mnist
+from qmae_qiskit.device import deterministic_cuda, resolve_device, torch_threads
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate.metrics import to_pixels
 from qmae_qiskit.io import atomic_write_with
@@ -55,6 +55,10 @@ def random_shift(x: torch.Tensor, gen: torch.Generator, max_shift: int = 1) -> t
     return padded.permute(0, 2, 3, 1)[torch.arange(B)[:, None, None], rows, cols].permute(0, 3, 1, 2)
 
 
+TRAIN_THREADS = 1  # every classifier trains on one thread: the same weights from a CLI, reproduce or a worker
+RECIPE = "v2: one torch thread, fused Adam"  # recorded in classifier.json (v1: the caller's threads, foreach Adam)
+
+
 @dataclass
 class TrainResult:
     model: nn.Module
@@ -70,50 +74,29 @@ def train_classifier(
     seed: int = 0,
     augment_shift: int = 1,
     progress: bool = True,
-    log: Callable[[str], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> TrainResult:
-    """Adam + one-cycle schedule on clean images (N, L, L); deterministic for a given seed and thread count."""
+    """Adam + one-cycle schedule on clean images (N, L, L).
+
+    The same weights for a given seed whatever the caller's thread count: the training (and the BatchNorm
+    recalibration, which also sums over images) runs on :data:`TRAIN_THREADS` threads. On CUDA it is
+    deterministic too (cuDNN's deterministic kernels) but not equal to the CPU's weights.
+    """
     if epochs < 1 or batch_size < 1:
         raise QMAEError(f"epochs and batch size must be positive, got {epochs} and {batch_size}")
     if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
         raise QMAEError(
             f"need as many labels as images (and at least one), got {images.shape[0]} and {labels.shape[0]}"
         )
-    torch.manual_seed(seed)
-    model = resnet18_small()
-    x, y = prepare(images), labels.long()
-    steps = epochs * ((len(x) + batch_size - 1) // batch_size)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    gen = torch.Generator().manual_seed(seed)
-
-    bar = tqdm(total=steps, desc="classifier", disable=not progress, unit="step")
+    dev = resolve_device(device)
     t0 = time.perf_counter()
-    losses = []
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(x), generator=gen)
-        total, count = 0.0, 0
-        for start in range(0, len(x), batch_size):
-            rows = perm[start : start + batch_size]
-            if len(rows) < 2:  # BatchNorm needs two samples
-                bar.update(1)
-                continue
-            xb = random_shift(x[rows], gen, augment_shift) if augment_shift > 0 else x[rows]
-            loss = nn.functional.cross_entropy(model(xb), y[rows])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(rows)
-            count += len(rows)
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{total / max(count, 1):.4f}")
-        losses.append(total / max(count, 1))
-        if log:
-            log(f"classifier epoch {epoch + 1}/{epochs}: loss {losses[-1]:.4f}")
-    bar.close()
-    recalibrate_batchnorm(model, x[torch.randperm(len(x), generator=gen)[:4096]])
+    with torch_threads(TRAIN_THREADS), deterministic_cuda(dev):
+        torch.manual_seed(seed)
+        model = resnet18_small().to(dev)
+        x, y = prepare(images), labels.long()
+        gen = torch.Generator().manual_seed(seed)
+        losses = _fit(model, x, y, gen, _Schedule(epochs, batch_size, lr, augment_shift), progress)
+        recalibrate_batchnorm(model, x[torch.randperm(len(x), generator=gen)[:4096]].to(dev))
     info = {
         "architecture": "resnet18, 1-channel conv1, maxpool=identity, 10 classes",
         "epochs": epochs,
@@ -121,6 +104,8 @@ def train_classifier(
         "lr": lr,
         "seed": seed,
         "augment_shift": augment_shift,
+        "recipe": RECIPE,
+        "device": dev.type,
         "n_train": len(x),
         "image_size": int(images.shape[-1]),
         "train_loss": losses,
@@ -128,6 +113,51 @@ def train_classifier(
         "input_scaling": "metrics.to_pixels (divide by the image's maximum)",
     }
     return TrainResult(model, info)
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    epochs: int
+    batch_size: int
+    lr: float
+    augment_shift: int
+
+
+def _fit(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, s: _Schedule, progress: bool
+) -> list[float]:
+    """The training loop; batches are drawn and shifted on the CPU (``gen``) and moved to the model's device,
+    so the data order is the same on every device. Returns the mean loss of each epoch."""
+
+    dev = next(model.parameters()).device
+    steps = s.epochs * ((len(x) + s.batch_size - 1) // s.batch_size)
+    opt = torch.optim.Adam(model.parameters(), lr=s.lr, fused=True)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=steps)
+    y = y.to(dev)
+    bar = tqdm(total=steps, desc="classifier", disable=not progress, unit="step")
+    losses = []
+    for epoch in range(s.epochs):
+        model.train()
+        perm = torch.randperm(len(x), generator=gen)
+        total = torch.zeros((), dtype=torch.float64, device=dev)
+        count = 0
+        for start in range(0, len(x), s.batch_size):
+            rows = perm[start : start + s.batch_size]
+            bar.update(1)
+            if len(rows) < 2:  # BatchNorm needs two samples
+                continue
+            xb = random_shift(x[rows], gen, s.augment_shift) if s.augment_shift > 0 else x[rows]
+            loss = nn.functional.cross_entropy(model(xb.to(dev, non_blocking=True)), y[rows.to(dev)])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.detach().double() * len(rows)  # no host sync per step on a GPU
+            count += len(rows)
+        losses.append(float(total) / max(count, 1))
+        bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}")
+    bar.close()
+    return losses
 
 
 @torch.no_grad()
@@ -157,15 +187,18 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> t
 
     Runs in channels-last memory format (the model is converted once, in place): oneDNN's convolutions are about
     twice as fast that way on CPU, and the logits differ from the default layout only by float32 rounding.
+    The logits do not depend on the thread count (inference splits no sum between threads; tested). On a GPU
+    the model stays where it is and each batch is moved to it; the labels come back on the CPU.
     """
     model.eval()
     if not getattr(model, "_qmae_channels_last", False):
         model.to(memory_format=torch.channels_last)
         model._qmae_channels_last = True  # type: ignore[assignment]
+    dev = next(model.parameters()).device
     out = []
     for start in range(0, images.shape[0], batch_size):
-        x = prepare(images[start : start + batch_size]).contiguous(memory_format=torch.channels_last)
-        out.append(model(x).argmax(1))
+        x = prepare(images[start : start + batch_size]).to(dev).contiguous(memory_format=torch.channels_last)
+        out.append(model(x).argmax(1).cpu())
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
@@ -187,6 +220,8 @@ class ClassifierInfo(UnversionedBefore):
     lr: float
     seed: int
     augment_shift: int
+    recipe: str | None = None  # left out of the records of the first recipe
+    device: str | None = None
     n_train: int
     image_size: int
     train_loss: list[float]
@@ -194,6 +229,8 @@ class ClassifierInfo(UnversionedBefore):
     input_scaling: str
     n_test: int | None = None
     test_accuracy: float | None = None
+
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("recipe", "device")
 
     def info(self) -> dict[str, Any]:
         """The fields alone, as the callers read them (no schema or provenance)."""
@@ -214,8 +251,8 @@ def exists(folder: str | Path) -> bool:
     return (folder / WEIGHTS).is_file() and (folder / INFO).is_file()
 
 
-def load(folder: str | Path) -> tuple[nn.Module, dict]:
-    """The cached classifier in ``folder`` and its info; a clear error if there is none."""
+def load(folder: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """The cached classifier in ``folder`` (on ``device``) and its info; a clear error if there is none."""
     folder = Path(folder)
     if not exists(folder):
         raise QMAEError(
@@ -227,7 +264,7 @@ def load(folder: str | Path) -> tuple[nn.Module, dict]:
         model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
     except Exception as exc:
         raise QMAEError(f"cannot read classifier weights {folder / WEIGHTS}: {exc}") from exc
-    model.eval()
+    model.to(resolve_device(device)).eval()
     return model, load_record(ClassifierInfo, folder / INFO).info()
 
 
@@ -235,29 +272,19 @@ def train_and_cache(
     data_dir: str | Path | None,
     out: str | Path,
     image_size: int = 16,
-    epochs: int = 5,
-    batch_size: int = 128,
-    lr: float = 2e-3,
-    seed: int = 0,
-    augment_shift: int = 1,
     limit: int | None = None,
     test_limit: int | None = None,
     progress: bool = True,
+    device: str | torch.device = "cpu",
+    **recipe: Any,
 ) -> dict:
-    """Train on the whole MNIST training split at ``image_size``, score the clean test split, cache in ``out``."""
+    """Train on the MNIST training split at ``image_size`` (the first ``limit`` images), score the clean test
+    split, cache in ``out``. ``recipe``: :func:`train_classifier`'s epochs, batch_size, lr, seed, augment_shift."""
 
+    dev = resolve_device(device)  # before anything is read or written: a missing GPU is one line
     train = load_mnist(data_dir, train=True, image_size=image_size, limit=limit)
     test = load_mnist(data_dir, train=False, image_size=image_size, limit=test_limit)
-    result = train_classifier(
-        train.images,
-        train.labels,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        augment_shift=augment_shift,
-        progress=progress,
-    )
+    result = train_classifier(train.images, train.labels, progress=progress, device=dev, **recipe)
     result.info["n_test"] = len(test)
     result.info["test_accuracy"] = accuracy(result.model, test.images, test.labels)
     save(out, result)

@@ -22,9 +22,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from qmae_qiskit.data import ImageSet, load_mnist, load_split
+from qmae_qiskit.device import resolve_device
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import baselines as bl
 from qmae_qiskit.evaluate.classifier import INFO, ClassifierInfo, exists, load, train_and_cache
+from qmae_qiskit.evaluate.device_choice import choose_for_run
 from qmae_qiskit.evaluate.prepare import outputs, prepare
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1, PIXEL_SCALING, aggregate, score, score_images
 from qmae_qiskit.hardware.executors import make_executor
@@ -74,10 +76,17 @@ class EvalResult(Record):
     paper: dict[str, float] | None = None
     seconds: dict[str, float] = {}
     loader: str | None = None  # an approximate amplitude loader; absent for the exact RY tree (as before loaders)
+    placement: str | None = None  # "noise-aware" where chosen; absent for Qiskit's own layout (as before placement)
     qpu_seconds_estimate: float | None = None  # a device or its twin: hardware.qpu_time's estimate
     qpu_plan: dict[str, Any] | None = None
     qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("loader", "qpu_seconds_estimate", "qpu_plan", "qpu_usage")
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (
+        "loader",
+        "placement",
+        "qpu_seconds_estimate",
+        "qpu_plan",
+        "qpu_usage",
+    )
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
@@ -154,19 +163,19 @@ def find_classifier(run_dir: Path, explicit: str | Path | None, image_size: int 
 
 
 def load_classifier(
-    run_dir: Path, explicit: str | Path | None, required: bool, image_size: int = 16
+    run_dir: Path, explicit: str | Path | None, required: bool, image_size: int = 16, device: str = "cpu"
 ) -> tuple[Any, dict | None, Path]:
     """(model or None, its info, its folder): required -> a missing classifier is an error with the fix."""
 
     path = find_classifier(run_dir, explicit, image_size)
     if exists(path) or required:
-        model, info = load(path)
+        model, info = load(path, device)
         return model, info, path
     return None, None, path
 
 
 def classifier_for_run(
-    run_dir: Path, explicit: str | Path | None, data_dir: str | Path | None, image_size: int
+    run_dir: Path, explicit: str | Path | None, data_dir: str | Path | None, image_size: int, device: str = "cpu"
 ) -> tuple[Any, dict | None, Path]:
     """The classifier ``evaluate`` needs: found as :func:`find_classifier` finds it, or trained once and cached.
 
@@ -182,8 +191,8 @@ def classifier_for_run(
             f"`qmae-qiskit classifier train --image-size {image_size} --out {path}` does); later evaluations reuse it",
             file=sys.stderr,
         )
-        train_and_cache(data_dir, path, image_size=image_size, progress=True)
-    return load_classifier(run_dir, path, required=True, image_size=image_size)
+        train_and_cache(data_dir, path, image_size=image_size, progress=True, device=device)
+    return load_classifier(run_dir, path, required=True, image_size=image_size, device=device)
 
 
 class EvalOptions(BaseModel):
@@ -198,6 +207,7 @@ class EvalOptions(BaseModel):
     classifier_dir: str | None = None
     use_classifier: bool = True
     baselines: bool = True
+    device: str = Field("cpu", description="where torch runs the classifier and the exact path (auto, cpu, cuda)")
 
 
 def evaluate(
@@ -220,9 +230,10 @@ def evaluate(
     (``execution.budget``) returns the plan and runs, trains and writes nothing."""
 
     t0, opts, run_dir = time.perf_counter(), options or EvalOptions(), Path(run_dir)
-    spec = (execution or ExecutionSpec()).on_planned_backend(say)
+    dev = resolve_device(opts.device).type  # a missing GPU is one line, before anything is read or written
+    spec = choose_for_run(execution or ExecutionSpec(), run_dir, say).on_planned_backend(say)
     tm = load_trained(run_dir)
-    executor = make_executor(spec.backend, spec.noise_model, spec.idle)
+    executor = make_executor(spec.backend, spec.noise_model, spec.idle, dev)
     if spec.shots is None and (executor.kind in ("twin", "ibm") or spec.noise_model is not None):
         spec = spec.model_copy(update={"shots": 4096})
     source = opts.data_dir if opts.data_dir is not None else tm.data_dir
@@ -235,11 +246,9 @@ def evaluate(
         assert plan is not None  # plan_for refuses a dry run off a device
         return plan
     planned = time.perf_counter() - t1
-    clf = (
-        classifier_for_run(run_dir, opts.classifier_dir, source, tm.cfg.image_size)
-        if opts.use_classifier
-        else (None, None, None)
-    )
+    clf: tuple[Any, dict | None, Path | None] = (None, None, None)
+    if opts.use_classifier:
+        clf = classifier_for_run(run_dir, opts.classifier_dir, source, tm.cfg.image_size, dev)
     t1 = time.perf_counter()
     scored = _run_and_score(prepared, data, executor, clf[0])
     t2 = time.perf_counter()
@@ -314,6 +323,7 @@ def _record(
         circuits={} if exact else scored.prepared.circuit_summary(),
         mask_seed=spec.mask_seed,
         loader=spec.loader,
+        placement=None if spec.placement == "qiskit" else spec.placement,
         metrics=scored.metrics,
         paper=PAPER_TABLE1.get(tm.kind) if paper else None,
         **extra,

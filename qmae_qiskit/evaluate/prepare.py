@@ -21,6 +21,7 @@ from qmae_qiskit.data import ImageSet
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.backends import ensure_fits
 from qmae_qiskit.hardware.execution import EstimatorTask, Executor, SamplerTask, Work
+from qmae_qiskit.hardware.placement import place
 from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.hardware.transpile import map_observable, transpile_for, two_qubit_count
 from qmae_qiskit.model.approx_loader import as_spec, fit_loader
@@ -118,6 +119,14 @@ def logical_circuits(
     return qc, obs, reconstruction_circuit(cfg, measure=True, loader=loader)
 
 
+def isa_for(circuit: QuantumCircuit, target: Any, spec: ExecutionSpec) -> QuantumCircuit:
+    """``circuit`` transpiled for ``target`` at the spec's level and seed, on the qubits its ``placement`` picks."""
+    if spec.placement == "qiskit":
+        return transpile_for(circuit, target, spec.optimization_level, spec.seed_transpiler)
+
+    return place(circuit, target, spec.optimization_level, spec.seed_transpiler, spec.placement).isa
+
+
 def prepare(
     tm: TrainedModel, data: ImageSet, spec: ExecutionSpec, executor: Executor, roles: tuple[str, ...] = ROLES
 ) -> Prepared:
@@ -190,12 +199,12 @@ def _tasks(
     tasks: dict = {}
     logical: dict[str, QuantumCircuit] = {}
     if FIDELITY in roles:
-        isa = fid_qc if target is None else transpile_for(fid_qc, target, spec.optimization_level, spec.seed_transpiler)
+        isa = fid_qc if target is None else isa_for(fid_qc, target, spec)
         obs = fid_obs if target is None else map_observable(fid_obs, isa)
         tasks[FIDELITY] = EstimatorTask(isa, obs, parameter_values(isa, tm.theta, x_masked, clean, **angles))
         logical[FIDELITY] = fid_qc
     if RECONSTRUCTION in roles:
-        isa = rec_qc if target is None else transpile_for(rec_qc, target, spec.optimization_level, spec.seed_transpiler)
+        isa = rec_qc if target is None else isa_for(rec_qc, target, spec)
         masked_only = {k: v for k, v in angles.items() if k == "masked_angles"}
         tasks[RECONSTRUCTION] = SamplerTask(isa, parameter_values(isa, tm.theta, x_masked, **masked_only), "pixel")
         logical[RECONSTRUCTION] = rec_qc

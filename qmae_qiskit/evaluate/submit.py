@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from qmae_qiskit.data import images_sha256, load_split
 from qmae_qiskit.errors import QMAEError, one_line
+from qmae_qiskit.evaluate.device_choice import with_chosen_device
 from qmae_qiskit.evaluate.evaluation import load_classifier
 from qmae_qiskit.evaluate.prepare import FIDELITY, RECONSTRUCTION, prepare
 from qmae_qiskit.evaluate.scoring import aggregate, score
@@ -100,6 +101,7 @@ def _context(prep, opts: SubmitOptions) -> dict[str, Any]:
         "seed_transpiler": opts.execution.seed_transpiler,
         "transpile_seconds": round(prep.transpile_seconds, 3),
         **({"loader": opts.execution.loader} if opts.execution.loader else {}),
+        **({"placement": opts.execution.placement} if opts.execution.placement != "qiskit" else {}),
     }
 
 
@@ -129,9 +131,10 @@ def submit(
     say: Callable[[str], None] | None = None,
 ) -> Submission | QPUPlan:
     """Submit the N-image evaluation (Estimator fidelity + Sampler reconstruction) and write the record at once.
-    Its QPU plan goes to ``say`` first; a dry run returns the plan and submits and writes nothing."""
+    Its QPU plan goes to ``say`` first; a dry run returns the plan and submits and writes nothing. ``--backend
+    auto`` or a list submits to the device of lowest expected error (:mod:`~qmae_qiskit.evaluate.device_choice`)."""
 
-    opts = opts.on_planned_backend(say)
+    opts = with_chosen_device(opts, opts.run, say).on_planned_backend(say)
     spec = opts.execution
     executor, prep = _prepare(opts)
     plan = plan_for(prep.work, executor, opts.budget, say)

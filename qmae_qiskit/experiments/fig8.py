@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from qmae_qiskit.data import load_mnist
-from qmae_qiskit.experiments.reproduce import RunSpec, ensure_trained
+from qmae_qiskit.experiments.paper_runs import RunSpec, ensure_trained
 from qmae_qiskit.figures import pyplot, save_figure
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import eval_masks

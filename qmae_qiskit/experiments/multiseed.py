@@ -10,7 +10,6 @@ committed single-seed Table 1 again. Layout of ``out``: ``classifiers/L16-c<s>/`
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,8 +18,9 @@ from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
 from qmae_qiskit.experiments.cells import Cell, ClassifierSpec, EvalSpec, check_out_folder, is_finished
 from qmae_qiskit.experiments.cluster import get_client
 from qmae_qiskit.experiments.grid import Grid
+from qmae_qiskit.experiments.paper_runs import CLASSIFIER_DEFAULTS, PAPER_GAP, TRAIN_DEFAULTS, run_specs
 from qmae_qiskit.experiments.records import GroupStats, Stat, SweepSummary
-from qmae_qiskit.experiments.reproduce import CLASSIFIER_DEFAULTS, PAPER_GAP, TRAIN_DEFAULTS, run_specs
+from qmae_qiskit.experiments.reproduce import Execution
 from qmae_qiskit.experiments.runner import RunReport, run_cells
 from qmae_qiskit.experiments.stats import METHOD, interval_text
 from qmae_qiskit.experiments.summary import build_summary, write_summary
@@ -217,11 +217,13 @@ def reproduce_seeds(
     train: dict | None = None,
     classifier_settings: dict | None = None,
     mask_seed: int = 0,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    log: Callable[[str], None] = print,
+    execution: Execution | None = None,
 ) -> MultiSeedTable:
-    """Everything in the module docstring; returns the table1.json record."""
+    """Everything in the module docstring; returns the table1.json record. ``execution``: the Dask scheduler (or
+    a local cluster of ``workers``), the log and the resolved torch device type the workers compute on."""
+
+    ex = execution or Execution()
+    log = ex.log
 
     if seeds < 1:
         raise QMAEError(f"--seeds must be at least 1, got {seeds}")
@@ -236,10 +238,10 @@ def reproduce_seeds(
         report = RunReport(skipped=[c.name for c in cells])
         log(f"all {len(cells)} runs in {out} are finished; rebuilding the table")
     else:
-        with get_client(scheduler, workers) as client:
+        with get_client(ex.scheduler, ex.workers) as client:
             log(f"{len(cells)} runs ({seeds} seeds x 4) and {seeds} classifiers -> {out}")
             out.mkdir(parents=True, exist_ok=True)
-            report = run_cells(client, cells, out, data_dir, log=log)
+            report = run_cells(client, cells, out, data_dir, log=log, device=ex.device)
     grid: Grid = {"run": [s.name for s in run_specs()], "seed": list(seed_list)}
     summary = build_summary(cells, grid, {"train": {**TRAIN_DEFAULTS, **train}}, out, report)
     write_summary(summary, out, plots=False)

@@ -127,6 +127,9 @@ class Table1Record(UnversionedBefore):
     paper_qmae_minus_qae_accuracy: float
     checks: dict[str, bool]
     seconds: dict[str, float]
+    workers: int | None = None  # processes that trained and evaluated the runs (left out of 0.1's records)
+
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("workers",)
 
 
 class RunParams(BaseModel):

@@ -24,129 +24,47 @@ from pathlib import Path
 
 import torch
 
-from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.device import resolve_device
 from qmae_qiskit.evaluate import classifier as clf_mod
 from qmae_qiskit.evaluate import figures
 from qmae_qiskit.evaluate.evaluation import (
+    EVAL_FILE,
     EvalData,
-    EvalOptions,
-    EvalResult,
-    evaluate,
     evaluate_baselines,
     load_eval_data,
 )
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
+from qmae_qiskit.experiments import reproduce_pool as pool
+from qmae_qiskit.experiments.paper_runs import (
+    CLASSIFIER_DEFAULTS,
+    PAPER_GAP,
+    TRAIN_DEFAULTS,
+    RunSpec,
+    ensure_classifier,
+    ensure_trained,
+    run_specs,
+)
 from qmae_qiskit.experiments.records import ParamsRecord, Table1Record
-from qmae_qiskit.hardware.spec import ExecutionSpec
+from qmae_qiskit.experiments.reproduce_pool import Results, score_run
 from qmae_qiskit.io import atomic_write_text
-from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.records import save_record
 from qmae_qiskit.train.runs import (
-    CHECKPOINT_FILE,
-    RunSettings,
-    load_checkpoint,
     load_trained,
     read_metrics,
-    read_settings,
-    settings_differences,
 )
-from qmae_qiskit.train.training import train as train_run
-
-PAPER_GAP = 0.1286  # QMAE - QAE accuracy, paper abstract and Table 1 (65.06 % - 52.20 %)
-
-# Training settings used for every run (chosen by the tuning recorded in table1.md).
-TRAIN_DEFAULTS = {
-    "batch_size": 256,
-    "epochs": 40,
-    "train_samples": 4500,
-    "val_samples": 500,
-    "lr": 0.01,
-    "theta_init": "uniform",
-    "token_init": "mean",
-    "seed": 0,
-    "checkpoint_every": 50,
-}
-CLASSIFIER_DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 2e-3, "seed": 0, "augment_shift": 1}
 
 
 @dataclass(frozen=True)
-class RunSpec:
-    name: str
-    model: str
-    mask_ratio: float
-    config: QMAEConfig
+class Execution:
+    """How ``reproduce``, ``reproduce_seeds`` and ``run_sweep`` run, never what they compute: processes (or a Dask
+    scheduler), the torch device, progress bars and the log."""
 
-
-def run_specs() -> list[RunSpec]:
-    """QMAE and QAE at 25 %, QMAE at 12.5 % and 50 % (paper Table 1 and Fig. 7)."""
-    quad = QMAEConfig()  # 16x16, 8 data qubits, 7 latent, 8x8 patches
-    half_quad = QMAEConfig(patch_height=4, patch_width=8)
-    return [
-        RunSpec("qmae-m25", "qmae", 0.25, quad),
-        RunSpec("qae-m25", "qae", 0.25, quad),
-        RunSpec("qmae-m12.5", "qmae", 0.125, half_quad),
-        RunSpec("qmae-m50", "qmae", 0.5, quad),
-    ]
-
-
-def _settings(spec: RunSpec, train: dict):
-
-    return RunSettings(model=spec.model, backend="exact", config=spec.config, mask_ratio=spec.mask_ratio, **train)
-
-
-def ensure_trained(
-    spec: RunSpec, run_dir: Path, train: dict, data_dir: str | Path | None, progress: bool, log: Callable[[str], None]
-) -> str:
-    """Train the run unless it is already finished with the same settings; returns what was done."""
-
-    settings = _settings(spec, train)
-    resume = False
-    if run_dir.exists() and any(run_dir.iterdir()):
-        stored = read_settings(run_dir)
-        diffs = settings_differences(stored, settings)
-        if diffs:
-            raise QMAEError(
-                f"{run_dir} was trained with other settings ({'; '.join(diffs)}); remove it or pass another --out"
-            )
-        if (run_dir / CHECKPOINT_FILE).is_file() and load_checkpoint(run_dir, settings).finished:
-            log(f"{spec.name}: already trained ({run_dir}), reusing it")
-            return "reused"
-        resume = True
-    log(
-        f"{spec.name}: training {spec.model.upper()} at {spec.mask_ratio:.1%} mask "
-        f"({settings.total_steps} steps){' (resuming)' if resume else ''}"
-    )
-    train_run(settings, run_dir, data_dir=data_dir, resume=resume, progress=progress)
-    return "resumed" if resume else "trained"
-
-
-def ensure_classifier(
-    folder: Path,
-    data_dir: str | Path | None,
-    image_size: int,
-    progress: bool,
-    log: Callable[[str], None],
-    settings: dict,
-    test_limit: int | None = None,
-) -> dict:
-    """The cached classifier's info, training it first if the folder has none."""
-    atomic_write_text(
-        folder / ".gitignore", "# weights are a cache: `qmae-qiskit reproduce` retrains them\nclassifier.pt\n"
-    )
-    if clf_mod.exists(folder):
-        info = clf_mod.load(folder)[1]
-        diffs = [f"{k}: {info[k]} -> {v}" for k, v in settings.items() if k in info and info[k] != v]
-        if diffs:
-            raise QMAEError(
-                f"the classifier cached in {folder} was trained with other settings "
-                f"({'; '.join(diffs)}); remove {folder / clf_mod.WEIGHTS} to retrain it"
-            )
-        log(f"classifier: cached in {folder}, reusing it")
-        return info
-    log(f"classifier: training ResNet18 on clean MNIST ({settings['epochs']} epochs)")
-    return clf_mod.train_and_cache(
-        data_dir, folder, image_size=image_size, progress=progress, test_limit=test_limit, **settings
-    )
+    workers: int | None = None  # reproduce: None = one per core (at most 5), 1 = all in this process; Dask: workers
+    device: str = "cpu"
+    progress: bool = True
+    log: Callable[[str], None] = print
+    scheduler: str | None = None  # Dask: a running dask.distributed scheduler's address (None: a local cluster)
+    connect_timeout: float = 5.0  # Dask: seconds to wait for ``scheduler``
 
 
 def reproduce(
@@ -156,57 +74,83 @@ def reproduce(
     train: dict | None = None,
     classifier_settings: dict | None = None,
     mask_seed: int = 0,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
+    execution: Execution | None = None,
 ) -> dict:
-    """Everything in the module docstring; returns the table1.json record."""
+    """Everything in the module docstring; returns the table1.json record.
+
+    ``execution``: with more than one worker (the default on a multi-core CPU) the classifier, the four
+    trainings, the evaluations and the baselines run as tasks on one-thread processes
+    (:mod:`qmae_qiskit.experiments.reproduce_pool`); with one, in this process in turn (the path before the pool).
+    The numbers are the same either way.
+    """
+
     t0 = time.perf_counter()
+    ex = execution or Execution()
+    device = resolve_device(ex.device).type  # a missing GPU fails here, before anything is written
     out = Path(out)
     train = {**TRAIN_DEFAULTS, **(train or {})}
     classifier_settings = {**CLASSIFIER_DEFAULTS, **(classifier_settings or {})}
     specs = run_specs()
-    seconds: dict[str, float] = {}
-
-    actions = {}
-    for spec in specs:
-        t = time.perf_counter()
-        actions[spec.name] = ensure_trained(spec, out / spec.name, train, data_dir, progress, log)
-        seconds[f"train {spec.name}"] = round(time.perf_counter() - t, 1)
-
-    t = time.perf_counter()
-    clf_info = ensure_classifier(out / "classifier", data_dir, 16, progress, log, classifier_settings, test_limit)
-    seconds["classifier"] = round(time.perf_counter() - t, 1)
-    classifier, _ = clf_mod.load(out / "classifier")
-    log("evaluating on the test split (exact path)")
+    job = pool.Job(out, data_dir, test_limit, mask_seed, device)
+    workers = ex.workers or (1 if device == "cuda" else pool.default_workers())
+    if workers > 1:
+        res = pool.run_all(specs, job, train, classifier_settings, workers, ex.log)
+    else:
+        res = _sequential(specs, job, train, classifier_settings, ex)
     data = load_eval_data(data_dir, "test", 16, test_limit)
-    evals, baselines = {}, {}
-    options = EvalOptions(limit=test_limit, classifier_dir=str(out / "classifier"), baselines=False)
-    for spec in specs:
-        key = f"{spec.mask_ratio:g}"
-        if key not in baselines:
-            t = time.perf_counter()
-            baselines[key] = evaluate_baselines(spec.config, spec.mask_ratio, data, classifier, mask_seed)
-            seconds[f"baselines {key}"] = round(time.perf_counter() - t, 1)
-        t = time.perf_counter()
-        result = evaluate(
-            out / spec.name, ExecutionSpec(mask_seed=mask_seed), options, data=data, shared_baselines=baselines[key]
-        )
-        assert isinstance(result, EvalResult)  # no dry run: the exact path
-        evals[spec.name] = result.to_json()
-        seconds[f"evaluate {spec.name}"] = round(time.perf_counter() - t, 1)
-
-    log("figures")
+    for spec in specs:  # the baselines, scored once per mask ratio, join each run's record (through the codec)
+        result = res.evals[spec.name].model_copy(update={"baselines": res.baselines[f"{spec.mask_ratio:g}"]})
+        save_record(result, out / spec.name / EVAL_FILE)
+        res.evals[spec.name] = result
+    ex.log("figures")
     t = time.perf_counter()
     write_figures(out, data, mask_seed)
-    seconds["figures"] = round(time.perf_counter() - t, 1)
+    res.seconds["figures"] = round(time.perf_counter() - t, 1)
     write_params(out, specs)
-    seconds["total"] = round(time.perf_counter() - t0, 1)
+    res.seconds["total"] = round(time.perf_counter() - t0, 1)
     record = table_record(
-        evals, baselines, clf_info, train, classifier_settings, actions, seconds, len(data.images), mask_seed
+        {name: result.to_json() for name, result in res.evals.items()},
+        res.baselines,
+        res.classifier,
+        train,
+        classifier_settings,
+        res.actions,
+        res.seconds,
+        len(data.images),
+        mask_seed,
     )
+    record["workers"] = workers
     save_record(Table1Record.model_validate(record), out / "table1.json")
     atomic_write_text(out / "table1.md", table_markdown(record))
     return record
+
+
+def _sequential(specs: list[RunSpec], job, train: dict, clf_settings: dict, ex: Execution):
+    """The tasks one after another in this process (the order ``reproduce`` had before the pool)."""
+
+    res = Results({}, {}, {}, {}, {})
+    for spec in specs:
+        t = time.perf_counter()
+        res.actions[spec.name] = ensure_trained(spec, job.out / spec.name, train, job.data_dir, ex.progress, ex.log)
+        res.seconds[f"train {spec.name}"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
+    res.classifier = ensure_classifier(
+        job.out / "classifier", job.data_dir, 16, ex.progress, ex.log, clf_settings, job.test_limit, job.device
+    )
+    res.seconds["classifier"] = round(time.perf_counter() - t, 1)
+    classifier, _ = clf_mod.load(job.out / "classifier", job.device)
+    ex.log("evaluating on the test split (exact path)")
+    data = load_eval_data(job.data_dir, "test", 16, job.test_limit)
+    for spec in specs:
+        t = time.perf_counter()
+        res.evals[spec.name] = score_run(spec, job, data)
+        res.seconds[f"evaluate {spec.name}"] = round(time.perf_counter() - t, 1)
+        key = f"{spec.mask_ratio:g}"
+        if key not in res.baselines:
+            t = time.perf_counter()
+            res.baselines[key] = evaluate_baselines(spec.config, spec.mask_ratio, data, classifier, job.mask_seed)
+            res.seconds[f"baselines {key}"] = round(time.perf_counter() - t, 1)
+    return res
 
 
 def write_figures(out: Path, data: EvalData, mask_seed: int) -> None:

@@ -57,8 +57,13 @@ def run_cells(
     data_dir: str | Path | None,
     threads: int = 1,
     log: Callable[[str], None] = print,
+    device: str = "cpu",
 ) -> RunReport:
-    """Run every unfinished cell of ``cells`` on ``client``; returns when all have finished or failed."""
+    """Run every unfinished cell of ``cells`` on ``client``; returns when all have finished or failed.
+
+    ``device``: a resolved torch device type every worker computes on (see :func:`tasks.warm_up`)."""
+    from distributed import as_completed  # lazy: Dask adds ~1 s; only sweeps need it
+
     out = Path(out)
     report = RunReport(workers=_workers(client))
     todo = [c for c in cells if not is_finished(c, out)]
@@ -68,16 +73,29 @@ def run_cells(
     if not todo:
         return report
     tw = time.perf_counter()
-    client.run(tasks.warm_up, threads)
+    client.run(tasks.warm_up, threads, device)
     report.warm_up_seconds = time.perf_counter() - tw
     t0 = time.perf_counter()
-    clf_f, base_f, train_f, eval_f = _submit_graph(client, todo, out, data_dir, threads)
+    clf_f, base_f, train_f, eval_f = _submit(client, todo, out, data_dir, threads)
+    done = 0
     try:
-        _collect(client, eval_f, out, report, log)
-        for name, futures in (("train", list(train_f.values())), ("shared", [*clf_f.values(), *base_f.values()])):
-            secs = _task_seconds(futures)
-            report.task_seconds[name] = round(secs, 3)
-            report.compute_seconds += secs
+        for fut in as_completed(list(eval_f), loop=client.loop):
+            cell = eval_f[fut]
+            try:
+                result = fut.result()
+            except Exception as exc:  # the worker died (KilledWorker) or the task could not be sent
+                result = {"ok": False, "error": f"{cell.name}: {type(exc).__name__}: {one_line(exc)}"}
+            done += 1
+            report.run.append(cell.name)
+            report.compute_seconds += float(result.get("seconds", 0.0))
+            if result.get("ok"):
+                log(f"[{done}/{len(todo)}] {cell.name}: " + _metrics_text(result.get("metrics", {})))
+            else:
+                error = str(result.get("error"))
+                report.failed[cell.name] = error
+                atomic_write_text(cell.folder(out) / ERROR_FILE, error + "\n")
+                log(f"[{done}/{len(todo)}] {cell.name}: FAILED: {error}")
+        _task_seconds(report, train_f, [*clf_f.values(), *base_f.values()])
     finally:
         for f in [*clf_f.values(), *base_f.values(), *train_f.values(), *eval_f]:
             f.cancel()
@@ -85,11 +103,10 @@ def run_cells(
     return report
 
 
-def _submit_graph(
-    client: Any, todo: list[Cell], out: Path, data_dir: str | Path | None, threads: int
-) -> tuple[dict, dict, dict, dict]:
-    """The task graph: one classifier per spec and one baseline per key, shared by the cells; each cell's
-    training, then its evaluation on the classifier and baselines. Futures by spec, key, cell name, future."""
+def _submit(client: Any, todo: list[Cell], out: Path, data_dir: str | Path | None, threads: int) -> tuple[dict, ...]:
+    """Every task of ``todo`` on ``client``: one classifier per spec, one baseline scoring per mask key, one
+    training per cell, and each cell's evaluation once those it needs are done (futures keyed as run_cells reads
+    them: classifiers, baselines, trainings, evaluations -> cell)."""
     clf_f = {
         spec: client.submit(
             tasks.ensure_classifier, spec, out, data_dir, todo[0].evaluation.limit, threads, pure=False, priority=10
@@ -121,38 +138,17 @@ def _submit_graph(
     return clf_f, base_f, train_f, eval_f
 
 
-def _collect(client: Any, eval_f: dict, out: Path, report: RunReport, log: Callable[[str], None]) -> None:
-    """Each cell's evaluation as it finishes: logged, counted, a failure recorded beside the cell."""
-    from distributed import as_completed  # lazy: Dask adds ~1 s; only sweeps need it
-
-    done = 0
-    for fut in as_completed(list(eval_f), loop=client.loop):
-        cell = eval_f[fut]
-        try:
-            result = fut.result()
-        except Exception as exc:  # the worker died (KilledWorker) or the task could not be sent
-            result = {"ok": False, "error": f"{cell.name}: {type(exc).__name__}: {one_line(exc)}"}
-        done += 1
-        report.run.append(cell.name)
-        report.compute_seconds += float(result.get("seconds", 0.0))
-        if result.get("ok"):
-            log(f"[{done}/{len(eval_f)}] {cell.name}: " + _metrics_text(result.get("metrics", {})))
-        else:
-            error = str(result.get("error"))
-            report.failed[cell.name] = error
-            atomic_write_text(cell.folder(out) / ERROR_FILE, error + "\n")
-            log(f"[{done}/{len(eval_f)}] {cell.name}: FAILED: {error}")
-
-
-def _task_seconds(futures: list) -> float:
-    """The compute seconds the finished tasks report (a failed one counts none)."""
-    secs = 0.0
-    for f in futures:
-        try:
-            secs += float(f.result().get("seconds", 0.0))
-        except Exception:
-            pass
-    return secs
+def _task_seconds(report: RunReport, train_f: dict[str, Any], shared: list[Any]) -> None:
+    """The trainings' and the shared tasks' (classifiers, baselines) own seconds, into ``report``."""
+    for name, futures in (("train", list(train_f.values())), ("shared", shared)):
+        secs = 0.0
+        for f in futures:
+            try:
+                secs += float(f.result().get("seconds", 0.0))
+            except Exception:
+                pass
+        report.task_seconds[name] = round(secs, 3)
+        report.compute_seconds += secs
 
 
 def _metrics_text(metrics: dict[str, float]) -> str:

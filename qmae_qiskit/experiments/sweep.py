@@ -7,15 +7,16 @@ scheduler is asked before --out is created.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qmae_qiskit.device import resolve_device
 from qmae_qiskit.experiments.cells import Cell, EvalSpec, build_cells, check_out_folder, is_finished
 from qmae_qiskit.experiments.cluster import get_client
 from qmae_qiskit.experiments.grid import Grid
 from qmae_qiskit.experiments.records import SweepSummary
+from qmae_qiskit.experiments.reproduce import Execution
 from qmae_qiskit.experiments.runner import RunReport, run_cells
 from qmae_qiskit.experiments.summary import build_summary, write_summary
 
@@ -46,12 +47,14 @@ def run_sweep(
     data_dir: str | Path | None,
     classifier: dict[str, Any] | None = None,
     evaluation: EvalSpec | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    connect_timeout: float = 5.0,
     plots: bool = True,
-    log: Callable[[str], None] = print,
+    execution: Execution | None = None,
 ) -> SweepResult:
+    """Plan the cells of ``grid`` over ``base``, run the unfinished ones on Dask (``execution``: where and on which
+    torch device) and write the summary."""
+    ex = execution or Execution()
+    log, scheduler, workers = ex.log, ex.scheduler, ex.workers
+    dev = resolve_device(ex.device).type  # --device cuda without a GPU: one line, nothing written
     evaluation = evaluation or EvalSpec()
     cells = plan(grid, base, out, classifier, evaluation)
     out = Path(out)
@@ -59,17 +62,17 @@ def run_sweep(
     startup = 0.0
     if all(is_finished(c, out) for c in cells):  # nothing to run: no local cluster to start
         if scheduler is not None:
-            with get_client(scheduler, workers, connect_timeout=connect_timeout):
+            with get_client(scheduler, workers, connect_timeout=ex.connect_timeout):
                 pass  # a scheduler that does not answer is still bad input
         log(f"all {len(cells)} cells in {out} are finished; rebuilding the summary")
         report = RunReport(skipped=[c.name for c in cells])
     else:
-        with get_client(scheduler, workers, connect_timeout=connect_timeout) as client:
+        with get_client(scheduler, workers, connect_timeout=ex.connect_timeout) as client:
             startup = time.perf_counter() - t0
             where = scheduler or f"a local cluster of {len(client.scheduler_info()['workers'])} worker process(es)"
             log(f"{len(cells)} cells on {where} (ready in {startup:.1f} s) -> {out}")
             out.mkdir(parents=True, exist_ok=True)
-            report = run_cells(client, cells, out, data_dir, log=log)
+            report = run_cells(client, cells, out, data_dir, log=log, device=dev)
     summary = build_summary(cells, grid, base, out, report)
     files = write_summary(summary, out, plots=plots)
     return SweepResult(cells, report, summary, files, startup)

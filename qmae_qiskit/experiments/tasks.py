@@ -23,8 +23,8 @@ from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.evaluate import classifier as clf_mod
 from qmae_qiskit.evaluate.evaluation import EvalData, EvalOptions, EvalResult, evaluate, evaluate_baselines
 from qmae_qiskit.experiments.cells import CELL_FILE, ERROR_FILE, EVAL_FILE, Cell, ClassifierSpec, EvalSpec
+from qmae_qiskit.experiments.paper_runs import ensure_classifier as ensure
 from qmae_qiskit.experiments.records import CellRecord
-from qmae_qiskit.experiments.reproduce import ensure_classifier as ensure
 from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.records import save_record
 from qmae_qiskit.train.runs import CHECKPOINT_FILE, CONFIG_FILE, load_checkpoint, read_settings, update_settings
@@ -40,11 +40,21 @@ def setup_worker(threads: int = 1) -> None:
         torch.set_num_threads(threads)
 
 
-def warm_up(threads: int = 1) -> float:
+_DEVICE = {"name": "cpu"}  # where this worker's torch computes (set by warm_up, the same on every worker)
+
+
+def device() -> str:
+    """The torch device of this worker's tasks (``cpu`` unless the sweep was started with ``--device``)."""
+    return _DEVICE["name"]
+
+
+def warm_up(threads: int = 1, device: str = "cpu") -> float:
     """Import what the tasks use once per worker, so that the first cell on each worker does not pay for it
-    (unpickling this function imports torch and the toolkit; torchvision's ResNet here); returns the seconds."""
+    (unpickling this function imports torch and the toolkit; torchvision's ResNet here), and set the worker's
+    torch device; returns the seconds it took."""
     t0 = time.perf_counter()
     setup_worker(threads)
+    _DEVICE["name"] = device
     import torchvision.models  # noqa: F401  # lazy: the classifier module defers it; a worker loads it once here
 
     return time.perf_counter() - t0
@@ -94,7 +104,14 @@ def ensure_classifier(
     def work() -> TaskResult:
 
         info = ensure(
-            spec.folder(Path(out)), data_dir, spec.image_size, False, lambda _: None, spec.settings(), test_limit
+            spec.folder(Path(out)),
+            data_dir,
+            spec.image_size,
+            False,
+            lambda _: None,
+            spec.settings(),
+            test_limit,
+            device(),
         )
         return {"info": {k: info.get(k) for k in ("test_accuracy", "n_train", "n_test", "seed", "image_size")}}
 
@@ -111,7 +128,7 @@ def score_baselines(
         if not classifier.get("ok"):
             raise QMAEError(f"no classifier ({classifier.get('error')})")
 
-        model, _ = clf_mod.load(cell.classifier.folder(Path(out)))
+        model, _ = clf_mod.load(cell.classifier.folder(Path(out)), device())
         cfg = cell.settings.config
         data = _eval_data(_key(data_dir), cfg.image_size, cell.evaluation.limit)
         return {"baselines": evaluate_baselines(cfg, cell.settings.mask_ratio, data, model, cell.evaluation.mask_seed)}
@@ -143,7 +160,7 @@ def train_cell(cell: Cell, out: str | Path, data_dir: str | Path | None, threads
                 (folder / name).unlink(missing_ok=True)
         data = select_data(_mnist(_key(data_dir), True, s.config.image_size), s)
         t = time.perf_counter()
-        train(s, folder, data, data_dir=data_dir, resume=resume, progress=False, plot=True)
+        train(s, folder, data, data_dir=data_dir, resume=resume, progress=False, plot=True, device=device())
         return {"action": "resumed" if resume else "trained", "train_seconds": round(time.perf_counter() - t, 4)}
 
     return _guard(f"train {cell.name}", work, threads)
@@ -172,7 +189,12 @@ def evaluate_cell(
         result = evaluate(
             folder,
             ExecutionSpec(mask_seed=ev.mask_seed),
-            EvalOptions(limit=ev.limit, classifier_dir=str(cell.classifier.folder(Path(out))), baselines=False),
+            EvalOptions(
+                limit=ev.limit,
+                classifier_dir=str(cell.classifier.folder(Path(out))),
+                baselines=False,
+                device=device(),
+            ),
             data=data,
             shared_baselines=baselines["baselines"],
         )

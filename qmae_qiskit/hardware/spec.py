@@ -23,6 +23,8 @@ from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.mitigation import Mitigation
 
 FidelityCircuit = Literal["auto", "swap-test", "inverse"]
+Placement = Literal["qiskit", "noise-aware"]
+NO_COUPLING = ("exact", "aer_simulator")
 
 DEFAULT_PRICE_PER_SECOND = 1.60
 """US dollars per QPU second: IBM's Pay-As-You-Go price ($96 per minute)."""
@@ -83,10 +85,20 @@ class ExecutionSpec(BaseModel):
         "unscheduled twin of records made before 2026-12-04)",
     )
     budget: QPUBudget = Field(default_factory=QPUBudget, description="dry run, QPU-seconds cap, price")
+    placement: Placement = Field(
+        "qiskit",
+        description="physical qubits: Qiskit's own layout, or the lowest expected error over every match "
+        "(hardware/placement.py)",
+    )
 
     @model_validator(mode="after")
     def _idle_in_range(self) -> ExecutionSpec:
         self.idle  # noqa: B018 -- an out-of-range strength is one line before anything is built
+        if self.placement != "qiskit" and self.backend.strip() in NO_COUPLING:
+            raise QMAEError(
+                f"--placement {self.placement} chooses a device's qubits, and --backend {self.backend.strip()} has "
+                "none; use a device or its twin (fake_torino), or --placement qiskit"
+            )
         return self
 
     @property
@@ -115,11 +127,12 @@ def nest(data: Any, execution_defaults: dict[str, Any] | None = None) -> Any:
 
 def flatten(data: dict[str, Any]) -> dict[str, Any]:
     """The inverse of :func:`nest`: the execution fields beside the others, as records keep them. No mitigation
-    and no QPU budget (the defaults) are left out, as records written before the one spec have them."""
+    and no QPU budget (the defaults), and Qiskit's own placement, are left out, as records written before them have
+    them."""
     execution = data.get("execution")
     if not isinstance(execution, dict):
         return data
-    defaults = {"mitigation": RAW, "budget": NO_BUDGET}
+    defaults = {"mitigation": RAW, "budget": NO_BUDGET, "placement": "qiskit"}
     execution = {k: v for k, v in execution.items() if k not in defaults or v != defaults[k]}
     return {**{k: v for k, v in data.items() if k != "execution"}, **execution}
 

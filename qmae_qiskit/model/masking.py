@@ -70,7 +70,7 @@ def mask_from_indices(cfg: QMAEConfig, patch_idx: torch.Tensor) -> torch.Tensor:
     """Boolean masks (B, L, L), True where a pixel is masked."""
     rows, cols = grid_shape(cfg)
     hp, wp = int(cfg.patch_height), int(cfg.patch_width)  # type: ignore[arg-type]
-    grid = torch.zeros(patch_idx.shape[0], rows * cols, dtype=torch.bool)
+    grid = torch.zeros(patch_idx.shape[0], rows * cols, dtype=torch.bool, device=patch_idx.device)
     grid.scatter_(1, patch_idx, True)
     grid = grid.reshape(-1, rows, cols)
     return grid.repeat_interleave(hp, 1).repeat_interleave(wp, 2)

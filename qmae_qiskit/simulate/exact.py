@@ -218,8 +218,9 @@ def masked_fidelity(
     if U is None and small_batch(B, n):
         return _fidelity_small(theta, insert_token(images.to(real), patch_idx, cfg, token).reshape(B, -1), clean, cfg)
     rows, cols = grid_shape(cfg)
-    member = torch.zeros(B, rows * cols, dtype=real).scatter_(1, patch_idx, 1.0)  # patch p of image b is masked
-    pixel_patch, pixel_slot, one_hot = kernel.patch_layout(cfg.image_size, *cfg.patch)
+    dev = images.device  # a GPU's images: every index and layout tensor goes there too (no-ops on the CPU)
+    member = torch.zeros(B, rows * cols, dtype=real, device=dev).scatter_(1, patch_idx.to(dev), 1.0)  # b masks p
+    pixel_patch, pixel_slot, one_hot = (t.to(dev) for t in kernel.patch_layout(cfg.image_size, *cfg.patch))
     masked = member @ one_hot.to(real)  # (B, D): 1 at masked pixels
     xm = torch.where(masked.bool(), token.detach().to(real)[pixel_slot], clean)
     patches = (member, masked, pixel_patch, pixel_slot, cfg.n_token)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from qmae_qiskit.evaluate.device_choice import refuse_choice
 from qmae_qiskit.figures import pyplot, save_figure
 from qmae_qiskit.hardware.executors import make_executor
 from qmae_qiskit.hardware.qpu_time import combine, plan_each
@@ -71,6 +72,7 @@ def run_frontier(
     first and, on a device's twin, their QPU plans, summed, go to ``say`` (or are refused by the spec's cap)
     before any runs; a dry run returns that plan and runs and writes nothing."""
 
+    refuse_choice(spec.backend, "study frontier")
     spec = spec.on_planned_backend(say)
     executor = make_executor(spec.backend, spec.noise_model, spec.execution.idle)
     assert not executor.remote, "a frontier runs on a local backend"

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.evaluate.device_choice import with_chosen_device
 from qmae_qiskit.hardware import jobs as store
 from qmae_qiskit.hardware.execution import Estimates, Executor, Result, Samples, Work
 from qmae_qiskit.hardware.executors import make_executor
@@ -103,10 +104,11 @@ def run_study(
 ) -> NoiseStudy | str | QPUPlan:
     """Run the study: on a local backend, now (the record is returned); on a device, submit one Batch with a
     durable record and return its id (``jobs fetch ID`` completes the study). Its QPU plan goes to ``say``
-    first; a dry run (the spec's ``budget``) returns the plan and runs and writes nothing."""
+    first; a dry run (the spec's ``budget``) returns the plan and runs and writes nothing. ``--backend auto`` or a
+    list runs on the device of lowest expected error (:mod:`~qmae_qiskit.evaluate.device_choice`)."""
 
     t0 = time.perf_counter()
-    spec = spec.on_planned_backend(say)
+    spec = with_chosen_device(spec, spec.run, say).on_planned_backend(say)
     executor = make_executor(spec.backend, spec.noise_model, spec.execution.idle)
     if spec.qpu_budget is not None:
         return run_budgeted(spec, executor, say, client)

@@ -31,23 +31,26 @@ class ExactFidelity:
     and their gradients stay float64 either way.
     """
 
-    def __init__(self, cfg: QMAEConfig, precision: str = "float64"):
+    def __init__(self, cfg: QMAEConfig, precision: str = "float64", device: str | torch.device = "cpu"):
         if precision not in ("float64", "float32"):
             raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
         self.cfg = cfg
         self.dtype = torch.float64 if precision == "float64" else torch.float32
+        self.device = torch.device(device)  # where the kernel runs; parameters and fidelities stay on the CPU
 
     def __call__(self, theta: torch.Tensor, x_masked: torch.Tensor, x_clean: torch.Tensor) -> torch.Tensor:
-        d = self.dtype
-        return exact.fidelity(theta.to(d), x_masked.to(d), x_clean.to(d), self.cfg).to(torch.float64)
+        d, dev = self.dtype, self.device
+        fid = exact.fidelity(theta.to(dev, d), x_masked.to(dev, d), x_clean.to(dev, d), self.cfg)
+        return fid.to("cpu", torch.float64)
 
     def masked(
         self, theta: torch.Tensor, images: torch.Tensor, patch_idx: torch.Tensor, token: torch.Tensor
     ) -> torch.Tensor:
         """The same fidelities for QMAE's masked inputs, with the token's gradient computed per patch position
         (:func:`qmae_qiskit.simulate.exact.masked_fidelity`) rather than per masked pixel."""
-        d = self.dtype
-        return exact.masked_fidelity(theta.to(d), images.to(d), patch_idx, token, self.cfg).to(torch.float64)
+        d, dev = self.dtype, self.device
+        fid = exact.masked_fidelity(theta.to(dev, d), images.to(dev, d), patch_idx.to(dev), token.to(dev), self.cfg)
+        return fid.to("cpu", torch.float64)
 
 
 class MaskedAutoencoder(nn.Module):

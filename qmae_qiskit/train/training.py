@@ -29,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from qmae_qiskit.data import ImageSet, load_mnist
+from qmae_qiskit.device import resolve_device
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.model.masking import sample_mask_indices
 from qmae_qiskit.simulate import exact
@@ -121,11 +122,13 @@ def initial_model(settings: RunSettings, train_images: torch.Tensor) -> MaskedAu
     return build_model(settings.model, cfg, theta, token)
 
 
-def make_backend(settings: RunSettings):
-    """The fidelity backend of a run: the exact simulator or an EstimatorQNN on Aer."""
+def make_backend(settings: RunSettings, device: str = "cpu"):
+    """The fidelity backend of a run: the exact simulator (its kernel on ``device``) or an EstimatorQNN on Aer."""
 
     if settings.backend == "exact":
-        return ExactFidelity(settings.config, settings.precision)
+        return ExactFidelity(settings.config, settings.precision, device)
+    if device != "cpu":
+        raise QMAEError(f"--device {device} is for --backend exact; training on Aer runs on the CPU (--device cpu)")
 
     return AerFidelity(
         settings.config,
@@ -181,17 +184,24 @@ def train(
     backend=None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     plot: bool = True,
+    device: str = "cpu",
 ) -> TrainResult:
     """Train (or continue) the run in ``run_dir``; returns when all ``settings.epochs`` are done.
 
-    ``data`` defaults to MNIST from ``data_dir``. ``backend`` overrides :func:`make_backend` (tests).
+    ``data`` defaults to MNIST from ``data_dir``. ``backend`` overrides :func:`make_backend` (tests). ``device``
+    (``auto``, ``cpu``, ``cuda``): where the exact path's kernel runs; parameters, Adam and records stay on the
+    CPU, so a run can be resumed on another device (float64 results agree within 1e-9).
     ``on_step(step, record)`` is called after each step's metrics line is written (tests use it to simulate a
     kill). Ctrl-C finishes the current step, writes a checkpoint and raises KeyboardInterrupt.
     """
+
+    dev = resolve_device(device).type  # a missing GPU is one line, before anything is read or written
+    if device == "auto" and settings.backend != "exact":
+        dev = "cpu"  # auto never moves Aer training; an explicit cuda there is refused with the fix
     run_dir = Path(run_dir)
     data, data_dir, stored, fingerprint = _training_data(settings, run_dir, data, data_dir, download, resume)
     model = initial_model(settings, data.train.images)
-    model.set_backend(backend if backend is not None else make_backend(settings))  # fails before any write
+    model.set_backend(backend if backend is not None else make_backend(settings, dev))  # fails before any write
     opt = make_optimizer(model, settings)
     if resume:
         start, records = _resume(run_dir, settings, stored, model, opt)

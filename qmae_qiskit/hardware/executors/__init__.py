@@ -23,9 +23,14 @@ from qmae_qiskit.hardware.noise import noise_model as build_noise
 EXACT = "exact"
 
 
-def make_executor(backend: str, noise_model: str | None = None, idle: IdleNoise | None = None) -> Executor:
+def make_executor(
+    backend: str, noise_model: str | None = None, idle: IdleNoise | None = None, device: str = "cpu"
+) -> Executor:
     """The executor for ``backend`` (see the module docstring); bad names fail with one line and close matches.
-    Coherent ``idle`` errors apply to a twin only."""
+    Coherent ``idle`` errors apply to a twin only.
+
+    ``device`` (a resolved torch device type): ``cuda`` runs the exact path's kernel on the GPU, and Aer on its
+    GPU when qiskit-aer-gpu is installed (the ``[gpu]`` extra); the other backends ignore it."""
 
     spec = (backend or "").strip()
     if noise_model is not None and spec != AER_SIMULATOR:
@@ -39,19 +44,20 @@ def make_executor(backend: str, noise_model: str | None = None, idle: IdleNoise 
             f"such as fake_torino, or a calibration snapshot file); {spec!r} is not one (drop them, or pick a twin)"
         )
     if spec == EXACT:
-        return ExactExecutor()
+        return ExactExecutor(device)
     if spec == AER_SIMULATOR:
+        gpu = device == "cuda"
         if noise_model is None:
-            return AerExecutor()
+            return AerExecutor(gpu=gpu)
 
-        return AerExecutor(build_noise(noise_model), str(noise_model))
+        return AerExecutor(build_noise(noise_model), str(noise_model), gpu=gpu)
     if is_snapshot_spec(spec):
         return TwinExecutor(snapshot_backend(spec), spec, idle)
-    device = resolve_backend(spec)
+    target = resolve_backend(spec)
     if not is_fake_name(spec):  # from QiskitRuntimeService: a real device, whatever object the service returns
-        return RuntimeExecutor(device)
+        return RuntimeExecutor(target)
 
-    return TwinExecutor(device, spec, idle)
+    return TwinExecutor(target, spec, idle)
 
 
 def _is_twin(spec: str) -> bool:

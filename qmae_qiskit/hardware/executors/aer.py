@@ -46,10 +46,11 @@ class AerExecutor(Executor):
 
     kind = "aer"
 
-    def __init__(self, noise: Any = None, noise_spec: str | None = None):
+    def __init__(self, noise: Any = None, noise_spec: str | None = None, gpu: bool = False):
 
         self.noise = noise
         self.noise_spec = noise_spec
+        self.gpu = gpu and aer_has_gpu()  # --device cuda: Aer's GPU when qiskit-aer-gpu provides one
         if noise is None:  # a basis of 1- and 2-qubit gates: the runtime's twirling boxes take no cswap
             self._target = AerSimulator(basis_gates=list(IDEAL_BASIS))
         else:
@@ -64,7 +65,12 @@ class AerExecutor(Executor):
         return "aer_simulator" + (f" + noise {self.noise_spec}" if self.noise_spec else "")
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "noise_model": self.noise_spec}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "noise_model": self.noise_spec,
+            **({"device": "GPU"} if self.gpu else {}),
+        }
 
     def run(self, work: Work, on_submitted: OnSubmitted | None = None) -> Done:
         if work.shots is None:
@@ -101,7 +107,18 @@ class AerExecutor(Executor):
             )
         if seed is not None:
             sim.set_options(seed_simulator=int(seed))
+        if self.gpu:
+            sim.set_options(device="GPU")
         return sim
+
+
+def aer_has_gpu() -> bool:
+    """Whether this qiskit-aer can simulate on a GPU (qiskit-aer-gpu, and a GPU it can see)."""
+
+    try:
+        return "GPU" in AerSimulator().available_devices()
+    except Exception:  # pragma: no cover - an Aer build that cannot even list its devices
+        return False
 
 
 def _exact(task: EstimatorTask | SamplerTask) -> Result:

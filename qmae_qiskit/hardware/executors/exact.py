@@ -10,6 +10,8 @@ bound circuit, which the tests check. Any other circuit is simulated row by row 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from qiskit.circuit import QuantumCircuit
@@ -41,6 +43,16 @@ class ExactExecutor(Executor):
 
     kind = "exact"
 
+    def __init__(self, device: str = "cpu"):
+        self.device = torch.device(device)  # where the exact path's kernel runs (the statevector fallback: CPU)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            **({"device": self.device.type} if self.device.type != "cpu" else {}),
+        }
+
     def run(self, work: Work, on_submitted: OnSubmitted | None = None) -> Done:
         if work.shots is not None:
             raise QMAEError("the exact backend computes exact values; drop --shots or pick another backend")
@@ -48,7 +60,9 @@ class ExactExecutor(Executor):
             work.mitigation_of(task).check_runnable("exact", device=False)
         out: dict = {}
         for role, task in work.tasks.items():
-            out[role] = estimate(task) if isinstance(task, EstimatorTask) else distribution(task)
+            out[role] = (
+                estimate(task, self.device) if isinstance(task, EstimatorTask) else distribution(task, self.device)
+            )
         return Done(out)
 
 
@@ -108,8 +122,8 @@ def _builder_observable(circuit: QuantumCircuit, cfg) -> SparsePauliOp | None:
     return None
 
 
-def estimate(task: EstimatorTask) -> Estimates:
-    """<O> per row, exactly."""
+def estimate(task: EstimatorTask, device: torch.device | None = None) -> Estimates:
+    """<O> per row, exactly (the exact path on ``device``, CPU by default)."""
 
     fast = _fast_inputs(task.circuit, task.values)
     if fast is not None:
@@ -117,7 +131,8 @@ def estimate(task: EstimatorTask) -> Estimates:
         reference = _builder_observable(task.circuit, cfg)
         if clean is not None and reference is not None and reference.equiv(task.observable):
             with torch.no_grad():
-                values = exact.fidelity(theta, masked, clean, cfg).numpy()
+                th, xm, xc = _on(device, theta, masked, clean)
+                values = exact.fidelity(th, xm, xc, cfg).cpu().numpy()
             return Estimates(values, np.zeros_like(values), {"method": "exact path"})
     values = np.array(
         [_state(task.circuit.assign_parameters(row)).expectation_value(task.observable).real for row in task.values]
@@ -125,19 +140,24 @@ def estimate(task: EstimatorTask) -> Estimates:
     return Estimates(values, np.zeros_like(values), {"method": "statevector"})
 
 
-def distribution(task: SamplerTask) -> Samples:
-    """Outcome probabilities of the register per row, exactly."""
+def distribution(task: SamplerTask, device: torch.device | None = None) -> Samples:
+    """Outcome probabilities of the register per row, exactly (the exact path on ``device``, CPU by default)."""
 
     fast = _fast_inputs(task.circuit, task.values)
     if fast is not None and task.circuit.metadata.get("qmae_circuit") == "reconstruction" and task.register == "pixel":
         cfg, theta, masked, _ = fast
         with torch.no_grad():
-            probs = exact.reconstruct(theta, masked, cfg).numpy()
+            th, xm = _on(device, theta, masked)
+            probs = exact.reconstruct(th, xm, cfg).cpu().numpy()
         return Samples(probs, None, {"method": "exact path"})
     qubits = measured_qubits(task.circuit, task.register)
     body = task.circuit.remove_final_measurements(inplace=False)
     probs = np.array([_state(body.assign_parameters(row)).probabilities(qubits) for row in task.values])
     return Samples(probs, None, {"method": "statevector"})
+
+
+def _on(device: torch.device | None, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return tensors if device is None or device.type == "cpu" else tuple(t.to(device) for t in tensors)
 
 
 def _state(circuit: QuantumCircuit) -> Statevector | DensityMatrix:
