@@ -92,12 +92,14 @@ def reproduce_cmd(
     mean +- 95 % Student-t intervals, the paired QMAE - QAE gap and the baselines' intervals.
     """
 
+    if scheduler is not None and seeds is None:  # checked before the data is looked for (or downloaded)
+        raise QMAEError("--scheduler goes with --seeds N (the single-seed reproduction runs on local processes)")
+    dev = resolve_device(device).type  # --device cuda without a GPU: one line, nothing written
     data_dir = data_dir_or_default(data_dir)
     train = {k: v for k, v in (("epochs", epochs), ("train_samples", train_images)) if v is not None}
     clf = {k: v for k, v in (("epochs", classifier_epochs), ("limit", classifier_train_images)) if v is not None}
     log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
-    dev = resolve_device(device).type  # --device cuda without a GPU: one line, nothing written
-    if seeds is not None or scheduler is not None:
+    if seeds is not None:
         where = (workers, scheduler, dev)
         _reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, where, as_json, log)
         return
@@ -120,8 +122,6 @@ def reproduce_cmd(
 def _reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, where, as_json, log) -> None:
 
     workers, scheduler, device = where
-    if seeds is None:
-        raise QMAEError("--scheduler goes with --seeds N (the single-seed reproduction runs on local processes)")
     ctx = click.get_current_context()
     if ctx.get_parameter_source("out") in (ParameterSource.DEFAULT, None):
         out = Path("results") / "sweeps" / f"table1-{seeds}seeds"
