@@ -27,7 +27,7 @@ def all_records() -> list[type[Record]]:
     while todo:
         cls = todo.pop()
         todo.extend(cls.__subclasses__())
-        if getattr(cls, "SCHEMA", None) and cls.__module__.startswith("qmae_qiskit."):
+        if cls.SCHEMA != Record.SCHEMA and cls.__module__.startswith("qmae_qiskit."):  # not a shared base
             found[cls.SCHEMA] = cls
     return [found[k] for k in sorted(found)]
 

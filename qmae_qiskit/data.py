@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from qmae_qiskit.errors import QMAEError
 
@@ -41,7 +48,6 @@ def load_mnist(
     The raw IDX files are read directly (importing torchvision costs seconds of start-up); torchvision is used
     to download, or if the files are not there uncompressed.
     """
-    import torch.nn.functional as F
 
     root = resolve_data_dir(data_dir, download)
     if not download and not (root / "MNIST" / "raw").is_dir():
@@ -57,7 +63,7 @@ def load_mnist(
         if raw.shape[0] != labels.shape[0]:
             raise QMAEError(f"{images_file} and {labels_file} hold different numbers of items; download them again")
     else:
-        from torchvision.datasets import MNIST
+        from torchvision.datasets import MNIST  # lazy: torchvision adds ~3 s; only a download needs it
 
         try:
             ds = MNIST(root=str(root), train=train, download=download)
@@ -115,12 +121,8 @@ def download_mnist(root: str | Path) -> Path:
     torchvision fetches and checks the archives in a temporary folder inside ``root``; only the four
     uncompressed files are moved into place, so an interrupted download never looks like data.
     """
-    import contextlib
-    import io
-    import shutil
-    import tempfile
 
-    from torchvision.datasets import MNIST
+    from torchvision.datasets import MNIST  # lazy: torchvision adds ~3 s; only a download needs it
 
     root = Path(root)
     created = not root.exists()
@@ -152,7 +154,6 @@ def download_mnist(root: str | Path) -> Path:
 
 def read_idx(path: str | Path, ndim: int) -> torch.Tensor:
     """An uncompressed IDX file of unsigned bytes (MNIST's format) as a uint8 tensor, as torchvision reads it."""
-    import numpy as np
 
     path = Path(path)
     blob = path.read_bytes()
@@ -202,6 +203,5 @@ def load_split(
 
 def images_sha256(images: torch.Tensor) -> str:
     """A hash of the images as float64, so a record can check it is scored against the same pixels."""
-    import hashlib
 
     return hashlib.sha256(images.to(torch.float64).contiguous().numpy().tobytes()).hexdigest()

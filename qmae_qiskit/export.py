@@ -5,17 +5,41 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from qiskit import qasm3, qpy
 from qiskit.circuit import QuantumCircuit
 
-from qmae_qiskit.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from qmae_qiskit.io import atomic_write_bytes, atomic_write_text
 from qmae_qiskit.model.circuits import parameter_values, reconstruction_circuit, training_circuit
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import grid_shape, insert_token
+from qmae_qiskit.records import UnversionedBefore, save_record
 from qmae_qiskit.simulate import exact
+
+
+class BoundInstance(UnversionedBefore):
+    """The JSON beside a bound training circuit: the random instance it binds and its exact fidelity, so another
+    stack can run the QPY/QASM file and compare <Z> with ``fidelity``."""
+
+    SCHEMA: ClassVar[str] = "qmae-qiskit/bound-instance"
+    VERSION: ClassVar[int] = 1
+    WHAT: ClassVar[str] = "bound circuit instance"
+
+    seed: int
+    fidelity: float
+    observable: str
+    ancilla: int
+    num_qubits: int
+    masked_patch: int
+    config: dict[str, Any]
+    files: list[str]
+    theta: list[float]
+    mask_token: list[float]
+    clean_image: list[float]
+    masked_image: list[float]
 
 
 def circuit_summary(qc: QuantumCircuit) -> dict:
@@ -103,7 +127,7 @@ def export_circuits(cfg: QMAEConfig, out: Path, bind_seed: int | None = None) ->
             "clean_image": inst.clean.tolist(),
             "masked_image": inst.masked.tolist(),
         }
-        json_path = atomic_write_json(stem.with_suffix(".json"), record)
+        json_path = save_record(BoundInstance.model_validate(record), stem.with_suffix(".json"))
         report["bound"] = {k: record[k] for k in ("seed", "fidelity", "ancilla", "num_qubits", "masked_patch")}
         report["bound"]["files"] = [*record["files"], str(json_path)]
     return report

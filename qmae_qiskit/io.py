@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from qmae_qiskit.errors import QMAEError, one_line
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, keep: str | os.PathLike | None = None) -> Path:
     """Write ``data`` to ``path`` atomically (creating parent folders); see :func:`atomic_write_with` for ``keep``."""
@@ -57,7 +59,6 @@ def atomic_write_with(
 def read_json(path: str | os.PathLike, what: str, fix: str) -> Any:
     """Parse a JSON file the toolkit wrote; unreadable or corrupt, it fails with one line naming ``what``, the
     path, the reason and ``fix`` (the file itself is never touched)."""
-    from qmae_qiskit.errors import QMAEError, one_line
 
     path = Path(path)
     try:

@@ -16,6 +16,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -168,6 +169,56 @@ def legacy_provenance(created_at: str | None, versions: dict[str, Any] | None = 
         "versions": {k: (None if v is None else str(v)) for k, v in (versions or {}).items()},
         "python": (versions or {}).get("python") or "unknown",
     }
+
+
+def upgrade_unversioned(cls: type[Record], raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
+    """For an ``upgrade`` hook: a file written before its type had a schema (qmae-qiskit 0.1) reads as version 1
+    with its fields unchanged and a provenance that says only what is unknown; anything else is refused."""
+    if version is not None or "schema" in raw:
+        return None
+    return {**raw, "schema": cls.SCHEMA, "schema_version": 1, "provenance": legacy_provenance(None)}
+
+
+class UnversionedBefore(Record):
+    """Base of a record type that qmae-qiskit 0.1 wrote without a schema: such a file reads as version 1."""
+
+    @classmethod
+    def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
+        return upgrade_unversioned(cls, raw, version)
+
+
+class Line(BaseModel):
+    """Base of a typed JSON line (a step of ``metrics.jsonl``): validated like a record, written one object per
+    line; it has no provenance of its own (its run's record holds that) and omits fields that are None."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+L = TypeVar("L", bound=Line)
+
+
+def dumps_lines(lines: Iterable[Line]) -> str:
+    """JSON-lines text of ``lines``, one compact object per line (what is appended to the file)."""
+    return "".join(json.dumps(line.to_json()) + "\n" for line in lines)
+
+
+def parse_lines(cls: type[L], text: str, where: str) -> list[L]:
+    """The complete lines of ``text`` as ``cls``; a torn line (not JSON, from a kill) is skipped, a line that is
+    JSON but not a ``cls`` fails with one line naming the file and the line number."""
+    out: list[L] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        try:
+            out.append(cls.model_validate(raw))
+        except ValidationError as exc:
+            raise QMAEError(f"{where} line {number} is not a valid {cls.__name__}: {one_line(exc)}") from None
+    return out
 
 
 def dumps(record: Record) -> str:

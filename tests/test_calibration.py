@@ -134,8 +134,8 @@ def test_committed_torino_snapshot_builds_a_noise_model():
 def test_depth_report_against_a_snapshot_equals_the_live_backend(tmp_path):
     from qiskit_ibm_runtime.fake_provider import FakeGuadalupeV2
 
-    from qmae_qiskit.hardware import depth
     from qmae_qiskit.model.config import QMAEConfig
+    from qmae_qiskit.reports import depth
 
     snap = calibration.write_snapshot(FakeGuadalupeV2(), tmp_path)
     res = CliRunner().invoke(

@@ -148,7 +148,7 @@ for how in hows.split(","):
         res = CliRunner().invoke(main, args)
         assert res.exit_code == 0, res.output
     elif how == "reproduce":
-        from qmae_qiskit.evaluate.reproduce import ensure_classifier
+        from qmae_qiskit.experiments.reproduce import ensure_classifier
         ensure_classifier(out / how, data, 16, False, lambda _: None, tiny, 40)
     else:
         from qmae_qiskit.experiments.cells import ClassifierSpec

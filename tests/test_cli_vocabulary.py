@@ -9,8 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from qmae_qiskit.cli import main
-from qmae_qiskit.cli.options import DATA_ENVVAR, DEFAULT_OPTIMIZATION_LEVEL, QMAECommand, rewrite_old_spellings
-from qmae_qiskit.hardware.depth import comparable
+from qmae_qiskit.cli.options import DATA_ENVVAR, DEFAULT_OPTIMIZATION_LEVEL
+from qmae_qiskit.cli.spellings import QMAECommand, rewrite_old_spellings
+from qmae_qiskit.reports.depth import comparable
 
 # spellings the vocabulary replaced: none may be a visible option of any command
 OLD_SPELLINGS = {

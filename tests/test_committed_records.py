@@ -11,18 +11,26 @@ from pathlib import Path
 import pytest
 
 import qmae_qiskit
+from qmae_qiskit.evaluate.classifier import ClassifierInfo
 from qmae_qiskit.evaluate.evaluation import EvalResult
+from qmae_qiskit.experiments.records import ParamsRecord, Table1Record
+from qmae_qiskit.export import BoundInstance
 from qmae_qiskit.hardware.spec import ExecutionSpec
-from qmae_qiskit.records import Record, parse_record
+from qmae_qiskit.records import Record, dumps_lines, parse_lines, parse_record
 from qmae_qiskit.study.noise import NoiseStudy, StudySpec
-from qmae_qiskit.train.runs import RunRecord
+from qmae_qiskit.train.runs import METRICS_FILE, MetricsLine, RunRecord
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = sorted(p for d in ("results", "circuits", "calibration") for p in (REPO / d).rglob("*.json"))
 # written by qmae-qiskit 0.1, before schemas: upgraded on read
-LEGACY = {"eval.json": EvalResult, "config.json": RunRecord}
-# not typed records (yet): the paper tables, parameter counts, classifier info and a bound circuit's export
-UNTYPED = {"table1.json", "params.json", "classifier.json"}
+LEGACY = {
+    "eval.json": EvalResult,
+    "config.json": RunRecord,
+    "table1.json": Table1Record,
+    "params.json": ParamsRecord,
+    "classifier.json": ClassifierInfo,
+}
+METRICS = sorted(p for p in (REPO / "results").rglob(METRICS_FILE))
 
 
 def _record_types() -> dict[str, type[Record]]:
@@ -52,14 +60,29 @@ def test_committed_json_loads_through_the_codec(path):
     raw = json.loads(path.read_text())
     schema = raw.get("schema") if isinstance(raw, dict) else None
     if schema is None:
-        if path.name in UNTYPED or path.name.startswith("qmae_training_"):
-            return
-        cls = LEGACY[path.name]
+        cls = BoundInstance if path.name.startswith("qmae_training_") else LEGACY[path.name]
     else:
         cls = TYPES[schema]
     record = parse_record(cls, raw, str(path))
     if schema is not None and raw.get("schema_version") == cls.VERSION:
         assert record.to_json() == raw  # the codec writes back what is committed
+    elif cls in (Table1Record, ClassifierInfo, BoundInstance):  # every field read, none lost or renamed
+        fields = {k: v for k, v in record.to_json().items() if k not in ("schema", "schema_version", "provenance")}
+        assert fields == raw
+    elif cls is ParamsRecord:
+        assert {k: v.model_dump() for k, v in record.runs.items()} == raw
+
+
+def test_committed_metrics_are_there():
+    assert len(METRICS) >= 5
+
+
+@pytest.mark.parametrize("path", METRICS, ids=[str(p.relative_to(REPO)) for p in METRICS])
+def test_committed_metrics_lines_load_and_write_back_unchanged(path):
+    text = path.read_text()
+    lines = parse_lines(MetricsLine, text, str(path))
+    assert len(lines) == len(text.splitlines())
+    assert dumps_lines(lines) == text  # byte for byte: the codec writes what training wrote
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "results" / "hardware").glob("*.json")))

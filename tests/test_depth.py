@@ -12,9 +12,9 @@ from qiskit import transpile
 from qiskit_ibm_runtime.fake_provider import FakeGuadalupeV2, FakeTorino
 
 from qmae_qiskit.cli import main
-from qmae_qiskit.hardware import depth
 from qmae_qiskit.model import circuits as C
 from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.reports import depth
 
 REPO = Path(__file__).resolve().parents[1]
 CFG = QMAEConfig(image_size=4)
@@ -206,7 +206,7 @@ def test_cli_loader_report_checks_and_bad_loader_is_one_line(tmp_path):
 
 def test_budget_picks_the_largest_ladder_that_fits():
     from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.hardware.loader_budget import spec_for_budget
+    from qmae_qiskit.reports.loader_budget import spec_for_budget
 
     backend = FakeGuadalupeV2()
 

@@ -50,7 +50,12 @@ def runs(mnist_dir, tmp_path_factory):
         train(s, root / kind, data_dir=mnist_dir, progress=False, plot=False)
         out[kind] = root / kind
     torch.manual_seed(0)  # any fixed weights: the tests compare the classifier with itself
-    clf.save(root / "classifier", clf.TrainResult(clf.resnet18_small().eval(), {"test_accuracy": None}))
+    info = {  # untrained: only the fields a classifier.json holds
+        "architecture": "resnet18, untrained",
+        **{"epochs": 0, "batch_size": 1, "lr": 0.0, "seed": 0, "augment_shift": 0, "n_train": 0, "image_size": 16},
+        **{"train_loss": [], "train_seconds": 0.0, "input_scaling": "metrics.to_pixels", "test_accuracy": None},
+    }
+    clf.save(root / "classifier", clf.TrainResult(clf.resnet18_small().eval(), info))
     return out
 
 
@@ -207,7 +212,7 @@ def test_cli_evaluate(runs, mnist_dir, tmp_path):
 
 
 def test_reproduce_end_to_end_and_re_evaluation(mnist_dir, tmp_path):
-    from qmae_qiskit.evaluate.reproduce import Execution, reproduce
+    from qmae_qiskit.experiments.reproduce import Execution, reproduce
 
     tiny = {"epochs": 1, "train_samples": 16, "val_samples": 0, "batch_size": 16}
     kw = {

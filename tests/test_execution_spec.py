@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from qmae_qiskit.cli.options import QMAECommand, execution_options, execution_spec
+from qmae_qiskit.cli.options import execution_options, execution_spec
+from qmae_qiskit.cli.spellings import QMAECommand
 from qmae_qiskit.evaluate.submit import SubmitOptions
 from qmae_qiskit.hardware.spec import ExecutionSpec, QPUBudget
 from qmae_qiskit.study.noise import StudySpec

@@ -243,7 +243,7 @@ def test_aer_training_backend_equals_exact_with_two_layers():
 def test_depth_stages_add_up_and_the_encoder_doubles():
     from qiskit_ibm_runtime.fake_provider import FakeGuadalupeV2
 
-    from qmae_qiskit.hardware import depth
+    from qmae_qiskit.reports import depth
 
     one, two = QMAEConfig(image_size=4), QMAEConfig(image_size=4, layers=2)
     sizes1, sizes2 = dict(depth.stage_sizes(one, "training")), dict(depth.stage_sizes(two, "training"))

@@ -13,11 +13,11 @@ from qiskit_ibm_runtime.fake_provider import FakeGuadalupeV2
 
 from qmae_qiskit.cli import main
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.hardware.loader_frontier import LoaderFrontier, loader_frontier
 from qmae_qiskit.model import circuits as C
 from qmae_qiskit.model.approx_loader import fit_loader
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.records import load_record
+from qmae_qiskit.reports.loader_frontier import FrontierSettings, LoaderFrontier, loader_frontier
 
 REPO = Path(__file__).resolve().parents[1]
 CFG = QMAEConfig(image_size=4)
@@ -29,7 +29,8 @@ def test_rows_match_standalone_fits_and_transpiles():
     masked = clean.clone()
     masked[:, :4] = -0.2
     backend = FakeGuadalupeV2()
-    fr = loader_frontier(CFG, masked, clean, [backend], [1, 3], optimization_level=1, seed=5, stage_iter=15)
+    settings = FrontierSettings((1, 3), optimization_level=1, seed=5, stage_iter=15)
+    fr = loader_frontier(CFG, masked, clean, [backend], settings)
     assert [r.loader for r in fr.rows] == ["exact", "ladder:1", "ladder:3"]
     assert fr.rows[0].masked.min == 1.0 and fr.rows[0].cnots_per_loader == 14
     for row in fr.rows:
@@ -42,7 +43,7 @@ def test_rows_match_standalone_fits_and_transpiles():
                 np.testing.assert_allclose(getattr(row, which).per_image, alone, atol=1e-12)
                 assert getattr(row, which).mean == pytest.approx(alone.mean(), abs=1e-12)
     with pytest.raises(QMAEError, match="all even or all odd"):
-        loader_frontier(CFG, masked, clean, [backend], [1, 2])
+        FrontierSettings((1, 2))
 
 
 def test_cli_writes_a_record_for_a_trained_run(tmp_path, mnist_dir):
@@ -80,7 +81,7 @@ def test_cli_writes_a_record_for_a_trained_run(tmp_path, mnist_dir):
 def test_committed_frontier_reads_and_its_gate_counts_regenerate():
     from qiskit_ibm_runtime.fake_provider import FakeTorino
 
-    from qmae_qiskit.hardware.loader_budget import fidelity_circuit_two_qubit_gates
+    from qmae_qiskit.reports.loader_budget import fidelity_circuit_two_qubit_gates
 
     fr = load_record(LoaderFrontier, REPO / "circuits" / "loader-frontier-L16.json")
     assert fr.n_images == 100 and fr.config == QMAEConfig()

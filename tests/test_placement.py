@@ -215,7 +215,7 @@ def test_auto_ranks_what_the_account_reaches_and_without_one_says_it_ranks_the_f
     import qiskit_ibm_runtime
     from qiskit_ibm_runtime.accounts import AccountNotFoundError
 
-    from qmae_qiskit.hardware.device_choice import CURRENT_FAKES, candidates
+    from qmae_qiskit.evaluate.device_choice import CURRENT_FAKES, candidates
 
     class Service:  # the network boundary: an account that reaches two devices
         def backends(self, **filters):

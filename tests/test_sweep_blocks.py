@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from click.testing import CliRunner
 from scipy import stats as sps
 
 from qmae_qiskit.cli import main
+from qmae_qiskit.cli.spellings import rewrite_old_spellings
+from qmae_qiskit.cli.sweep import TRAIN_KEYS, sweep_cmd
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.experiments import grid as G
 from qmae_qiskit.experiments.cells import build_cells
@@ -156,11 +159,6 @@ def test_the_committed_ablation_command_still_parses_in_its_old_spellings():
     --val-samples): they still parse to the Table-1 protocol, and the file builds the union of its blocks' cells
     (QMAE layers x token, QAE layers, the best QMAE form at other masks), each judged by its own seed's
     classifier."""
-    import shlex
-
-    from qmae_qiskit.cli.options import rewrite_old_spellings
-    from qmae_qiskit.cli.sweep import TRAIN_KEYS, sweep_cmd
-
     root = Path(__file__).resolve().parents[1]
     grid_file = root / "results" / "sweeps" / "ablation.toml"
     lines = [ln.lstrip("#").strip().rstrip("\\").strip() for ln in grid_file.read_text().splitlines()]

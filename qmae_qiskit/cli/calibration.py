@@ -7,11 +7,14 @@ from pathlib import Path
 
 import click
 
-from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.app import QMAEGroup
 from qmae_qiskit.cli.options import echo_json, json_option
+from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.backends import AER_SIMULATOR, resolve_backend
+from qmae_qiskit.hardware.calibration import load_snapshot, summary, write_snapshot
 
 
-@main.group("calibration")
+@click.group("calibration", cls=QMAEGroup)
 def calibration_group() -> None:
     """Calibration snapshots (usable wherever --noise-model is accepted)."""
 
@@ -28,9 +31,6 @@ def calibration_group() -> None:
 @json_option("the snapshot")
 def snapshot_cmd(backend_name: str, out: Path, as_json: bool) -> None:
     """Write the backend's qubit, gate and readout calibration to a versioned JSON file."""
-    from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.hardware.backends import AER_SIMULATOR, resolve_backend
-    from qmae_qiskit.hardware.calibration import write_snapshot
 
     if backend_name == AER_SIMULATOR:
         raise QMAEError("aer_simulator has no calibration; snapshot a fake or IBM backend (e.g. fake_torino)")
@@ -46,7 +46,6 @@ def snapshot_cmd(backend_name: str, out: Path, as_json: bool) -> None:
 @json_option("the summary")
 def show_cmd(file: Path, as_json: bool) -> None:
     """Summarise a snapshot: source, times, T1/T2, gate and readout errors."""
-    from qmae_qiskit.hardware.calibration import load_snapshot, summary
 
     s = summary(load_snapshot(file))
     if as_json:

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import config_from_options, config_options, echo_json, json_option
+from qmae_qiskit.cli.spellings import QMAECommand
+from qmae_qiskit.export import export_circuits
 
 
-@main.command("circuit")
+@click.command("circuit", cls=QMAECommand)
 @config_options
 @click.option(
     "--out",
@@ -28,7 +29,6 @@ from qmae_qiskit.cli.options import config_from_options, config_options, echo_js
 @json_option("the export report")
 def circuit_cmd(out: Path, bind_seed: int | None, as_json: bool, **cfg_opts) -> None:
     """Export the SWAP-test training circuit and the reconstruction circuit (QPY and OpenQASM 3)."""
-    from qmae_qiskit.export import export_circuits
 
     cfg = config_from_options(cfg_opts)
     report = export_circuits(cfg, out, bind_seed)

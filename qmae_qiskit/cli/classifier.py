@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.app import QMAEGroup
 from qmae_qiskit.cli.options import (
     data_dir_option,
     data_dir_or_default,
@@ -15,11 +15,13 @@ from qmae_qiskit.cli.options import (
     images_option,
     json_option,
     out_dir_option,
-    renamed,
 )
+from qmae_qiskit.cli.spellings import renamed
+from qmae_qiskit.evaluate.classifier import INFO, ClassifierInfo, train_and_cache
+from qmae_qiskit.records import load_record
 
 
-@main.group("classifier")
+@click.group("classifier", cls=QMAEGroup)
 def classifier_group() -> None:
     """The 16x16 MNIST ResNet18 that judges reconstructions."""
 
@@ -59,7 +61,6 @@ def classifier_train(
     device: str,
 ) -> None:
     """Train the classifier on clean MNIST and report its accuracy on the clean test set."""
-    from qmae_qiskit.evaluate.classifier import train_and_cache
 
     info = train_and_cache(
         data_dir_or_default(data_dir),
@@ -76,7 +77,7 @@ def classifier_train(
         device=device,
     )
     if as_json:
-        echo_json(info)
+        echo_json(load_record(ClassifierInfo, out / INFO))  # the record as written
         return
     click.echo(f"classifier: {info['n_train']} training images, {epochs} epochs, {info['train_seconds']} s")
     click.echo(f"clean test accuracy: {100 * info['test_accuracy']:.2f} % on {info['n_test']} images")

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import (
     data_dir_option,
     device_option,
@@ -20,11 +19,14 @@ from qmae_qiskit.cli.options import (
     out_dir_option,
     out_file,
     plan_printer,
-    renamed,
 )
+from qmae_qiskit.cli.spellings import QMAECommand, renamed
+from qmae_qiskit.evaluate.evaluation import EVAL_FILE, EvalOptions, evaluate
+from qmae_qiskit.evaluate.scoring import format_table
+from qmae_qiskit.hardware.qpu_time import QPUPlan
 
 
-@main.command("evaluate")
+@click.command("evaluate", cls=QMAECommand)
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @images_option(help="Score only the first N images of the split [default: all].")
@@ -62,9 +64,6 @@ def evaluate_cmd(
     **execution: Any,
 ) -> None:
     """Evaluate the trained run in RUN on a split and write eval.json."""
-    from qmae_qiskit.evaluate.evaluation import EVAL_FILE, EvalOptions, evaluate
-    from qmae_qiskit.evaluate.scoring import format_table
-    from qmae_qiskit.hardware.qpu_time import QPUPlan
 
     spec = execution_spec(execution)
     options = EvalOptions(

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
-from qmae_qiskit.cli.app import main
-from qmae_qiskit.cli.options import data_dir_option, data_dir_or_default, echo_json, images_option, json_option, renamed
+from qmae_qiskit.cli.options import data_dir_option, data_dir_or_default, echo_json, images_option, json_option
+from qmae_qiskit.cli.spellings import QMAECommand, renamed
+from qmae_qiskit.experiments.fig8 import Fig8Settings, make_fig8, summary_text
 
 
-@main.command("figure8")
+@click.command("figure8", cls=QMAECommand)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -48,13 +49,11 @@ def figure8_cmd(
     as_json: bool,
 ) -> None:
     """Train QMAE and QAE with one image per Adam step (paper Algorithm 1); draw and quantify Figure 8."""
-    from qmae_qiskit.evaluate.fig8 import make_fig8, summary_text
 
     runs = None if str(batch_runs).lower() == "none" else batch_runs
     log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
-    record = make_fig8(
-        out, data_dir_or_default(data_dir), train_images, epochs, lr, seed, runs, images, progress=progress, log=log
-    )
+    settings = Fig8Settings(samples=train_images, epochs=epochs, lr=lr, seed=seed, held_out=images)
+    record = make_fig8(out, data_dir_or_default(data_dir), settings, runs, progress=progress, log=log)
     if as_json:
         echo_json(record)
         return

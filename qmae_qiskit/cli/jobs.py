@@ -12,7 +12,9 @@ from typing import Any
 
 import click
 
-from qmae_qiskit.cli.app import main
+import qmae_qiskit.evaluate.submit
+import qmae_qiskit.study.noise  # noqa: F401  (registers its completer with the job store)
+from qmae_qiskit.cli.app import QMAEGroup
 from qmae_qiskit.cli.options import (
     REQUIRED,
     data_dir_option,
@@ -23,8 +25,10 @@ from qmae_qiskit.cli.options import (
     images_option,
     json_option,
     plan_printer,
-    renamed,
 )
+from qmae_qiskit.cli.spellings import QMAECommand, renamed
+from qmae_qiskit.evaluate.submit import Submission, SubmitOptions, metrics_lines, submit
+from qmae_qiskit.hardware.jobs import cancel, complete, list_records, metrics_path, status
 
 JOBS_DIR = click.option(
     "--jobs-dir",
@@ -52,13 +56,12 @@ def _classifier_options(fn):
 
 
 def _print_metrics(metrics: dict, path: Path) -> None:
-    from qmae_qiskit.evaluate.submit import metrics_lines
 
     for line in metrics_lines(metrics, path):
         click.echo(line)
 
 
-@main.command("submit")
+@click.command("submit", cls=QMAECommand)
 @click.argument("run", type=click.Path(path_type=Path))
 @images_option(required=True, help="Number of test images (the first N of the split).")
 @execution_options(backend=REQUIRED, shots=REQUIRED, simulator_seed=None)
@@ -82,8 +85,6 @@ def submit_cmd(
     **execution: Any,
 ) -> None:
     """Submit the evaluation of the trained RUN on N images (Estimator fidelity + Sampler images, one Batch)."""
-    from qmae_qiskit.evaluate.submit import Submission, SubmitOptions, submit
-    from qmae_qiskit.hardware.jobs import metrics_path
 
     opts = SubmitOptions(
         run=run,
@@ -116,7 +117,7 @@ def submit_cmd(
         click.echo(f"fetch the results later with: qmae-qiskit jobs fetch {rec.id}")
 
 
-@main.group("jobs")
+@click.group("jobs", cls=QMAEGroup)
 def jobs_group() -> None:
     """Job records written by `submit` and `study`."""
 
@@ -126,7 +127,6 @@ def jobs_group() -> None:
 @json_option("the rows")
 def list_cmd(jobs_dir: Path, as_json: bool) -> None:
     """All job records, newest first."""
-    from qmae_qiskit.hardware.jobs import list_records
 
     rows = list_records(jobs_dir)
     if as_json:
@@ -156,7 +156,6 @@ def _print_status(st: dict) -> None:
 @json_option("the status")
 def status_cmd(job_id: str, jobs_dir: Path, as_json: bool) -> None:
     """Status of the jobs of a record (asks IBM Quantum for remote jobs)."""
-    from qmae_qiskit.hardware.jobs import status
 
     st = status(jobs_dir, job_id)
     echo_json(st) if as_json else _print_status(st)
@@ -169,11 +168,7 @@ def status_cmd(job_id: str, jobs_dir: Path, as_json: bool) -> None:
 @json_option("the metrics record (an evaluation) or the study record (a noise study)")
 def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_classifier: bool, as_json: bool) -> None:
     """Results of a finished record -> its metrics (an evaluation) or its study files (a noise study)."""
-    from qmae_qiskit.evaluate import submit
-    from qmae_qiskit.hardware.jobs import complete
-    from qmae_qiskit.study import noise
 
-    del submit, noise  # imported for their completers, which register themselves with the job store
     done = complete(jobs_dir, job_id, classifier_dir=classifier_dir, use_classifier=not no_classifier)
     if as_json:
         echo_json(done.record)
@@ -188,7 +183,6 @@ def fetch_cmd(job_id: str, jobs_dir: Path, classifier_dir: Path | None, no_class
 @json_option("the status after cancelling")
 def cancel_cmd(job_id: str, jobs_dir: Path, as_json: bool) -> None:
     """Cancel the unfinished jobs of a record."""
-    from qmae_qiskit.hardware.jobs import cancel
 
     st = cancel(jobs_dir, job_id)
     echo_json(st) if as_json else _print_status(st)

@@ -4,61 +4,28 @@
 training (and training masks) seed, ``--mask-seed`` the evaluation masks, ``--simulator-seed`` and
 ``--transpiler-seed`` the others; ``--out DIR`` is always a folder; ``--json`` prints the command's record;
 ``--data-dir`` reads ``$QMAE_DATA_DIR``; one default optimisation level. Old spellings are rewritten to the new
-ones with a one-line notice on stderr (:func:`renamed`, applied by :class:`QMAECommand`).
+ones with a one-line notice on stderr (:mod:`qmae_qiskit.cli.spellings`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from qmae_qiskit.cli.spellings import renamed
+from qmae_qiskit.data import resolve_data_dir
+from qmae_qiskit.device import DEVICES
 from qmae_qiskit.hardware import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_TRANSPILER_SEED
+from qmae_qiskit.hardware.mitigation import parse_mitigation
+from qmae_qiskit.hardware.spec import ExecutionSpec, QPUBudget
 from qmae_qiskit.model.config import TOKEN_FORMS, QMAEConfig
 
 DATA_ENVVAR = "QMAE_DATA_DIR"
 DATA_DIR_HELP = "$QMAE_DATA_DIR, else ./data, else ~/.cache/qmae-qiskit (MNIST downloaded there once)"
-RENAMED_ATTR = "__qmae_renamed__"
-
-
-def renamed(old_to_new: Mapping[str, str]) -> Callable:
-    """Keep old option spellings working for one release: ``{"--limit": "--images"}``. They are rewritten to the
-    new spelling before click parses (so they never show in --help), each with a deprecation notice on stderr."""
-
-    def deco(fn: Callable) -> Callable:
-        setattr(fn, RENAMED_ATTR, {**getattr(fn, RENAMED_ATTR, {}), **old_to_new})
-        return fn
-
-    return deco
-
-
-def rewrite_old_spellings(args: Sequence[str], old_to_new: Mapping[str, str]) -> list[str]:
-    """``args`` with every old option spelling replaced by its new one (``--old V`` and ``--old=V``)."""
-    out: list[str] = []
-    for i, arg in enumerate(args):
-        if arg == "--":
-            return out + list(args[i:])
-        name, eq, value = arg.partition("=")
-        if name in old_to_new:
-            new = old_to_new[name]
-            click.echo(f"warning: {name} is deprecated, use {new}", err=True)
-            arg = f"{new}{eq}{value}"
-        out.append(arg)
-    return out
-
-
-class QMAECommand(click.Command):
-    """A command whose old option spellings (declared with :func:`renamed`) still parse."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.renamed: dict[str, str] = dict(getattr(self.callback, RENAMED_ATTR, {}))
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, rewrite_old_spellings(args, self.renamed))
 
 
 def echo_json(record: Any) -> None:
@@ -86,7 +53,6 @@ def data_dir_option(default_help: str = DATA_DIR_HELP) -> Callable:
 def data_dir_or_default(data_dir: Path | None) -> Path:
     """The MNIST folder a command uses: --data-dir / $QMAE_DATA_DIR (click resolved both), else ./data if it
     holds MNIST, else the user cache, downloaded into once (:func:`qmae_qiskit.data.resolve_data_dir`)."""
-    from qmae_qiskit.data import resolve_data_dir  # imports torch: only when a command runs, not for --help
 
     return resolve_data_dir(data_dir)
 
@@ -335,8 +301,6 @@ def execution_spec(params: dict[str, Any]) -> Any:
     """Pop the execution options from a command's parameters into an
     :class:`~qmae_qiskit.hardware.spec.ExecutionSpec` (validated: a bad value is one line). Imported here, on use:
     the spec brings Qiskit's runtime, which --help should not wait for."""
-    from qmae_qiskit.hardware.mitigation import parse_mitigation
-    from qmae_qiskit.hardware.spec import ExecutionSpec, QPUBudget
 
     fields = {k: params.pop(k) for k in list(params) if k in ExecutionSpec.model_fields and k != "mitigation"}
     mitigation = parse_mitigation(params.pop("estimator_options", None), params.pop("readout_mitigation", "none"))
@@ -410,7 +374,6 @@ def echo_dry_run(plan: Any, as_json: bool) -> None:
 
 def device_option(fn: Callable) -> Callable:
     """--device auto|cpu|cuda: where torch computes (the exact path's kernel, the classifier)."""
-    from qmae_qiskit.device import DEVICES
 
     return click.option(
         "--device",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.app import QMAEGroup
 from qmae_qiskit.cli.options import (
     config_from_options,
     config_options,
@@ -17,12 +17,18 @@ from qmae_qiskit.cli.options import (
     mask_seed_option,
     optimization_level_option,
     out_dir_option,
-    renamed,
     transpiler_seed_option,
 )
+from qmae_qiskit.cli.spellings import renamed
+from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.noise import backend_for_spec
+from qmae_qiskit.model.approx_loader import LoaderSpec
+from qmae_qiskit.reports.depth import comparable, depth_report, differences, load_report, regenerate, write_report
+from qmae_qiskit.reports.loader_budget import spec_for_budget
+from qmae_qiskit.reports.loader_frontier import FrontierSettings, frontier_for_run, write_frontier
 
 
-@main.group("report")
+@click.group("report", cls=QMAEGroup)
 def report_group() -> None:
     """Reports on the circuits for a backend."""
 
@@ -69,10 +75,6 @@ def depth_cmd(
     **cfg_opts,
 ) -> None:
     """Transpile the SWAP-test, reconstruction and inverse-loader circuits; report depth, gates, layout, stages, ESP."""
-    from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.hardware.depth import depth_report, write_report
-    from qmae_qiskit.hardware.noise import backend_for_spec
-    from qmae_qiskit.model.approx_loader import LoaderSpec
 
     cfg = config_from_options(cfg_opts)
     if loader_text is not None and two_qubit_budget is not None:
@@ -80,8 +82,6 @@ def depth_cmd(
     spec = LoaderSpec.parse(loader_text) if loader_text is not None else None
     backend = backend_for_spec(backend_name)
     if two_qubit_budget is not None:
-        from qmae_qiskit.hardware.loader_budget import spec_for_budget
-
         choice = spec_for_budget(cfg, backend, two_qubit_budget, optimization_level, seed_transpiler)
         spec = choice.spec
         if not as_json:
@@ -143,18 +143,14 @@ def loaders_cmd(
     as_json: bool,
 ) -> None:
     """Loading fidelity of approximate loaders against the two-qubit gates they cost, on RUN's test images."""
-    from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.hardware.loader_frontier import frontier_for_run, write_frontier
-    from qmae_qiskit.hardware.noise import backend_for_spec
 
     try:
         depths = [int(v) for v in layers.split(",") if v.strip()]
     except ValueError:
         raise QMAEError(f"--layers must be comma-separated whole numbers, got {layers!r}") from None
     backends = [backend_for_spec(b) for b in backend_names]
-    frontier = frontier_for_run(
-        run_dir, backends, depths, images, optimization_level, seed_transpiler, mask_seed, stage_iter, data_dir
-    )
+    settings = FrontierSettings(tuple(depths), optimization_level, seed_transpiler, stage_iter)
+    frontier = frontier_for_run(run_dir, backends, settings, images, mask_seed, data_dir)
     files = write_frontier(frontier, out)
     if as_json:
         echo_json(frontier)
@@ -177,9 +173,6 @@ def check_cmd(file: Path, as_json: bool) -> None:
 
     Timings and the time stamp are ignored; versions are compared too, since numbers depend on them.
     """
-    from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.hardware.depth import comparable, differences, load_report, regenerate
-    from qmae_qiskit.hardware.noise import backend_for_spec
 
     stored = load_report(file)
     backend = backend_for_spec(stored.get("backend_spec", stored["backend"]))

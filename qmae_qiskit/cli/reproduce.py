@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import (
     data_dir_option,
     data_dir_or_default,
@@ -16,11 +15,15 @@ from qmae_qiskit.cli.options import (
     images_option,
     json_option,
     mask_seed_option,
-    renamed,
 )
+from qmae_qiskit.cli.spellings import QMAECommand, renamed
+from qmae_qiskit.device import resolve_device
+from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.experiments.multiseed import gap_text, reproduce_seeds, to_markdown
+from qmae_qiskit.experiments.reproduce import Execution, reproduce, table_markdown
 
 
-@main.command("reproduce")
+@click.command("reproduce", cls=QMAECommand)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -88,15 +91,15 @@ def reproduce_cmd(
     With --seeds N: the same for seeds 0..N-1 (training and classifier), as cells on Dask, and Table 1 with
     mean +- 95 % Student-t intervals, the paired QMAE - QAE gap and the baselines' intervals.
     """
-    from qmae_qiskit.device import resolve_device
-    from qmae_qiskit.evaluate.reproduce import Execution, reproduce, table_markdown
 
+    if scheduler is not None and seeds is None:  # checked before the data is looked for (or downloaded)
+        raise QMAEError("--scheduler goes with --seeds N (the single-seed reproduction runs on local processes)")
+    dev = resolve_device(device).type  # --device cuda without a GPU: one line, nothing written
     data_dir = data_dir_or_default(data_dir)
     train = {k: v for k, v in (("epochs", epochs), ("train_samples", train_images)) if v is not None}
     clf = {k: v for k, v in (("epochs", classifier_epochs), ("limit", classifier_train_images)) if v is not None}
     log = (lambda msg: click.echo(msg, err=True)) if as_json else click.echo
-    dev = resolve_device(device).type  # --device cuda without a GPU: one line, nothing written
-    if seeds is not None or scheduler is not None:
+    if seeds is not None:
         where = (workers, scheduler, dev)
         _reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, where, as_json, log)
         return
@@ -117,13 +120,8 @@ def reproduce_cmd(
 
 
 def _reproduce_seeds(out, seeds, data_dir, images, train, clf, mask_seed, where, as_json, log) -> None:
-    from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.evaluate.reproduce import Execution
-    from qmae_qiskit.experiments.multiseed import gap_text, reproduce_seeds, to_markdown
 
     workers, scheduler, device = where
-    if seeds is None:
-        raise QMAEError("--scheduler goes with --seeds N (the single-seed reproduction runs on local processes)")
     ctx = click.get_current_context()
     if ctx.get_parameter_source("out") in (ParameterSource.DEFAULT, None):
         out = Path("results") / "sweeps" / f"table1-{seeds}seeds"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import click
 
-from qmae_qiskit.cli.app import main
+from qmae_qiskit.cli.app import QMAEGroup
 from qmae_qiskit.cli.options import (
     REQUIRED,
     data_dir_option,
@@ -20,8 +21,16 @@ from qmae_qiskit.cli.options import (
     out_dir_option,
     out_file,
     plan_printer,
-    renamed,
 )
+from qmae_qiskit.cli.spellings import renamed
+from qmae_qiskit.experiments.cluster import get_client
+from qmae_qiskit.hardware.qpu_time import QPUPlan
+from qmae_qiskit.model.approx_loader import as_spec
+from qmae_qiskit.study.design import StudySpec
+from qmae_qiskit.study.frontier import Frontier, run_frontier, write_frontier
+from qmae_qiskit.study.frontier import to_markdown as frontier_markdown
+from qmae_qiskit.study.noise import run_study
+from qmae_qiskit.study.report import default_out, to_markdown, write_study
 
 STUDY_DIR = Path("results") / "hardware"
 
@@ -33,7 +42,7 @@ def _floats(text: str) -> list[float]:
         raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
 
 
-@main.group("study")
+@click.group("study", cls=QMAEGroup)
 def study_group() -> None:
     """Studies of what a device gives."""
 
@@ -138,12 +147,6 @@ def noise_cmd(
 ) -> None:
     """Estimate the fidelity and the reconstruction on a device for N test images, raw and mitigated, beside the
     exact values; write the study JSON, a markdown table and a figure."""
-    from contextlib import AbstractContextManager, nullcontext
-
-    from qmae_qiskit.hardware.qpu_time import QPUPlan
-    from qmae_qiskit.study.design import StudySpec
-    from qmae_qiskit.study.noise import run_study
-    from qmae_qiskit.study.report import default_out, to_markdown, write_study
 
     spec = StudySpec(
         run=str(run),
@@ -163,8 +166,6 @@ def noise_cmd(
     )
     context: AbstractContextManager[Any] = nullcontext(None)
     if scheduler is not None or workers is not None:
-        from qmae_qiskit.experiments.cluster import get_client
-
         context = get_client(scheduler, workers)
     say = plan_printer(spec.budget.dry_run and not as_json)
     if spec.budget.dry_run:
@@ -219,10 +220,6 @@ def frontier_cmd(
     **execution: Any,
 ) -> None:
     """Estimate error (each method) against the two-qubit-gate budget: one noise study per approximate loader."""
-    from qmae_qiskit.model.approx_loader import as_spec
-    from qmae_qiskit.study.design import StudySpec
-    from qmae_qiskit.study.frontier import Frontier, run_frontier, to_markdown, write_frontier
-
     names = [x.strip() for x in loaders.split(",") if x.strip()]
     for name in names:
         as_spec(name)  # one line on a bad loader, before anything runs
@@ -243,6 +240,6 @@ def frontier_cmd(
     if as_json:
         echo_json(frontier)
         return
-    click.echo(to_markdown(frontier))
+    click.echo(frontier_markdown(frontier))
     for p in paths:
         click.echo(f"wrote {p}")

@@ -8,7 +8,6 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import (
     config_options,
     data_dir_option,
@@ -19,10 +18,16 @@ from qmae_qiskit.cli.options import (
     json_option,
     mask_seed_option,
     out_dir_option,
-    renamed,
     token_option,
 )
+from qmae_qiskit.cli.spellings import QMAECommand, renamed
 from qmae_qiskit.cli.train import SETTING_KEYS, SHAPE_KEYS
+from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.experiments.cells import EvalSpec
+from qmae_qiskit.experiments.grid import load_grid_blocks, merge_grids, parse_grid_args
+from qmae_qiskit.experiments.reproduce import Execution
+from qmae_qiskit.experiments.summary import to_markdown
+from qmae_qiskit.experiments.sweep import run_sweep
 from qmae_qiskit.train.defaults import BACKEND_DEFAULTS
 
 EXACT = BACKEND_DEFAULTS["exact"]
@@ -35,7 +40,7 @@ TRAIN_KEYS = (
 AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by other option names
 
 
-@main.command("sweep")
+@click.command("sweep", cls=QMAECommand)
 @click.option("--grid", "grid_args", multiple=True, metavar="NAME=V1,V2,...", help="A swept option; repeat it.")
 @click.option(
     "--grid-file",
@@ -134,12 +139,6 @@ def sweep_cmd(
     images and masks, one classifier per classifier seed is trained once and shared. Rerunning skips finished
     cells; a failed cell is recorded (error.txt and the summary) and the others go on.
     """
-    from qmae_qiskit.errors import QMAEError
-    from qmae_qiskit.evaluate.reproduce import Execution
-    from qmae_qiskit.experiments.cells import EvalSpec
-    from qmae_qiskit.experiments.grid import load_grid_blocks, merge_grids, parse_grid_args
-    from qmae_qiskit.experiments.summary import to_markdown
-    from qmae_qiskit.experiments.sweep import run_sweep
 
     cli_grid = parse_grid_args(grid_args)
     ctx = click.get_current_context()

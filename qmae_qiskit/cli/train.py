@@ -9,7 +9,6 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from qmae_qiskit.cli.app import main
 from qmae_qiskit.cli.options import (
     DATA_DIR_HELP,
     config_options,
@@ -18,10 +17,24 @@ from qmae_qiskit.cli.options import (
     device_option,
     echo_json,
     json_option,
-    renamed,
     token_option,
 )
-from qmae_qiskit.train.defaults import BACKEND_DEFAULTS
+from qmae_qiskit.cli.spellings import QMAECommand, renamed
+from qmae_qiskit.device import resolve_device
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.masking import default_patch_shape
+from qmae_qiskit.train.defaults import BACKEND_DEFAULTS, with_backend_defaults
+from qmae_qiskit.train.qnn import resolve_gradient
+from qmae_qiskit.train.runs import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    LOSS_PLOT_FILE,
+    METRICS_FILE,
+    RunSettings,
+    check_resumable,
+    read_settings,
+)
+from qmae_qiskit.train.training import train
 
 
 def _per_backend(key: str) -> str:
@@ -52,7 +65,7 @@ SETTING_KEYS = (
 )
 
 
-@main.command("train")
+@click.command("train", cls=QMAECommand)
 @click.option(
     "--backend",
     type=click.Choice(["exact", "aer_simulator"]),
@@ -189,9 +202,6 @@ def train_cmd(
     **opts: Any,
 ) -> None:
     """Train QMAE or QAE on MNIST; writes config.json, metrics.jsonl, checkpoint.pt and loss.png."""
-    from qmae_qiskit.device import resolve_device
-    from qmae_qiskit.train.runs import check_resumable, read_settings
-    from qmae_qiskit.train.training import train
 
     resolve_device(device)  # --device cuda without a GPU: one line, nothing written
     ctx = click.get_current_context()
@@ -242,10 +252,6 @@ def _summary(r) -> dict[str, Any]:
 
 
 def _fresh_settings(opts: dict[str, Any]):
-    from qmae_qiskit.model.config import QMAEConfig
-    from qmae_qiskit.model.masking import default_patch_shape
-    from qmae_qiskit.train.defaults import with_backend_defaults
-    from qmae_qiskit.train.runs import RunSettings
 
     shape = {k: opts[k] for k in SHAPE_KEYS}
     if shape["patch_height"] is None and shape["patch_width"] is None and shape["image_size"] in (4, 8, 16, 32):
@@ -257,8 +263,6 @@ def _fresh_settings(opts: dict[str, Any]):
 
 def _resumed_settings(stored, opts: dict[str, Any], explicit: set[str]):
     """The stored settings with the options given on this command line applied (checked later by train)."""
-    from qmae_qiskit.model.config import QMAEConfig
-    from qmae_qiskit.train.runs import RunSettings
 
     data = stored.model_dump(mode="json")
     for key in SETTING_KEYS:
@@ -287,7 +291,6 @@ def _describe(s, run_dir: Path, resume: bool) -> str:
     if s.backend == "aer_simulator":
         extra = f", {f'{s.shots} shots' if s.shots else 'exact expectation values'}"
         extra += f", noise model {s.noise_model}" if s.noise_model else ", noiseless"
-        from qmae_qiskit.train.qnn import resolve_gradient
 
         grad = resolve_gradient(s.gradient, s.shots is None and s.noise_model is None)
         extra += f", {grad} gradient"
@@ -307,7 +310,6 @@ def _describe(s, run_dir: Path, resume: bool) -> str:
 
 
 def _report(r) -> None:
-    from qmae_qiskit.train.runs import CHECKPOINT_FILE, CONFIG_FILE, LOSS_PLOT_FILE, METRICS_FILE
 
     new = r.steps - r.start_step
     if new == 0:

@@ -1,1 +1,2 @@
-"""Scoring: metrics, no-circuit baselines, the classifier, evaluation, figures, Table 1."""
+"""Scoring: metrics, no-circuit baselines, the classifier, evaluation, submission, figures (Table 1 and Fig. 8
+are made in `experiments/`)."""

@@ -9,26 +9,28 @@ reconstructions, so both pass through the same pixel scaling. Weights are a cach
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from qmae_qiskit.data import load_mnist
 from qmae_qiskit.device import deterministic_cuda, resolve_device, torch_threads
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate.metrics import to_pixels
-from qmae_qiskit.io import atomic_write_json, atomic_write_with
+from qmae_qiskit.io import atomic_write_with
+from qmae_qiskit.records import UnversionedBefore, load_record, save_record
 
 WEIGHTS, INFO = "classifier.pt", "classifier.json"
 
 
 def resnet18_small(num_classes: int = 10) -> nn.Module:
     """ResNet18 with a one-channel stem and the first max-pool replaced by identity."""
-    from torchvision.models import resnet18
+    from torchvision.models import resnet18  # lazy: torchvision adds ~3 s
 
     model = resnet18(weights=None, num_classes=num_classes)
     model.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -126,7 +128,6 @@ def _fit(
 ) -> list[float]:
     """The training loop; batches are drawn and shifted on the CPU (``gen``) and moved to the model's device,
     so the data order is the same on every device. Returns the mean loss of each epoch."""
-    from tqdm.auto import tqdm
 
     dev = next(model.parameters()).device
     steps = s.epochs * ((len(x) + s.batch_size - 1) // s.batch_size)
@@ -206,11 +207,42 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return float((predict(model, images) == labels.long()).double().mean())
 
 
+class ClassifierInfo(UnversionedBefore):
+    """``classifier.json``: how the cached classifier was trained and its clean test accuracy."""
+
+    SCHEMA: ClassVar[str] = "qmae-qiskit/classifier"
+    VERSION: ClassVar[int] = 1
+    WHAT: ClassVar[str] = "classifier info"
+
+    architecture: str
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int
+    augment_shift: int
+    recipe: str | None = None  # left out of the records of the first recipe
+    device: str | None = None
+    n_train: int
+    image_size: int
+    train_loss: list[float]
+    train_seconds: float
+    input_scaling: str
+    n_test: int | None = None
+    test_accuracy: float | None = None
+
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("recipe", "device")
+
+    def info(self) -> dict[str, Any]:
+        """The fields alone, as the callers read them (no schema or provenance)."""
+        return self.model_dump(exclude={"record_schema", "schema_version", "provenance"})
+
+
 def save(folder: str | Path, result: TrainResult) -> Path:
     """Write ``classifier.pt`` and ``classifier.json`` atomically (weights first, so info implies weights)."""
     folder = Path(folder)
+    info = ClassifierInfo.model_validate(result.info)  # a bad field fails before anything is written
     atomic_write_with(folder / WEIGHTS, lambda fh: torch.save(result.model.state_dict(), fh))
-    atomic_write_json(folder / INFO, result.info)
+    save_record(info, folder / INFO)
     return folder
 
 
@@ -233,7 +265,7 @@ def load(folder: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Mod
     except Exception as exc:
         raise QMAEError(f"cannot read classifier weights {folder / WEIGHTS}: {exc}") from exc
     model.to(resolve_device(device)).eval()
-    return model, json.loads((folder / INFO).read_text())
+    return model, load_record(ClassifierInfo, folder / INFO).info()
 
 
 def train_and_cache(
@@ -248,7 +280,6 @@ def train_and_cache(
 ) -> dict:
     """Train on the MNIST training split at ``image_size`` (the first ``limit`` images), score the clean test
     split, cache in ``out``. ``recipe``: :func:`train_classifier`'s epochs, batch_size, lr, seed, augment_shift."""
-    from qmae_qiskit.data import load_mnist
 
     dev = resolve_device(device)  # before anything is read or written: a missing GPU is one line
     train = load_mnist(data_dir, train=True, image_size=image_size, limit=limit)

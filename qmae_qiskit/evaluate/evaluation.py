@@ -10,7 +10,6 @@ QMAE and QAE with the same patch grid get the same mask for every image, as the 
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -22,15 +21,22 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from qmae_qiskit.data import ImageSet
+from qmae_qiskit.data import ImageSet, load_mnist, load_split
 from qmae_qiskit.device import resolve_device
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate import baselines as bl
+from qmae_qiskit.evaluate.classifier import INFO, ClassifierInfo, exists, load, train_and_cache
+from qmae_qiskit.evaluate.device_choice import choose_for_run
+from qmae_qiskit.evaluate.prepare import outputs, prepare
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1, PIXEL_SCALING, aggregate, score, score_images
+from qmae_qiskit.hardware.executors import make_executor
+from qmae_qiskit.hardware.jobs import usage_of
+from qmae_qiskit.hardware.qpu_time import plan_for
 from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import EVAL_MASK_EPOCH, eval_masks
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
+from qmae_qiskit.train.runs import load_trained
 
 if TYPE_CHECKING:
     from qmae_qiskit.hardware.qpu_time import QPUPlan
@@ -103,8 +109,6 @@ class EvalData:
     @property
     def train_images(self) -> torch.Tensor:
         if not isinstance(self.train_source, torch.Tensor):
-            from qmae_qiskit.data import load_mnist
-
             data_dir, image_size = self.train_source
             self.train_source = load_mnist(data_dir, train=True, image_size=image_size).images
         return self.train_source
@@ -115,7 +119,6 @@ class EvalData:
 
 def load_eval_data(data_dir: str | Path | None, split: str, image_size: int, limit: int | None) -> EvalData:
     """The first ``limit`` images of ``split`` and the training images (for the baselines' fills)."""
-    from qmae_qiskit.data import load_split
 
     if split not in SPLITS:
         raise QMAEError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -149,14 +152,12 @@ def default_classifier_dir(image_size: int) -> Path:
 
 def find_classifier(run_dir: Path, explicit: str | Path | None, image_size: int = 16) -> Path:
     """``explicit``, else the nearest ``classifier/`` for this image size beside the run or above it, else the cache."""
-    from qmae_qiskit.evaluate.classifier import INFO, exists
 
     if explicit is not None:
         return Path(explicit)
     for parent in [run_dir.parent, *run_dir.parent.parents][:3]:
         if exists(parent / "classifier"):
-            size = json.loads((parent / "classifier" / INFO).read_text()).get("image_size", image_size)
-            if size == image_size:
+            if load_record(ClassifierInfo, parent / "classifier" / INFO).image_size == image_size:
                 return parent / "classifier"
     return default_classifier_dir(image_size)
 
@@ -165,7 +166,6 @@ def load_classifier(
     run_dir: Path, explicit: str | Path | None, required: bool, image_size: int = 16, device: str = "cpu"
 ) -> tuple[Any, dict | None, Path]:
     """(model or None, its info, its folder): required -> a missing classifier is an error with the fix."""
-    from qmae_qiskit.evaluate.classifier import exists, load
 
     path = find_classifier(run_dir, explicit, image_size)
     if exists(path) or required:
@@ -183,7 +183,6 @@ def classifier_for_run(
     (what ``qmae-qiskit classifier train --image-size L --out DIR`` does, with a progress bar) and said so on
     stderr. A folder named with ``--classifier`` is never trained into: a missing one is an error.
     """
-    from qmae_qiskit.evaluate.classifier import exists, train_and_cache
 
     path = find_classifier(run_dir, explicit, image_size)
     if explicit is None and not exists(path):
@@ -229,11 +228,6 @@ def evaluate(
     images and masks (a sweep's or reproduce's, shared by several runs) and go into the record as they are.
     A device's or twin's QPU plan goes to ``say`` before anything runs (refused above the spec's cap); a dry run
     (``execution.budget``) returns the plan and runs, trains and writes nothing."""
-    from qmae_qiskit.evaluate.prepare import prepare
-    from qmae_qiskit.hardware.device_choice import choose_for_run
-    from qmae_qiskit.hardware.executors import make_executor
-    from qmae_qiskit.hardware.qpu_time import plan_for
-    from qmae_qiskit.train.runs import load_trained
 
     t0, opts, run_dir = time.perf_counter(), options or EvalOptions(), Path(run_dir)
     dev = resolve_device(opts.device).type  # a missing GPU is one line, before anything is read or written
@@ -289,8 +283,6 @@ class _Scored:
 
 def _run_and_score(prepared: Any, data: EvalData, executor: Any, classifier: Any) -> _Scored:
     """execute -> score the prepared work: the per-image scores' aggregate (and a device's usage figures)."""
-    from qmae_qiskit.evaluate.prepare import outputs
-    from qmae_qiskit.hardware.jobs import usage_of
 
     execution = executor.run(prepared.work)
     results = execution.result()

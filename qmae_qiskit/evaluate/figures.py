@@ -8,9 +8,10 @@ from pathlib import Path
 import torch
 
 from qmae_qiskit.evaluate.metrics import probabilities_to_image, to_pixels
+from qmae_qiskit.figures import pyplot, save_figure
 from qmae_qiskit.model.masking import eval_masks
 from qmae_qiskit.simulate import exact
-from qmae_qiskit.train.plots import draw_loss, save_figure
+from qmae_qiskit.train.plots import draw_loss
 
 
 def pick_digits(labels: torch.Tensor, count: int = 5) -> list[int]:
@@ -39,10 +40,7 @@ def reconstructions(
 
 
 def _grid(rows: Sequence[tuple[str, torch.Tensor]], path: str | Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ncols = rows[0][1].shape[0]
     fig, axes = plt.subplots(
@@ -82,10 +80,7 @@ def fig7(runs: Sequence, images: torch.Tensor, indices: torch.Tensor, path: str 
 
 def fig8(curves: Sequence[tuple[str, Sequence[dict]]], path: str | Path) -> Path:
     """Paper Fig. 8: training loss 1 - <Z> per step of each run, one panel each, (a), (b), ..."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 3.6), dpi=120, squeeze=False)
     for i, (label, records) in enumerate(curves):

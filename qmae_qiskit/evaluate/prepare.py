@@ -19,10 +19,19 @@ from qiskit.circuit import QuantumCircuit
 
 from qmae_qiskit.data import ImageSet
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.backends import ensure_fits
 from qmae_qiskit.hardware.execution import EstimatorTask, Executor, SamplerTask, Work
+from qmae_qiskit.hardware.placement import place
 from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.hardware.transpile import map_observable, transpile_for, two_qubit_count
-from qmae_qiskit.model.approx_loader import as_spec
+from qmae_qiskit.model.approx_loader import as_spec, fit_loader
+from qmae_qiskit.model.circuits import (
+    fidelity_observable,
+    inverse_fidelity_circuit,
+    parameter_values,
+    reconstruction_circuit,
+    training_circuit,
+)
 from qmae_qiskit.model.masking import eval_masks
 from qmae_qiskit.train.runs import TrainedModel
 
@@ -100,12 +109,6 @@ def logical_circuits(
     tm: TrainedModel, fidelity_circuit: str, loader: str | None = None
 ) -> tuple[QuantumCircuit, object, QuantumCircuit]:
     """(fidelity circuit, its observable on the virtual qubits, reconstruction circuit) for the run's config."""
-    from qmae_qiskit.model.circuits import (
-        fidelity_observable,
-        inverse_fidelity_circuit,
-        reconstruction_circuit,
-        training_circuit,
-    )
 
     cfg = tm.cfg
     if fidelity_circuit == "swap-test":
@@ -120,7 +123,6 @@ def isa_for(circuit: QuantumCircuit, target: Any, spec: ExecutionSpec) -> Quantu
     """``circuit`` transpiled for ``target`` at the spec's level and seed, on the qubits its ``placement`` picks."""
     if spec.placement == "qiskit":
         return transpile_for(circuit, target, spec.optimization_level, spec.seed_transpiler)
-    from qmae_qiskit.hardware.placement import place
 
     return place(circuit, target, spec.optimization_level, spec.seed_transpiler, spec.placement).isa
 
@@ -129,8 +131,6 @@ def prepare(
     tm: TrainedModel, data: ImageSet, spec: ExecutionSpec, executor: Executor, roles: tuple[str, ...] = ROLES
 ) -> Prepared:
     """The evaluation of ``tm`` on ``data`` as :class:`Work` for ``executor``."""
-    from qmae_qiskit.hardware.backends import ensure_fits
-    from qmae_qiskit.model.circuits import parameter_values
 
     cfg = tm.cfg
     if len(data) == 0:
@@ -139,18 +139,7 @@ def prepare(
     approximate = spec.loader is not None and not as_spec(spec.loader).is_exact
     fid_qc, fid_obs, rec_qc = logical_circuits(tm, fid_kind, spec.loader if approximate else None)
     target = executor.target
-    if target is not None:
-        try:
-            ensure_fits(
-                fid_qc.num_qubits,
-                target,
-                f"{fid_kind} fidelity circuit",
-                "use a larger backend or a run trained on smaller images",
-            )
-        except QMAEError as exc:
-            if fid_kind == "swap-test" and rec_qc.num_qubits <= (target.num_qubits or 0):
-                raise QMAEError(f"{exc}, or pass --fidelity-circuit inverse ({rec_qc.num_qubits} qubits)") from None
-            raise
+    _check_fits(fid_qc, rec_qc, fid_kind, target)
     patch_idx = eval_masks(cfg, tm.mask_ratio, data.indices, spec.mask_seed)
     with torch.no_grad():
         x_masked = tm.module().masked_inputs(data.images, patch_idx).detach()
@@ -158,23 +147,10 @@ def prepare(
     fits: dict[str, Any] = {}
     angles: dict[str, torch.Tensor] = {}
     if approximate:
-        from qmae_qiskit.model.approx_loader import fit_loader
-
         fits = {"masked": fit_loader(spec.loader, x_masked), "clean": fit_loader(spec.loader, clean)}
         angles = {"masked_angles": fits["masked"].angles, "clean_angles": fits["clean"].angles}
     t0 = time.perf_counter()
-    tasks: dict = {}
-    logical: dict[str, QuantumCircuit] = {}
-    if FIDELITY in roles:
-        isa = fid_qc if target is None else isa_for(fid_qc, target, spec)
-        obs = fid_obs if target is None else map_observable(fid_obs, isa)
-        tasks[FIDELITY] = EstimatorTask(isa, obs, parameter_values(isa, tm.theta, x_masked, clean, **angles))
-        logical[FIDELITY] = fid_qc
-    if RECONSTRUCTION in roles:
-        isa = rec_qc if target is None else isa_for(rec_qc, target, spec)
-        masked_only = {k: v for k, v in angles.items() if k == "masked_angles"}
-        tasks[RECONSTRUCTION] = SamplerTask(isa, parameter_values(isa, tm.theta, x_masked, **masked_only), "pixel")
-        logical[RECONSTRUCTION] = rec_qc
+    tasks, logical = _tasks(tm, spec, target, roles, (fid_qc, fid_obs, rec_qc), (x_masked, clean, angles))
     seconds = time.perf_counter() - t0
     shots = spec.shots
     if shots is None and executor.kind in ("twin", "ibm"):
@@ -195,6 +171,44 @@ def prepare(
         seconds,
         fits,
     )
+
+
+def _check_fits(fid_qc: QuantumCircuit, rec_qc: QuantumCircuit, fid_kind: str, target: Any) -> None:
+    """One line when the fidelity circuit needs more qubits than the device has (naming the smaller circuit)."""
+    if target is None:
+        return
+    try:
+        ensure_fits(
+            fid_qc.num_qubits,
+            target,
+            f"{fid_kind} fidelity circuit",
+            "use a larger backend or a run trained on smaller images",
+        )
+    except QMAEError as exc:
+        if fid_kind == "swap-test" and rec_qc.num_qubits <= (target.num_qubits or 0):
+            raise QMAEError(f"{exc}, or pass --fidelity-circuit inverse ({rec_qc.num_qubits} qubits)") from None
+        raise
+
+
+def _tasks(
+    tm: TrainedModel, spec: ExecutionSpec, target: Any, roles: tuple[str, ...], circuits: tuple, inputs: tuple
+) -> tuple[dict, dict[str, QuantumCircuit]]:
+    """The estimator and sampler tasks of ``roles``, transpiled for ``target`` (as built when it is None)."""
+    fid_qc, fid_obs, rec_qc = circuits
+    x_masked, clean, angles = inputs
+    tasks: dict = {}
+    logical: dict[str, QuantumCircuit] = {}
+    if FIDELITY in roles:
+        isa = fid_qc if target is None else isa_for(fid_qc, target, spec)
+        obs = fid_obs if target is None else map_observable(fid_obs, isa)
+        tasks[FIDELITY] = EstimatorTask(isa, obs, parameter_values(isa, tm.theta, x_masked, clean, **angles))
+        logical[FIDELITY] = fid_qc
+    if RECONSTRUCTION in roles:
+        isa = rec_qc if target is None else isa_for(rec_qc, target, spec)
+        masked_only = {k: v for k, v in angles.items() if k == "masked_angles"}
+        tasks[RECONSTRUCTION] = SamplerTask(isa, parameter_values(isa, tm.theta, x_masked, **masked_only), "pixel")
+        logical[RECONSTRUCTION] = rec_qc
+    return tasks, logical
 
 
 def outputs(prepared: Prepared, results: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:

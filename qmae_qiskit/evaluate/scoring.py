@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.evaluate.classifier import predict
 from qmae_qiskit.evaluate.metrics import (
     cosine,
     image_scores,
@@ -51,8 +52,6 @@ def score(
     if fidelity is not None:
         out["fidelity"] = torch.as_tensor(fidelity, dtype=torch.float64).reshape(N)
     if classifier is not None:
-        from qmae_qiskit.evaluate.classifier import predict
-
         out["accuracy"] = (predict(classifier, pixels) == labels.long()).double()
     return out
 
@@ -65,8 +64,6 @@ def score_images(
     out = image_scores(filled, clean)
     out["fidelity"] = pure_state_fidelity(filled.reshape(N, -1), clean.reshape(N, -1))
     if classifier is not None:
-        from qmae_qiskit.evaluate.classifier import predict
-
         out["accuracy"] = (predict(classifier, filled) == labels.long()).double()
     return out
 

@@ -15,12 +15,19 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field, model_validator
 
+from qmae_qiskit.data import images_sha256, load_split
 from qmae_qiskit.errors import QMAEError, one_line
+from qmae_qiskit.evaluate.device_choice import with_chosen_device
+from qmae_qiskit.evaluate.evaluation import load_classifier
+from qmae_qiskit.evaluate.prepare import FIDELITY, RECONSTRUCTION, prepare
+from qmae_qiskit.evaluate.scoring import aggregate, score
 from qmae_qiskit.hardware import jobs as store
 from qmae_qiskit.hardware.backends import redact
-from qmae_qiskit.hardware.qpu_time import QPUPlan
+from qmae_qiskit.hardware.executors import make_executor
+from qmae_qiskit.hardware.qpu_time import QPUPlan, plan_for
 from qmae_qiskit.hardware.spec import WithExecution
 from qmae_qiskit.records import Record, save_record, utc_now
+from qmae_qiskit.train.runs import load_trained
 
 
 class SubmitOptions(WithExecution):
@@ -73,7 +80,6 @@ class Submission:
 
 
 def _context(prep, opts: SubmitOptions) -> dict[str, Any]:
-    from qmae_qiskit.data import images_sha256
 
     tm = prep.tm
     return {
@@ -102,10 +108,6 @@ def _context(prep, opts: SubmitOptions) -> dict[str, Any]:
 def _prepare(opts: SubmitOptions) -> tuple[Any, Any]:
     """(the executor, the prepared work) of a submission: its images read and its circuits built, or one line
     on what is wrong, before anything is planned or sent."""
-    from qmae_qiskit.data import load_split
-    from qmae_qiskit.evaluate.prepare import prepare
-    from qmae_qiskit.hardware.executors import make_executor
-    from qmae_qiskit.train.runs import load_trained
 
     tm = load_trained(opts.run)
     spec = opts.execution
@@ -130,9 +132,7 @@ def submit(
 ) -> Submission | QPUPlan:
     """Submit the N-image evaluation (Estimator fidelity + Sampler reconstruction) and write the record at once.
     Its QPU plan goes to ``say`` first; a dry run returns the plan and submits and writes nothing. ``--backend
-    auto`` or a list submits to the device of lowest expected error (:mod:`~qmae_qiskit.hardware.device_choice`)."""
-    from qmae_qiskit.hardware.device_choice import with_chosen_device
-    from qmae_qiskit.hardware.qpu_time import plan_for
+    auto`` or a list submits to the device of lowest expected error (:mod:`~qmae_qiskit.evaluate.device_choice`)."""
 
     opts = with_chosen_device(opts, opts.run, say).on_planned_backend(say)
     spec = opts.execution
@@ -186,10 +186,6 @@ def score_record(
     jobs_dir: Path, rec: store.JobRecord, classifier_dir: str | Path | None = None, use_classifier: bool = True
 ) -> JobMetrics:
     """Saved results -> metrics with :func:`qmae_qiskit.evaluate.scoring.score` (the code ``evaluate`` uses)."""
-    from qmae_qiskit.data import images_sha256, load_split
-    from qmae_qiskit.evaluate.evaluation import load_classifier
-    from qmae_qiskit.evaluate.prepare import FIDELITY, RECONSTRUCTION
-    from qmae_qiskit.evaluate.scoring import aggregate, score
 
     ctx = rec.context
     results = store.load_results(jobs_dir, rec)

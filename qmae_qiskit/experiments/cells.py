@@ -21,7 +21,7 @@ from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.experiments.grid import AXES, Grid, GridValue
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import default_patch_shape
-from qmae_qiskit.train.runs import CONFIG_FILE, RunSettings
+from qmae_qiskit.train.runs import CONFIG_FILE, RESUMABLE_CHANGES, RunSettings, read_settings, settings_differences
 
 EVAL_FILE = "eval.json"
 ERROR_FILE = "error.txt"
@@ -215,7 +215,6 @@ def eval_matches(cell: Cell, result: dict) -> bool:
 
 def stored_settings(cell: Cell, out: Path) -> RunSettings | None:
     """The settings in the cell folder's config.json, None without one; a damaged file is a one-line error."""
-    from qmae_qiskit.train.runs import read_settings
 
     if not (cell.folder(out) / CONFIG_FILE).is_file():
         return None
@@ -238,7 +237,6 @@ def check_out_folder(cells: list[Cell], out: Path) -> None:
 
     Settings a resume may change (more epochs, another checkpoint interval) are allowed: those cells continue.
     """
-    from qmae_qiskit.train.runs import RESUMABLE_CHANGES, settings_differences
 
     for cell in cells:
         folder = cell.folder(out)

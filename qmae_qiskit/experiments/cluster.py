@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import qmae_qiskit
 from qmae_qiskit.errors import QMAEError, one_line
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -35,7 +36,7 @@ def default_workers() -> int:
 
 def connect(scheduler: str, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Any:
     """A client of the scheduler at ``scheduler``; one line if it does not answer within ``timeout`` seconds."""
-    from distributed import Client
+    from distributed import Client  # lazy: Dask adds ~1 s; only sweeps and clustered studies need it
 
     try:
         return Client(scheduler, timeout=timeout, set_as_default=False)
@@ -48,7 +49,7 @@ def connect(scheduler: str, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Any:
 
 def local_cluster(workers: int, threads: int = 1) -> Any:
     """A LocalCluster of ``workers`` processes, ``threads`` threads each, quiet logs."""
-    from distributed import LocalCluster
+    from distributed import LocalCluster  # lazy: Dask adds ~1 s; only sweeps and clustered studies need it
 
     env = {**SINGLE_THREAD_ENV, **{k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
     return LocalCluster(
@@ -65,8 +66,6 @@ def worker_package_paths(client: Any) -> dict[str, str]:
     """Where each worker imports qmae_qiskit from (a worker on another checkout would run other code)."""
 
     def where() -> str:
-        import qmae_qiskit
-
         return os.path.dirname(os.path.abspath(qmae_qiskit.__file__))
 
     return client.run(where)
@@ -96,13 +95,11 @@ def get_client(
     n = default_workers() if workers is None else workers
     if n < 1:
         raise QMAEError(f"--workers must be at least 1, got {n}")
-    from distributed import Client
+    from distributed import Client  # lazy: Dask adds ~1 s; only sweeps and clustered studies need it
 
     cluster = local_cluster(n, threads)
     client = Client(cluster, set_as_default=False)
     try:
-        import qmae_qiskit
-
         here = os.path.dirname(os.path.abspath(qmae_qiskit.__file__))
         elsewhere = {w: p for w, p in worker_package_paths(client).items() if p != here}
         if elsewhere:

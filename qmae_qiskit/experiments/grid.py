@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.model.config import ANSATZES
 
@@ -135,11 +140,6 @@ def load_grid_file(path: str | Path) -> Grid:
 def load_grid_blocks(path: str | Path) -> list[Grid]:
     """A grid file as a list of grids: one ``[grid]`` table, or several ``[[grid]]`` blocks whose cells are joined
     (a union of products: e.g. QMAE over layers x token beside QAE over layers, which has no token to vary)."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -9,15 +9,18 @@ committed single-seed Table 1 again. Layout of ``out``: ``classifiers/L16-c<s>/`
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from qmae_qiskit.evaluate.reproduce import CLASSIFIER_DEFAULTS, PAPER_GAP, TRAIN_DEFAULTS, Execution, run_specs
+from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
 from qmae_qiskit.experiments.cells import Cell, ClassifierSpec, EvalSpec, check_out_folder, is_finished
 from qmae_qiskit.experiments.cluster import get_client
 from qmae_qiskit.experiments.grid import Grid
+from qmae_qiskit.experiments.paper_runs import CLASSIFIER_DEFAULTS, PAPER_GAP, TRAIN_DEFAULTS, run_specs
 from qmae_qiskit.experiments.records import GroupStats, Stat, SweepSummary
+from qmae_qiskit.experiments.reproduce import Execution
 from qmae_qiskit.experiments.runner import RunReport, run_cells
 from qmae_qiskit.experiments.stats import METHOD, interval_text
 from qmae_qiskit.experiments.summary import build_summary, write_summary
@@ -177,6 +180,12 @@ def to_markdown(t: MultiSeedTable) -> str:
         "| Mask | Model | Fidelity | CS | SSIM | Accuracy |",
         "|---|---|---|---|---|---|",
     ]
+    return "\n".join(lines + _ratios_and_claims_lines(t))
+
+
+def _ratios_and_claims_lines(t: MultiSeedTable) -> list[str]:
+    """QMAE and the baselines at every mask ratio, the claims' verdicts, failed cells, the training settings."""
+    lines = []
     for name, ratio in (("qmae-m12.5", "0.125"), ("qmae-m25", "0.25"), ("qmae-m50", "0.5")):
         if name in t.runs:
             lines.append(f"| {float(ratio):.1%} " + _row("QMAE", t.runs[name]))
@@ -197,7 +206,7 @@ def to_markdown(t: MultiSeedTable) -> str:
         f"{tr['train_samples']} images. Time: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.seconds.items()) + ".",
         "",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 def reproduce_seeds(
@@ -212,14 +221,11 @@ def reproduce_seeds(
 ) -> MultiSeedTable:
     """Everything in the module docstring; returns the table1.json record. ``execution``: the Dask scheduler (or
     a local cluster of ``workers``), the log and the resolved torch device type the workers compute on."""
-    import time
 
     ex = execution or Execution()
     log = ex.log
 
     if seeds < 1:
-        from qmae_qiskit.errors import QMAEError
-
         raise QMAEError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out)
     train = dict(train or {})

@@ -12,7 +12,7 @@ from typing import Any
 
 from qmae_qiskit.experiments.grid import REPLICATE_AXES
 from qmae_qiskit.experiments.records import GroupStats, SweepSummary
-from qmae_qiskit.train.plots import save_figure
+from qmae_qiskit.figures import pyplot, save_figure
 
 COLORS = {"qmae": "tab:blue", "qae": "tab:orange"}
 
@@ -50,10 +50,7 @@ def _panels(summary: SweepSummary, metric: str, axis: str) -> dict[tuple, list[G
 
 
 def plot_metric(summary: SweepSummary, metric: str, axis: str, path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     order = summary.grid[axis]
     numeric = _numeric(order)

@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from qmae_qiskit.records import Record
+from qmae_qiskit.records import Record, UnversionedBefore, upgrade_unversioned
 
 
 class Stat(BaseModel):
@@ -104,3 +104,56 @@ class SweepSummary(Record):
     paired: list[PairedStats]
     failed: list[dict[str, str]]
     timing: Timing | None = None
+
+
+class Table1Record(UnversionedBefore):
+    """``table1.json`` of ``reproduce``: our Table 1 beside the paper's, the baselines, the checks, the timings."""
+
+    SCHEMA: ClassVar[str] = "qmae-qiskit/table1"
+    VERSION: ClassVar[int] = 1
+    WHAT: ClassVar[str] = "Table 1 record"
+
+    command: str
+    n_test_images: int
+    mask_seed: int
+    pixel_scaling: str
+    classifier: dict[str, Any]
+    train_settings: dict[str, Any]
+    runs: dict[str, Any]
+    ours: dict[str, dict[str, Any]]
+    baselines: dict[str, Any]
+    paper: dict[str, dict[str, float]]
+    qmae_minus_qae_accuracy: float
+    paper_qmae_minus_qae_accuracy: float
+    checks: dict[str, bool]
+    seconds: dict[str, float]
+    workers: int | None = None  # processes that trained and evaluated the runs (left out of 0.1's records)
+
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("workers",)
+
+
+class RunParams(BaseModel):
+    """One trained run's parameters as plain numbers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    mask_ratio: float
+    config: dict[str, Any]
+    theta: list[float]
+    mask_token: list[float] | None
+
+
+class ParamsRecord(Record):
+    """``params.json`` of ``reproduce``: the trained theta and mask token of each run."""
+
+    SCHEMA: ClassVar[str] = "qmae-qiskit/params"
+    VERSION: ClassVar[int] = 1
+    WHAT: ClassVar[str] = "parameters record"
+
+    runs: dict[str, RunParams]
+
+    @classmethod
+    def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
+        """0.1 wrote the runs at the top level."""
+        return upgrade_unversioned(cls, {"runs": raw}, version) if "schema" not in raw else None

@@ -62,7 +62,7 @@ def run_cells(
     """Run every unfinished cell of ``cells`` on ``client``; returns when all have finished or failed.
 
     ``device``: a resolved torch device type every worker computes on (see :func:`tasks.warm_up`)."""
-    from distributed import as_completed
+    from distributed import as_completed  # lazy: Dask adds ~1 s; only sweeps need it
 
     out = Path(out)
     report = RunReport(workers=_workers(client))

@@ -12,6 +12,7 @@ from typing import Any
 from qmae_qiskit.evaluate.scoring import METRICS
 from qmae_qiskit.experiments.cells import ERROR_FILE, Cell, eval_matches, read_eval
 from qmae_qiskit.experiments.grid import REPLICATE_AXES, Grid
+from qmae_qiskit.experiments.plots import plot_summary
 from qmae_qiskit.experiments.records import CellEntry, SweepSummary, Timing
 from qmae_qiskit.experiments.runner import RunReport
 from qmae_qiskit.experiments.stats import METHOD, CellValues, group_stats, interval_text, paired_stats
@@ -99,8 +100,6 @@ def write_summary(summary: SweepSummary, out: str | Path, plots: bool = True) ->
     out = Path(out)
     files = [save_record(summary, out / SUMMARY_JSON), atomic_write_text(out / SUMMARY_MD, to_markdown(summary))]
     if plots:
-        from qmae_qiskit.experiments.plots import plot_summary
-
         files += plot_summary(summary, out / PLOTS_DIR)
     return files
 

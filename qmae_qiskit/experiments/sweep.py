@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from qmae_qiskit.device import resolve_device
-from qmae_qiskit.evaluate.reproduce import Execution
 from qmae_qiskit.experiments.cells import Cell, EvalSpec, build_cells, check_out_folder, is_finished
 from qmae_qiskit.experiments.cluster import get_client
 from qmae_qiskit.experiments.grid import Grid, union_grid
 from qmae_qiskit.experiments.records import SweepSummary
+from qmae_qiskit.experiments.reproduce import Execution
 from qmae_qiskit.experiments.runner import RunReport, run_cells
 from qmae_qiskit.experiments.summary import build_summary, write_summary
 

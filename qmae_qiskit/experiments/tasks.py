@@ -16,9 +16,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from qmae_qiskit.data import load_mnist
 from qmae_qiskit.errors import QMAEError, one_line
+from qmae_qiskit.evaluate import classifier as clf_mod
+from qmae_qiskit.evaluate.evaluation import EvalData, EvalOptions, EvalResult, evaluate, evaluate_baselines
 from qmae_qiskit.experiments.cells import CELL_FILE, ERROR_FILE, EVAL_FILE, Cell, ClassifierSpec, EvalSpec
+from qmae_qiskit.experiments.paper_runs import ensure_classifier as ensure
 from qmae_qiskit.experiments.records import CellRecord
+from qmae_qiskit.hardware.spec import ExecutionSpec
+from qmae_qiskit.records import save_record
+from qmae_qiskit.train.runs import CHECKPOINT_FILE, CONFIG_FILE, load_checkpoint, read_settings, update_settings
+from qmae_qiskit.train.training import select_data, train
 
 TaskResult = dict[str, Any]
 
@@ -26,8 +36,6 @@ TaskResult = dict[str, Any]
 def setup_worker(threads: int = 1) -> None:
     """One torch thread per task (a worker process runs one task at a time); idle OpenMP threads sleep."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import torch
-
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
@@ -41,16 +49,13 @@ def device() -> str:
 
 
 def warm_up(threads: int = 1, device: str = "cpu") -> float:
-    """Import what the tasks use (torch, the training and evaluation code, torchvision's ResNet) once per worker,
-    so that the first cell on each worker does not pay for it, and set the worker's torch device; returns the
-    seconds it took."""
+    """Import what the tasks use once per worker, so that the first cell on each worker does not pay for it
+    (unpickling this function imports torch and the toolkit; torchvision's ResNet here), and set the worker's
+    torch device; returns the seconds it took."""
     t0 = time.perf_counter()
     setup_worker(threads)
     _DEVICE["name"] = device
-    import torchvision.models  # noqa: F401
-
-    from qmae_qiskit.evaluate import classifier, evaluation  # noqa: F401
-    from qmae_qiskit.train import training  # noqa: F401
+    import torchvision.models  # noqa: F401  # lazy: the classifier module defers it; a worker loads it once here
 
     return time.perf_counter() - t0
 
@@ -72,14 +77,12 @@ def _guard(what: str, fn: Callable[[], TaskResult], threads: int) -> TaskResult:
 
 @functools.lru_cache(maxsize=8)
 def _mnist(data_dir: str | None, train: bool, image_size: int):
-    from qmae_qiskit.data import load_mnist
 
     return load_mnist(data_dir, train=train, image_size=image_size)
 
 
 @functools.lru_cache(maxsize=8)
 def _eval_data(data_dir: str | None, image_size: int, limit: int | None):
-    from qmae_qiskit.evaluate.evaluation import EvalData
 
     train, test = _mnist(data_dir, True, image_size), _mnist(data_dir, False, image_size)
     if limit is not None:
@@ -99,7 +102,6 @@ def ensure_classifier(
     ``test_limit`` test images, the ones the sweep evaluates); its info."""
 
     def work() -> TaskResult:
-        from qmae_qiskit.evaluate.reproduce import ensure_classifier as ensure
 
         info = ensure(
             spec.folder(Path(out)),
@@ -125,8 +127,6 @@ def score_baselines(
     def work() -> TaskResult:
         if not classifier.get("ok"):
             raise QMAEError(f"no classifier ({classifier.get('error')})")
-        from qmae_qiskit.evaluate import classifier as clf_mod
-        from qmae_qiskit.evaluate.evaluation import evaluate_baselines
 
         model, _ = clf_mod.load(cell.classifier.folder(Path(out)), device())
         cfg = cell.settings.config
@@ -141,8 +141,6 @@ def train_cell(cell: Cell, out: str | Path, data_dir: str | Path | None, threads
     """Train the cell's run folder to the end: fresh, resumed from its checkpoint, or already done."""
 
     def work() -> TaskResult:
-        from qmae_qiskit.train.runs import CHECKPOINT_FILE, CONFIG_FILE, load_checkpoint, read_settings, update_settings
-        from qmae_qiskit.train.training import select_data, train
 
         folder = cell.folder(Path(out))
         s = cell.settings
@@ -184,9 +182,6 @@ def evaluate_cell(
         for what, res in (("training", trained), ("classifier", classifier), ("baselines", baselines)):
             if not res.get("ok"):
                 raise QMAEError(str(res.get("error") or f"{what} failed"))
-        from qmae_qiskit.evaluate.evaluation import EvalOptions, EvalResult, evaluate
-        from qmae_qiskit.hardware.spec import ExecutionSpec
-        from qmae_qiskit.records import save_record
 
         folder = cell.folder(Path(out))
         ev: EvalSpec = cell.evaluation

@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from qiskit.providers import BackendV2
+from qiskit_aer import AerSimulator
 
 from qmae_qiskit.errors import QMAEError
 
@@ -29,8 +30,8 @@ def fake_backend_classes() -> dict[str, type]:
 
     Read from the classes' ``backend_name`` so nothing is instantiated (loading all snapshots is slow).
     """
-    import qiskit_ibm_runtime.fake_provider as fp
-    from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
+    import qiskit_ibm_runtime.fake_provider as fp  # lazy: qiskit-ibm-runtime adds ~1.6 s
+    from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2  # lazy: qiskit-ibm-runtime adds ~1.6 s
 
     out: dict[str, type] = {}
     for attr in dir(fp):
@@ -83,7 +84,7 @@ def runtime_service() -> Any:
     Looked up as ``qiskit_ibm_runtime.QiskitRuntimeService`` at call time: that class is the network boundary,
     and tests replace exactly it.
     """
-    import qiskit_ibm_runtime
+    import qiskit_ibm_runtime  # lazy: qiskit-ibm-runtime adds ~1.6 s
 
     try:
         return qiskit_ibm_runtime.QiskitRuntimeService()
@@ -109,8 +110,6 @@ def resolve_backend(name: str) -> BackendV2:
     if not name:
         raise QMAEError("no backend given; pass --backend NAME (aer_simulator, fake_torino, ibm_torino, ...)")
     if name == AER_SIMULATOR:
-        from qiskit_aer import AerSimulator
-
         return AerSimulator()
     fakes = fake_backend_classes()
     if name in fakes:
@@ -134,8 +133,7 @@ def resolve_backend(name: str) -> BackendV2:
 
 def is_runtime_backend(backend: BackendV2) -> bool:
     """True for a backend of the IBM service (jobs run remotely), False for fake / Aer (local testing mode)."""
-    from qiskit_aer import AerSimulator
-    from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
+    from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2  # lazy: qiskit-ibm-runtime adds ~1.6 s
 
     return not isinstance(backend, (FakeBackendV2, AerSimulator)) and not getattr(backend, "is_snapshot", False)
 
@@ -166,3 +164,23 @@ def ensure_fits(
     width = getattr(backend, "num_qubits", None)
     if width is not None and num_qubits > width:
         raise QMAEError(f"the {what} needs {num_qubits} qubits but backend {backend.name!r} has {width}; {fix}")
+
+
+def dry_run_backend(name: str) -> tuple[str, str | None]:
+    """The backend a dry run plans on, and a line saying so when it is not ``name``: an ``ibm_*`` name with no
+    IBM Quantum account falls back to the fake backend of the same name (``ibm_torino`` -> ``fake_torino``),
+    whose snapshot has that device's coupling map, gate set, durations and repetition delay."""
+
+    if not name.startswith("ibm_"):
+        return name, None
+    try:
+        runtime_service()
+        return name, None
+    except NoAccountError:
+        fake = "fake_" + name.removeprefix("ibm_")
+        if fake not in fake_backend_names():
+            raise QMAEError(
+                f"no IBM Quantum account and no fake backend {fake!r} to plan {name} on; save an account, "
+                "or dry-run a fake device by name (e.g. --backend fake_torino)"
+            ) from None
+        return fake, f"no IBM Quantum account: planning on {fake}, the fake backend of {name} (its snapshot)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ from qiskit.providers import BackendV2, Options, QubitProperties
 from qiskit.transpiler import InstructionProperties, Target
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.backends import is_runtime_backend
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
 
 SCHEMA = "qmae-qiskit/calibration-snapshot"
@@ -99,9 +101,6 @@ def _readout(backend: BackendV2, n: int) -> list[dict] | None:
 
 
 def _source(backend: BackendV2) -> str:
-    from importlib import metadata
-
-    from qmae_qiskit.hardware.backends import is_runtime_backend
 
     if is_runtime_backend(backend):
         return "IBM Quantum (QiskitRuntimeService)"
@@ -116,40 +115,8 @@ def snapshot(backend: BackendV2, source: str | None = None) -> dict:
     """
     target = backend.target
     n = target.num_qubits
-    qprops = target.qubit_properties
-    if qprops is None:
-        try:
-            qprops = backend.qubit_properties(list(range(n)))
-        except Exception:
-            qprops = None
-    qubits = []
-    for q in range(n):
-        p = qprops[q] if qprops is not None else None
-        qubits.append(
-            {
-                "qubit": q,
-                "t1": _num(getattr(p, "t1", None)),
-                "t2": _num(getattr(p, "t2", None)),
-                "frequency": _num(getattr(p, "frequency", None)),
-            }
-        )
-    instructions: dict[str, list[dict]] = {}
-    control_flow: list[str] = []
-    for name in target.operation_names:
-        if name in CONTROL_FLOW:
-            control_flow.append(name)
-            continue
-        rows = []
-        for qargs, props in target[name].items():
-            rows.append(
-                {
-                    "qubits": None if qargs is None else list(qargs),
-                    "error": _num(getattr(props, "error", None)) if props is not None else None,
-                    "duration": _num(getattr(props, "duration", None)) if props is not None else None,
-                    "has_properties": props is not None,
-                }
-            )
-        instructions[name] = sorted(rows, key=lambda r: (r["qubits"] is not None, r["qubits"] or []))
+    qubits = _qubit_rows(backend, n)
+    instructions, control_flow = _instruction_rows(target)
     coupling = target.build_coupling_map()
     return CalibrationSnapshot(
         **{
@@ -174,6 +141,50 @@ def snapshot(backend: BackendV2, source: str | None = None) -> dict:
             "readout": _readout(backend, n),
         }
     ).to_json()
+
+
+def _qubit_rows(backend: BackendV2, n: int) -> list[dict]:
+    """T1, T2 and frequency of each qubit (None where the backend gives nothing)."""
+    qprops = backend.target.qubit_properties
+    if qprops is None:
+        try:
+            qprops = backend.qubit_properties(list(range(n)))
+        except Exception:
+            qprops = None
+    qubits = []
+    for q in range(n):
+        p = qprops[q] if qprops is not None else None
+        qubits.append(
+            {
+                "qubit": q,
+                "t1": _num(getattr(p, "t1", None)),
+                "t2": _num(getattr(p, "t2", None)),
+                "frequency": _num(getattr(p, "frequency", None)),
+            }
+        )
+    return qubits
+
+
+def _instruction_rows(target: Any) -> tuple[dict[str, list[dict]], list[str]]:
+    """Error and duration of every instruction on its qubits, by name; the control-flow names apart."""
+    instructions: dict[str, list[dict]] = {}
+    control_flow: list[str] = []
+    for name in target.operation_names:
+        if name in CONTROL_FLOW:
+            control_flow.append(name)
+            continue
+        rows = []
+        for qargs, props in target[name].items():
+            rows.append(
+                {
+                    "qubits": None if qargs is None else list(qargs),
+                    "error": _num(getattr(props, "error", None)) if props is not None else None,
+                    "duration": _num(getattr(props, "duration", None)) if props is not None else None,
+                    "has_properties": props is not None,
+                }
+            )
+        instructions[name] = sorted(rows, key=lambda r: (r["qubits"] is not None, r["qubits"] or []))
+    return instructions, control_flow
 
 
 def snapshot_path(root: Path, backend_name: str, when: dt.datetime | None = None) -> Path:

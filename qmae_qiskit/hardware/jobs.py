@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +26,12 @@ from pydantic import BaseModel, ConfigDict
 from qiskit import qpy
 from qiskit.circuit import QuantumCircuit
 
-from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware.backends import redact
 from qmae_qiskit.hardware.execution import Estimates, EstimatorTask, Result, SamplerTask, Samples, Task, Work
+from qmae_qiskit.hardware.executors.runtime import fetch, status_name, wait
+from qmae_qiskit.hardware.primitives import frequencies, read_estimates, read_samples
+from qmae_qiskit.hardware.transpile import two_qubit_count
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record, utc_now
 
 FINAL = ("DONE", "ERROR", "CANCELLED")
@@ -151,7 +155,6 @@ class JobResults(Record):
         }
 
     def to_results(self) -> dict[str, Result]:
-        from qmae_qiskit.hardware.primitives import frequencies
 
         out: dict[str, Result] = {}
         for role, r in self.results.items():
@@ -234,7 +237,6 @@ def sha256(data: bytes) -> str:
 
 def describe_task(task: Task, embed_qpy: bool = True, mitigation: Any = None) -> dict[str, Any]:
     """A task's circuit as the record keeps it: QPY (optional) and hashes, size, and how to read its result."""
-    from qmae_qiskit.hardware.transpile import two_qubit_count
 
     blob = qpy_bytes(task.circuit)
     out: dict[str, Any] = {
@@ -334,7 +336,6 @@ def load(jobs_dir: Path, record_id: str) -> JobRecord:
 
 def find_record_for_job(jobs_dir: Path, job_id: str) -> str | None:
     """The record id holding ``job_id`` (any job of a record finds it)."""
-    import json
 
     for path in sorted(Path(jobs_dir).glob("*.json")):
         if not _is_record_file(path):
@@ -441,14 +442,12 @@ def overall(record: JobRecord, states: dict[str, str]) -> str:
 
 
 def remote_jobs(record: JobRecord) -> dict[str, Any]:
-    from qmae_qiskit.hardware.executors.runtime import fetch
 
     return fetch({role: info.job_id for role, info in record.jobs.items()})
 
 
 def status(jobs_dir: Path, record_id: str) -> dict:
     """Current status of each job of a record (asks IBM for remote jobs; local jobs are final once saved)."""
-    from qmae_qiskit.hardware.executors.runtime import status_name
 
     rec = load(jobs_dir, record_id)
     if rec.mode == "local" or rec.status in ("FETCHED", "CANCELLED"):
@@ -462,8 +461,6 @@ def status(jobs_dir: Path, record_id: str) -> dict:
 
 def finished_results(jobs_dir: Path, rec: JobRecord) -> dict[str, Result]:
     """The record's results: from the results file, or fetched from IBM once every job is DONE (then saved)."""
-    from qmae_qiskit.hardware.executors.runtime import status_name, wait
-    from qmae_qiskit.hardware.primitives import read_estimates, read_samples
 
     if results_path(jobs_dir, rec.id).is_file():
         return load_results(jobs_dir, rec)
@@ -546,8 +543,6 @@ def note_usage(jobs_dir: Path, record: JobRecord, jobs: dict[str, Any]) -> JobRe
 
 def cancel(jobs_dir: Path, record_id: str) -> dict:
     """Cancel the unfinished jobs of a remote record and mark it CANCELLED (local jobs ran at submission)."""
-    from qmae_qiskit.errors import one_line
-    from qmae_qiskit.hardware.executors.runtime import status_name
 
     rec = load(jobs_dir, record_id)
     if rec.mode == "local":

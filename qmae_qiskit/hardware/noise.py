@@ -14,6 +14,7 @@ from qiskit_aer.noise import NoiseModel
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.backends import AER_SIMULATOR, resolve_backend
+from qmae_qiskit.hardware.calibration import snapshot_backend
 
 
 def is_snapshot_spec(spec: str | Path) -> bool:
@@ -25,8 +26,6 @@ def is_snapshot_spec(spec: str | Path) -> bool:
 def backend_for_spec(spec: str | Path) -> BackendV2:
     """The backend a noise spec stands for: a snapshot's rebuilt target, or a resolved backend."""
     if is_snapshot_spec(spec):
-        from qmae_qiskit.hardware.calibration import snapshot_backend
-
         return snapshot_backend(spec)
     return resolve_backend(str(spec))
 

@@ -20,7 +20,7 @@ from qmae_qiskit.hardware.readout import assignment_matrices, calibration_circui
 
 def estimator_job(mode: Any, task: EstimatorTask, work: Work) -> Any:
     """Submit one Estimator job: the task's circuit, observable and every row of parameter values."""
-    from qiskit_ibm_runtime.executor_estimator import Estimator
+    from qiskit_ibm_runtime.executor_estimator import Estimator  # lazy: qiskit-ibm-runtime adds ~1.6 s
 
     if work.shots is None:
         raise QMAEError("the runtime primitives sample: give a number of shots")
@@ -30,7 +30,7 @@ def estimator_job(mode: Any, task: EstimatorTask, work: Work) -> Any:
 
 def sampler_job(mode: Any, task: SamplerTask, work: Work, calibration: list | None = None) -> Any:
     """Submit one Sampler job: the task's circuit for every row, then the readout calibration circuits if any."""
-    from qiskit_ibm_runtime.executor_sampler import Sampler
+    from qiskit_ibm_runtime.executor_sampler import Sampler  # lazy: qiskit-ibm-runtime adds ~1.6 s
 
     if work.shots is None:
         raise QMAEError("the runtime primitives sample: give a number of shots")

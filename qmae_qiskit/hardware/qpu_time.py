@@ -24,6 +24,7 @@ from qiskit.providers import BackendV2
 
 from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware.execution import EstimatorTask, Executor, Task, Work
+from qmae_qiskit.hardware.primitives import readout_calibration
 from qmae_qiskit.hardware.spec import DEFAULT_PRICE_PER_SECOND, QPUBudget
 from qmae_qiskit.hardware.transpile import two_qubit_count
 
@@ -112,18 +113,17 @@ def _configuration(backend: Any) -> Any:
 
 def program(task: Task, work: Work, backend: BackendV2) -> tuple[Any, Any]:
     """(the runtime's ``QuantumProgram`` for ``task``, the primitive options it was built with)."""
-    from qmae_qiskit.hardware.primitives import readout_calibration
 
     if work.shots is None:
         raise QMAEError("a QPU-time estimate needs a number of shots")
     mitigation = work.mitigation_of(task)
     if isinstance(task, EstimatorTask):
-        from qiskit_ibm_runtime.executor_estimator.prepare import prepare as prepare_estimator
+        from qiskit_ibm_runtime.executor_estimator.prepare import prepare as prepare_estimator  # lazy: runtime ~1.6 s
 
         options = mitigation.estimator_options(shots=work.shots)
         qp, _ = prepare_estimator([(task.circuit, task.observable, task.values)], options, backend=backend)
         return qp, options
-    from qiskit_ibm_runtime.executor_sampler.prepare import prepare as prepare_sampler
+    from qiskit_ibm_runtime.executor_sampler.prepare import prepare as prepare_sampler  # lazy: runtime ~1.6 s
 
     options = mitigation.sampler_options(shots=work.shots)
     pubs: list[tuple] = [(task.circuit, task.values)] + [(c,) for c in readout_calibration(task, work)]
@@ -225,27 +225,6 @@ def format_plan(plan: QPUPlan) -> str:
     )
     lines += [f"  note: {n}" for n in plan.notes]
     return "\n".join(lines)
-
-
-def dry_run_backend(name: str) -> tuple[str, str | None]:
-    """The backend a dry run plans on, and a line saying so when it is not ``name``: an ``ibm_*`` name with no
-    IBM Quantum account falls back to the fake backend of the same name (``ibm_torino`` -> ``fake_torino``),
-    whose snapshot has that device's coupling map, gate set, durations and repetition delay."""
-    from qmae_qiskit.hardware.backends import NoAccountError, fake_backend_names, runtime_service
-
-    if not name.startswith("ibm_"):
-        return name, None
-    try:
-        runtime_service()
-        return name, None
-    except NoAccountError:
-        fake = "fake_" + name.removeprefix("ibm_")
-        if fake not in fake_backend_names():
-            raise QMAEError(
-                f"no IBM Quantum account and no fake backend {fake!r} to plan {name} on; save an account, "
-                "or dry-run a fake device by name (e.g. --backend fake_torino)"
-            ) from None
-        return fake, f"no IBM Quantum account: planning on {fake}, the fake backend of {name} (its snapshot)"
 
 
 def plan_for(

@@ -69,7 +69,7 @@ def _bit(key: str, j: int, num_bits: int) -> int:
 
 def correct(counts: list[dict[str, int]], matrices: list[np.ndarray], num_bits: int) -> np.ndarray:
     """Readout-corrected probabilities (N, 2^m): mthree's quasi-probabilities, then the nearest distribution."""
-    import mthree
+    import mthree  # lazy: mthree adds ~2 s; only readout mitigation needs it
 
     mit = mthree.M3Mitigation()
     mit.cals_from_matrices(matrices)

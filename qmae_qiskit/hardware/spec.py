@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_valid
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_TRANSPILER_SEED
+from qmae_qiskit.hardware.backends import dry_run_backend
 from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.mitigation import Mitigation
 
@@ -43,7 +44,6 @@ class QPUBudget(BaseModel):
     def backend_for(self, backend: str, say: Callable[[str], None] | None = None) -> str:
         """The backend to plan (and run) on; ``say`` hears when a dry run substitutes a fake one. A dry run on
         a backend without a QPU is refused."""
-        from qmae_qiskit.hardware.qpu_time import dry_run_backend  # brings Qiskit, and only a dry run needs it
 
         if not self.dry_run:
             return backend

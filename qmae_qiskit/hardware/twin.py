@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.providers import BackendV2, Options
-from qiskit.quantum_info import SparsePauliOp
+from qiskit.quantum_info import PauliList, SparsePauliOp
 from qiskit.transpiler import Target
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.idle_noise import IdleNoise
+from qmae_qiskit.hardware.twin_simulator import TwinSimulator
 
 DENSITY_MATRIX_MAX_QUBITS = 12  # 4^12 complex entries (268 MB); wider twins run as noisy trajectories
 
@@ -123,7 +124,6 @@ def compact_observable(observable: SparsePauliOp, physical: list[int]) -> Sparse
     outside[keep] = False
     if np.any(paulis.z[:, outside] | paulis.x[:, outside]):
         raise QMAEError("the observable acts on qubits the circuit never touches; map it with map_observable first")
-    from qiskit.quantum_info import PauliList
 
     reduced = PauliList.from_symplectic(paulis.z[:, keep], paulis.x[:, keep], paulis.phase)
     return SparsePauliOp(reduced, observable.coeffs)
@@ -171,7 +171,6 @@ def twin_simulator(twin: Twin, seed: int | None = None, idle: IdleNoise | None =
     measurement twirls are simulated once (:class:`~qmae_qiskit.hardware.twin_simulator.TwinSimulator`). Every
     circuit is scheduled on the twin's target first (idle qubits relax in their delays), with coherent ``idle``
     errors if given (``idle.scheduled`` False: the unscheduled twin of records made before)."""
-    from qmae_qiskit.hardware.twin_simulator import TwinSimulator
 
     method = "density_matrix" if twin.num_qubits <= DENSITY_MATRIX_MAX_QUBITS else "automatic"
     # fusion_threshold=1: fuse gates and their noise at every width (Aer's default starts at 14 qubits); ~4x

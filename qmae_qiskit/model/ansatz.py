@@ -1,6 +1,6 @@
 """Encoder U(theta): the 15-parameter two-qubit block of Wang et al. (paper Fig. 3) on every pair of data qubits
 (the paper's ``all-pairs`` ansatz) or, for ``brickwork``, on the n - 1 neighbouring pairs of a line in a brick
-pattern (even bonds, then odd bonds: :func:`qmae_qiskit.simulate.kernel.brick_pairs`); parameters and layers are
+pattern (even bonds, then odd bonds: :func:`qmae_qiskit.model.layouts.brick_pairs`); parameters and layers are
 laid out the same way for both, with P the blocks of one layer.
 
 Pair order: all pairs ``(i, j)`` with ``i < j`` in lexicographic order, (0,1), (0,2), ..., (n-2, n-1); block m
@@ -28,7 +28,7 @@ from collections.abc import Iterable
 import torch
 from qiskit.circuit import ParameterVector, QuantumCircuit
 
-from qmae_qiskit.simulate.kernel import layer_pairs
+from qmae_qiskit.model.layouts import layer_pairs
 
 BLOCK_PARAMS = 15
 

@@ -287,6 +287,33 @@ def _targets(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return X / norms[:, None]
 
 
+def _direction(g: np.ndarray, hist: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """L-BFGS search direction per image (two-loop recursion over ``hist``) and its slope; an image whose direction
+    does not descend gets the (scaled) steepest descent instead."""
+    q = g.copy()
+    alphas = []
+    for s_, y_, r_ in reversed(hist):
+        a_ = r_ * np.einsum("bp,bp->b", s_, q)
+        q -= a_[:, None] * y_
+        alphas.append(a_)
+    if hist:
+        s_, y_, _ = hist[-1]
+        sy, yy = np.einsum("bp,bp->b", s_, y_), np.einsum("bp,bp->b", y_, y_)
+        gamma = np.where((sy > 0) & (yy > 0), sy / np.where(yy > 0, yy, 1.0), 1.0)
+    else:
+        gamma = 1.0 / np.maximum(1.0, np.linalg.norm(g, axis=1))
+    z = gamma[:, None] * q
+    for (s_, y_, r_), a_ in zip(hist, reversed(alphas)):
+        z += s_ * (a_ - r_ * np.einsum("bp,bp->b", y_, z))[:, None]
+    d = -z
+    slope = np.einsum("bp,bp->b", g, d)
+    bad = slope >= 0  # not a descent direction: steepest descent for that image
+    if bad.any():
+        d[bad] = -g[bad] / np.maximum(1.0, np.linalg.norm(g[bad], axis=1))[:, None]
+        slope[bad] = np.einsum("bp,bp->b", g[bad], d[bad])
+    return d, slope
+
+
 def _lbfgs(model: _Ladder, X: np.ndarray, start: np.ndarray, max_iter: int, memory: int = 20) -> np.ndarray:
     """Minimize 1 - F for every image at once: one L-BFGS per image (own history, own step), run in lockstep.
 
@@ -309,28 +336,7 @@ def _lbfgs(model: _Ladder, X: np.ndarray, start: np.ndarray, max_iter: int, memo
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        # two-loop recursion, per image (row)
-        q = g.copy()
-        alphas = []
-        for s_, y_, r_ in reversed(hist):
-            a_ = r_ * np.einsum("bp,bp->b", s_, q)
-            q -= a_[:, None] * y_
-            alphas.append(a_)
-        if hist:
-            s_, y_, _ = hist[-1]
-            sy, yy = np.einsum("bp,bp->b", s_, y_), np.einsum("bp,bp->b", y_, y_)
-            gamma = np.where((sy > 0) & (yy > 0), sy / np.where(yy > 0, yy, 1.0), 1.0)
-        else:
-            gamma = 1.0 / np.maximum(1.0, np.linalg.norm(g, axis=1))
-        z = gamma[:, None] * q
-        for (s_, y_, r_), a_ in zip(hist, reversed(alphas)):
-            z += s_ * (a_ - r_ * np.einsum("bp,bp->b", y_, z))[:, None]
-        d = -z
-        slope = np.einsum("bp,bp->b", g, d)
-        bad = slope >= 0  # not a descent direction: steepest descent for that image
-        if bad.any():
-            d[bad] = -g[bad] / np.maximum(1.0, np.linalg.norm(g[bad], axis=1))[:, None]
-            slope[bad] = np.einsum("bp,bp->b", g[bad], d[bad])
+        d, slope = _direction(g, hist)
         # backtracking: every moving image tries its own step; those that fail halve it and retry alone
         x_new, f_new, g_new = x.copy(), f.copy(), g.copy()
         todo, t = idx, np.ones(idx.size)

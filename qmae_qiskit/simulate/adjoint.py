@@ -36,10 +36,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from qiskit.circuit import ControlFlowOp, Gate, Parameter, ParameterExpression, QuantumCircuit
-from qiskit.primitives import BaseEstimatorV2
+from qiskit.primitives import BaseEstimatorV2, StatevectorEstimator
 from qiskit.providers import Options
-from qiskit.quantum_info import Operator, Pauli, SparsePauliOp
-from qiskit_machine_learning.gradients import BaseEstimatorGradient, EstimatorGradientResult
+from qiskit.quantum_info import Operator, Pauli, PauliList, SparsePauliOp
+from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
+from qiskit_machine_learning.gradients import (
+    BaseEstimatorGradient,
+    EstimatorGradientResult,
+    ParamShiftEstimatorGradient,
+)
 from qiskit_machine_learning.gradients.utils import DerivativeType
 
 from qmae_qiskit.errors import QMAEError
@@ -458,7 +463,6 @@ class PreparedObservable:
             self.diagonal = np.zeros(1 << plan.n_active)
             self.matrix = None
             return
-        from qiskit.quantum_info import PauliList
 
         reduced = SparsePauliOp(PauliList.from_symplectic(z[keep][:, active], x[keep][:, active]), coeffs)
         mat = reduced.to_matrix(sparse=True)
@@ -516,16 +520,11 @@ def estimator_problem(estimator: BaseEstimatorV2 | None, precision: float | None
     """
     if estimator is None:
         return None if not precision else _precision_problem(precision)
-    from qiskit.primitives import StatevectorEstimator
 
     if isinstance(estimator, StatevectorEstimator):
         prec = estimator.default_precision if precision is None else precision
         return _precision_problem(prec)
-    try:
-        from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
-    except ImportError:  # pragma: no cover - Aer is a dependency
-        AerEstimatorV2 = None
-    if AerEstimatorV2 is not None and isinstance(estimator, AerEstimatorV2):
+    if isinstance(estimator, AerEstimatorV2):
         prec = estimator.options.default_precision if precision is None else precision
         problem = _precision_problem(prec)
         if problem:
@@ -611,8 +610,6 @@ class AdjointEstimatorGradient(BaseEstimatorGradient):
         memory_bytes: int = _DEFAULT_MEMORY,
     ) -> None:
         if estimator is None:
-            from qiskit.primitives import StatevectorEstimator
-
             estimator = StatevectorEstimator()
         problem = estimator_problem(estimator)
         if problem:
@@ -697,7 +694,6 @@ def make_gradient(
     ``precision`` is the precision the QNN's forward pass uses (its ``default_precision``). Asking for 'adjoint'
     where it cannot apply (noise, sampling, measurements, ...) is an error that says why.
     """
-    from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
 
     if method not in GRADIENT_METHODS:
         raise QMAEError(f"unknown gradient {method!r}; use one of {', '.join(GRADIENT_METHODS)}")

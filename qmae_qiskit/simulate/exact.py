@@ -20,7 +20,10 @@ from functools import cache
 
 import torch
 
+from qmae_qiskit.model.ansatz import encoder_unitary
 from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.layouts import layer_pairs
+from qmae_qiskit.model.masking import grid_shape, insert_token, token_fill
 from qmae_qiskit.simulate import kernel
 from qmae_qiskit.simulate.kernel import BLOCK_PARAMS, block_matrices
 
@@ -35,7 +38,7 @@ def _fusion_plan(n: int, ansatz: str = "all-pairs") -> tuple[tuple[tuple[int, ..
 
     Returns (block indices, qubits most significant first) per fused gate.
     """
-    pairs = kernel.layer_pairs(n, ansatz)
+    pairs = layer_pairs(n, ansatz)
     plan: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     m = 0
     while m < len(pairs):
@@ -207,7 +210,6 @@ def masked_fidelity(
     """:func:`fidelity` of QMAE's inputs: ``images`` (B, L, L) with the patches ``patch_idx`` replaced by
     ``token``, against the clean images. Same values; the token's gradient is computed from one small product
     per patch position instead of a dense gradient for every masked pixel (the U route)."""
-    from qmae_qiskit.model.masking import grid_shape, insert_token, token_fill
 
     n = cfg.n_qubits
     real = torch.float32 if theta.dtype == torch.float32 else torch.float64
@@ -252,7 +254,6 @@ def fidelity_reference(
 ) -> torch.Tensor:
     """The first implementation (complex einsum on U from :func:`qmae_qiskit.model.ansatz.encoder_unitary`), kept as
     an independent cross-check of :func:`fidelity`."""
-    from qmae_qiskit.model.ansatz import encoder_unitary
 
     U = encoder_unitary(theta, cfg.n_qubits, cfg.layers, cfg.ansatz)
     k, t = cfg.latent, cfg.trash_qubits

@@ -31,28 +31,6 @@ _CX_AB = (0, 3, 2, 1)  # CX(a -> b) on index 2 b + a, as a row permutation: row 
 _CX_BA = (0, 1, 3, 2)  # CX(b -> a)
 
 
-def pairs(n: int) -> list[tuple[int, int]]:
-    """The blocks' qubit pairs in the encoder's order, (0, 1), (0, 2), ..., (n-2, n-1) (as
-    :func:`qmae_qiskit.model.ansatz.pair_order`, without importing the circuit side)."""
-    return [(i, j) for i in range(n) for j in range(i + 1, n)]
-
-
-def brick_pairs(n: int) -> list[tuple[int, int]]:
-    """One brickwork layer on the line 0 - 1 - ... - n-1: the even bonds (0, 1), (2, 3), ..., then the odd bonds
-    (1, 2), (3, 4), ...; every block acts on neighbours, so the layer routes without SWAPs on any lattice with a
-    path through n qubits (heavy-hex, square)."""
-    return [(i, i + 1) for start in (0, 1) for i in range(start, n - 1, 2)]
-
-
-def layer_pairs(n: int, ansatz: str = "all-pairs") -> list[tuple[int, int]]:
-    """The qubit pairs of one ansatz layer in circuit order (``ansatz`` as :data:`QMAEConfig.ansatz`)."""
-    if ansatz == "all-pairs":
-        return pairs(n)
-    if ansatz == "brickwork":
-        return brick_pairs(n)
-    raise ValueError(f"unknown ansatz {ansatz!r}; use all-pairs or brickwork")
-
-
 def _complex_dtype(real: torch.dtype) -> torch.dtype:
     return torch.complex128 if real == torch.float64 else torch.complex64
 

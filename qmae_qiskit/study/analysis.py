@@ -13,7 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from qmae_qiskit.evaluate.scoring import score
 from qmae_qiskit.hardware.execution import Estimates, Result, Samples
+from qmae_qiskit.hardware.primitives import frequencies
+from qmae_qiskit.simulate import exact
 from qmae_qiskit.study.calibration import fit_affine, fit_fixed_point, fit_reference, invert_fixed_point, t_quantile
 from qmae_qiskit.study.design import Design
 from qmae_qiskit.study.methods import Method
@@ -25,7 +28,6 @@ METRICS = ("fidelity", "cs", "ssim")
 def exact_values(prepared: Any, loaded: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Exact fidelities (N,) and reconstructions (N, 2^n) of every row, from the exact path: of the paper's
     circuit, or (``loaded``) of the circuits that run, whose loaders may be approximate."""
-    from qmae_qiskit.simulate import exact
 
     tm = prepared.tm
     masked, clean = prepared.loaded_states() if loaded else (prepared.x_masked, prepared.clean)
@@ -37,7 +39,6 @@ def exact_values(prepared: Any, loaded: bool = False) -> tuple[np.ndarray, np.nd
 
 def reference_exact(prepared: Any) -> np.ndarray:
     """Exact fidelities of every row's noise-reference circuit (the clean image, as loaded, at both loaders)."""
-    from qmae_qiskit.simulate import exact
 
     tm = prepared.tm
     _, clean = prepared.loaded_states()
@@ -46,7 +47,6 @@ def reference_exact(prepared: Any) -> np.ndarray:
 
 
 def _frequencies(samples: Samples) -> np.ndarray:
-    from qmae_qiskit.hardware.primitives import frequencies
 
     if samples.counts is None:
         return np.asarray(samples.probabilities)
@@ -121,7 +121,6 @@ def _estimate_method(
 
 
 def _image_scores(probs: np.ndarray, images: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
-    from qmae_qiskit.evaluate.scoring import score
 
     s = score(torch.as_tensor(probs, dtype=torch.float64), None, images, labels, None)
     return {"cs": s["cs"].numpy(), "ssim": s["ssim"].numpy()}

@@ -14,12 +14,16 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from qmae_qiskit.data import ImageSet
+from qmae_qiskit.data import ImageSet, load_split
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.evaluate.prepare import FIDELITY, RECONSTRUCTION, prepare
 from qmae_qiskit.hardware.execution import EstimatorTask, Executor, SamplerTask, Work
 from qmae_qiskit.hardware.mitigation import Mitigation
 from qmae_qiskit.hardware.spec import WithExecution
+from qmae_qiskit.model.circuits import parameter_values
+from qmae_qiskit.reports.depth import success_probability
 from qmae_qiskit.study.methods import Method, parse_methods
+from qmae_qiskit.train.runs import load_trained
 
 
 class StudySpec(WithExecution):
@@ -80,7 +84,6 @@ class Design:
 
 def _images(spec: StudySpec, tm: Any) -> tuple[ImageSet, ImageSet]:
     """The N evaluated test images and the K calibration images (never the same images)."""
-    from qmae_qiskit.data import load_split
 
     data_dir = spec.data_dir if spec.data_dir is not None else tm.data_dir
     size = tm.cfg.image_size
@@ -106,7 +109,6 @@ def _calibration_images(spec: StudySpec, data_dir: Any, size: int) -> ImageSet:
     training split is sorted by digit, so its first K images are all zeros -- a calibration set unlike the
     evaluated images, whose fits then do not transfer), or ``first`` (the first K; studies written before
     ``spread`` existed)."""
-    from qmae_qiskit.data import load_split
 
     k, start = spec.calibration_images, spec.calibration_start
     pool = load_split(
@@ -143,8 +145,6 @@ def check_runnable(spec: StudySpec, executor: Executor) -> list[Method]:
 
 def design(spec: StudySpec, executor: Executor) -> Design:
     """Images, circuits, parameter values and one task per distinct primitive configuration."""
-    from qmae_qiskit.evaluate.prepare import FIDELITY, RECONSTRUCTION, prepare
-    from qmae_qiskit.train.runs import load_trained
 
     methods = check_runnable(spec, executor)
     tm = load_trained(spec.run)
@@ -187,7 +187,6 @@ def _reference_tasks(
     """The noise-reference circuits (the clean image at both loaders) of the methods with 'ref'."""
     if not any(m.reference for m in methods):
         return {}
-    from qmae_qiskit.model.circuits import parameter_values
 
     angles = {}
     if prepared.loader_fits:  # the reference loads the clean image's fitted state at both loaders
@@ -225,7 +224,6 @@ def check_precision(spec: StudySpec, executor: Executor, task: EstimatorTask) ->
     the fitted slope, which the device's estimated success probability of this ISA circuit bounds from above."""
     if spec.precision is None or executor.target is None:
         return
-    from qmae_qiskit.hardware.depth import success_probability
 
     esp = success_probability(task.circuit, executor.target, [])
     if esp is None:

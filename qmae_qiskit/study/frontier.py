@@ -7,10 +7,15 @@ so both costs show. A user reads off which budget a device can afford.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from qmae_qiskit.evaluate.device_choice import refuse_choice
+from qmae_qiskit.figures import pyplot, save_figure
+from qmae_qiskit.hardware.executors import make_executor
+from qmae_qiskit.hardware.qpu_time import combine, plan_each
 from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.records import Record, save_record
 from qmae_qiskit.study.design import StudySpec, design, updated
@@ -66,11 +71,6 @@ def run_frontier(
     """One study per loader (the spec's own loader is ignored), on a local backend. Every study is designed
     first and, on a device's twin, their QPU plans, summed, go to ``say`` (or are refused by the spec's cap)
     before any runs; a dry run returns that plan and runs and writes nothing."""
-    import time
-
-    from qmae_qiskit.hardware.device_choice import refuse_choice
-    from qmae_qiskit.hardware.executors import make_executor
-    from qmae_qiskit.hardware.qpu_time import combine, plan_each
 
     refuse_choice(spec.backend, "study frontier")
     spec = spec.on_planned_backend(say)
@@ -127,12 +127,7 @@ def to_markdown(frontier: Frontier) -> str:
 
 
 def figure(frontier: Frontier, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from qmae_qiskit.train.plots import save_figure
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     gates = [p["two_qubit_gates"] for p in frontier.points]

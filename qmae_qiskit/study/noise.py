@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.evaluate.device_choice import with_chosen_device
 from qmae_qiskit.hardware import jobs as store
 from qmae_qiskit.hardware.execution import Estimates, Executor, Result, Samples, Work
+from qmae_qiskit.hardware.executors import make_executor
 from qmae_qiskit.hardware.qpu_time import QPUPlan, announce, plan_for, plan_work
 from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.study import budget as bud
@@ -89,7 +91,6 @@ def _run_split(spec: StudySpec, work: Work, role: str, client: Any) -> Result:
 
 
 def _run_rows(execution: ExecutionSpec, work: Work, role: str, rows: np.ndarray) -> Result:
-    from qmae_qiskit.hardware.executors import make_executor
 
     executor = make_executor(execution.backend, execution.noise_model, execution.idle)
     task = work.tasks[role]
@@ -104,9 +105,7 @@ def run_study(
     """Run the study: on a local backend, now (the record is returned); on a device, submit one Batch with a
     durable record and return its id (``jobs fetch ID`` completes the study). Its QPU plan goes to ``say``
     first; a dry run (the spec's ``budget``) returns the plan and runs and writes nothing. ``--backend auto`` or a
-    list runs on the device of lowest expected error (:mod:`~qmae_qiskit.hardware.device_choice`)."""
-    from qmae_qiskit.hardware.device_choice import with_chosen_device
-    from qmae_qiskit.hardware.executors import make_executor
+    list runs on the device of lowest expected error (:mod:`~qmae_qiskit.evaluate.device_choice`)."""
 
     t0 = time.perf_counter()
     spec = with_chosen_device(spec, spec.run, say).on_planned_backend(say)
@@ -186,7 +185,6 @@ def run_designed(
 @store.completes("study")
 def complete_record(jobs_dir: Path, rec: store.JobRecord, options: dict[str, Any]) -> store.Completion:
     """``jobs fetch`` for a study on a device: fetch every job, rebuild the design, write the study files."""
-    from qmae_qiskit.hardware.executors import make_executor
 
     spec = StudySpec.of_record(rec.context["study"])
     results = store.finished_results(jobs_dir, rec)

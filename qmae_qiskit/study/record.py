@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from qmae_qiskit.hardware.execution import Executor
+from qmae_qiskit.hardware.transpile import two_qubit_count
 from qmae_qiskit.records import Record, load_record
 from qmae_qiskit.study.design import Design
 
@@ -61,7 +62,6 @@ def build_record(
     plan: QPUPlan | None = None,
 ) -> NoiseStudy:
     """The study record: the design's provenance beside the analysis ``summary``."""
-    from qmae_qiskit.hardware.transpile import two_qubit_count
 
     fid_task = d.work.tasks[d.fid_role[d.methods[0].name]]
     tm = d.prepared.tm

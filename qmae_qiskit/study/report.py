@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qmae_qiskit.figures import pyplot, save_figure
 from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.records import save_record
 from qmae_qiskit.study.record import NoiseStudy, default_out, load_study
@@ -118,12 +119,7 @@ def _fit_summary(fit: dict) -> str:
 
 def figure(study: NoiseStudy, path: Path) -> Path:
     """Estimate against exact per method, fidelity and CS, with the y = x line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from qmae_qiskit.train.plots import save_figure
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     for ax, metric in zip(axes, ("fidelity", "cs")):

@@ -1,13 +1,12 @@
-"""Figures written by training (and, later, evaluation). One function per figure; each writes its file atomically."""
+"""Figures written by training (the loss curve); evaluation and experiments reuse its panel. Each writes atomically."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from qmae_qiskit.io import atomic_write_bytes
+from qmae_qiskit.figures import pyplot, save_figure
 
 
 def _moving_average(values: Sequence[float], window: int) -> list[float]:
@@ -40,24 +39,9 @@ def draw_loss(ax: Any, records: Sequence[dict[str, Any]], title: str) -> None:
     ax.grid(alpha=0.3)
 
 
-def save_figure(fig: Any, path: str | Path) -> Path:
-    """PNG bytes of ``fig``, written atomically; the figure is closed."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
-
-
 def plot_loss(records: Sequence[dict[str, Any]], path: str | Path, title: str = "Training loss") -> Path:
     """Paper Fig. 8 style loss curve of one run (``loss.png`` in the run folder)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    fig, ax = pyplot().subplots(figsize=(6.4, 4.0), dpi=120)
     draw_loss(ax, records, title)
     fig.tight_layout()
     return save_figure(fig, path)

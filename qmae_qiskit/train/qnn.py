@@ -24,8 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from qiskit_aer import AerSimulator
+from qiskit_aer.primitives import EstimatorV2
+from qiskit_machine_learning.connectors import TorchConnector
+from qiskit_machine_learning.neural_networks import EstimatorQNN
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.noise import noise_model as _noise_model
 from qmae_qiskit.hardware.transpile import map_observable, transpile_for
 from qmae_qiskit.model.circuits import MASKED, REFERENCE, THETA, fidelity_observable, parameter_groups, training_circuit
 from qmae_qiskit.model.config import QMAEConfig
@@ -88,7 +93,6 @@ def make_estimator(precision: float, seed: int, noise=None, num_qubits: int = 0,
     With noise, small circuits run on the density matrix (the exact noisy expectation value); larger ones
     average ``trajectories`` statevector trajectories.
     """
-    from qiskit_aer.primitives import EstimatorV2
 
     options: dict = {"default_precision": precision, "run_options": {"seed_simulator": int(seed)}}
     if noise is not None:
@@ -116,17 +120,12 @@ class AerFidelity:
         input_gradients: bool = True,
         seed: int = 0,
     ):
-        from qiskit_aer import AerSimulator
-        from qiskit_machine_learning.connectors import TorchConnector
-        from qiskit_machine_learning.neural_networks import EstimatorQNN
 
         self.cfg = cfg
         self.shots = shots
         self.noise_model = noise_model
         noise = None
         if noise_model is not None:
-            from qmae_qiskit.hardware.noise import noise_model as _noise_model
-
             noise = _noise_model(noise_model)
         if shots is not None and shots < 1:
             raise QMAEError(f"--shots must be a positive number, got {shots}")

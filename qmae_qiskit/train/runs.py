@@ -18,7 +18,6 @@ evaluation and hardware submission.
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import threading
@@ -33,7 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from qmae_qiskit.errors import QMAEError, QMAEWarning, one_line
 from qmae_qiskit.io import atomic_write_bytes, atomic_write_text
 from qmae_qiskit.model.config import QMAEConfig
-from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
+from qmae_qiskit.model.masking import patches_for_ratio
+from qmae_qiskit.records import Line, Record, dumps_lines, legacy_provenance, load_record, parse_lines, save_record
+from qmae_qiskit.train.models import build_model
 
 FORMAT = 1  # checkpoint.pt format
 CONFIG_FILE = "config.json"
@@ -80,7 +81,6 @@ class RunSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> RunSettings:
-        from qmae_qiskit.model.masking import patches_for_ratio
 
         patches_for_ratio(self.config, self.mask_ratio)  # raises a one-line error if the grid cannot make it
         for b in self.betas:
@@ -169,7 +169,6 @@ class TrainedModel:
 
     def module(self):
         """The model as a :class:`qmae_qiskit.train.models.MaskedAutoencoder` holding these parameters."""
-        from qmae_qiskit.train.models import build_model
 
         return build_model(self.settings.model, self.cfg, theta=self.theta, token=self.token)
 
@@ -387,7 +386,7 @@ class RunWriter:
         self._error: BaseException | None = None
 
     def submit(self, records: list[dict[str, Any]], ckpt: Checkpoint | None = None) -> None:
-        lines = "".join(json.dumps(r) + "\n" for r in records)
+        lines = metrics_text(records)
         data = None if ckpt is None else checkpoint_bytes(ckpt)
         self.wait()
         if not lines and data is None:
@@ -415,10 +414,29 @@ class RunWriter:
 
 
 # ------------------------------------------------------------------------------------------------- metrics
+class MetricsLine(Line):
+    """One training step in ``metrics.jsonl``: its loss 1 - <Z> and fidelity <Z> on the batch, and the
+    validation fidelity at the end of an epoch that has one."""
+
+    step: int
+    epoch: int
+    batch: int
+    samples: int
+    loss: float
+    fidelity: float
+    seconds: float
+    val_fidelity: float | None = None
+
+
+def metrics_text(records: list[dict[str, Any]]) -> str:
+    """The JSON lines of step records, each validated as a :class:`MetricsLine`."""
+    return dumps_lines(MetricsLine.model_validate(r) for r in records)
+
+
 def append_metrics(run_dir: str | Path, records: list[dict[str, Any]], sync: bool = False) -> None:
     """Append step records to metrics.jsonl (a torn last line is dropped on the next read); fsync if ``sync``."""
     if records:
-        append_metrics_text(run_dir, "".join(json.dumps(rec) + "\n" for rec in records), sync)
+        append_metrics_text(run_dir, metrics_text(records), sync)
 
 
 def append_metrics_text(run_dir: str | Path, lines: str, sync: bool = False) -> None:
@@ -438,19 +456,11 @@ def sync_metrics(run_dir: str | Path) -> None:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All complete step records, in order; a torn or unparsable line (from a kill) is skipped."""
+    """All complete step records, in order; a torn line (from a kill) is skipped, a foreign one is one line."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and "step" in rec:
-            out.append(rec)
-    return out
+    return [line.to_json() for line in parse_lines(MetricsLine, path.read_text(encoding="utf-8"), str(path))]
 
 
 def truncate_metrics(run_dir: str | Path, step: int) -> list[dict[str, Any]]:
@@ -460,7 +470,7 @@ def truncate_metrics(run_dir: str | Path, step: int) -> list[dict[str, Any]]:
         if 1 <= int(rec["step"]) <= step:
             kept[int(rec["step"])] = rec
     ordered = [kept[s] for s in sorted(kept)]
-    atomic_write_text(Path(run_dir) / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in ordered))
+    atomic_write_text(Path(run_dir) / METRICS_FILE, metrics_text(ordered))
     return ordered
 
 

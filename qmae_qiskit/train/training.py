@@ -14,21 +14,29 @@ it before it counts as done, so a kill still loses at most one checkpoint interv
 
 from __future__ import annotations
 
+import hashlib
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from qmae_qiskit.data import ImageSet, load_mnist
+from qmae_qiskit.device import resolve_device
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.model.masking import sample_mask_indices
+from qmae_qiskit.simulate import exact
 from qmae_qiskit.train.adam import Adam
-from qmae_qiskit.train.models import MaskedAutoencoder, build_model, init_theta, init_token
+from qmae_qiskit.train.models import ExactFidelity, MaskedAutoencoder, build_model, init_theta, init_token
+from qmae_qiskit.train.plots import plot_loss
+from qmae_qiskit.train.qnn import AerFidelity
 from qmae_qiskit.train.runs import (
     CHECKPOINT_FILE,
     LOSS_PLOT_FILE,
@@ -91,7 +99,6 @@ def load_training_data(settings: RunSettings, data_dir: str | Path | None, downl
 
 def data_fingerprint(data: TrainData) -> str:
     """A short hash of the training and validation images and their indices (a resume must see the same)."""
-    import hashlib
 
     h = hashlib.sha256()
     for part in (data.train, data.val):
@@ -117,13 +124,11 @@ def initial_model(settings: RunSettings, train_images: torch.Tensor) -> MaskedAu
 
 def make_backend(settings: RunSettings, device: str = "cpu"):
     """The fidelity backend of a run: the exact simulator (its kernel on ``device``) or an EstimatorQNN on Aer."""
-    from qmae_qiskit.train.models import ExactFidelity
 
     if settings.backend == "exact":
         return ExactFidelity(settings.config, settings.precision, device)
     if device != "cpu":
         raise QMAEError(f"--device {device} is for --backend exact; training on Aer runs on the CPU (--device cpu)")
-    from qmae_qiskit.train.qnn import AerFidelity
 
     return AerFidelity(
         settings.config,
@@ -149,7 +154,6 @@ def validation_fidelity(
     ``patch_idx`` is :func:`validation_masks` (computed here if not given)."""
     if len(val) == 0:
         return None
-    from qmae_qiskit.simulate import exact
 
     if patch_idx is None:
         patch_idx = validation_masks(val, settings)
@@ -190,12 +194,55 @@ def train(
     ``on_step(step, record)`` is called after each step's metrics line is written (tests use it to simulate a
     kill). Ctrl-C finishes the current step, writes a checkpoint and raises KeyboardInterrupt.
     """
-    from qmae_qiskit.device import resolve_device
 
     dev = resolve_device(device).type  # a missing GPU is one line, before anything is read or written
     if device == "auto" and settings.backend != "exact":
         dev = "cpu"  # auto never moves Aer training; an explicit cuda there is refused with the fix
     run_dir = Path(run_dir)
+    data, data_dir, stored, fingerprint = _training_data(settings, run_dir, data, data_dir, download, resume)
+    model = initial_model(settings, data.train.images)
+    model.set_backend(backend if backend is not None else make_backend(settings, dev))  # fails before any write
+    opt = make_optimizer(model, settings)
+    if resume:
+        start, records = _resume(run_dir, settings, stored, model, opt)
+    else:
+        create_run_dir(run_dir, settings, data_dir, fingerprint)
+        start, records = 0, []
+        save_checkpoint(run_dir, _checkpoint(model, opt, 0, False))
+    loop = _Loop(settings, data, model, opt, run_dir, records, start)
+    t0 = time.perf_counter()
+    _run_steps(loop, progress, on_step, plot)
+    seconds = time.perf_counter() - t0
+    t_plot = time.perf_counter()
+    if plot:
+        _plot(records, run_dir, settings)
+    last = records[-1] if records else None
+    return TrainResult(
+        run_dir=run_dir,
+        settings=settings,
+        model=model,
+        start_step=start,
+        steps=loop.done,
+        last_loss=None if last is None else last["loss"],
+        last_epoch_fidelity=float(np.mean(loop.epoch_fids)) if loop.epoch_fids else None,
+        val_fidelity=loop.val_fid,
+        seconds=seconds,
+        records=records,
+        plot_seconds=time.perf_counter() - t_plot,
+    )
+
+
+def _training_data(
+    settings: RunSettings,
+    run_dir: Path,
+    data: TrainData | None,
+    data_dir: str | Path | None,
+    download: bool,
+    resume: bool,
+) -> tuple[TrainData, str | Path | None, RunSettings | None, str]:
+    """The images to train on (a resumed run's own data folder by default), checked against the settings and,
+    when resuming, against the fingerprint of the images the run was trained on."""
+    stored = None
     if resume:
         stored = read_settings(run_dir)
         check_resumable(stored, settings)
@@ -212,101 +259,86 @@ def train(
             f"the images loaded from {data_dir} are not the ones run {run_dir} was trained on (the data "
             f"set changed?); pass the --data-dir it used ({record.data_dir})"
         )
+    return data, data_dir, stored, fingerprint
 
-    model = initial_model(settings, data.train.images)
-    model.set_backend(backend if backend is not None else make_backend(settings, dev))  # fails before any write
-    opt = make_optimizer(model, settings)
-    start = 0
-    if resume:
-        ckpt = load_checkpoint(run_dir, stored)
-        if ckpt.step > settings.total_steps:
-            raise QMAEError(
-                f"run {run_dir} has already done {ckpt.step} steps, more than --epochs "
-                f"{settings.epochs} allows ({settings.total_steps}); pass --epochs "
-                f"{math.ceil(ckpt.step / settings.steps_per_epoch)} or more"
-            )
-        with torch.no_grad():
-            model.theta.copy_(ckpt.theta)
-            if model.token is not None and ckpt.token is not None:
-                model.token.copy_(ckpt.token)
-        if ckpt.optimizer is not None:
-            try:
-                opt.load_state_dict(ckpt.optimizer)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise QMAEError(f"checkpoint in {run_dir} has a damaged optimizer state ({exc}); train again") from exc
-        start = ckpt.step
-        if settings != stored:
-            update_settings(run_dir, settings)
-        if ckpt.path is not None and ckpt.path.name != CHECKPOINT_FILE:  # resumed from the previous checkpoint:
-            bad = run_dir / CHECKPOINT_FILE  # keep the unreadable one aside, so that it never becomes "previous"
-            if bad.exists():
-                bad.replace(run_dir / f"{CHECKPOINT_FILE}.unreadable")
-        records = truncate_metrics(run_dir, start)
-    else:
-        create_run_dir(run_dir, settings, data_dir, fingerprint)
-        records = []
-        save_checkpoint(run_dir, _checkpoint(model, opt, 0, False))
 
-    total, spe, B = settings.total_steps, settings.steps_per_epoch, settings.batch_size
-    cfg, N = settings.config, len(data.train)
-    val_masks = validation_masks(data.val, settings) if len(data.val) else None
-    bar = _progress(total, start, settings, progress)
-    writer = RunWriter(run_dir)
+def _resume(
+    run_dir: Path, settings: RunSettings, stored: RunSettings | None, model: MaskedAutoencoder, opt: Adam
+) -> tuple[int, list[dict[str, Any]]]:
+    """Load the run's checkpoint into ``model`` and ``opt``; the step it reached and its metrics up to there."""
+    ckpt = load_checkpoint(run_dir, stored)
+    if ckpt.step > settings.total_steps:
+        raise QMAEError(
+            f"run {run_dir} has already done {ckpt.step} steps, more than --epochs "
+            f"{settings.epochs} allows ({settings.total_steps}); pass --epochs "
+            f"{math.ceil(ckpt.step / settings.steps_per_epoch)} or more"
+        )
+    with torch.no_grad():
+        model.theta.copy_(ckpt.theta)
+        if model.token is not None and ckpt.token is not None:
+            model.token.copy_(ckpt.token)
+    if ckpt.optimizer is not None:
+        try:
+            opt.load_state_dict(ckpt.optimizer)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise QMAEError(f"checkpoint in {run_dir} has a damaged optimizer state ({exc}); train again") from exc
+    start = ckpt.step
+    if settings != stored:
+        update_settings(run_dir, settings)
+    if ckpt.path is not None and ckpt.path.name != CHECKPOINT_FILE:  # resumed from the previous checkpoint:
+        bad = run_dir / CHECKPOINT_FILE  # keep the unreadable one aside, so that it never becomes "previous"
+        if bad.exists():
+            bad.replace(run_dir / f"{CHECKPOINT_FILE}.unreadable")
+    return start, truncate_metrics(run_dir, start)
+
+
+@dataclass
+class _Loop:
+    """What the step loop works on and carries from step to step."""
+
+    settings: RunSettings
+    data: TrainData
+    model: MaskedAutoencoder
+    opt: Adam
+    run_dir: Path
+    records: list[dict[str, Any]]
+    done: int
+    val_fid: float | None = None
+    epoch_fids: list[float] = field(default_factory=list)
+    order_epoch: int = -1
+    order: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    epoch_masks: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+
+
+def _run_steps(loop: _Loop, progress: bool, on_step: Callable[[int, dict[str, Any]], None] | None, plot: bool) -> None:
+    """Steps ``loop.done`` .. the last, each record written with the next checkpoint (on a background thread)."""
+    settings, total = loop.settings, loop.settings.total_steps
+    val_masks = validation_masks(loop.data.val, settings) if len(loop.data.val) else None
+    bar = _progress(total, loop.done, settings, progress)
+    writer = RunWriter(loop.run_dir)
     pending: list[dict[str, Any]] = []  # step records not yet written (they go out with the next checkpoint)
-    t0 = time.perf_counter()
-    done, order_epoch = start, -1
-    order = epoch_masks = torch.empty(0, dtype=torch.long)
-    epoch_fids: list[float] = []
-    val_fid = None
     stop = _StopRequest()
     try:
-        for step in range(start, total):
-            epoch, pos = divmod(step, spe)
-            if epoch != order_epoch:  # the epoch's order and all its masks at once
-                order, order_epoch, epoch_fids = epoch_order(N, settings.seed, epoch), epoch, []
-                epoch_masks = sample_mask_indices(
-                    cfg, settings.mask_ratio, data.train.indices[order], settings.seed, epoch
-                )
-            rows = order[pos * B : (pos + 1) * B]
-            images, patch_idx = data.train.images[rows], epoch_masks[pos * B : (pos + 1) * B]
-            ts = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            loss, fid = model.loss(images, patch_idx)
-            loss.backward()
-            opt.step()
-            writer.wait()  # the previous checkpoint is on disk before this step counts as done
-            rec: dict[str, Any] = {
-                "step": step + 1,
-                "epoch": epoch,
-                "batch": pos,
-                "samples": len(rows),
-                "loss": float(loss.detach()),
-                "fidelity": float(fid.detach().mean()),
-                "seconds": round(time.perf_counter() - ts, 6),
-            }
-            epoch_fids.append(rec["fidelity"])
-            if pos == spe - 1:
-                val_fid = validation_fidelity(model, data.val, settings, val_masks)
-                if val_fid is not None:
-                    rec["val_fidelity"] = val_fid
+        for step in range(loop.done, total):
+            rec = _step(loop, step, writer, val_masks)
             pending.append(rec)
-            records.append(rec)
-            done = step + 1
+            loop.records.append(rec)
+            done = loop.done = step + 1
             if done % settings.checkpoint_every == 0 or done == total:
-                writer.submit(pending, _checkpoint(model, opt, done, done == total))
+                writer.submit(pending, _checkpoint(loop.model, loop.opt, done, done == total))
                 pending = []
             bar.update(1)
             bar.set_postfix(
-                loss=f"{rec['loss']:.4f}", fidelity=f"{rec['fidelity']:.4f}", epoch=epoch + 1, refresh=False
+                loss=f"{rec['loss']:.4f}", fidelity=f"{rec['fidelity']:.4f}", epoch=rec["epoch"] + 1, refresh=False
             )
             if on_step is not None:
                 on_step(done, rec)
             if stop.requested and done < total:
-                writer.submit(pending, _checkpoint(model, opt, done, False))
+                writer.submit(pending, _checkpoint(loop.model, loop.opt, done, False))
                 pending = []
                 writer.wait()
                 if plot:
-                    _plot(records, run_dir, settings)
+                    _plot(loop.records, loop.run_dir, settings)
                 raise KeyboardInterrupt(f"stopped after step {done} of {total}; checkpoint written")
         writer.submit(pending)
         writer.wait()
@@ -316,24 +348,44 @@ def train(
     finally:
         stop.restore()
         bar.close()
-    seconds = time.perf_counter() - t0
-    t_plot = time.perf_counter()
-    if plot:
-        _plot(records, run_dir, settings)
-    last = records[-1] if records else None
-    return TrainResult(
-        run_dir=run_dir,
-        settings=settings,
-        model=model,
-        start_step=start,
-        steps=done,
-        last_loss=None if last is None else last["loss"],
-        last_epoch_fidelity=float(np.mean(epoch_fids)) if epoch_fids else None,
-        val_fidelity=val_fid,
-        seconds=seconds,
-        records=records,
-        plot_seconds=time.perf_counter() - t_plot,
-    )
+
+
+def _step(loop: _Loop, step: int, writer: RunWriter, val_masks: torch.Tensor | None) -> dict[str, Any]:
+    """One Adam step on the step's batch (the epoch's order and masks drawn at its first step); its record."""
+    settings, B = loop.settings, loop.settings.batch_size
+    epoch, pos = divmod(step, settings.steps_per_epoch)
+    if epoch != loop.order_epoch:  # the epoch's order and all its masks at once
+        loop.order, loop.order_epoch, loop.epoch_fids = (
+            epoch_order(len(loop.data.train), settings.seed, epoch),
+            epoch,
+            [],
+        )
+        loop.epoch_masks = sample_mask_indices(
+            settings.config, settings.mask_ratio, loop.data.train.indices[loop.order], settings.seed, epoch
+        )
+    rows = loop.order[pos * B : (pos + 1) * B]
+    images, patch_idx = loop.data.train.images[rows], loop.epoch_masks[pos * B : (pos + 1) * B]
+    ts = time.perf_counter()
+    loop.opt.zero_grad(set_to_none=True)
+    loss, fid = loop.model.loss(images, patch_idx)
+    loss.backward()
+    loop.opt.step()
+    writer.wait()  # the previous checkpoint is on disk before this step counts as done
+    rec: dict[str, Any] = {
+        "step": step + 1,
+        "epoch": epoch,
+        "batch": pos,
+        "samples": len(rows),
+        "loss": float(loss.detach()),
+        "fidelity": float(fid.detach().mean()),
+        "seconds": round(time.perf_counter() - ts, 6),
+    }
+    loop.epoch_fids.append(rec["fidelity"])
+    if pos == settings.steps_per_epoch - 1:
+        loop.val_fid = validation_fidelity(loop.model, loop.data.val, settings, val_masks)
+        if loop.val_fid is not None:
+            rec["val_fidelity"] = loop.val_fid
+    return rec
 
 
 def _flush_quietly(writer: RunWriter, pending: list[dict[str, Any]]) -> None:
@@ -346,7 +398,6 @@ def _flush_quietly(writer: RunWriter, pending: list[dict[str, Any]]) -> None:
 
 
 def _plot(records: list[dict[str, Any]], run_dir: Path, settings: RunSettings) -> None:
-    from qmae_qiskit.train.plots import plot_loss
 
     plot_loss(
         records,
@@ -359,8 +410,6 @@ class _StopRequest:
     """First Ctrl-C: finish the current step, write a checkpoint, stop. A second Ctrl-C stops at once."""
 
     def __init__(self) -> None:
-        import signal
-        import threading
 
         self.requested = False
         self._old = None
@@ -373,7 +422,6 @@ class _StopRequest:
         self.requested = True
 
     def restore(self) -> None:
-        import signal
 
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
@@ -381,7 +429,6 @@ class _StopRequest:
 
 
 def _progress(total: int, start: int, settings: RunSettings, enabled: bool):
-    from tqdm.auto import tqdm
 
     return tqdm(
         total=total,

@@ -9,8 +9,16 @@ name, which runs on the device.
 from __future__ import annotations
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.backends import AER_SIMULATOR, is_fake_name, resolve_backend
+from qmae_qiskit.hardware.calibration import snapshot_backend
 from qmae_qiskit.hardware.execution import Executor
+from qmae_qiskit.hardware.executors.aer import AerExecutor
+from qmae_qiskit.hardware.executors.exact import ExactExecutor
+from qmae_qiskit.hardware.executors.runtime import RuntimeExecutor
+from qmae_qiskit.hardware.executors.twin import TwinExecutor
 from qmae_qiskit.hardware.idle_noise import IdleNoise
+from qmae_qiskit.hardware.noise import is_snapshot_spec
+from qmae_qiskit.hardware.noise import noise_model as build_noise
 
 EXACT = "exact"
 
@@ -23,8 +31,6 @@ def make_executor(
 
     ``device`` (a resolved torch device type): ``cuda`` runs the exact path's kernel on the GPU, and Aer on its
     GPU when qiskit-aer-gpu is installed (the ``[gpu]`` extra); the other backends ignore it."""
-    from qmae_qiskit.hardware.backends import AER_SIMULATOR, is_fake_name, resolve_backend
-    from qmae_qiskit.hardware.noise import is_snapshot_spec
 
     spec = (backend or "").strip()
     if noise_model is not None and spec != AER_SIMULATOR:
@@ -38,36 +44,23 @@ def make_executor(
             f"such as fake_torino, or a calibration snapshot file); {spec!r} is not one (drop them, or pick a twin)"
         )
     if spec == EXACT:
-        from qmae_qiskit.hardware.executors.exact import ExactExecutor
-
         return ExactExecutor(device)
     if spec == AER_SIMULATOR:
-        from qmae_qiskit.hardware.executors.aer import AerExecutor
-
         gpu = device == "cuda"
         if noise_model is None:
             return AerExecutor(gpu=gpu)
-        from qmae_qiskit.hardware.noise import noise_model as build_noise
 
         return AerExecutor(build_noise(noise_model), str(noise_model), gpu=gpu)
     if is_snapshot_spec(spec):
-        from qmae_qiskit.hardware.calibration import snapshot_backend
-        from qmae_qiskit.hardware.executors.twin import TwinExecutor
-
         return TwinExecutor(snapshot_backend(spec), spec, idle)
     target = resolve_backend(spec)
     if not is_fake_name(spec):  # from QiskitRuntimeService: a real device, whatever object the service returns
-        from qmae_qiskit.hardware.executors.runtime import RuntimeExecutor
-
         return RuntimeExecutor(target)
-    from qmae_qiskit.hardware.executors.twin import TwinExecutor
 
     return TwinExecutor(target, spec, idle)
 
 
 def _is_twin(spec: str) -> bool:
     """A calibration snapshot file or a fake device name: what runs on a local twin."""
-    from qmae_qiskit.hardware.backends import is_fake_name
-    from qmae_qiskit.hardware.noise import is_snapshot_spec
 
     return is_snapshot_spec(spec) or is_fake_name(spec)

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 from qiskit.providers import BackendV2
+from qiskit_aer import AerSimulator
+from qiskit_aer.primitives import EstimatorV2
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.execution import (
@@ -24,6 +26,7 @@ from qmae_qiskit.hardware.execution import (
     SamplerTask,
     Work,
 )
+from qmae_qiskit.hardware.executors.exact import distribution
 from qmae_qiskit.hardware.primitives import (
     estimator_job,
     note_submitted,
@@ -33,6 +36,7 @@ from qmae_qiskit.hardware.primitives import (
     sampler_job,
 )
 from qmae_qiskit.hardware.twin import DENSITY_MATRIX_MAX_QUBITS
+from qmae_qiskit.hardware.twin_simulator import TwinSimulator
 
 IDEAL_BASIS = ("cx", "id", "rz", "sx", "x", "reset", "measure", "delay")
 
@@ -43,7 +47,6 @@ class AerExecutor(Executor):
     kind = "aer"
 
     def __init__(self, noise: Any = None, noise_spec: str | None = None, gpu: bool = False):
-        from qiskit_aer import AerSimulator
 
         self.noise = noise
         self.noise_spec = noise_spec
@@ -94,9 +97,6 @@ class AerExecutor(Executor):
         return Done(results, ids)
 
     def _mode(self, num_qubits: int, seed: int | None):
-        from qiskit_aer import AerSimulator
-
-        from qmae_qiskit.hardware.twin_simulator import TwinSimulator
 
         if self.noise is None:
             sim = AerSimulator(method="automatic")
@@ -114,7 +114,6 @@ class AerExecutor(Executor):
 
 def aer_has_gpu() -> bool:
     """Whether this qiskit-aer can simulate on a GPU (qiskit-aer-gpu, and a GPU it can see)."""
-    from qiskit_aer import AerSimulator
 
     try:
         return "GPU" in AerSimulator().available_devices()
@@ -125,12 +124,9 @@ def aer_has_gpu() -> bool:
 def _exact(task: EstimatorTask | SamplerTask) -> Result:
     """Ideal exact values on Aer: EstimatorV2 with ``default_precision=0``; statevector probabilities."""
     if isinstance(task, EstimatorTask):
-        from qiskit_aer.primitives import EstimatorV2
-
         est = EstimatorV2(options={"default_precision": 0.0})
         pub = est.run([(task.circuit, task.observable, task.values)]).result()[0]
         values = np.asarray(pub.data.evs, dtype=np.float64).reshape(-1)
         return Estimates(values, np.zeros_like(values), {"method": "aer statevector, default_precision=0"})
-    from qmae_qiskit.hardware.executors.exact import distribution
 
     return distribution(task)

@@ -29,6 +29,11 @@ from qmae_qiskit.hardware.execution import (
     Work,
 )
 from qmae_qiskit.hardware.readout import measured_qubits
+from qmae_qiskit.model.ansatz import BLOCK_PARAMS, light_cone, pair_order
+from qmae_qiskit.model.circuits import MASKED, REFERENCE, THETA, fidelity_observable, inverse_fidelity_circuit
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.loader import state_from_angles
+from qmae_qiskit.simulate import exact
 
 FAST_KINDS = ("training", "inverse_fidelity", "reconstruction")
 
@@ -63,9 +68,6 @@ class ExactExecutor(Executor):
 
 def _fast_inputs(circuit: QuantumCircuit, values: np.ndarray):
     """(config, theta, masked states, clean states or None) for a builder circuit, else None."""
-    from qmae_qiskit.model.circuits import MASKED, REFERENCE, THETA
-    from qmae_qiskit.model.config import QMAEConfig
-    from qmae_qiskit.model.loader import state_from_angles
 
     meta = circuit.metadata or {}
     if meta.get("qmae_circuit") not in FAST_KINDS or "config" not in meta:
@@ -99,7 +101,6 @@ def _full_theta(columns: list[tuple[int, int]], table: torch.Tensor, cfg) -> tor
     """All n_theta angles per row, or None unless the circuit has all of them or exactly those of a device
     circuit's light cone (:func:`qmae_qiskit.model.ansatz.light_cone`); the left-out blocks' angles are set to 0,
     which cannot change the circuit's value."""
-    from qmae_qiskit.model.ansatz import BLOCK_PARAMS, light_cone, pair_order
 
     keep = light_cone(pair_order(cfg.n_qubits, cfg.ansatz) * cfg.layers, range(cfg.latent, cfg.n_qubits))
     cone = {BLOCK_PARAMS * m + j for m, kept in enumerate(keep) if kept for j in range(BLOCK_PARAMS)}
@@ -112,7 +113,6 @@ def _full_theta(columns: list[tuple[int, int]], table: torch.Tensor, cfg) -> tor
 
 
 def _builder_observable(circuit: QuantumCircuit, cfg) -> SparsePauliOp | None:
-    from qmae_qiskit.model.circuits import fidelity_observable, inverse_fidelity_circuit
 
     kind = circuit.metadata.get("qmae_circuit")
     if kind == "training":
@@ -124,7 +124,6 @@ def _builder_observable(circuit: QuantumCircuit, cfg) -> SparsePauliOp | None:
 
 def estimate(task: EstimatorTask, device: torch.device | None = None) -> Estimates:
     """<O> per row, exactly (the exact path on ``device``, CPU by default)."""
-    from qmae_qiskit.simulate import exact
 
     fast = _fast_inputs(task.circuit, task.values)
     if fast is not None:
@@ -143,7 +142,6 @@ def estimate(task: EstimatorTask, device: torch.device | None = None) -> Estimat
 
 def distribution(task: SamplerTask, device: torch.device | None = None) -> Samples:
     """Outcome probabilities of the register per row, exactly (the exact path on ``device``, CPU by default)."""
-    from qmae_qiskit.simulate import exact
 
     fast = _fast_inputs(task.circuit, task.values)
     if fast is not None and task.circuit.metadata.get("qmae_circuit") == "reconstruction" and task.register == "pixel":

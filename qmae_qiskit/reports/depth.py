@@ -313,6 +313,14 @@ def _fmt_esp(x: float | None) -> str:
 
 
 def to_markdown(report: dict) -> str:
+    """The report as markdown: what was compiled and how, a section per circuit, how the numbers are computed."""
+    lines = _header_lines(report)
+    for kind, r in report["circuits"].items():
+        lines += _circuit_lines(TITLES.get(kind, kind), r)
+    return "\n".join(lines + _method_lines(report["method"]))
+
+
+def _header_lines(report: dict) -> list[str]:
     cfg = report["config"]
     layers = cfg.get("layers", 1)  # left out of one-layer reports (and of those made before layers existed)
     ansatz = cfg.get("ansatz", "all-pairs")  # likewise
@@ -346,48 +354,50 @@ def to_markdown(report: dict) -> str:
             f"{report['loader']['description']}",
             "",
         ]
-    for kind, r in report["circuits"].items():
-        t = r["transpiled"]
-        title = TITLES.get(kind, kind)
-        lines += [
-            f"## {title}",
-            "",
-            "| | depth | two-qubit depth | two-qubit gates | size |",
-            "|---|---:|---:|---:|---:|",
-            f"| logical | {r['logical']['depth']} | | | {r['logical']['size']} |",
-            f"| **transpiled (whole)** | **{t['depth']}** | **{t['two_qubit_depth']}** | **{t['two_qubit_gates']}** "
-            f"| **{t['size']}** |",
-        ]
-        for s in r["stages"]:
-            lines.append(
-                f"| stage: {s['stage']} | {s['depth']} | {s['two_qubit_depth']} | {s['two_qubit_gates']} "
-                f"| {s['size']} |"
-            )
-        st = r["stage_totals"]
-        lines += [
-            f"| sum of stages | {st['depth']} | {st['two_qubit_depth']} | {st['two_qubit_gates']} | {st['size']} |",
-            "",
-            "Gate counts (whole): " + ", ".join(f"{k}={v}" for k, v in t["gate_counts"].items()) + ".",
-            "",
-            "Per stage: "
-            + "; ".join(
-                f"{s['stage']}: " + ", ".join(f"{k}={v}" for k, v in s["gate_counts"].items()) for s in r["stages"]
-            )
-            + ".",
-            "",
-            f"Estimated success probability: **{_fmt_esp(r['estimated_success_probability'])}** "
-            f"(measured physical qubits {r['measured_physical_qubits']}). "
-            f"Transpile time (whole circuit): {r['transpile_seconds']} s.",
-            "",
-            "Layout (virtual qubit -> physical qubit at start / at end):",
-            "",
-            "| virtual | role | initial | final |",
-            "|---:|---|---:|---:|",
-        ]
-        lines += [f"| {q['virtual']} | {q['role']} | {q['initial']} | {q['final']} |" for q in r["layout"]]
-        lines.append("")
-    m = report["method"]
+    return lines
+
+
+def _circuit_lines(title: str, r: dict) -> list[str]:
+    t = r["transpiled"]
+    lines = [
+        f"## {title}",
+        "",
+        "| | depth | two-qubit depth | two-qubit gates | size |",
+        "|---|---:|---:|---:|---:|",
+        f"| logical | {r['logical']['depth']} | | | {r['logical']['size']} |",
+        f"| **transpiled (whole)** | **{t['depth']}** | **{t['two_qubit_depth']}** | **{t['two_qubit_gates']}** "
+        f"| **{t['size']}** |",
+    ]
+    for s in r["stages"]:
+        lines.append(
+            f"| stage: {s['stage']} | {s['depth']} | {s['two_qubit_depth']} | {s['two_qubit_gates']} | {s['size']} |"
+        )
+    st = r["stage_totals"]
     lines += [
+        f"| sum of stages | {st['depth']} | {st['two_qubit_depth']} | {st['two_qubit_gates']} | {st['size']} |",
+        "",
+        "Gate counts (whole): " + ", ".join(f"{k}={v}" for k, v in t["gate_counts"].items()) + ".",
+        "",
+        "Per stage: "
+        + "; ".join(f"{s['stage']}: " + ", ".join(f"{k}={v}" for k, v in s["gate_counts"].items()) for s in r["stages"])
+        + ".",
+        "",
+        f"Estimated success probability: **{_fmt_esp(r['estimated_success_probability'])}** "
+        f"(measured physical qubits {r['measured_physical_qubits']}). "
+        f"Transpile time (whole circuit): {r['transpile_seconds']} s.",
+        "",
+        "Layout (virtual qubit -> physical qubit at start / at end):",
+        "",
+        "| virtual | role | initial | final |",
+        "|---:|---|---:|---:|",
+    ]
+    lines += [f"| {q['virtual']} | {q['role']} | {q['initial']} | {q['final']} |" for q in r["layout"]]
+    lines.append("")
+    return lines
+
+
+def _method_lines(m: dict) -> list[str]:
+    return [
         "## How the numbers are computed",
         "",
         f"- Circuits: {m['circuits']}",
@@ -397,7 +407,6 @@ def to_markdown(report: dict) -> str:
         "seed and package versions.",
         "",
     ]
-    return "\n".join(lines)
 
 
 def write_report(report: dict, out: Path = Path("circuits")) -> list[Path]:

@@ -17,8 +17,12 @@ from typing import Any
 from qiskit.circuit import QuantumCircuit
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.evaluate.prepare import logical_circuits
+from qmae_qiskit.hardware.backends import NoAccountError, fake_backend_classes, resolve_backend, runtime_service
 from qmae_qiskit.hardware.placement import ErrorScore, place
 from qmae_qiskit.hardware.spec import ExecutionSpec
+from qmae_qiskit.model.approx_loader import as_spec
+from qmae_qiskit.train.runs import load_trained
 
 AUTO = "auto"
 CURRENT_FAKES = (
@@ -42,7 +46,6 @@ def is_choice(backend: str) -> bool:
 
 def candidates(backend: str, say: Callable[[str], None] | None = None) -> list[str]:
     """The device names a choice ranges over (each checked: an unknown name is one line with close matches)."""
-    from qmae_qiskit.hardware.backends import NoAccountError, fake_backend_classes, resolve_backend, runtime_service
 
     if backend.strip() == AUTO:
         try:
@@ -82,7 +85,6 @@ class Ranked:
 def rank(circuit: QuantumCircuit, names: list[str], spec: ExecutionSpec) -> list[Ranked]:
     """``names`` best first, each with its placement of ``circuit`` (the spec's level, seed and placement);
     devices too small for the circuit are left out."""
-    from qmae_qiskit.hardware.backends import resolve_backend
 
     out = []
     for name in names:
@@ -112,9 +114,6 @@ def choose_for_run(spec: ExecutionSpec, run_dir: str | Path, say: Callable[[str]
     itself where its backend is one name."""
     if not is_choice(spec.backend):
         return spec
-    from qmae_qiskit.evaluate.prepare import logical_circuits
-    from qmae_qiskit.model.approx_loader import as_spec
-    from qmae_qiskit.train.runs import load_trained
 
     tm = load_trained(Path(run_dir))
     loader = spec.loader if spec.loader is not None and not as_spec(spec.loader).is_exact else None

@@ -11,6 +11,7 @@ metrics are the same to every stored digit.
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
@@ -18,6 +19,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
+
+from qmae_qiskit.evaluate import classifier as clf_mod
+from qmae_qiskit.evaluate.evaluation import EvalOptions, EvalResult, evaluate, evaluate_baselines, load_eval_data
+from qmae_qiskit.experiments.paper_runs import ensure_classifier, ensure_trained
+from qmae_qiskit.hardware.spec import ExecutionSpec
 
 
 @dataclass(frozen=True)
@@ -38,28 +46,23 @@ def default_workers() -> int:
 
 
 def _init_worker() -> None:
-    import torch
-
     torch.set_num_threads(1)
 
 
 @functools.lru_cache(maxsize=2)
 def _data(data_dir: str | Path | None, test_limit: int | None):
-    from qmae_qiskit.evaluate.evaluation import load_eval_data
 
     return load_eval_data(data_dir, "test", 16, test_limit)
 
 
 @functools.lru_cache(maxsize=2)
 def _classifier(folder: str, device: str):
-    from qmae_qiskit.evaluate import classifier as clf_mod
 
     return clf_mod.load(folder, device)[0]
 
 
 def train_task(spec: Any, job: Job, train: dict) -> tuple[str, float]:
     """Train one run (or reuse it); (what was done, seconds)."""
-    from qmae_qiskit.evaluate.reproduce import ensure_trained
 
     t = time.perf_counter()
     action = ensure_trained(spec, job.out / spec.name, train, job.data_dir, False, lambda _: None)
@@ -68,7 +71,6 @@ def train_task(spec: Any, job: Job, train: dict) -> tuple[str, float]:
 
 def classifier_task(job: Job, settings: dict) -> tuple[dict, float]:
     """Train the classifier unless it is cached; (its info, seconds)."""
-    from qmae_qiskit.evaluate.reproduce import ensure_classifier
 
     t = time.perf_counter()
     info = ensure_classifier(
@@ -80,8 +82,6 @@ def classifier_task(job: Job, settings: dict) -> tuple[dict, float]:
 def score_run(spec: Any, job: Job, data: Any) -> Any:
     """One run scored on ``data`` on the exact path (an ``EvalResult`` without baselines: they are scored once per
     mask ratio and join the record afterwards)."""
-    from qmae_qiskit.evaluate.evaluation import EvalOptions, EvalResult, evaluate
-    from qmae_qiskit.hardware.spec import ExecutionSpec
 
     options = EvalOptions(
         limit=job.test_limit, classifier_dir=str(job.out / "classifier"), baselines=False, device=job.device
@@ -100,7 +100,6 @@ def evaluate_task(spec: Any, job: Job) -> tuple[Any, float]:
 
 def baselines_task(spec: Any, job: Job) -> tuple[dict, float]:
     """The no-circuit fills at the run's mask ratio and patch grid; (their scores, seconds)."""
-    from qmae_qiskit.evaluate.evaluation import evaluate_baselines
 
     t = time.perf_counter()
     model = _classifier(str(job.out / "classifier"), job.device)
@@ -121,7 +120,6 @@ def run_all(
     specs: list, job: Job, train: dict, clf_settings: dict, workers: int, log: Callable[[str], None]
 ) -> Results:
     """Every task of ``reproduce`` on ``workers`` processes, each started once what it needs is done."""
-    import multiprocessing
 
     res = Results({}, {}, {}, {}, {})
     keys = {f"{s.mask_ratio:g}": s for s in specs}  # one baseline scoring per mask ratio

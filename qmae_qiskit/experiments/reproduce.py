@@ -7,7 +7,7 @@ Layout of ``out``::
     qae-m25/               eval.json), trained on the exact path
     qmae-m12.5/            12.5 %: one 4x8 patch of 8 (an 8x8 grid cell cannot make 12.5 %)
     qmae-m50/              50 %: two 8x8 patches of 4
-    params.json            trained theta and mask tokens as plain numbers
+    params.json            trained theta and mask tokens as plain numbers (a ParamsRecord)
     table1.md, table1.json, fig6.png, fig7.png, fig8.png
 
 A run folder that is already finished with the same settings is reused (not retrained), so re-running
@@ -24,113 +24,34 @@ from pathlib import Path
 
 import torch
 
-from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.device import resolve_device
 from qmae_qiskit.evaluate import classifier as clf_mod
-from qmae_qiskit.evaluate.evaluation import EVAL_FILE, EvalData, evaluate_baselines, load_eval_data
+from qmae_qiskit.evaluate import figures
+from qmae_qiskit.evaluate.evaluation import (
+    EVAL_FILE,
+    EvalData,
+    evaluate_baselines,
+    load_eval_data,
+)
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1
-from qmae_qiskit.io import atomic_write_json, atomic_write_text
-from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.experiments import reproduce_pool as pool
+from qmae_qiskit.experiments.paper_runs import (
+    CLASSIFIER_DEFAULTS,
+    PAPER_GAP,
+    TRAIN_DEFAULTS,
+    RunSpec,
+    ensure_classifier,
+    ensure_trained,
+    run_specs,
+)
+from qmae_qiskit.experiments.records import ParamsRecord, Table1Record
+from qmae_qiskit.experiments.reproduce_pool import Results, score_run
+from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.records import save_record
-
-PAPER_GAP = 0.1286  # QMAE - QAE accuracy, paper abstract and Table 1 (65.06 % - 52.20 %)
-
-# Training settings used for every run (chosen by the tuning recorded in table1.md).
-TRAIN_DEFAULTS = {
-    "batch_size": 256,
-    "epochs": 40,
-    "train_samples": 4500,
-    "val_samples": 500,
-    "lr": 0.01,
-    "theta_init": "uniform",
-    "token_init": "mean",
-    "seed": 0,
-    "checkpoint_every": 50,
-}
-CLASSIFIER_DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 2e-3, "seed": 0, "augment_shift": 1}
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    name: str
-    model: str
-    mask_ratio: float
-    config: QMAEConfig
-
-
-def run_specs() -> list[RunSpec]:
-    """QMAE and QAE at 25 %, QMAE at 12.5 % and 50 % (paper Table 1 and Fig. 7)."""
-    quad = QMAEConfig()  # 16x16, 8 data qubits, 7 latent, 8x8 patches
-    half_quad = QMAEConfig(patch_height=4, patch_width=8)
-    return [
-        RunSpec("qmae-m25", "qmae", 0.25, quad),
-        RunSpec("qae-m25", "qae", 0.25, quad),
-        RunSpec("qmae-m12.5", "qmae", 0.125, half_quad),
-        RunSpec("qmae-m50", "qmae", 0.5, quad),
-    ]
-
-
-def _settings(spec: RunSpec, train: dict):
-    from qmae_qiskit.train.runs import RunSettings
-
-    return RunSettings(model=spec.model, backend="exact", config=spec.config, mask_ratio=spec.mask_ratio, **train)
-
-
-def ensure_trained(
-    spec: RunSpec, run_dir: Path, train: dict, data_dir: str | Path | None, progress: bool, log: Callable[[str], None]
-) -> str:
-    """Train the run unless it is already finished with the same settings; returns what was done."""
-    from qmae_qiskit.train.runs import CHECKPOINT_FILE, load_checkpoint, read_settings, settings_differences
-    from qmae_qiskit.train.training import train as train_run
-
-    settings = _settings(spec, train)
-    resume = False
-    if run_dir.exists() and any(run_dir.iterdir()):
-        stored = read_settings(run_dir)
-        diffs = settings_differences(stored, settings)
-        if diffs:
-            raise QMAEError(
-                f"{run_dir} was trained with other settings ({'; '.join(diffs)}); remove it or pass another --out"
-            )
-        if (run_dir / CHECKPOINT_FILE).is_file() and load_checkpoint(run_dir, settings).finished:
-            log(f"{spec.name}: already trained ({run_dir}), reusing it")
-            return "reused"
-        resume = True
-    log(
-        f"{spec.name}: training {spec.model.upper()} at {spec.mask_ratio:.1%} mask "
-        f"({settings.total_steps} steps){' (resuming)' if resume else ''}"
-    )
-    train_run(settings, run_dir, data_dir=data_dir, resume=resume, progress=progress)
-    return "resumed" if resume else "trained"
-
-
-def ensure_classifier(
-    folder: Path,
-    data_dir: str | Path | None,
-    image_size: int,
-    progress: bool,
-    log: Callable[[str], None],
-    settings: dict,
-    test_limit: int | None = None,
-    device: str = "cpu",
-) -> dict:
-    """The cached classifier's info, training it first if the folder has none."""
-    atomic_write_text(
-        folder / ".gitignore", "# weights are a cache: `qmae-qiskit reproduce` retrains them\nclassifier.pt\n"
-    )
-    if clf_mod.exists(folder):
-        info = clf_mod.load(folder)[1]
-        diffs = [f"{k}: {info[k]} -> {v}" for k, v in settings.items() if k in info and info[k] != v]
-        if diffs:
-            raise QMAEError(
-                f"the classifier cached in {folder} was trained with other settings "
-                f"({'; '.join(diffs)}); remove {folder / clf_mod.WEIGHTS} to retrain it"
-            )
-        log(f"classifier: cached in {folder}, reusing it")
-        return info
-    log(f"classifier: training ResNet18 on clean MNIST ({settings['epochs']} epochs)")
-    return clf_mod.train_and_cache(
-        data_dir, folder, image_size=image_size, progress=progress, test_limit=test_limit, device=device, **settings
-    )
+from qmae_qiskit.train.runs import (
+    load_trained,
+    read_metrics,
+)
 
 
 @dataclass(frozen=True)
@@ -159,11 +80,9 @@ def reproduce(
 
     ``execution``: with more than one worker (the default on a multi-core CPU) the classifier, the four
     trainings, the evaluations and the baselines run as tasks on one-thread processes
-    (:mod:`qmae_qiskit.evaluate.reproduce_pool`); with one, in this process in turn (the path before the pool).
+    (:mod:`qmae_qiskit.experiments.reproduce_pool`); with one, in this process in turn (the path before the pool).
     The numbers are the same either way.
     """
-    from qmae_qiskit.device import resolve_device
-    from qmae_qiskit.evaluate import reproduce_pool as pool
 
     t0 = time.perf_counter()
     ex = execution or Execution()
@@ -201,14 +120,13 @@ def reproduce(
         mask_seed,
     )
     record["workers"] = workers
-    atomic_write_json(out / "table1.json", record)
+    save_record(Table1Record.model_validate(record), out / "table1.json")
     atomic_write_text(out / "table1.md", table_markdown(record))
     return record
 
 
 def _sequential(specs: list[RunSpec], job, train: dict, clf_settings: dict, ex: Execution):
     """The tasks one after another in this process (the order ``reproduce`` had before the pool)."""
-    from qmae_qiskit.evaluate.reproduce_pool import Results, score_run
 
     res = Results({}, {}, {}, {}, {})
     for spec in specs:
@@ -236,8 +154,6 @@ def _sequential(specs: list[RunSpec], job, train: dict, clf_settings: dict, ex: 
 
 
 def write_figures(out: Path, data: EvalData, mask_seed: int) -> None:
-    from qmae_qiskit.evaluate import figures
-    from qmae_qiskit.train.runs import load_trained, read_metrics
 
     rows = torch.tensor(figures.pick_digits(data.labels, 5))
     images, indices = data.images[rows], data.indices[rows]
@@ -251,7 +167,6 @@ def write_figures(out: Path, data: EvalData, mask_seed: int) -> None:
 
 
 def write_params(out: Path, specs: list[RunSpec]) -> None:
-    from qmae_qiskit.train.runs import load_trained
 
     params = {}
     for s in specs:
@@ -263,7 +178,7 @@ def write_params(out: Path, specs: list[RunSpec]) -> None:
             "theta": tm.theta.tolist(),
             "mask_token": None if tm.token is None else tm.token.tolist(),
         }
-    atomic_write_json(out / "params.json", params)
+    save_record(ParamsRecord.model_validate({"runs": params}), out / "params.json")
 
 
 # ----------------------------------------------------------------------------------------------- table 1
@@ -345,28 +260,8 @@ def table_markdown(rec: dict) -> str:
         "| QAE (paper) " + _cells(rec["paper"]["qae"]),
     ]
     for b in rec["baselines"]["0.25"].values():
-        lines.append(
-            f"| baseline: {b['label']} (no circuit) "
-            + _cells(_means({k: b[k] for k in ("fidelity", "cs", "ssim", "accuracy") if k in b}))
-        )
-    gap = rec["qmae_minus_qae_accuracy"]
-    paper_gap = 100 * rec["paper_qmae_minus_qae_accuracy"]
-    lines += [
-        "",
-        f"QMAE − QAE accuracy: **{100 * gap:.2f} points** (paper: {paper_gap:.2f}).",
-        "",
-        "Other mask ratios (QMAE; baselines on the same masks):",
-        "",
-        "| Mask | Model | Fidelity | CS | SSIM | Accuracy |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, ratio in (("qmae-m12.5", "0.125"), ("qmae-m25", "0.25"), ("qmae-m50", "0.5")):
-        lines.append(f"| {float(ratio):.1%} | QMAE " + _cells(ours[name]))
-        for b in rec["baselines"][ratio].values():
-            lines.append(
-                f"| {float(ratio):.1%} | {b['label']} "
-                + _cells(_means({k: b[k] for k in ("fidelity", "cs", "ssim", "accuracy") if k in b}))
-            )
+        lines.append(f"| baseline: {b['label']} (no circuit) " + _baseline_cells(b))
+    lines += _other_ratios_lines(rec, ours)
     c = rec["classifier"]
     lines += [
         "",
@@ -395,3 +290,27 @@ def table_markdown(rec: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _baseline_cells(b: dict) -> str:
+    return _cells(_means({k: b[k] for k in ("fidelity", "cs", "ssim", "accuracy") if k in b}))
+
+
+def _other_ratios_lines(rec: dict, ours: dict) -> list[str]:
+    """The QMAE - QAE gap, then QMAE and the baselines at every mask ratio."""
+    gap = rec["qmae_minus_qae_accuracy"]
+    paper_gap = 100 * rec["paper_qmae_minus_qae_accuracy"]
+    lines = [
+        "",
+        f"QMAE − QAE accuracy: **{100 * gap:.2f} points** (paper: {paper_gap:.2f}).",
+        "",
+        "Other mask ratios (QMAE; baselines on the same masks):",
+        "",
+        "| Mask | Model | Fidelity | CS | SSIM | Accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, ratio in (("qmae-m12.5", "0.125"), ("qmae-m25", "0.25"), ("qmae-m50", "0.5")):
+        lines.append(f"| {float(ratio):.1%} | QMAE " + _cells(ours[name]))
+        for b in rec["baselines"][ratio].values():
+            lines.append(f"| {float(ratio):.1%} | {b['label']} " + _baseline_cells(b))
+    return lines

@@ -9,6 +9,7 @@ two-qubit-gate count of the inverse-loader fidelity circuit on each backend (tra
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,13 +18,17 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from qiskit.providers import BackendV2
 
+from qmae_qiskit.data import load_mnist
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.hardware.loader_budget import fidelity_circuit_two_qubit_gates
 from qmae_qiskit.hardware.transpile import DEFAULT_SEED
 from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.model.approx_loader import LoaderSpec, fit_ladder_stages, ladder_states
 from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.masking import eval_masks
 from qmae_qiskit.records import Record, save_record
+from qmae_qiskit.reports.loader_budget import fidelity_circuit_two_qubit_gates
+from qmae_qiskit.simulate import exact
+from qmae_qiskit.train.runs import load_trained
 
 
 class FidelitySummary(BaseModel):
@@ -87,74 +92,62 @@ def _normalized(x: torch.Tensor) -> np.ndarray:
     return X / np.linalg.norm(X, axis=1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class FrontierSettings:
+    """How the frontier is made: the ladder depths (all even or all odd: one growth path), the transpiler's
+    optimisation level and seed, and the L-BFGS iterations per two-layer stage."""
+
+    layers: tuple[int, ...]
+    optimization_level: int = 3
+    seed: int = DEFAULT_SEED
+    stage_iter: int = 300
+
+    def __post_init__(self) -> None:
+        if not self.layers or len({L % 2 for L in self.layers}) != 1 or min(self.layers) < 0:
+            raise QMAEError(
+                f"layers must be non-negative and all even or all odd (one growth path), got {list(self.layers)}"
+            )
+
+
 def loader_frontier(
     cfg: QMAEConfig,
     x_masked: torch.Tensor,
     x_clean: torch.Tensor,
     backends: list[BackendV2],
-    layers: list[int],
-    optimization_level: int = 3,
-    seed: int = DEFAULT_SEED,
-    stage_iter: int = 300,
+    settings: FrontierSettings,
     run: str | None = None,
     images: str = "",
     theta: torch.Tensor | None = None,
 ) -> LoaderFrontier:
-    """Rows for the exact loader and for every ladder depth in ``layers`` (all even or all odd: one growth path).
+    """Rows for the exact loader and for every ladder depth in ``settings.layers``.
 
     With ``theta`` (a trained model) each row also gives the error the approximation alone makes in the model's
     fidelity: the exact value of the inverse-loader circuit with the fitted loaders (the exact fidelity with the
     loaded states in place of the images) against the paper circuit's exact value.
     """
-    if not layers or len({L % 2 for L in layers}) != 1 or min(layers) < 0:
-        raise QMAEError(f"layers must be non-negative and all even or all odd (one growth path), got {layers}")
-    wanted = set(layers)
-    n = cfg.n_qubits
     targets = {"masked": _normalized(x_masked), "clean": _normalized(x_clean)}
-    fids: dict[int, dict[str, np.ndarray]] = {L: {} for L in wanted}
-    loaded: dict[int, dict[str, np.ndarray]] = {L: {} for L in wanted}
-    seconds: dict[int, float] = dict.fromkeys(wanted, 0.0)
-    for which, X in targets.items():
-        start = time.perf_counter()
-        for L, angles in fit_ladder_stages(X, max(layers), stage_iter, stage_iter):
-            if L in wanted:
-                states = ladder_states(n, L, angles)
-                fids[L][which] = np.einsum("bd,bd->b", X, states) ** 2
-                loaded[L][which] = states
-                seconds[L] += time.perf_counter() - start
-    errors: dict[int, ErrorSummary] = {}
-    if theta is not None:
-        from qmae_qiskit.simulate import exact
-
-        def fid(m: np.ndarray, c: np.ndarray) -> np.ndarray:
-            return exact.fidelity(theta.to(torch.float64), torch.from_numpy(m), torch.from_numpy(c), cfg).numpy()
-
-        paper = fid(targets["masked"], targets["clean"])
-        for L in wanted:
-            err = fid(loaded[L]["masked"], loaded[L]["clean"]) - paper
-            errors[L] = ErrorSummary(
-                mean_abs=float(np.abs(err).mean()), max_abs=float(np.abs(err).max()), bias=float(err.mean())
-            )
-    rows = []
+    fids, loaded, seconds = _fit_ladders(cfg.n_qubits, targets, settings)
+    errors = None if theta is None else _model_errors(cfg, theta, targets, loaded)
+    specs = [LoaderSpec(), *(LoaderSpec(kind="ladder", layers=L) for L in sorted(set(settings.layers)))]
     ones = np.ones(len(x_clean))
-    for spec in [LoaderSpec(), *(LoaderSpec(kind="ladder", layers=L) for L in sorted(wanted))]:
-        counts = {b.name: fidelity_circuit_two_qubit_gates(cfg, b, spec, optimization_level, seed) for b in backends}
-        f = {"masked": ones, "clean": ones} if spec.is_exact else fids[int(spec.layers or 0)]
+    rows = []
+    for spec in specs:
+        counts = {
+            b.name: fidelity_circuit_two_qubit_gates(cfg, b, spec, settings.optimization_level, settings.seed)
+            for b in backends
+        }
+        L = int(spec.layers or 0)
+        f = {"masked": ones, "clean": ones} if spec.is_exact else fids[L]
+        exact_error = ErrorSummary(mean_abs=0.0, max_abs=0.0, bias=0.0)
         rows.append(
             FrontierRow(
                 loader=spec.label,
-                cnots_per_loader=spec.cnots(n),
+                cnots_per_loader=spec.cnots(cfg.n_qubits),
                 two_qubit_gates=counts,
                 masked=_summary(f["masked"]),
                 clean=_summary(f["clean"]),
-                fit_seconds=0.0 if spec.is_exact else round(seconds[int(spec.layers or 0)], 2),
-                fidelity_error=None
-                if theta is None
-                else (
-                    ErrorSummary(mean_abs=0.0, max_abs=0.0, bias=0.0)
-                    if spec.is_exact
-                    else errors[int(spec.layers or 0)]
-                ),
+                fit_seconds=0.0 if spec.is_exact else round(seconds[L], 2),
+                fidelity_error=None if errors is None else (exact_error if spec.is_exact else errors[L]),
             )
         )
     return LoaderFrontier(
@@ -162,11 +155,47 @@ def loader_frontier(
         config=cfg,
         images=images,
         n_images=len(x_clean),
-        optimization_level=optimization_level,
-        seed_transpiler=seed,
-        stage_iter=stage_iter,
+        optimization_level=settings.optimization_level,
+        seed_transpiler=settings.seed,
+        stage_iter=settings.stage_iter,
         rows=rows,
     )
+
+
+def _fit_ladders(n: int, targets: dict[str, np.ndarray], settings: FrontierSettings) -> tuple[dict, dict, dict]:
+    """Per wanted depth: each image's loading fidelity, the loaded states and the fit's wall seconds, from one
+    growth path of fits per image set."""
+    wanted = set(settings.layers)
+    fids: dict[int, dict[str, np.ndarray]] = {L: {} for L in wanted}
+    loaded: dict[int, dict[str, np.ndarray]] = {L: {} for L in wanted}
+    seconds: dict[int, float] = dict.fromkeys(wanted, 0.0)
+    for which, X in targets.items():
+        start = time.perf_counter()
+        for L, angles in fit_ladder_stages(X, max(settings.layers), settings.stage_iter, settings.stage_iter):
+            if L in wanted:
+                states = ladder_states(n, L, angles)
+                fids[L][which] = np.einsum("bd,bd->b", X, states) ** 2
+                loaded[L][which] = states
+                seconds[L] += time.perf_counter() - start
+    return fids, loaded, seconds
+
+
+def _model_errors(
+    cfg: QMAEConfig, theta: torch.Tensor, targets: dict[str, np.ndarray], loaded: dict[int, dict[str, np.ndarray]]
+) -> dict[int, ErrorSummary]:
+    """Per depth: the exact model fidelity with the loaded states minus the paper circuit's, over the images."""
+
+    def fid(m: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return exact.fidelity(theta.to(torch.float64), torch.from_numpy(m), torch.from_numpy(c), cfg).numpy()
+
+    paper = fid(targets["masked"], targets["clean"])
+    errors = {}
+    for L, states in loaded.items():
+        err = fid(states["masked"], states["clean"]) - paper
+        errors[L] = ErrorSummary(
+            mean_abs=float(np.abs(err).mean()), max_abs=float(np.abs(err).max()), bias=float(err.mean())
+        )
+    return errors
 
 
 def to_markdown(fr: LoaderFrontier) -> str:
@@ -207,19 +236,13 @@ def to_markdown(fr: LoaderFrontier) -> str:
 def frontier_for_run(
     run_dir: str | Path,
     backends: list[BackendV2],
-    layers: list[int],
+    settings: FrontierSettings,
     samples: int = 100,
-    optimization_level: int = 3,
-    seed: int = DEFAULT_SEED,
     mask_seed: int = 0,
-    stage_iter: int = 300,
     data_dir: str | Path | None = None,
 ) -> LoaderFrontier:
     """:func:`loader_frontier` on a trained run's first ``samples`` test images, masked as ``evaluate`` masks
     them (evaluation masks, the run's mask token)."""
-    from qmae_qiskit.data import load_mnist
-    from qmae_qiskit.model.masking import eval_masks
-    from qmae_qiskit.train.runs import load_trained
 
     tm = load_trained(run_dir)
     cfg = tm.cfg
@@ -231,10 +254,7 @@ def frontier_for_run(
         masked,
         data.images,
         backends,
-        layers,
-        optimization_level,
-        seed,
-        stage_iter,
+        settings,
         run=str(run_dir),
         images=f"MNIST test images 0..{len(data) - 1}, evaluation masks seed {mask_seed}",
         theta=tm.theta,

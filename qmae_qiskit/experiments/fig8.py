@@ -17,13 +17,21 @@ The batch runs (``reproduce``'s qmae-m25 / qae-m25) are scored the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from qmae_qiskit.records import Record
+from qmae_qiskit.data import load_mnist
+from qmae_qiskit.experiments.paper_runs import RunSpec, ensure_trained
+from qmae_qiskit.figures import pyplot, save_figure
+from qmae_qiskit.model.config import QMAEConfig
+from qmae_qiskit.model.masking import eval_masks
+from qmae_qiskit.records import Record, save_record
+from qmae_qiskit.simulate import exact
+from qmae_qiskit.train.runs import RunSettings, load_trained, read_metrics
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
@@ -68,8 +76,6 @@ def trend(losses: Sequence[float]) -> dict[str, Any]:
 
 def held_out_losses(tm, images: torch.Tensor, indices: torch.Tensor, mask_seed: int = 0) -> np.ndarray:
     """1 - <Z> per held-out image of the fixed model ``tm`` (a TrainedModel), evaluation masks."""
-    from qmae_qiskit.model.masking import eval_masks
-    from qmae_qiskit.simulate import exact
 
     model = tm.module()
     patch_idx = eval_masks(tm.cfg, tm.mask_ratio, indices, mask_seed)
@@ -89,8 +95,6 @@ def spread(losses: np.ndarray) -> dict[str, Any]:
 
 
 def per_sample_settings(model: str, samples: int, epochs: int, lr: float, seed: int):
-    from qmae_qiskit.model.config import QMAEConfig
-    from qmae_qiskit.train.runs import RunSettings
 
     return RunSettings(
         model=model,
@@ -107,62 +111,45 @@ def per_sample_settings(model: str, samples: int, epochs: int, lr: float, seed: 
     )
 
 
+@dataclass(frozen=True)
+class Fig8Settings:
+    """The per-sample runs' training (images, epochs, Adam's rate, seed) and the held-out scoring (the first
+    ``held_out`` test images, evaluation masks of ``mask_seed``)."""
+
+    samples: int = 4500
+    epochs: int = 1
+    lr: float = 0.001
+    seed: int = 0
+    held_out: int = 1000
+    mask_seed: int = 0
+
+
 def make_fig8(
     out: str | Path,
     data_dir: str | Path | None,
-    samples: int = 4500,
-    epochs: int = 1,
-    lr: float = 0.001,
-    seed: int = 0,
+    settings: Fig8Settings = Fig8Settings(),
     batch_runs: str | Path | None = None,
-    held_out: int = 1000,
-    mask_seed: int = 0,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> Fig8Record:
     """Train (or reuse) the two per-sample runs, score every model on held-out images, draw the figure."""
-    from qmae_qiskit.data import load_mnist
-    from qmae_qiskit.evaluate.reproduce import RunSpec, ensure_trained
-    from qmae_qiskit.train.runs import load_trained, read_metrics
 
-    out = Path(out)
-    test = load_mnist(data_dir, train=False, image_size=16, limit=held_out)
-    runs, per_sample, scored, batch = {}, {}, {}, {}
-    for model in ("qmae", "qae"):
-        s = per_sample_settings(model, samples, epochs, lr, seed)
-        spec = RunSpec(f"{model}-m25-batch1", model, 0.25, s.config)
-        train = {k: getattr(s, k) for k in ("epochs", "batch_size", "train_samples", "val_samples", "lr", "seed")}
-        ensure_trained(
-            spec, out / spec.name, {**train, "checkpoint_every": s.checkpoint_every}, data_dir, progress, log
-        )
-        recs = read_metrics(out / spec.name)
-        runs[model] = recs
-        per_sample[model] = trend([r["loss"] for r in recs])
-        scored[f"{model} per-sample"] = spread(
-            held_out_losses(load_trained(out / spec.name), test.images, test.indices, mask_seed)
-        )
-    batch_curves = {}
+    out, s = Path(out), settings
+    test = load_mnist(data_dir, train=False, image_size=16, limit=s.held_out)
+    runs, per_sample, scored = _per_sample_runs(out, data_dir, s, test, progress, log)
+    batch_curves: dict = {}
+    batch: dict = {}
     if batch_runs is not None:
-        for model in ("qmae", "qae"):
-            folder = Path(batch_runs) / f"{model}-m25"
-            tm = load_trained(folder)
-            recs = read_metrics(folder)
-            batch_curves[model] = recs
-            batch[model] = {
-                "run": str(folder),
-                "batch_size": tm.settings.batch_size,
-                "epochs": tm.settings.epochs,
-                **trend([r["loss"] for r in recs]),
-            }
-            scored[f"{model} batch"] = spread(held_out_losses(tm, test.images, test.indices, mask_seed))
+        batch_curves, batch, batch_scored = _batch_runs(Path(batch_runs), test, s.mask_seed)
+        scored.update(batch_scored)
     record = Fig8Record(
         method=(__doc__ or "").split("\n\n")[1].replace("\n", " ").strip(),
         settings={
-            "samples": samples,
-            "epochs": epochs,
-            "lr": lr,
-            "seed": seed,
-            "held_out_test_images": held_out,
+            "samples": s.samples,
+            "epochs": s.epochs,
+            "lr": s.lr,
+            "seed": s.seed,
+            "held_out_test_images": s.held_out,
             "mask_ratio": 0.25,
             "image_size": 16,
             "batch_size": 1,
@@ -171,11 +158,49 @@ def make_fig8(
         held_out=scored,
         batch_runs=batch,
     )
-    from qmae_qiskit.records import save_record
 
     save_record(record, out / "fig8-per-sample.json")
     draw(runs, batch_curves, record, out / "fig8-per-sample.png")
     return record
+
+
+def _per_sample_runs(
+    out: Path, data_dir: str | Path | None, s: Fig8Settings, test: Any, progress: bool, log: Callable[[str], None]
+) -> tuple[dict, dict, dict]:
+    """Train (or reuse) the batch-size-1 QMAE and QAE runs: their loss records, trends and held-out spreads."""
+    runs, per_sample, scored = {}, {}, {}
+    for model in ("qmae", "qae"):
+        rs = per_sample_settings(model, s.samples, s.epochs, s.lr, s.seed)
+        spec = RunSpec(f"{model}-m25-batch1", model, 0.25, rs.config)
+        train = {k: getattr(rs, k) for k in ("epochs", "batch_size", "train_samples", "val_samples", "lr", "seed")}
+        ensure_trained(
+            spec, out / spec.name, {**train, "checkpoint_every": rs.checkpoint_every}, data_dir, progress, log
+        )
+        recs = read_metrics(out / spec.name)
+        runs[model] = recs
+        per_sample[model] = trend([r["loss"] for r in recs])
+        scored[f"{model} per-sample"] = spread(
+            held_out_losses(load_trained(out / spec.name), test.images, test.indices, s.mask_seed)
+        )
+    return runs, per_sample, scored
+
+
+def _batch_runs(batch_runs: Path, test: Any, mask_seed: int) -> tuple[dict, dict, dict]:
+    """The batch-trained runs ``<batch_runs>/{qmae,qae}-m25``: loss records, trends and held-out spreads."""
+    curves, batch, scored = {}, {}, {}
+    for model in ("qmae", "qae"):
+        folder = batch_runs / f"{model}-m25"
+        tm = load_trained(folder)
+        recs = read_metrics(folder)
+        curves[model] = recs
+        batch[model] = {
+            "run": str(folder),
+            "batch_size": tm.settings.batch_size,
+            "epochs": tm.settings.epochs,
+            **trend([r["loss"] for r in recs]),
+        }
+        scored[f"{model} batch"] = spread(held_out_losses(tm, test.images, test.indices, mask_seed))
+    return curves, batch, scored
 
 
 def _panel(ax, losses: Sequence[float], title: str, x_label: str, window: int, per_image: dict | None) -> None:
@@ -195,12 +220,7 @@ def _panel(ax, losses: Sequence[float], title: str, x_label: str, window: int, p
 
 
 def draw(runs: dict, batch_curves: dict, record: Fig8Record, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from qmae_qiskit.train.plots import save_figure
+    plt = pyplot()
 
     rows = 2 if batch_curves else 1
     fig, axes = plt.subplots(rows, 2, figsize=(11, 3.8 * rows), dpi=120, squeeze=False)
