@@ -68,11 +68,11 @@ def kernel_us_per_sample(device: str, batch: int, repeats: int = 3) -> float:
 def classifier_epoch_seconds(device: str, data_dir: str) -> tuple[float, int]:
     """(seconds, training images) of one classifier epoch with the final recipe."""
     from qmae_qiskit.data import load_mnist
-    from qmae_qiskit.evaluate.classifier import train_classifier
+    from qmae_qiskit.evaluate.classifier import ClassifierSettings, train_classifier
 
     train = load_mnist(data_dir, train=True, image_size=16)
     t = time.perf_counter()
-    train_classifier(train.images, train.labels, epochs=1, progress=False, device=device)
+    train_classifier(train.images, train.labels, ClassifierSettings(epochs=1), progress=False, device=device)
     _sync(device)
     return time.perf_counter() - t, len(train.images)
 

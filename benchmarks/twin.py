@@ -39,11 +39,11 @@ def _run_folder(arg: Path | None, data_dir: Path) -> Path:
         return committed
     from qmae_qiskit.model.config import QMAEConfig
     from qmae_qiskit.train.runs import RunSettings
-    from qmae_qiskit.train.training import train
+    from qmae_qiskit.train.training import TrainOptions, train
 
     out = Path(tempfile.mkdtemp()) / "qmae-L8"
     settings = RunSettings(config=QMAEConfig(image_size=8), epochs=5, train_samples=1000, batch_size=64)
-    train(settings, out, data_dir=data_dir, progress=False, plot=False)
+    train(settings, out, None, TrainOptions(progress=False, plot=False), data_dir=data_dir)
     return out
 
 

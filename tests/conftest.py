@@ -52,7 +52,7 @@ class Killed(Exception):
 @pytest.fixture
 def train_killed_at():
     """``run(settings, run_dir, data, step)``: train, interrupted as by a kill right after optimizer step ``step``."""
-    from qmae_qiskit.train.training import train
+    from qmae_qiskit.train.training import TrainOptions, train
 
     def run(settings, run_dir, data, step: int) -> None:
         def kill(done: int, record) -> None:
@@ -60,7 +60,7 @@ def train_killed_at():
                 raise Killed
 
         with pytest.raises(Killed):
-            train(settings, run_dir, data, progress=False, plot=False, on_step=kill)
+            train(settings, run_dir, data, TrainOptions(progress=False, plot=False), on_step=kill)
 
     return run
 

@@ -42,7 +42,9 @@ def tiny(mnist_dir):
     data = load_mnist(mnist_dir, train=True, image_size=16)  # the local subset may be sorted by label
     rows = torch.cat([(data.labels == d).nonzero().flatten()[:32] for d in (0, 1)])
     images, labels = data.images[rows], data.labels[rows]
-    result = clf.train_classifier(images, labels, epochs=3, batch_size=16, lr=2e-3, seed=0, progress=False)
+    result = clf.train_classifier(
+        images, labels, clf.ClassifierSettings(epochs=3, batch_size=16, lr=2e-3, seed=0), progress=False
+    )
     return images, labels, result
 
 
@@ -66,7 +68,7 @@ def test_cache_round_trip_and_errors(tiny, tmp_path):
     with pytest.raises(QMAEError, match="cannot read"):
         clf.load(tmp_path / "c")
     with pytest.raises(QMAEError, match="labels"):
-        clf.train_classifier(images, torch.zeros(3), epochs=1)
+        clf.train_classifier(images, torch.zeros(3), clf.ClassifierSettings(epochs=1))
 
 
 def test_cli_train_writes_cache_and_reports(mnist_dir, tmp_path):

@@ -102,10 +102,10 @@ def test_exact_executor_reconstruction_on_gpu_equals_cpu():
 @needs_gpu
 def test_training_on_gpu_ends_where_the_cpu_does(tmp_path, mnist_dir):
     from qmae_qiskit.train.runs import RunSettings
-    from qmae_qiskit.train.training import train
+    from qmae_qiskit.train.training import TrainOptions, train
 
     s = RunSettings(epochs=2, batch_size=16, train_samples=32, checkpoint_every=4)
-    cpu = train(s, tmp_path / "cpu", data_dir=mnist_dir, progress=False, plot=False, device="cpu")
-    gpu = train(s, tmp_path / "gpu", data_dir=mnist_dir, progress=False, plot=False, device="cuda")
+    cpu = train(s, tmp_path / "cpu", None, TrainOptions(progress=False, plot=False, device="cpu"), data_dir=mnist_dir)
+    gpu = train(s, tmp_path / "gpu", None, TrainOptions(progress=False, plot=False, device="cuda"), data_dir=mnist_dir)
     assert torch.allclose(cpu.model.theta, gpu.model.theta, rtol=0, atol=1e-9)
     assert torch.allclose(cpu.model.token, gpu.model.token, rtol=0, atol=1e-9)

@@ -25,7 +25,7 @@ from qmae_qiskit.model.circuits import fidelity_observable, training_circuit
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import eval_masks, mask_from_indices
 from qmae_qiskit.train.runs import RunSettings, load_trained
-from qmae_qiskit.train.training import train
+from qmae_qiskit.train.training import TrainOptions, train
 
 CFG8 = QMAEConfig(image_size=8)  # 6 data qubits, 4x4 patches: a 14-qubit SWAP-test circuit
 
@@ -47,7 +47,7 @@ def runs(mnist_dir, tmp_path_factory):
             lr=0.05,
             seed=3,
         )
-        train(s, root / kind, data_dir=mnist_dir, progress=False, plot=False)
+        train(s, root / kind, None, TrainOptions(progress=False, plot=False), data_dir=mnist_dir)
         out[kind] = root / kind
     torch.manual_seed(0)  # any fixed weights: the tests compare the classifier with itself
     info = {  # untrained: only the fields a classifier.json holds

@@ -15,7 +15,7 @@ from qmae_qiskit.simulate import exact
 from qmae_qiskit.train.models import build_model, init_theta
 from qmae_qiskit.train.qnn import AerFidelity, resolve_gradient
 from qmae_qiskit.train.runs import RunSettings, read_metrics
-from qmae_qiskit.train.training import select_data, train
+from qmae_qiskit.train.training import TrainOptions, select_data, train
 
 CFG = QMAEConfig(image_size=4)  # n = 4: a 10-qubit SWAP-test circuit, 90 weights + 30 + 15 inputs
 
@@ -47,8 +47,8 @@ def test_first_training_steps_equal_on_aer_and_exact(tmp_path, mnist4):
     s_aer = RunSettings(backend="aer_simulator", **common)
     s_exact = RunSettings(backend="exact", **common)
     data = select_data(mnist4, s_aer)
-    a = train(s_aer, tmp_path / "aer", data, progress=False, plot=False)
-    e = train(s_exact, tmp_path / "exact", data, progress=False, plot=False)
+    a = train(s_aer, tmp_path / "aer", data, TrainOptions(progress=False, plot=False))
+    e = train(s_exact, tmp_path / "exact", data, TrainOptions(progress=False, plot=False))
     la = [r["loss"] for r in read_metrics(tmp_path / "aer")]
     le = [r["loss"] for r in read_metrics(tmp_path / "exact")]
     assert len(la) == len(le) == 3
@@ -148,9 +148,9 @@ def test_aer_run_killed_and_resumed_ends_like_an_uninterrupted_one(tmp_path, mni
         checkpoint_every=3,
     )
     data = select_data(mnist4, s)
-    full = train(s, tmp_path / "full", data, progress=False, plot=False)
+    full = train(s, tmp_path / "full", data, TrainOptions(progress=False, plot=False))
     train_killed_at(s, tmp_path / "cut", data, 4)
-    resumed = train(s, tmp_path / "cut", data, progress=False, plot=False, resume=True)
+    resumed = train(s, tmp_path / "cut", data, TrainOptions(progress=False, plot=False, resume=True))
     assert resumed.start_step == 3 and resumed.steps == 6
     assert torch.equal(resumed.model.theta, full.model.theta) and torch.equal(resumed.model.token, full.model.token)
     assert [r["loss"] for r in read_metrics(tmp_path / "cut")] == [r["loss"] for r in read_metrics(tmp_path / "full")]

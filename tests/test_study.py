@@ -285,15 +285,15 @@ def test_calibration_moves_known_values_toward_them(torino):
 def run4(tmp_path_factory):
     from qmae_qiskit.model.config import QMAEConfig
     from qmae_qiskit.train.runs import RunSettings
-    from qmae_qiskit.train.training import train
+    from qmae_qiskit.train.training import TrainOptions, train
 
     d = tmp_path_factory.mktemp("runs") / "qmae4"
     train(
         RunSettings(config=QMAEConfig(image_size=4), epochs=2, train_samples=128, batch_size=32, seed=1),
         d,
+        None,
+        TrainOptions(progress=False, plot=False),
         data_dir=DATA,
-        progress=False,
-        plot=False,
     )
     return d
 

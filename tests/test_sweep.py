@@ -217,7 +217,7 @@ def test_a_killed_cell_resumes_from_its_checkpoint(tmp_path, mnist_dir, train_ki
     """What a worker does for a cell whose training was killed: continue, ending where an uninterrupted run ends."""
     from qmae_qiskit.experiments import tasks
     from qmae_qiskit.train.runs import load_trained
-    from qmae_qiskit.train.training import load_training_data, train
+    from qmae_qiskit.train.training import TrainOptions, load_training_data, train
 
     base = {"image_size": 4, "train_samples": 32, "batch_size": 8, "epochs": 2, "checkpoint_every": 2}
     (cell,) = build_cells({"seed": [3]}, base, evaluation=EvalSpec(limit=10))
@@ -225,7 +225,7 @@ def test_a_killed_cell_resumes_from_its_checkpoint(tmp_path, mnist_dir, train_ki
     train_killed_at(cell.settings, cell.folder(tmp_path / "a"), data, 5)  # checkpoint at step 4 of 8
     res = tasks.train_cell(cell, tmp_path / "a", mnist_dir)
     assert res["ok"] and res["action"] == "resumed", res
-    train(cell.settings, tmp_path / "b", data, data_dir=mnist_dir, progress=False, plot=False)
+    train(cell.settings, tmp_path / "b", data, TrainOptions(progress=False, plot=False), data_dir=mnist_dir)
     a, b = load_trained(cell.folder(tmp_path / "a")), load_trained(tmp_path / "b")
     assert a.finished and a.step == 8
     torch.testing.assert_close(a.theta, b.theta, atol=0, rtol=0)

@@ -23,7 +23,7 @@ from qmae_qiskit.model.masking import insert_token, mask_from_indices, sample_ma
 from qmae_qiskit.simulate import exact
 from qmae_qiskit.train.models import init_token
 from qmae_qiskit.train.runs import RunSettings, load_trained, read_checkpoint
-from qmae_qiskit.train.training import select_data, train
+from qmae_qiskit.train.training import TrainOptions, select_data, train
 
 TOL = 1e-9
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,11 +208,11 @@ def test_training_learns_the_positional_term_and_resumes_bit_for_bit(tmp_path, m
         checkpoint_every=2,
     )
     data = select_data(mnist8, s)
-    full = train(s, tmp_path / "full", data, progress=False, plot=False)
+    full = train(s, tmp_path / "full", data, TrainOptions(progress=False, plot=False))
     tok = full.model.token.detach()
     assert tok.numel() == 16 + 64 and tok[16:].abs().max() > 1e-3  # the per-position term moved from zero
     train_killed_at(s, tmp_path / "cut", data, 5)
-    resumed = train(s, tmp_path / "cut", data, progress=False, resume=True)
+    resumed = train(s, tmp_path / "cut", data, TrainOptions(progress=False, resume=True))
     assert torch.equal(resumed.model.token, full.model.token) and torch.equal(resumed.model.theta, full.model.theta)
     assert torch.equal(read_checkpoint(tmp_path / "full" / "checkpoint.pt").token, tok)
     assert load_trained(tmp_path / "full").cfg.token == "positional"

@@ -23,7 +23,7 @@ from qmae_qiskit.train.runs import (
     read_checkpoint,
     read_metrics,
 )
-from qmae_qiskit.train.training import epoch_order, select_data, train
+from qmae_qiskit.train.training import TrainOptions, epoch_order, select_data, train
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def _settings(**kw) -> RunSettings:
 
 def test_run_folder_contents_and_learning(tmp_path, mnist8):
     s = _settings()
-    res = train(s, tmp_path / "run", select_data(mnist8, s), progress=False)
+    res = train(s, tmp_path / "run", select_data(mnist8, s), TrainOptions(progress=False))
     files = {p.name for p in (tmp_path / "run").iterdir()}
     assert {CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, LOSS_PLOT_FILE} <= files
     assert not [f for f in files if f.endswith(".tmp")]
@@ -79,12 +79,17 @@ def test_run_folder_contents_and_learning(tmp_path, mnist8):
 
 def test_same_seed_same_parameters_and_order_depends_only_on_seed_and_epoch(tmp_path, mnist8):
     s = _settings(epochs=1, model="qae")
-    a = train(s, tmp_path / "a", select_data(mnist8, s), progress=False, plot=False)
-    b = train(s, tmp_path / "b", select_data(mnist8, s), progress=False, plot=False)
+    a = train(s, tmp_path / "a", select_data(mnist8, s), TrainOptions(progress=False, plot=False))
+    b = train(s, tmp_path / "b", select_data(mnist8, s), TrainOptions(progress=False, plot=False))
     assert torch.equal(a.model.theta, b.model.theta) and a.model.token is None
     assert torch.equal(epoch_order(50, 1, 3), epoch_order(50, 1, 3))
     assert not torch.equal(epoch_order(50, 1, 3), epoch_order(50, 1, 4))
-    c = train(s.model_copy(update={"seed": 8}), tmp_path / "c", select_data(mnist8, s), progress=False, plot=False)
+    c = train(
+        s.model_copy(update={"seed": 8}),
+        tmp_path / "c",
+        select_data(mnist8, s),
+        TrainOptions(progress=False, plot=False),
+    )
     assert not torch.equal(a.model.theta, c.model.theta)
 
 
@@ -92,11 +97,11 @@ def test_same_seed_same_parameters_and_order_depends_only_on_seed_and_epoch(tmp_
 def test_kill_and_resume_loses_nothing(tmp_path, mnist8, kill_at, train_killed_at):
     s = _settings()
     data = select_data(mnist8, s)
-    full = train(s, tmp_path / "full", data, progress=False, plot=False)
+    full = train(s, tmp_path / "full", data, TrainOptions(progress=False, plot=False))
     train_killed_at(s, tmp_path / "cut", data, kill_at)
     assert load_trained(tmp_path / "cut").step == 4 * (kill_at // 4)  # last checkpoint before the kill
     assert len(read_metrics(tmp_path / "cut")) == kill_at  # steps after the checkpoint are re-done on resume
-    resumed = train(s, tmp_path / "cut", data, progress=False, resume=True)
+    resumed = train(s, tmp_path / "cut", data, TrainOptions(progress=False, resume=True))
     assert resumed.start_step == 4 * (kill_at // 4)
     assert torch.equal(resumed.model.theta, full.model.theta)
     assert torch.equal(resumed.model.token, full.model.token)
@@ -112,30 +117,32 @@ def test_torn_metrics_line_is_dropped_on_resume(tmp_path, mnist8, train_killed_a
     train_killed_at(s, tmp_path / "r", data, 2)
     with open(tmp_path / "r" / METRICS_FILE, "a") as fh:
         fh.write('{"step": 3, "los')  # a write cut by the kill
-    train(s, tmp_path / "r", data, progress=False, resume=True, plot=False)
+    train(s, tmp_path / "r", data, TrainOptions(progress=False, resume=True, plot=False))
     assert [r["step"] for r in read_metrics(tmp_path / "r")] == [1, 2, 3]
 
 
 def test_resume_refuses_other_settings_and_new_run_refuses_existing_folder(tmp_path, mnist8):
     s = _settings(epochs=1)
     data = select_data(mnist8, s)
-    train(s, tmp_path / "r", data, progress=False, plot=False)
+    train(s, tmp_path / "r", data, TrainOptions(progress=False, plot=False))
     before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
     with pytest.raises(QMAEError, match="different configuration.*lr"):
-        train(s.model_copy(update={"lr": 0.1}), tmp_path / "r", data, progress=False, resume=True)
+        train(s.model_copy(update={"lr": 0.1}), tmp_path / "r", data, TrainOptions(progress=False, resume=True))
     with pytest.raises(QMAEError, match="already exists"):
-        train(s, tmp_path / "r", data, progress=False)
+        train(s, tmp_path / "r", data, TrainOptions(progress=False))
     assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
     # more epochs is allowed: training continues from the checkpoint
-    more = train(s.model_copy(update={"epochs": 2}), tmp_path / "r", data, progress=False, resume=True, plot=False)
+    more = train(
+        s.model_copy(update={"epochs": 2}), tmp_path / "r", data, TrainOptions(progress=False, resume=True, plot=False)
+    )
     assert more.start_step == 3 and more.steps == 6
     with pytest.raises(QMAEError, match="--epochs 2 or more"):
-        train(s, tmp_path / "r", data, progress=False, resume=True)
+        train(s, tmp_path / "r", data, TrainOptions(progress=False, resume=True))
 
 
 def test_the_two_newest_checkpoints_are_kept(tmp_path, mnist8):
     s = _settings()  # 9 steps, a checkpoint every 4 and at the end: 0, 4, 8, 9
-    train(s, tmp_path / "r", select_data(mnist8, s), progress=False, plot=False)
+    train(s, tmp_path / "r", select_data(mnist8, s), TrainOptions(progress=False, plot=False))
     assert read_checkpoint(tmp_path / "r" / CHECKPOINT_FILE, s).step == 9
     assert read_checkpoint(tmp_path / "r" / PREVIOUS_CHECKPOINT_FILE, s).step == 8
     assert sorted(p.name for p in (tmp_path / "r").iterdir() if ".pt" in p.name) == [
@@ -146,7 +153,7 @@ def test_the_two_newest_checkpoints_are_kept(tmp_path, mnist8):
 
 def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, mnist8):
     s = _settings(epochs=1)  # checkpoints at steps 0 and 3
-    train(s, tmp_path / "r", select_data(mnist8, s), progress=False, plot=False)
+    train(s, tmp_path / "r", select_data(mnist8, s), TrainOptions(progress=False, plot=False))
     ckpt = tmp_path / "r" / CHECKPOINT_FILE
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     with pytest.warns(
@@ -167,12 +174,12 @@ def test_resume_after_a_bad_newest_checkpoint_goes_on_from_the_previous_one_bit_
 ):
     s = _settings()  # checkpoints at 0, 4, 8, 9
     data = select_data(mnist8, s)
-    full = train(s, tmp_path / "full", data, progress=False, plot=False)
+    full = train(s, tmp_path / "full", data, TrainOptions(progress=False, plot=False))
     train_killed_at(s, tmp_path / "cut", data, 8)  # newest: step 8, previous: step 4
     ckpt = tmp_path / "cut" / CHECKPOINT_FILE
     ckpt.write_bytes(ckpt.read_bytes()[: len(ckpt.read_bytes()) // 2])  # a write cut short
     with pytest.warns(QMAEWarning, match="step 4"):
-        resumed = train(s, tmp_path / "cut", data, progress=False, plot=False, resume=True)
+        resumed = train(s, tmp_path / "cut", data, TrainOptions(progress=False, plot=False, resume=True))
     assert resumed.start_step == 4 and resumed.steps == 9
     assert torch.equal(resumed.model.theta, full.model.theta) and torch.equal(resumed.model.token, full.model.token)
     a, b = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "cut")
@@ -189,10 +196,15 @@ def test_a_failed_background_write_stops_training_with_its_error(tmp_path, mnist
         raise OSError(28, "No space left on device")
 
     s = _settings(epochs=1)
-    train(s, tmp_path / "r", select_data(mnist8, s), progress=False, plot=False)  # a run to resume
+    train(s, tmp_path / "r", select_data(mnist8, s), TrainOptions(progress=False, plot=False))  # a run to resume
     monkeypatch.setattr(runs, "write_checkpoint_bytes", disk_full)
     with pytest.raises(OSError, match="No space"):
-        train(s.model_copy(update={"epochs": 3}), tmp_path / "r", select_data(mnist8, s), resume=True, progress=False)
+        train(
+            s.model_copy(update={"epochs": 3}),
+            tmp_path / "r",
+            select_data(mnist8, s),
+            TrainOptions(resume=True, progress=False),
+        )
     assert load_trained(tmp_path / "r").step == 3  # the checkpoints on disk are untouched
 
 
@@ -341,7 +353,7 @@ def test_resume_on_other_images_is_refused(tmp_path, mnist8, train_killed_at):
     train_killed_at(s, tmp_path / "r", data, 1)
     other = select_data(mnist8.subset(slice(1, None)), s)
     with pytest.raises(QMAEError, match="not the ones"):
-        train(s, tmp_path / "r", other, progress=False, resume=True)
+        train(s, tmp_path / "r", other, TrainOptions(progress=False, resume=True))
     assert len(read_metrics(tmp_path / "r")) == 1
 
 

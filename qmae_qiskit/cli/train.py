@@ -34,7 +34,7 @@ from qmae_qiskit.train.runs import (
     check_resumable,
     read_settings,
 )
-from qmae_qiskit.train.training import train
+from qmae_qiskit.train.training import TrainOptions, train
 
 
 def _per_backend(key: str) -> str:
@@ -222,7 +222,12 @@ def train_cmd(
     click.echo(_describe(settings, run_dir, resume), err=as_json)
     try:
         result = train(
-            settings, run_dir, data_dir=data_dir, download=download, resume=resume, progress=progress, device=device
+            settings,
+            run_dir,
+            None,
+            TrainOptions(resume=resume, progress=progress, device=device),
+            data_dir=data_dir,
+            download=download,
         )
     except KeyboardInterrupt as exc:
         click.echo(

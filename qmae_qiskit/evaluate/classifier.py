@@ -65,25 +65,33 @@ class TrainResult:
     info: dict
 
 
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """The training recipe of :func:`train_classifier`, one value so the recipe travels as a unit (and is
+    recorded in ``classifier.json`` field by field)."""
+
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 2e-3
+    seed: int = 0
+    augment_shift: int = 1
+
+
 def train_classifier(
     images: torch.Tensor,
     labels: torch.Tensor,
-    epochs: int = 5,
-    batch_size: int = 128,
-    lr: float = 2e-3,
-    seed: int = 0,
-    augment_shift: int = 1,
+    settings: ClassifierSettings = ClassifierSettings(),
     progress: bool = True,
     device: str | torch.device = "cpu",
 ) -> TrainResult:
-    """Adam + one-cycle schedule on clean images (N, L, L).
+    """Adam + one-cycle schedule on clean images (N, L, L), with the recipe in ``settings``.
 
     The same weights for a given seed whatever the caller's thread count: the training (and the BatchNorm
     recalibration, which also sums over images) runs on :data:`TRAIN_THREADS` threads. On CUDA it is
     deterministic too (cuDNN's deterministic kernels) but not equal to the CPU's weights.
     """
-    if epochs < 1 or batch_size < 1:
-        raise QMAEError(f"epochs and batch size must be positive, got {epochs} and {batch_size}")
+    if settings.epochs < 1 or settings.batch_size < 1:
+        raise QMAEError(f"epochs and batch size must be positive, got {settings.epochs} and {settings.batch_size}")
     if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
         raise QMAEError(
             f"need as many labels as images (and at least one), got {images.shape[0]} and {labels.shape[0]}"
@@ -91,19 +99,19 @@ def train_classifier(
     dev = resolve_device(device)
     t0 = time.perf_counter()
     with torch_threads(TRAIN_THREADS), deterministic_cuda(dev):
-        torch.manual_seed(seed)
+        torch.manual_seed(settings.seed)
         model = resnet18_small().to(dev)
         x, y = prepare(images), labels.long()
-        gen = torch.Generator().manual_seed(seed)
-        losses = _fit(model, x, y, gen, _Schedule(epochs, batch_size, lr, augment_shift), progress)
+        gen = torch.Generator().manual_seed(settings.seed)
+        losses = _fit(model, x, y, gen, settings, progress)
         recalibrate_batchnorm(model, x[torch.randperm(len(x), generator=gen)[:4096]].to(dev))
     info = {
         "architecture": "resnet18, 1-channel conv1, maxpool=identity, 10 classes",
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-        "augment_shift": augment_shift,
+        "epochs": settings.epochs,
+        "batch_size": settings.batch_size,
+        "lr": settings.lr,
+        "seed": settings.seed,
+        "augment_shift": settings.augment_shift,
         "recipe": RECIPE,
         "device": dev.type,
         "n_train": len(x),
@@ -115,16 +123,8 @@ def train_classifier(
     return TrainResult(model, info)
 
 
-@dataclass(frozen=True)
-class _Schedule:
-    epochs: int
-    batch_size: int
-    lr: float
-    augment_shift: int
-
-
 def _fit(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, s: _Schedule, progress: bool
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, s: ClassifierSettings, progress: bool
 ) -> list[float]:
     """The training loop; batches are drawn and shifted on the CPU (``gen``) and moved to the model's device,
     so the data order is the same on every device. Returns the mean loss of each epoch."""
@@ -279,12 +279,12 @@ def train_and_cache(
     **recipe: Any,
 ) -> dict:
     """Train on the MNIST training split at ``image_size`` (the first ``limit`` images), score the clean test
-    split, cache in ``out``. ``recipe``: :func:`train_classifier`'s epochs, batch_size, lr, seed, augment_shift."""
+    split, cache in ``out``. ``recipe``: the fields of :class:`ClassifierSettings`."""
 
     dev = resolve_device(device)  # before anything is read or written: a missing GPU is one line
     train = load_mnist(data_dir, train=True, image_size=image_size, limit=limit)
     test = load_mnist(data_dir, train=False, image_size=image_size, limit=test_limit)
-    result = train_classifier(train.images, train.labels, progress=progress, device=dev, **recipe)
+    result = train_classifier(train.images, train.labels, ClassifierSettings(**recipe), progress, dev)
     result.info["n_test"] = len(test)
     result.info["test_accuracy"] = accuracy(result.model, test.images, test.labels)
     save(out, result)

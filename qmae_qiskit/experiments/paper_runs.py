@@ -18,6 +18,7 @@ from qmae_qiskit.train.runs import (
     read_settings,
     settings_differences,
 )
+from qmae_qiskit.train.training import TrainOptions
 from qmae_qiskit.train.training import train as train_run
 
 PAPER_GAP = 0.1286  # QMAE - QAE accuracy, paper abstract and Table 1 (65.06 % - 52.20 %)
@@ -84,7 +85,7 @@ def ensure_trained(
         f"{spec.name}: training {spec.model.upper()} at {spec.mask_ratio:.1%} mask "
         f"({settings.total_steps} steps){' (resuming)' if resume else ''}"
     )
-    train_run(settings, run_dir, data_dir=data_dir, resume=resume, progress=progress)
+    train_run(settings, run_dir, None, TrainOptions(resume=resume, progress=progress), data_dir=data_dir)
     return "resumed" if resume else "trained"
 
 

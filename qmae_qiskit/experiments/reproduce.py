@@ -108,17 +108,7 @@ def reproduce(
     res.seconds["figures"] = round(time.perf_counter() - t, 1)
     write_params(out, specs)
     res.seconds["total"] = round(time.perf_counter() - t0, 1)
-    record = table_record(
-        {name: result.to_json() for name, result in res.evals.items()},
-        res.baselines,
-        res.classifier,
-        train,
-        classifier_settings,
-        res.actions,
-        res.seconds,
-        len(data.images),
-        mask_seed,
-    )
+    record = table_record(res, train, classifier_settings, len(data.images), mask_seed)
     record["workers"] = workers
     save_record(Table1Record.model_validate(record), out / "table1.json")
     atomic_write_text(out / "table1.md", table_markdown(record))
@@ -186,17 +176,11 @@ def _means(metrics: dict) -> dict:
     return {k: v["mean"] for k, v in metrics.items()}
 
 
-def table_record(
-    evals: dict,
-    baselines: dict,
-    clf_info: dict,
-    train: dict,
-    clf_settings: dict,
-    actions: dict,
-    seconds: dict,
-    n_images: int,
-    mask_seed: int,
-) -> dict:
+def table_record(res: Results, train: dict, clf_settings: dict, n_images: int, mask_seed: int) -> dict:
+    """The table1.json record from what the tasks produced (``res``: evaluations with their baselines joined,
+    the classifier's info, the runs' actions and the seconds) and the settings they ran with."""
+    evals = {name: result.to_json() for name, result in res.evals.items()}
+    baselines, clf_info = res.baselines, res.classifier
     qmae, qae = _means(evals["qmae-m25"]["metrics"]), _means(evals["qae-m25"]["metrics"])
     base25 = {
         k: _means({m: v[m] for m in ("fidelity", "cs", "ssim", "accuracy") if m in v})
@@ -222,14 +206,14 @@ def table_record(
             "settings": clf_settings,
         },
         "train_settings": train,
-        "runs": actions,
+        "runs": res.actions,
         "ours": {name: e["metrics"] for name, e in evals.items()},
         "baselines": baselines,
         "paper": PAPER_TABLE1,
         "qmae_minus_qae_accuracy": gap,
         "paper_qmae_minus_qae_accuracy": PAPER_GAP,
         "checks": checks,
-        "seconds": seconds,
+        "seconds": res.seconds,
     }
 
 

@@ -28,7 +28,7 @@ from qmae_qiskit.experiments.records import CellRecord
 from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.records import save_record
 from qmae_qiskit.train.runs import CHECKPOINT_FILE, CONFIG_FILE, load_checkpoint, read_settings, update_settings
-from qmae_qiskit.train.training import select_data, train
+from qmae_qiskit.train.training import TrainOptions, select_data, train
 
 TaskResult = dict[str, Any]
 
@@ -160,7 +160,9 @@ def train_cell(cell: Cell, out: str | Path, data_dir: str | Path | None, threads
                 (folder / name).unlink(missing_ok=True)
         data = select_data(_mnist(_key(data_dir), True, s.config.image_size), s)
         t = time.perf_counter()
-        train(s, folder, data, data_dir=data_dir, resume=resume, progress=False, plot=True, device=device())
+        train(
+            s, folder, data, TrainOptions(resume=resume, progress=False, plot=True, device=device()), data_dir=data_dir
+        )
         return {"action": "resumed" if resume else "trained", "train_seconds": round(time.perf_counter() - t, 4)}
 
     return _guard(f"train {cell.name}", work, threads)

@@ -172,31 +172,42 @@ def _checkpoint(model: MaskedAutoencoder, opt: Adam, step: int, finished: bool) 
     return Checkpoint(step=step, theta=model.theta.detach(), token=token, optimizer=opt.state_dict(), finished=finished)
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How one call trains, none of it written into config.json: a run trained one way can be continued another.
+
+    ``resume`` continues the run's checkpoint; ``progress`` shows a bar; ``plot`` writes loss.png; ``device``
+    (``auto``, ``cpu``, ``cuda``) is where the exact path's kernel runs: parameters, Adam and records stay on the
+    CPU, so a run can be resumed on another device (float64 results agree within 1e-9)."""
+
+    resume: bool = False
+    progress: bool = True
+    plot: bool = True
+    device: str = "cpu"
+
+
 def train(
     settings: RunSettings,
     run_dir: str | Path,
     data: TrainData | None = None,
+    options: TrainOptions = TrainOptions(),
     *,
     data_dir: str | Path | None = None,
     download: bool = False,
-    resume: bool = False,
-    progress: bool = True,
     backend=None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
-    plot: bool = True,
-    device: str = "cpu",
 ) -> TrainResult:
     """Train (or continue) the run in ``run_dir``; returns when all ``settings.epochs`` are done.
 
-    ``data`` defaults to MNIST from ``data_dir``. ``backend`` overrides :func:`make_backend` (tests). ``device``
-    (``auto``, ``cpu``, ``cuda``): where the exact path's kernel runs; parameters, Adam and records stay on the
-    CPU, so a run can be resumed on another device (float64 results agree within 1e-9).
+    ``data`` defaults to MNIST from ``data_dir``. ``backend`` overrides :func:`make_backend` (tests).
+    ``options``: :class:`TrainOptions` (resume, progress bar, loss plot, device).
     ``on_step(step, record)`` is called after each step's metrics line is written (tests use it to simulate a
     kill). Ctrl-C finishes the current step, writes a checkpoint and raises KeyboardInterrupt.
     """
 
-    dev = resolve_device(device).type  # a missing GPU is one line, before anything is read or written
-    if device == "auto" and settings.backend != "exact":
+    resume, plot = options.resume, options.plot
+    dev = resolve_device(options.device).type  # a missing GPU is one line, before anything is read or written
+    if options.device == "auto" and settings.backend != "exact":
         dev = "cpu"  # auto never moves Aer training; an explicit cuda there is refused with the fix
     run_dir = Path(run_dir)
     data, data_dir, stored, fingerprint = _training_data(settings, run_dir, data, data_dir, download, resume)
@@ -211,7 +222,7 @@ def train(
         save_checkpoint(run_dir, _checkpoint(model, opt, 0, False))
     loop = _Loop(settings, data, model, opt, run_dir, records, start)
     t0 = time.perf_counter()
-    _run_steps(loop, progress, on_step, plot)
+    _run_steps(loop, options.progress, on_step, plot)
     seconds = time.perf_counter() - t0
     t_plot = time.perf_counter()
     if plot:
