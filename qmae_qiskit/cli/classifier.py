@@ -42,6 +42,13 @@ def classifier_group() -> None:
     help="Random shift of each training image by up to this many pixels (0: none).",
 )
 @click.option("--train-images", type=click.IntRange(min=2), default=None, help="Use only the first N training images.")
+@click.option(
+    "--recipe",
+    type=click.IntRange(2, 3),
+    default=3,
+    show_default=True,
+    help="3: one-pixel convolutions as matrix products (the same network, faster); 2: the earlier recipe.",
+)
 @images_option(help="Score only the first N test images [default: all].")
 @json_option("classifier.json")
 @renamed({"--limit": "--train-images", "--test-limit": "--images"})
@@ -56,6 +63,7 @@ def classifier_train(
     seed: int,
     augment_shift: int,
     train_images: int | None,
+    recipe: int,
     images: int | None,
     as_json: bool,
     device: str,
@@ -72,6 +80,7 @@ def classifier_train(
         seed=seed,
         augment_shift=augment_shift,
         limit=train_images,
+        recipe=recipe,
         test_limit=images,
         progress=not as_json,
         device=device,

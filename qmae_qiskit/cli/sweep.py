@@ -90,6 +90,14 @@ AXIS_OPTIONS = {"patch": ("patch_height", "patch_width")}  # grid axes set by ot
 @click.option("--classifier-seed", type=int, default=0, show_default=True, help="Of cells that do not sweep it.")
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option(
+    "--classifier-recipe",
+    type=click.IntRange(2, 3),
+    default=3,
+    show_default=True,
+    help="How the classifier is computed (3: one-pixel convolutions as matrix products, faster); 2 reproduces "
+    "classifiers recorded as v2, such as results/sweeps/ablation's.",
+)
+@click.option(
     "--classifier-per-seed",
     is_flag=True,
     help="Judge each cell by the classifier whose seed is its training seed (Table 1 over seeds).",
@@ -125,6 +133,7 @@ def sweep_cmd(
     beta1: float,
     beta2: float,
     classifier_epochs: int,
+    classifier_recipe: int,
     classifier_per_seed: bool,
     classifier_limit: int | None,
     data_dir: Path | None,
@@ -158,7 +167,12 @@ def sweep_cmd(
         base,
         out,
         data_dir=data_dir_or_default(data_dir),
-        classifier={"epochs": classifier_epochs, "limit": classifier_limit, "per_seed": classifier_per_seed},
+        classifier={
+            "epochs": classifier_epochs,
+            "limit": classifier_limit,
+            "per_seed": classifier_per_seed,
+            "recipe": classifier_recipe,
+        },
         evaluation=EvalSpec(limit=images, mask_seed=mask_seed),
         plots=plots,
         execution=Execution(

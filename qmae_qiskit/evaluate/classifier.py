@@ -22,20 +22,23 @@ from qmae_qiskit.data import load_mnist
 from qmae_qiskit.device import deterministic_cuda, resolve_device, torch_threads
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.evaluate.metrics import to_pixels
+from qmae_qiskit.evaluate.small_maps import use_window_convs
 from qmae_qiskit.io import atomic_write_with
 from qmae_qiskit.records import UnversionedBefore, load_record, save_record
 
 WEIGHTS, INFO = "classifier.pt", "classifier.json"
 
 
-def resnet18_small(num_classes: int = 10) -> nn.Module:
-    """ResNet18 with a one-channel stem and the first max-pool replaced by identity."""
+def resnet18_small(num_classes: int = 10, recipe: int = 3) -> nn.Module:
+    """ResNet18 with a one-channel stem and the first max-pool replaced by identity. From recipe 3 on, its
+    one-pixel convolutions run as matrix products (:mod:`qmae_qiskit.evaluate.small_maps`); the function and the
+    parameters are the same for every recipe."""
     from torchvision.models import resnet18  # lazy: torchvision adds ~3 s
 
     model = resnet18(weights=None, num_classes=num_classes)
     model.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
     model.maxpool = nn.Identity()
-    return model
+    return use_window_convs(model) if recipe >= 3 else model
 
 
 def prepare(images: torch.Tensor) -> torch.Tensor:
@@ -56,7 +59,23 @@ def random_shift(x: torch.Tensor, gen: torch.Generator, max_shift: int = 1) -> t
 
 
 TRAIN_THREADS = 1  # every classifier trains on one thread: the same weights from a CLI, reproduce or a worker
-RECIPE = "v2: one torch thread, fused Adam"  # recorded in classifier.json (v1: the caller's threads, foreach Adam)
+RECIPES = {  # recorded in classifier.json (v1, recorded as nothing: the caller's threads, foreach Adam)
+    2: "v2: one torch thread, fused Adam",
+    3: "v3: one torch thread, fused Adam, one-pixel convolutions as matrix products",
+}
+RECIPE = RECIPES[3]
+
+
+def recipe_of(info: dict[str, Any]) -> int:
+    """The recipe number a classifier.json records (1 for the records that predate the field)."""
+    text = info.get("recipe") or "v1"
+    return int(text[1 : text.index(":")] if ":" in text else text[1:])
+
+
+def setting_diffs(info: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """Where a cached classifier's info differs from the settings asked for ("key: cached -> asked")."""
+    cached = {**info, "recipe": recipe_of(info)}
+    return [f"{k}: {cached[k]} -> {v}" for k, v in settings.items() if k in cached and cached[k] != v]
 
 
 @dataclass
@@ -75,6 +94,7 @@ class ClassifierSettings:
     lr: float = 2e-3
     seed: int = 0
     augment_shift: int = 1
+    recipe: int = 3  # 2 reproduces the classifiers recorded as "v2" (results/sweeps/ablation)
 
 
 def train_classifier(
@@ -92,6 +112,8 @@ def train_classifier(
     """
     if settings.epochs < 1 or settings.batch_size < 1:
         raise QMAEError(f"epochs and batch size must be positive, got {settings.epochs} and {settings.batch_size}")
+    if settings.recipe not in RECIPES:
+        raise QMAEError(f"unknown classifier recipe {settings.recipe}; use one of {', '.join(map(str, RECIPES))}")
     if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
         raise QMAEError(
             f"need as many labels as images (and at least one), got {images.shape[0]} and {labels.shape[0]}"
@@ -100,7 +122,7 @@ def train_classifier(
     t0 = time.perf_counter()
     with torch_threads(TRAIN_THREADS), deterministic_cuda(dev):
         torch.manual_seed(settings.seed)
-        model = resnet18_small().to(dev)
+        model = resnet18_small(recipe=settings.recipe).to(dev)
         x, y = prepare(images), labels.long()
         gen = torch.Generator().manual_seed(settings.seed)
         losses = _fit(model, x, y, gen, settings, progress)
@@ -112,7 +134,7 @@ def train_classifier(
         "lr": settings.lr,
         "seed": settings.seed,
         "augment_shift": settings.augment_shift,
-        "recipe": RECIPE,
+        "recipe": RECIPES[settings.recipe],
         "device": dev.type,
         "n_train": len(x),
         "image_size": int(images.shape[-1]),
@@ -259,13 +281,14 @@ def load(folder: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Mod
             f"no trained classifier in {folder} (expected {WEIGHTS} and {INFO}); "
             f"train one with `qmae-qiskit classifier train --out {folder}`"
         )
-    model = resnet18_small()
+    info = load_record(ClassifierInfo, folder / INFO).info()
+    model = resnet18_small(recipe=recipe_of(info))  # a classifier predicts as it was trained
     try:
         model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
     except Exception as exc:
         raise QMAEError(f"cannot read classifier weights {folder / WEIGHTS}: {exc}") from exc
     model.to(resolve_device(device)).eval()
-    return model, load_record(ClassifierInfo, folder / INFO).info()
+    return model, info
 
 
 def train_and_cache(

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from qmae_qiskit.errors import QMAEError, one_line
+from qmae_qiskit.evaluate.classifier import setting_diffs
 from qmae_qiskit.experiments.grid import AXES, Grid, GridValue
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import default_patch_shape
@@ -28,7 +29,7 @@ ERROR_FILE = "error.txt"
 CELL_FILE = "cell.json"
 CLASSIFIERS_DIR = "classifiers"
 SHAPE_KEYS = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers", "ansatz", "token")
-CLASSIFIER_DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 2e-3, "augment_shift": 1, "limit": None}
+CLASSIFIER_DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 2e-3, "augment_shift": 1, "limit": None, "recipe": 3}
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ClassifierSpec:
     lr: float = 2e-3
     augment_shift: int = 1
     limit: int | None = None  # training images (None: all)
+    recipe: int = 3  # classifier.RECIPES
 
     @property
     def key(self) -> str:
@@ -59,6 +61,7 @@ class ClassifierSpec:
             "seed": self.seed,
             "augment_shift": self.augment_shift,
             "limit": self.limit,
+            "recipe": self.recipe,
         }
 
 
@@ -262,7 +265,7 @@ def check_out_folder(cells: list[Cell], out: Path) -> None:
                 f"{info_path} is damaged; remove {spec.folder(out)} to train the classifier again"
             ) from None
         want = {k: v for k, v in spec.settings().items() if k != "limit"} | {"image_size": spec.image_size}
-        diffs = [f"{k}: {info[k]} -> {v}" for k, v in want.items() if k in info and info[k] != v]
+        diffs = setting_diffs(info, want)
         if spec.limit is not None and info.get("n_train") not in (None, spec.limit):
             diffs.append(f"training images: {info.get('n_train')} -> {spec.limit}")
         if diffs:

@@ -35,7 +35,7 @@ TRAIN_DEFAULTS = {
     "seed": 0,
     "checkpoint_every": 50,
 }
-CLASSIFIER_DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 2e-3, "seed": 0, "augment_shift": 1}
+CLASSIFIER_DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 2e-3, "seed": 0, "augment_shift": 1, "recipe": 3}
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def ensure_classifier(
     )
     if clf_mod.exists(folder):
         info = clf_mod.load(folder)[1]
-        diffs = [f"{k}: {info[k]} -> {v}" for k, v in settings.items() if k in info and info[k] != v]
+        diffs = clf_mod.setting_diffs(info, settings)
         if diffs:
             raise QMAEError(
                 f"the classifier cached in {folder} was trained with other settings "
