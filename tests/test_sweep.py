@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,17 @@ def test_sweep_runs_resumes_and_records_a_failing_cell(tmp_path, mnist_dir):
     status = {c["name"]: c["status"] for c in summary["cells"]}
     assert status["qae-s2"] == "failed" and sum(s == "finished" for s in status.values()) == 5
     assert summary["paired"][0]["n"] == 2
+
+    # a retrained classifier (its folder removed, another recipe) judges every cell again: no accuracy of the
+    # old classifier survives beside the new one
+    shutil.rmtree(out / "classifiers")
+    res = _cli([*args, "--classifier-recipe", "2"], mnist_dir)
+    assert res.exit_code == 1 and "already finished" not in res.output and "[6/6]" in res.output, res.output
+    info = json.loads((out / "classifiers" / "L4-c0" / "classifier.json").read_text())
+    assert info["recipe"].startswith("v2:")
+    for name in names - {"qae-s2"}:
+        judged = json.loads((out / name / "eval.json").read_text())["classifier"]
+        assert (judged["recipe"], judged["clean_test_accuracy"]) == (info["recipe"], info["test_accuracy"])
 
 
 def test_a_killed_cell_resumes_from_its_checkpoint(tmp_path, mnist_dir, train_killed_at):

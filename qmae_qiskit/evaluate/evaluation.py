@@ -270,7 +270,8 @@ def evaluate(
 def _classifier_summary(info: dict | None, path: Path | None) -> dict[str, Any] | None:
     if info is None:
         return None
-    return {"path": str(path), "clean_test_accuracy": info.get("test_accuracy"), "n_train": info.get("n_train")}
+    summary = {"path": str(path), "clean_test_accuracy": info.get("test_accuracy"), "n_train": info.get("n_train")}
+    return summary | ({"recipe": info["recipe"]} if info.get("recipe") else {})
 
 
 @dataclass

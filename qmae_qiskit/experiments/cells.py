@@ -224,9 +224,23 @@ def stored_settings(cell: Cell, out: Path) -> RunSettings | None:
     return read_settings(cell.folder(out))
 
 
+def judged_by_cached_classifier(cell: Cell, result: dict, out: Path) -> bool:
+    """Whether the eval.json was scored by the classifier cached for the cell now: the same clean accuracy (and
+    recipe, where recorded) as ``classifiers/<key>/classifier.json``. A retrained classifier (another recipe, or a
+    removed folder) makes every cell it judges evaluate again."""
+    path = cell.classifier.folder(out) / "classifier.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    judged = result.get("classifier") or {}
+    same_recipe = "recipe" not in judged or judged["recipe"] == info.get("recipe")
+    return same_recipe and judged.get("clean_test_accuracy") == info.get("test_accuracy")
+
+
 def is_finished(cell: Cell, out: Path) -> bool:
     result = read_eval(cell, out)
-    if result is None or not eval_matches(cell, result):
+    if result is None or not eval_matches(cell, result) or not judged_by_cached_classifier(cell, result, out):
         return False
     try:
         stored = stored_settings(cell, out)
