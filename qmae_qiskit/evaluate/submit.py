@@ -150,7 +150,7 @@ def submit(
         _context(prep, opts),
         opts.embed_qpy,
     )
-    store.attach_plan(record, plan)
+    record.attach_plan(plan)
     recorder = store.Recorder(jobs_dir, record)
     try:
         execution = executor.run(prep.work, on_submitted=recorder)

@@ -171,7 +171,7 @@ def run_designed(
             "study",
             {"study": d.spec.model_dump(), "run": d.spec.run, "samples": d.spec.samples},
         )
-        store.attach_plan(rec, plan)
+        rec.attach_plan(plan)
         recorder = store.Recorder(jobs_dir, rec)
         execution = executor.run(d.work, on_submitted=recorder)
         store.note_usage(jobs_dir, rec, getattr(execution, "jobs", {}))
