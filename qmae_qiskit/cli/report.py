@@ -43,13 +43,7 @@ def report_group() -> None:
 @optimization_level_option
 @transpiler_seed_option
 @config_options
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("circuits"),
-    show_default=True,
-    help="Folder for <backend>-O<level>.md and .json.",
-)
+@out_dir_option("Folder for <backend>-O<level>.md and .json.", default=Path("circuits"))
 @click.option(
     "--loader",
     "loader_text",
