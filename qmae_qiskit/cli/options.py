@@ -10,7 +10,7 @@ ones with a one-line notice on stderr (:mod:`qmae_qiskit.cli.spellings`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,17 @@ def echo_json(record: Any) -> None:
     """Print a command's record (a dict, or a typed record with ``to_json``) as indented JSON on stdout."""
     data = record.to_json() if hasattr(record, "to_json") else record
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+def echo_written(record: Any, as_json: bool, text: str, paths: Iterable[Path]) -> None:
+    """A writing command's last words: its record as JSON with --json, else ``text`` and one line per file."""
+    if as_json:
+        echo_json(record)
+        return
+    if text:
+        click.echo(text)
+    for path in paths:
+        click.echo(f"wrote {path}")
 
 
 def json_option(what: str = "the command's record") -> Callable:
