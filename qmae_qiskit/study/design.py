@@ -50,7 +50,23 @@ class StudySpec(WithExecution):
     def _shots_given(self) -> StudySpec:
         if self.execution.shots is None:
             raise ValueError("a noise study needs a number of shots (--shots)")
+        cap = self.execution.budget.max_qpu_seconds
+        if self.qpu_budget is not None and cap is not None and self.qpu_budget > cap:
+            raise QMAEError(  # known before the pilot: the allocation spends up to the whole budget
+                f"--qpu-budget {self.qpu_budget:g} is more than --max-qpu-seconds {cap:g}, and a budgeted study "
+                f"may spend its whole budget; pass --qpu-budget {cap:g} or less, or raise --max-qpu-seconds"
+            )
+        if self.qpu_budget is not None and not any(m.calibrate for m in parse_methods(self.methods, self.zne)):
+            raise QMAEError(
+                f"--qpu-budget designs the study from a calibrated method's fit, and --methods {self.methods!r} "
+                "has none; add one (e.g. --methods raw,recommended)"
+            )
         return self
+
+    @property
+    def zne(self) -> dict[str, Any]:
+        """The ZNE settings of the methods that extrapolate."""
+        return {"noise_factors": list(self.zne_noise_factors), "extrapolator": list(self.zne_extrapolator)}
 
     @classmethod
     def of_record(cls, spec: dict[str, Any]) -> StudySpec:
@@ -131,8 +147,7 @@ def check_runnable(spec: StudySpec, executor: Executor) -> list[Method]:
             "a noise study needs a noisy backend: a fake device, a calibration snapshot, an IBM "
             "backend, or aer_simulator with --noise-model"
         )
-    zne = {"noise_factors": list(spec.zne_noise_factors), "extrapolator": list(spec.zne_extrapolator)}
-    methods = parse_methods(spec.methods, zne)
+    methods = parse_methods(spec.methods, spec.zne)
     for m in methods:
         m.estimator_mitigation.check_runnable(executor.kind, device=executor.remote)
     if any(m.calibrate for m in methods) and spec.calibration_images < 3:

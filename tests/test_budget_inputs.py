@@ -1,0 +1,125 @@
+"""Issue 16's budget loose ends at the command line: what a QPU budget, a cap and the repetition delay refuse up
+front (one line, exit 2, nothing run or written), and what they record."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from qiskit_ibm_runtime.executor_estimator import Estimator
+from qiskit_ibm_runtime.executor_sampler import Sampler
+
+from qmae_qiskit.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _files(*folders: Path) -> set[Path]:
+    return {p for f in folders if f.exists() for p in f.rglob("*")}
+
+
+@pytest.fixture
+def nothing_runs(monkeypatch):
+    """A tripwire on the runtime's client-side primitives, which every twin and device job goes through."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a job ran")
+
+    monkeypatch.setattr(Estimator, "run", refuse)
+    monkeypatch.setattr(Sampler, "run", refuse)
+
+
+def _study(run: Path, *args: str) -> list[str]:
+    return ["study", "noise", str(run), "--backend", "fake_manila", "--methods", "raw,recommended", *args]
+
+
+def _one_line_exit_2(res, *needles: str) -> None:
+    assert res.exit_code == 2, res.output
+    assert res.output.count("\n") == 1 and res.output.startswith("Error: "), res.output
+    for needle in needles:
+        assert needle in res.output, res.output
+
+
+def test_a_budget_above_the_cap_is_refused_before_the_pilot(run4, tmp_path, monkeypatch, nothing_runs):
+    monkeypatch.chdir(tmp_path)  # default outputs (jobs/, results/) would land here
+    before = _files(run4, tmp_path)
+    args = _study(run4, "--images", "4", "--qpu-budget", "60", "--max-qpu-seconds", "30", "--out", str(tmp_path / "s"))
+    res = CliRunner().invoke(main, args)
+    _one_line_exit_2(res, "--qpu-budget 60", "--max-qpu-seconds 30", "pass --qpu-budget 30 or less")
+    assert _files(run4, tmp_path) == before
+    # refused before the run is even read: the same line for a run folder that does not exist
+    res = CliRunner().invoke(main, [*args[:2], str(tmp_path / "no-such-run"), *args[3:]])
+    _one_line_exit_2(res, "--max-qpu-seconds 30")
+    # a budget within the cap gets past it (to the dry run's pilot plan)
+    ok = _study(run4, "--images", "4", "--qpu-budget", "60", "--max-qpu-seconds", "60", "--dry-run")
+    res = CliRunner().invoke(main, ok)
+    assert res.exit_code == 0 and "QPU plan on fake_manila" in res.output, res.output
+    assert _files(run4, tmp_path) == before
+
+
+def _planned_seconds(run: Path, methods: str, *args: str) -> float:
+    cmd = ["study", "noise", str(run), "--backend", "fake_manila", "--methods", methods, *args, "--dry-run", "--json"]
+    res = CliRunner().invoke(main, cmd)
+    assert res.exit_code == 0, res.output
+    return float(json.loads(res.stdout)["qpu_seconds"])
+
+
+def test_the_minimum_budget_named_is_the_pilot_plus_the_cheapest_pass(run4, tmp_path, nothing_runs):
+    """The named minimum, cross-checked against the dry-run plans of the pilot (1 image, 12 calibration images at
+    1,000 shots) and of the two cheapest passes at 100 shots: 4 images with 6 calibration images without the
+    references (2 fit parameters, 3 points each), or with 12 and the references (4 parameters)."""
+
+    res = CliRunner().invoke(main, _study(run4, "--images", "4", "--qpu-budget", "5", "--out", str(tmp_path / "s")))
+    _one_line_exit_2(res, "--qpu-budget 5 is too small for one pass", "raise --qpu-budget or pass fewer --images")
+    named = float(re.search(r"at least ([\d,]+) QPU seconds", res.output).group(1).replace(",", ""))
+    pilot = _planned_seconds(run4, "raw,recommended", "--images", "1", "--calibration-images", "12", "--shots", "1000")
+    refs = _planned_seconds(run4, "raw,recommended", "--images", "4", "--calibration-images", "12", "--shots", "100")
+    plain = _planned_seconds(run4, "trex+mthree+cal", "--images", "4", "--calibration-images", "6", "--shots", "100")
+    assert named == math.ceil(pilot + min(refs, plain))
+    assert not any(tmp_path.iterdir())
+    # just below the minimum is refused, the minimum itself is not (its dry run plans the pilot)
+    res = CliRunner().invoke(main, _study(run4, "--images", "4", "--qpu-budget", str(named - 1.5)))
+    _one_line_exit_2(res, "too small for one pass")
+    res = CliRunner().invoke(main, _study(run4, "--images", "4", "--qpu-budget", str(named), "--dry-run"))
+    assert res.exit_code == 0 and "nothing written" in res.output, res.output
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--qpu-budget", "60", "--backend", "exact", "--dry-run"], ["--dry-run plans QPU time", "--backend exact"]),
+        (["--qpu-budget", "60", "--backend", "exact"], ["--qpu-budget designs a study from a pilot"]),
+        (["--qpu-budget", "60", "--idle-zz", "2e6"], ["--idle-zz 2e+06 Hz is out of range", "<= 1e+06"]),
+        (["--qpu-budget", "60", "--idle-detuning", "-3e6"], ["--idle-detuning -3e+06 Hz is out of range"]),
+        (["--qpu-budget", "60", "--idle-zz", "inf", "--dry-run"], ["--idle-zz inf Hz is out of range"]),
+        (["--qpu-budget", "60", "--methods", "raw"], ["--methods 'raw' has none", "--methods raw,recommended"]),
+    ],
+)
+def test_bad_budgeted_studies_are_one_line_and_write_nothing(run4, tmp_path, monkeypatch, nothing_runs, args, needles):
+    monkeypatch.chdir(tmp_path)
+    before = _files(run4, tmp_path)
+    cmd = ["study", "noise", str(run4), "--images", "4", "--out", str(tmp_path / "s")]
+    if "--backend" not in args:
+        cmd += ["--backend", "fake_manila"]
+    res = CliRunner().invoke(main, [*cmd, *args])
+    _one_line_exit_2(res, *needles)
+    assert _files(run4, tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "--epochs", "1", "--train-images", "4"],
+        ["circuit"],
+        ["report", "depth", "--backend", "fake_manila"],
+    ],
+)
+def test_an_unknown_ansatz_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, [*command, "--image-size", "4", "--ansatz", "ladder", "--out", str(tmp_path / "o")])
+    _one_line_exit_2(res, "ansatz must be one of all-pairs, brickwork", "'ladder'")
+    assert not any(tmp_path.iterdir())
