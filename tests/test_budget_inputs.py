@@ -97,6 +97,7 @@ def test_the_minimum_budget_named_is_the_pilot_plus_the_cheapest_pass(run4, tmp_
         (["--qpu-budget", "60", "--idle-detuning", "-3e6"], ["--idle-detuning -3e+06 Hz is out of range"]),
         (["--qpu-budget", "60", "--idle-zz", "inf", "--dry-run"], ["--idle-zz inf Hz is out of range"]),
         (["--qpu-budget", "60", "--methods", "raw"], ["--methods 'raw' has none", "--methods raw,recommended"]),
+        (["--methods", "raw,recommended", "--calibration-images", "4"], ["needs at least 5 calibration images"]),
     ],
 )
 def test_bad_budgeted_studies_are_one_line_and_write_nothing(run4, tmp_path, monkeypatch, nothing_runs, args, needles):
@@ -123,3 +124,123 @@ def test_an_unknown_ansatz_is_one_line_exit_2_and_writes_nothing(tmp_path, monke
     res = CliRunner().invoke(main, [*command, "--image-size", "4", "--ansatz", "ladder", "--out", str(tmp_path / "o")])
     _one_line_exit_2(res, "ansatz must be one of all-pairs, brickwork", "'ladder'")
     assert not any(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------------------- --rep-delay
+@pytest.fixture
+def job_options(monkeypatch):
+    """The runtime options of every Estimator and Sampler job run, as the runtime's own primitives hold them."""
+    seen: list = []
+
+    def spy(cls):
+        original = cls.run
+
+        def run(self, *args, **kwargs):
+            seen.append((cls.__name__, self.options))
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "run", run)
+
+    spy(Estimator)
+    spy(Sampler)
+    return seen
+
+
+def _plan_seconds(plan: dict) -> float:
+    """A plan's QPU seconds recomputed from its items: instances x shots x (delay + duration), plus the jobs."""
+    return sum(i["circuits"] * i["shots"] * (i["rep_delay_s"] + i["duration_s"]) for i in plan["items"]) + plan[
+        "jobs"
+    ] * float(plan["job_overhead_s"])
+
+
+def test_a_rep_delay_reaches_the_runtime_options_the_plan_and_the_record(run4, tmp_path, job_options):
+    delay = 1e-4
+    args = [*_study(run4, "--images", "3", "--shots", "500", "--calibration-images", "4", "--methods", "raw,cal")]
+    res = CliRunner().invoke(main, [*args, "--rep-delay", str(delay), "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    study = json.loads((tmp_path / "study-fake_manila-L4.json").read_text())
+    assert study["spec"]["rep_delay"] == delay and len(study["per_image"]) == 3
+    assert job_options and all(opts.execution.rep_delay == delay for _, opts in job_options)
+    assert {name for name, _ in job_options} == {"Estimator", "Sampler"}
+    plan = study["qpu_plan"]
+    assert plan["rep_delay_s"] == delay and {i["rep_delay_s"] for i in plan["items"]} == {delay}
+    assert study["qpu_seconds_estimate"] == pytest.approx(_plan_seconds(plan), abs=1e-3)
+    # the same design at the backend's own delay costs every shot the difference, and records no rep_delay
+    res = CliRunner().invoke(main, [*args, "--dry-run", "--json"])
+    assert res.exit_code == 0, res.output
+    default = json.loads(res.stdout)
+    assert default["rep_delay_s"] == 250e-6 and default["shots"] == plan["shots"]
+    assert default["qpu_seconds"] - plan["qpu_seconds"] == pytest.approx(plan["shots"] * (250e-6 - delay))
+    from qmae_qiskit.study.design import StudySpec
+
+    assert "rep_delay" not in StudySpec(run="r", backend="fake_manila").model_dump()  # records keep it only if set
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (
+            ["study", "noise", "RUN", "--backend", "fake_manila", "--rep-delay", "0.001"],
+            ["--rep-delay 0.001 s is outside fake_manila's range 0 to 0.0005 s", "default 0.00025 s"],
+        ),
+        (
+            ["study", "noise", "RUN", "--backend", "fake_manila", "--rep-delay", "0.001", "--qpu-budget", "60"],
+            ["--rep-delay 0.001 s is outside fake_manila's range"],
+        ),
+        (
+            ["evaluate", "RUN", "--backend", "fake_manila", "--shots", "100", "--rep-delay", "0.0006", "--dry-run"],
+            ["--rep-delay 0.0006 s is outside fake_manila's range"],
+        ),
+        (
+            ["submit", "RUN", "--backend", "fake_manila", "--shots", "100", "--rep-delay", "0.0006"],
+            ["--rep-delay 0.0006 s is outside fake_manila's range"],
+        ),
+        (["evaluate", "RUN", "--backend", "exact", "--rep-delay", "0.0001"], ["--backend exact has none"]),
+        (
+            ["evaluate", "RUN", "--backend", "aer_simulator", "--noise-model", "fake_manila", "--rep-delay", "1e-4"],
+            ["--backend aer_simulator has none"],
+        ),
+    ],
+)
+def test_a_rep_delay_the_backend_does_not_take_is_one_line(run4, tmp_path, monkeypatch, nothing_runs, args, needles):
+    monkeypatch.chdir(tmp_path)
+    before = _files(run4, tmp_path)
+    res = CliRunner().invoke(main, [str(run4) if a == "RUN" else a for a in args] + ["--images", "2"])
+    _one_line_exit_2(res, *needles)
+    assert _files(run4, tmp_path) == before
+
+
+def test_the_rep_delay_help_says_what_a_shorter_one_risks_and_what_the_default_is():
+    for command in (["study", "noise"], ["evaluate"], ["submit"], ["study", "frontier"]):
+        res = CliRunner().invoke(main, [*command, "--help"])
+        text = " ".join(res.output.split()).replace("- ", "-")  # click wraps after a hyphen
+        assert "--rep-delay SECONDS" in text and "default_rep_delay" in text and "rep_delay_range" in text, command
+        assert "less completely reset to |0>" in text and "state-preparation error" in text, command
+
+
+def test_a_device_submission_sends_the_rep_delay_as_execution_rep_delay(run4, tmp_path, monkeypatch, job_options):
+    """Only the network boundary is replaced (as in test_qpu_time): a service whose device is a local simulator
+    with fake_manila's Target; the jobs go through the runtime's Batch and client-side primitives as on a device."""
+    import qiskit_ibm_runtime
+    from qiskit_aer import AerSimulator
+    from qiskit_ibm_runtime.fake_provider import FakeManilaV2
+
+    class Service:
+        def __init__(self, *a, **k):
+            pass
+
+        def backend(self, name, **_):
+            dev = AerSimulator.from_backend(FakeManilaV2())
+            dev.name = name
+            return dev
+
+    monkeypatch.setattr(qiskit_ibm_runtime, "QiskitRuntimeService", Service)
+    from qmae_qiskit.evaluate.submit import SubmitOptions, submit
+
+    opts = SubmitOptions(run=run4, backend="ibm_manila", samples=2, shots=100, rep_delay=5e-5)
+    rec = json.loads(submit(opts, tmp_path, use_classifier=False).path.read_text())
+    assert rec["mode"] == "ibm" and rec["context"]["rep_delay"] == 5e-5
+    assert [name for name, _ in job_options] == ["Estimator", "Sampler"]
+    assert all(o.execution.rep_delay == 5e-5 for _, o in job_options)
+    assert rec["qpu_plan"]["rep_delay_s"] == 5e-5
+    assert rec["qpu_seconds_estimate"] == pytest.approx(_plan_seconds(rec["qpu_plan"]), abs=1e-3)

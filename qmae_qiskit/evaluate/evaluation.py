@@ -77,12 +77,14 @@ class EvalResult(Record):
     seconds: dict[str, float] = {}
     loader: str | None = None  # an approximate amplitude loader; absent for the exact RY tree (as before loaders)
     placement: str | None = None  # "noise-aware" where chosen; absent for Qiskit's own layout (as before placement)
+    rep_delay: float | None = None  # seconds between shots where set; absent for the backend's default
     qpu_seconds_estimate: float | None = None  # a device or its twin: hardware.qpu_time's estimate
     qpu_plan: dict[str, Any] | None = None
     qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
     OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (
         "loader",
         "placement",
+        "rep_delay",
         "qpu_seconds_estimate",
         "qpu_plan",
         "qpu_usage",
@@ -324,6 +326,7 @@ def _record(
         mask_seed=spec.mask_seed,
         loader=spec.loader,
         placement=None if spec.placement == "qiskit" else spec.placement,
+        rep_delay=spec.rep_delay,
         metrics=scored.metrics,
         paper=PAPER_TABLE1.get(tm.kind) if paper else None,
         **extra,

@@ -102,6 +102,7 @@ def _context(prep, opts: SubmitOptions) -> dict[str, Any]:
         "transpile_seconds": round(prep.transpile_seconds, 3),
         **({"loader": opts.execution.loader} if opts.execution.loader else {}),
         **({"placement": opts.execution.placement} if opts.execution.placement != "qiskit" else {}),
+        **({"rep_delay": opts.execution.rep_delay} if opts.execution.rep_delay is not None else {}),
     }
 
 

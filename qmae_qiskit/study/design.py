@@ -155,6 +155,11 @@ def check_runnable(spec: StudySpec, executor: Executor) -> list[Method]:
             f"method 'cal' fits two parameters and needs at least 3 calibration images, got "
             f"--calibration-images {spec.calibration_images}"
         )
+    if any(m.reference for m in methods) and spec.calibration_images < 5:  # known before anything runs
+        raise QMAEError(
+            f"the reference calibration ('ref', in 'recommended') fits four parameters and needs at least 5 "
+            f"calibration images, got --calibration-images {spec.calibration_images}; pass more"
+        )
     return methods
 
 
@@ -177,7 +182,7 @@ def design(spec: StudySpec, executor: Executor) -> Design:
     ref_role = _reference_tasks(methods, base_f, prepared, fid_role, tasks)
     rec_role = _sampler_tasks(methods, base_r, tasks)
     check_precision(spec, executor, base_f)
-    work = Work(tasks, shots=spec.shots, mitigation=Mitigation(), seed=spec.seed)
+    work = Work(tasks, shots=spec.shots, mitigation=Mitigation(), seed=spec.seed, rep_delay=spec.rep_delay)
     return Design(
         spec, methods, prepared, work, len(evaluated), len(cal), fid_role, rec_role, cal.indices.tolist(), ref_role
     )

@@ -65,7 +65,7 @@ def run_local(d: Design, executor: Executor, client: Any = None) -> tuple[dict[s
     seconds: dict[str, float] = {}
     for role, task in d.work.tasks.items():
         t0 = time.perf_counter()
-        single = Work({role: task}, shots=d.work.shots, mitigation=d.work.mitigation, seed=d.work.seed)
+        single = replace(d.work, tasks={role: task})
         if client is None:
             results[role] = executor.run(single).result()[role]
         else:
@@ -96,7 +96,7 @@ def _run_rows(execution: ExecutionSpec, work: Work, role: str, rows: np.ndarray)
     task = work.tasks[role]
     part = replace(task, values=task.values[rows])
     seed = None if work.seed is None else int(work.seed) + int(rows[0])
-    return executor.run(Work({role: part}, shots=work.shots, mitigation=work.mitigation, seed=seed)).result()[role]
+    return executor.run(replace(work, tasks={role: part}, seed=seed)).result()[role]
 
 
 def run_study(
