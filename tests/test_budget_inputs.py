@@ -244,3 +244,48 @@ def test_a_device_submission_sends_the_rep_delay_as_execution_rep_delay(run4, tm
     assert all(o.execution.rep_delay == 5e-5 for _, o in job_options)
     assert rec["qpu_plan"]["rep_delay_s"] == 5e-5
     assert rec["qpu_seconds_estimate"] == pytest.approx(_plan_seconds(rec["qpu_plan"]), abs=1e-3)
+
+
+# ------------------------------------------------------------------------------------ the device ranking
+def _check_ranking(record: dict, names: list[str]) -> None:
+    ranking = record["device_ranking"]
+    assert sorted(r["backend"] for r in ranking) == sorted(names)  # every candidate
+    scored = [r for r in ranking if r["score"] is not None]
+    best = min(scored, key=lambda r: r["score"])
+    assert record["backend"] == ranking[0]["backend"] == best["backend"] == "fake_manila"
+    assert [r["score"] for r in scored] == sorted(r["score"] for r in scored) and ranking[: len(scored)] == scored
+    for r in scored:  # the score is -ln of the estimated success, the sum of its parts
+        assert r["score"] == pytest.approx(r["gates"] + r["readout"] + r["idle"], rel=1e-12)
+        assert r["success"] == pytest.approx(math.exp(-r["score"]), rel=1e-12) and len(r["qubits"]) == 5
+    assert best["reason"].startswith("chosen")
+    lima = next(r for r in ranking if r["backend"] == "fake_lima")
+    assert f"{lima['score'] - best['score']:.3f} above fake_manila" in lima["reason"]
+    armonk = next(r for r in ranking if r["backend"] == "fake_armonk")
+    assert armonk["score"] is None and "has 1 qubits" in armonk["reason"] and not armonk["qubits"]
+
+
+def test_a_device_choice_records_every_candidate_and_runs_on_the_best_score(run4, tmp_path, monkeypatch):
+    """fake_lima with its gate and readout errors tripled (test_placement's ``_worse``) must lose to fake_manila;
+    fake_armonk (one qubit) cannot hold the circuit. Each command records the whole ranking and prints it."""
+    from qiskit_ibm_runtime.fake_provider import FakeLimaV2
+    from test_placement import _worse
+
+    _worse(monkeypatch, FakeLimaV2)
+    monkeypatch.chdir(tmp_path)
+    names = ["fake_lima", "fake_armonk", "fake_manila"]
+    common = ["--backend", ",".join(names), "--images", "2", "--shots", "200"]
+    res = CliRunner().invoke(
+        main, ["evaluate", str(run4), *common, "--no-classifier", "--no-baselines", "--out", "e", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "chose fake_manila" in res.stderr and all(n in res.stderr for n in names)
+    _check_ranking(json.loads(res.stdout), names)
+    _check_ranking(json.loads((tmp_path / "e" / "eval.json").read_text()), names)
+    study = ["study", "noise", str(run4), *common, "--methods", "raw,cal", "--calibration-images", "3"]
+    res = CliRunner().invoke(main, [*study, "--out", "s"])
+    assert res.exit_code == 0, res.output
+    _check_ranking(json.loads((tmp_path / "s" / "study-fake_manila-L4.json").read_text()), names)
+    res = CliRunner().invoke(main, ["submit", str(run4), *common, "--jobs-dir", "j"])
+    assert res.exit_code == 0, res.output
+    (record,) = [p for p in (tmp_path / "j").glob("*.json") if not p.name.endswith((".metrics.json", ".results.json"))]
+    _check_ranking(json.loads(record.read_text()), names)

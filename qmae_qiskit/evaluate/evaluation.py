@@ -78,6 +78,7 @@ class EvalResult(Record):
     loader: str | None = None  # an approximate amplitude loader; absent for the exact RY tree (as before loaders)
     placement: str | None = None  # "noise-aware" where chosen; absent for Qiskit's own layout (as before placement)
     rep_delay: float | None = None  # seconds between shots where set; absent for the backend's default
+    device_ranking: list[dict[str, Any]] | None = None  # --backend auto / a list: every candidate, best first
     qpu_seconds_estimate: float | None = None  # a device or its twin: hardware.qpu_time's estimate
     qpu_plan: dict[str, Any] | None = None
     qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
@@ -85,6 +86,7 @@ class EvalResult(Record):
         "loader",
         "placement",
         "rep_delay",
+        "device_ranking",
         "qpu_seconds_estimate",
         "qpu_plan",
         "qpu_usage",
@@ -233,7 +235,8 @@ def evaluate(
 
     t0, opts, run_dir = time.perf_counter(), options or EvalOptions(), Path(run_dir)
     dev = resolve_device(opts.device).type  # a missing GPU is one line, before anything is read or written
-    spec = choose_for_run(execution or ExecutionSpec(), run_dir, say).on_planned_backend(say)
+    spec, ranking = choose_for_run(execution or ExecutionSpec(), run_dir, say)
+    spec = spec.on_planned_backend(say)
     tm = load_trained(run_dir)
     executor = make_executor(spec.backend, spec.noise_model, spec.idle, dev)
     if spec.shots is None and (executor.kind in ("twin", "ibm") or spec.noise_model is not None):
@@ -263,6 +266,7 @@ def evaluate(
         "qpu_seconds_estimate": None if plan is None else round(plan.qpu_seconds, 3),
         "qpu_plan": None if plan is None else plan.model_dump(),
         "qpu_usage": scored.usage,
+        "device_ranking": ranking,
     }
     result = _record(run_dir, tm, spec, opts, executor, scored, extra)
     save_record(result, Path(out) if out is not None else run_dir / EVAL_FILE)

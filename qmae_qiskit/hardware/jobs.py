@@ -76,7 +76,8 @@ class JobRecord(Record):
     qpu_seconds_estimate: float | None = None  # ours, before submission (hardware.qpu_time)
     qpu_plan: dict[str, Any] | None = None
     qpu_usage: dict[str, dict[str, float | None]] = {}  # per role: what IBM reports (its estimate, the usage)
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("qpu_seconds_estimate", "qpu_plan", "qpu_usage")
+    device_ranking: list[dict[str, Any]] | None = None  # --backend auto / a list: every candidate, best first
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("qpu_seconds_estimate", "qpu_plan", "qpu_usage", "device_ranking")
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:

@@ -44,7 +44,9 @@ class NoiseStudy(Record):
     qpu_seconds_estimate: float | None = None  # hardware.qpu_time's estimate of the whole job set
     qpu_plan: dict[str, Any] | None = None
     qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
+    device_ranking: list[dict[str, Any]] | None = None  # --backend auto / a list: every candidate, best first
     OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (
+        "device_ranking",
         "verdict",
         "allocation",
         "qpu_seconds_estimate",
