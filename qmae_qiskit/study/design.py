@@ -155,12 +155,16 @@ def check_runnable(spec: StudySpec, executor: Executor) -> list[Method]:
             f"method 'cal' fits two parameters and needs at least 3 calibration images, got "
             f"--calibration-images {spec.calibration_images}"
         )
-    if any(m.reference for m in methods) and spec.calibration_images < 5:  # known before anything runs
+    return methods
+
+
+def _check_reference_images(spec: StudySpec, methods: list[Method]) -> None:
+    """The reference fit's minimum, refused before anything runs (the fit itself would refuse it after)."""
+    if any(m.reference for m in methods) and spec.calibration_images < 5:
         raise QMAEError(
             f"the reference calibration ('ref', in 'recommended') fits four parameters and needs at least 5 "
             f"calibration images, got --calibration-images {spec.calibration_images}; pass more"
         )
-    return methods
 
 
 def design(spec: StudySpec, executor: Executor) -> Design:
@@ -169,6 +173,7 @@ def design(spec: StudySpec, executor: Executor) -> Design:
     methods = check_runnable(spec, executor)
     tm = load_trained(spec.run)
     evaluated, cal = _images(spec, tm)
+    _check_reference_images(spec, methods)
     rows = ImageSet(
         torch.cat([evaluated.images, cal.images]),
         torch.cat([evaluated.labels, cal.labels]),
