@@ -285,6 +285,8 @@ def test_a_device_choice_records_every_candidate_and_runs_on_the_best_score(run4
     res = CliRunner().invoke(main, [*study, "--out", "s"])
     assert res.exit_code == 0, res.output
     _check_ranking(json.loads((tmp_path / "s" / "study-fake_manila-L4.json").read_text()), names)
+    report = (tmp_path / "s" / "study-fake_manila-L4.md").read_text()
+    assert "Device choice" in report and all(f"| {n} |" in report for n in names)
     res = CliRunner().invoke(main, ["submit", str(run4), *common, "--jobs-dir", "j"])
     assert res.exit_code == 0, res.output
     (record,) = [p for p in (tmp_path / "j").glob("*.json") if not p.name.endswith((".metrics.json", ".results.json"))]
