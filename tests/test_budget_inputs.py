@@ -291,3 +291,51 @@ def test_a_device_choice_records_every_candidate_and_runs_on_the_best_score(run4
     assert res.exit_code == 0, res.output
     (record,) = [p for p in (tmp_path / "j").glob("*.json") if not p.name.endswith((".metrics.json", ".results.json"))]
     _check_ranking(json.loads(record.read_text()), names)
+
+
+def test_a_study_submitted_to_a_chosen_device_keeps_its_ranking_through_jobs_fetch(run4, tmp_path, monkeypatch):
+    """The network boundary replaced as in test_qpu_time: two IBM devices that are local simulators with the
+    Targets of fake_lima and fake_manila. The job record written at submission has the ranking, and so has the
+    study ``jobs fetch`` completes from it."""
+    import qiskit_ibm_runtime
+    from qiskit_aer import AerSimulator
+    from qiskit_ibm_runtime.fake_provider import FakeLimaV2, FakeManilaV2
+
+    jobs: dict = {}  # what the service holds: every job the runtime's primitives ran, by id
+
+    class Service:
+        def __init__(self, *a, **k):
+            pass
+
+        def backend(self, name, **_):
+            dev = AerSimulator.from_backend({"ibm_lima": FakeLimaV2, "ibm_manila": FakeManilaV2}[name]())
+            dev.name = name
+            return dev
+
+        def job(self, job_id):
+            return jobs[job_id]
+
+    for cls in (Estimator, Sampler):
+
+        def kept(self, *args, _run=cls.run, **kwargs):
+            job = _run(self, *args, **kwargs)
+            jobs[job.job_id()] = job
+            return job
+
+        monkeypatch.setattr(cls, "run", kept)
+    monkeypatch.setattr(qiskit_ibm_runtime, "QiskitRuntimeService", Service)
+    monkeypatch.chdir(tmp_path)
+    args = ["study", "noise", str(run4), "--backend", "ibm_lima,ibm_manila", "--images", "2", "--shots", "100"]
+    res = CliRunner().invoke(main, [*args, "--methods", "raw,cal", "--calibration-images", "3", "--jobs-dir", "j"])
+    assert res.exit_code == 0 and "submitted study" in res.output, res.output
+    (path,) = (tmp_path / "j").glob("*.json")
+    record = json.loads(path.read_text())
+    ranking = record["device_ranking"]
+    assert sorted(r["backend"] for r in ranking) == ["ibm_lima", "ibm_manila"]
+    assert record["backend"] == ranking[0]["backend"] == min(ranking, key=lambda r: r["score"])["backend"]
+    for job in jobs.values():  # the device finishes the jobs
+        job.result()
+    res = CliRunner().invoke(main, ["jobs", "fetch", record["id"], "--jobs-dir", "j"])
+    assert res.exit_code == 0, res.output
+    (study,) = (tmp_path / "results" / "hardware").glob("study-*.json")
+    assert json.loads(study.read_text())["device_ranking"] == ranking
