@@ -77,7 +77,14 @@ class EvalResult(QPUUsage, Record):
     seconds: dict[str, float] = {}
     loader: str | None = None  # an approximate amplitude loader; absent for the exact RY tree (as before loaders)
     placement: str | None = None  # "noise-aware" where chosen; absent for Qiskit's own layout (as before placement)
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("loader", "placement")  # and QPUUsage's
+    rep_delay: float | None = None  # seconds between shots where set; absent for the backend's default
+    device_ranking: list[dict[str, Any]] | None = None  # --backend auto / a list: every candidate, best first
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (
+        "loader",
+        "placement",
+        "rep_delay",
+        "device_ranking",
+    )  # + QPUUsage's
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
@@ -222,7 +229,8 @@ def evaluate(
 
     t0, opts, run_dir = time.perf_counter(), options or EvalOptions(), Path(run_dir)
     dev = resolve_device(opts.device).type  # a missing GPU is one line, before anything is read or written
-    spec = choose_for_run(execution or ExecutionSpec(), run_dir, say).on_planned_backend(say)
+    spec, ranking = choose_for_run(execution or ExecutionSpec(), run_dir, say)
+    spec = spec.on_planned_backend(say)
     tm = load_trained(run_dir)
     executor = make_executor(spec.backend, spec.noise_model, spec.idle, dev)
     if spec.shots is None and (executor.kind in ("twin", "ibm") or spec.noise_model is not None):
@@ -251,6 +259,7 @@ def evaluate(
         "seconds": {"model": round(planned + t2 - t1, 3), "total": round(time.perf_counter() - t0, 3)},
         **plan_fields(plan),
         "qpu_usage": scored.usage,
+        "device_ranking": ranking,
     }
     result = _record(run_dir, tm, spec, opts, executor, scored, extra)
     save_record(result, Path(out) if out is not None else run_dir / EVAL_FILE)
@@ -314,6 +323,7 @@ def _record(
         mask_seed=spec.mask_seed,
         loader=spec.loader,
         placement=None if spec.placement == "qiskit" else spec.placement,
+        rep_delay=spec.rep_delay,
         metrics=scored.metrics,
         paper=PAPER_TABLE1.get(tm.kind) if paper else None,
         **extra,

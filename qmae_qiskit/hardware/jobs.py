@@ -74,7 +74,9 @@ class JobRecord(QPUUsage, Record):
     updated_at: str | None = None
     results_file: str | None = None
     metrics_file: str | None = None
-    # QPUUsage: our estimate, before submission; per role what IBM reports (its estimate, the usage)
+    device_ranking: list[dict[str, Any]] | None = None  # --backend auto / a list: every candidate, best first
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("device_ranking",)  # and QPUUsage's: our estimate, before
+    # submission; per role what IBM reports (its estimate, the usage)
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:

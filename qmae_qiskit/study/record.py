@@ -42,7 +42,8 @@ class NoiseStudy(QPUUsage, Record):
     seconds: dict[str, float] = {}
     verdict: dict[str, Any] | None = None  # whether the device resolves the circuit (calibration alone)
     allocation: dict[str, Any] | None = None  # a budgeted study's chosen shots, images, references and prediction
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("verdict", "allocation")  # and QPUUsage's
+    device_ranking: list[dict[str, Any]] | None = None  # --backend auto / a list: every candidate, best first
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("device_ranking", "verdict", "allocation")  # and QPUUsage's
 
 
 def build_record(
