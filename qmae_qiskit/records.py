@@ -100,7 +100,8 @@ class Record(BaseModel):
     WHAT: ClassVar[str] = "record"  # how an error message names it
     OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ()
     """Fields added after records of this type were committed: left out of the JSON while None or empty, so
-    those records (and new ones without the feature) write back unchanged."""
+    those records (and new ones without the feature) write back unchanged. Each class names its own; a record
+    omits those of every class it derives from, mixins included (:meth:`omitted_when_empty`)."""
 
     record_schema: str = Field("", alias="schema")
     schema_version: int = 0
@@ -117,9 +118,15 @@ class Record(BaseModel):
         """An older version's raw JSON turned into this version's, or None when it cannot be read."""
         return None
 
+    @classmethod
+    def omitted_when_empty(cls) -> frozenset[str]:
+        """The ``OMITTED_WHEN_EMPTY`` entries of this class and of every class it derives from."""
+        return frozenset(name for c in cls.__mro__ for name in vars(c).get("OMITTED_WHEN_EMPTY", ()))
+
     def to_json(self) -> dict[str, Any]:
         out = self.model_dump(mode="json", by_alias=True)
-        return {k: v for k, v in out.items() if k not in self.OMITTED_WHEN_EMPTY or v not in (None, {}, [])}
+        omitted = self.omitted_when_empty()
+        return {k: v for k, v in out.items() if k not in omitted or v not in (None, {}, [])}
 
 
 R = TypeVar("R", bound=Record)

@@ -166,3 +166,26 @@ def test_cli_on_a_real_backend_name_goes_through_the_service(fake_service, tmp_p
     assert len(files) == 3 and fake_service.created == 2
     for f in files:
         assert SECRET not in f.read_text()
+
+
+def test_target_only_backends_carry_the_target_and_refuse_to_run_with_their_own_line():
+    """The calibration snapshot's backend and the twin's compact backend share one base (backends.TargetBackend):
+    each transpiles against the target it carries, and running says, in one line of its own, what to use."""
+    from qmae_qiskit.hardware.calibration import SnapshotBackend, snapshot
+    from qmae_qiskit.hardware.twin import CompactBackend, compact_target
+
+    device = FakeManilaV2()
+    snap_backend = SnapshotBackend(snapshot(device))
+    compact = CompactBackend(compact_target(device.target, [0, 1]), "fake_manila-twin", [0, 1])
+    assert set(snap_backend.target.operation_names) == set(device.target.operation_names)
+    assert compact.target.num_qubits == 2 and compact.max_circuits is None
+    assert compact.options.shots == 1024 and "shots" not in snap_backend.options
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    isa = transpile_for(qc, compact, seed=1)
+    assert set(isa.count_ops()) <= set(compact.target.operation_names) | {"barrier"}
+    with pytest.raises(QMAEError, match="calibration snapshot cannot run circuits; use it as --noise-model"):
+        snap_backend.run(qc)
+    with pytest.raises(QMAEError, match="compact twin backend cannot run circuits itself"):
+        compact.run(qc)

@@ -226,3 +226,22 @@ def test_budget_picks_the_largest_ladder_that_fits():
     assert all(choice.tried[label] > budget for label in bigger)
     with pytest.raises(QMAEError, match="raise --two-qubit-budget to at least"):
         spec_for_budget(CFG, backend, count("ladder:0") - 1, 1, 11)
+
+
+def test_report_depth_prints_its_lines_then_each_file_written_or_only_the_record_as_json(tmp_path):
+    """cli.options.echo_written: the text (one line per circuit, from the written record), then a 'wrote' line
+    per file that exists; with --json only the record, the same one the file holds."""
+    args = ["report", "depth", "--backend", "aer_simulator", "--image-size", "4"]
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "t")])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    report = json.loads((tmp_path / "t" / "aer_simulator-O1-L4.json").read_text())
+    assert len(lines) == len(report["circuits"]) + 2
+    for line, (kind, r) in zip(lines, report["circuits"].items(), strict=False):
+        assert line.split()[0] == kind and f"depth {r['transpiled']['depth']}," in line
+    written = [Path(line.removeprefix("wrote ")) for line in lines[-2:]]
+    assert all(line.startswith("wrote ") for line in lines[-2:]) and all(p.is_file() for p in written)
+    assert {p.suffix for p in written} == {".json", ".md"}
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "j"), "--json"])
+    assert res.exit_code == 0 and "wrote" not in res.stdout
+    assert json.loads(res.stdout) == json.loads((tmp_path / "j" / "aer_simulator-O1-L4.json").read_text())

@@ -20,8 +20,8 @@ from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
 from qmae_qiskit.cli import main
 from qmae_qiskit.hardware.execution import EstimatorTask, SamplerTask, Work
-from qmae_qiskit.hardware.jobs import usage_of
 from qmae_qiskit.hardware.mitigation import parse_mitigation
+from qmae_qiskit.hardware.qpu_fields import usage_of
 from qmae_qiskit.hardware.qpu_time import (
     DEFAULT_REP_DELAY,
     JOB_OVERHEAD_SECONDS,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from qmae_qiskit.cli.app import QMAEGroup
-from qmae_qiskit.cli.options import echo_json, json_option
+from qmae_qiskit.cli.options import echo_json, json_option, out_dir_option
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.backends import AER_SIMULATOR, resolve_backend
 from qmae_qiskit.hardware.calibration import load_snapshot, summary, write_snapshot
@@ -21,13 +21,7 @@ def calibration_group() -> None:
 
 @calibration_group.command("snapshot")
 @click.option("--backend", "backend_name", required=True, help="A fake backend (fake_torino, ...) or an IBM backend.")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("calibration"),
-    show_default=True,
-    help="Root folder; the file goes to <out>/<backend>/<UTC timestamp>.json.",
-)
+@out_dir_option("Root folder; the file goes to <out>/<backend>/<UTC timestamp>.json.", default=Path("calibration"))
 @json_option("the snapshot")
 def snapshot_cmd(backend_name: str, out: Path, as_json: bool) -> None:
     """Write the backend's qubit, gate and readout calibration to a versioned JSON file."""

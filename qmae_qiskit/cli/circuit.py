@@ -6,20 +6,14 @@ from pathlib import Path
 
 import click
 
-from qmae_qiskit.cli.options import config_from_options, config_options, echo_json, json_option
+from qmae_qiskit.cli.options import config_from_options, config_options, echo_json, json_option, out_dir_option
 from qmae_qiskit.cli.spellings import QMAECommand
 from qmae_qiskit.export import export_circuits
 
 
 @click.command("circuit", cls=QMAECommand)
 @config_options
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("circuits"),
-    show_default=True,
-    help="Folder for the QPY / OpenQASM 3 files.",
-)
+@out_dir_option("Folder for the QPY / OpenQASM 3 files.", default=Path("circuits"))
 @click.option(
     "--bind-seed",
     type=int,

@@ -7,19 +7,20 @@ from pathlib import Path
 
 import click
 
-from qmae_qiskit.cli.options import data_dir_option, data_dir_or_default, echo_json, images_option, json_option
+from qmae_qiskit.cli.options import (
+    data_dir_option,
+    data_dir_or_default,
+    echo_json,
+    images_option,
+    json_option,
+    out_dir_option,
+)
 from qmae_qiskit.cli.spellings import QMAECommand, renamed
 from qmae_qiskit.experiments.fig8 import Fig8Settings, make_fig8, summary_text
 
 
 @click.command("figure8", cls=QMAECommand)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results/fig8"),
-    show_default=True,
-    help="Folder for the two batch-size-1 runs, fig8-per-sample.png and .json.",
-)
+@out_dir_option("Folder for the two batch-size-1 runs, fig8-per-sample.png and .json.", default=Path("results/fig8"))
 @click.option(
     "--batch-runs",
     type=click.Path(file_okay=False, path_type=Path),

@@ -10,7 +10,7 @@ ones with a one-line notice on stderr (:mod:`qmae_qiskit.cli.spellings`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,17 @@ def echo_json(record: Any) -> None:
     """Print a command's record (a dict, or a typed record with ``to_json``) as indented JSON on stdout."""
     data = record.to_json() if hasattr(record, "to_json") else record
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+def echo_written(record: Any, as_json: bool, text: str, paths: Iterable[Path]) -> None:
+    """A writing command's last words: its record as JSON with --json, else ``text`` and one line per file."""
+    if as_json:
+        echo_json(record)
+        return
+    if text:
+        click.echo(text)
+    for path in paths:
+        click.echo(f"wrote {path}")
 
 
 def json_option(what: str = "the command's record") -> Callable:
@@ -244,8 +255,23 @@ def _execution_block(backend: Any, shots: Any, simulator_seed: int | None, loade
             help="Physical qubits on a device or twin: Qiskit's own layout, or the lowest expected error (gate, "
             "readout and idle decoherence) over every placement on the device.",
         ),
+        REP_DELAY_OPTION,
         *IDLE_BLOCK,
     ]
+
+
+REP_DELAY_OPTION = click.option(  # ExecutionSpec.rep_delay (hardware/rep_delay.py says why)
+    "--rep-delay",
+    "rep_delay",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Device or twin: wait between one shot's measurement and the next shot (the runtime's "
+    "execution.rep_delay), within the backend's rep_delay_range [default: the backend's default_rep_delay, "
+    "250 µs on IBM's Eagle and Heron]. Most of the QPU time at the default; a shorter delay is cheaper but leaves "
+    "the qubits less completely reset to |0> (a state-preparation error that grows as it shrinks towards T1, "
+    "~100-300 µs, and below; calibration absorbs part of it). The twin resets perfectly: it shows the saving only.",
+)
 
 
 IDLE_BLOCK = [  # ExecutionSpec.idle_*: what idle qubits suffer on a twin (hardware/idle_noise.py)

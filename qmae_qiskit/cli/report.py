@@ -12,6 +12,7 @@ from qmae_qiskit.cli.options import (
     config_options,
     data_dir_option,
     echo_json,
+    echo_written,
     images_option,
     json_option,
     mask_seed_option,
@@ -43,13 +44,7 @@ def report_group() -> None:
 @optimization_level_option
 @transpiler_seed_option
 @config_options
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("circuits"),
-    show_default=True,
-    help="Folder for <backend>-O<level>.md and .json.",
-)
+@out_dir_option("Folder for <backend>-O<level>.md and .json.", default=Path("circuits"))
 @click.option(
     "--loader",
     "loader_text",
@@ -91,18 +86,14 @@ def depth_cmd(
             )
     report = depth_report(cfg, backend, optimization_level, seed_transpiler, backend_name, spec)
     files = write_report(report, out)
-    if as_json:
-        echo_json(report)
-        return
+    lines = []
     for kind, r in report["circuits"].items():
-        t = r["transpiled"]
-        esp = r["estimated_success_probability"]
-        click.echo(
+        t, esp = r["transpiled"], r["estimated_success_probability"]
+        lines.append(
             f"{kind:15s} depth {t['depth']}, two-qubit depth {t['two_qubit_depth']}, "
             f"{t['two_qubit_gates']} two-qubit gates, ESP {'n/a' if esp is None else f'{esp:.3e}'}"
         )
-    for f in files:
-        click.echo(f"wrote {f}")
+    echo_written(report, as_json, "\n".join(lines), files)
 
 
 @report_group.command("loaders")
@@ -152,17 +143,14 @@ def loaders_cmd(
     settings = FrontierSettings(tuple(depths), optimization_level, seed_transpiler, stage_iter)
     frontier = frontier_for_run(run_dir, backends, settings, images, mask_seed, data_dir)
     files = write_frontier(frontier, out)
-    if as_json:
-        echo_json(frontier)
-        return
+    lines = []
     for row in frontier.rows:
         counts = ", ".join(f"{b} {c}" for b, c in row.two_qubit_gates.items())
-        click.echo(
+        lines.append(
             f"{row.loader:10s} 2q gates: {counts}; loading fidelity masked {row.masked.mean:.4f} "
             f"(min {row.masked.min:.4f}), clean {row.clean.mean:.4f} (min {row.clean.min:.4f})"
         )
-    for f in files:
-        click.echo(f"wrote {f}")
+    echo_written(frontier, as_json, "\n".join(lines), files)
 
 
 @report_group.command("check")

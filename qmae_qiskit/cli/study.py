@@ -14,6 +14,7 @@ from qmae_qiskit.cli.options import (
     data_dir_option,
     echo_dry_run,
     echo_json,
+    echo_written,
     execution_options,
     execution_spec,
     images_option,
@@ -184,12 +185,7 @@ def noise_cmd(
         return
     assert not isinstance(study, QPUPlan)
     paths = write_study(study, out_file(out, STUDY_DIR, default_out(study).name))
-    if as_json:
-        echo_json(study)
-        return
-    click.echo(to_markdown(study))
-    for p in paths:
-        click.echo(f"wrote {p}")
+    echo_written(study, as_json, to_markdown(study), paths)
 
 
 @study_group.command("frontier")
@@ -237,9 +233,4 @@ def frontier_cmd(
         return
     size = frontier.config.get("image_size")
     paths = write_frontier(frontier, out_file(out, STUDY_DIR, f"frontier-{spec.backend}-L{size}.json"))
-    if as_json:
-        echo_json(frontier)
-        return
-    click.echo(frontier_markdown(frontier))
-    for p in paths:
-        click.echo(f"wrote {p}")
+    echo_written(frontier, as_json, frontier_markdown(frontier), paths)

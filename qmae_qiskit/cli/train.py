@@ -17,6 +17,7 @@ from qmae_qiskit.cli.options import (
     device_option,
     echo_json,
     json_option,
+    out_dir_option,
     token_option,
 )
 from qmae_qiskit.cli.spellings import QMAECommand, renamed
@@ -164,13 +165,7 @@ SETTING_KEYS = (
     show_default=True,
     help="exact backend: float64 is exact to rounding; float32 (complex64) is faster, ~1e-6.",
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs"),
-    show_default=True,
-    help="Folder that holds the run folders.",
-)
+@out_dir_option("Folder that holds the run folders.", default=Path("runs"))
 @click.option(
     "--name",
     default=None,

@@ -9,8 +9,9 @@ an account it ranks the fake twins of IBM's current Heron and Eagle devices (:da
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,54 +67,81 @@ def candidates(backend: str, say: Callable[[str], None] | None = None) -> list[s
     return names
 
 
+Ranking = list[dict[str, Any]]
+"""A choice as records keep it (``device_ranking``): every candidate, best first, each with its score (None for a
+device too small for the circuit), the score's parts, the qubits chosen on it and the reason for its place."""
+
+
 @dataclass(frozen=True)
 class Ranked:
-    """One device's best placement of the circuit."""
+    """One candidate device: its best placement of the circuit (no score: it cannot hold the circuit)."""
 
     backend: str
-    score: ErrorScore
+    score: ErrorScore | None
     layout: list[int]
+    reason: str = ""
 
     def line(self) -> str:
         s = self.score
+        if s is None:
+            return f"{self.backend:>18}  {self.reason}"
         return (
             f"{self.backend:>18}  score {s.total:7.3f}  success {s.success:.3f}  (gates {s.gates:.3f}, readout "
-            f"{s.readout:.3f}, idle {s.idle:.3f})  qubits {self.layout}"
+            f"{s.readout:.3f}, idle {s.idle:.3f})  qubits {self.layout}  {self.reason}"
         )
+
+    def as_dict(self) -> dict[str, Any]:
+        score: dict[str, Any] = {"score": None} if self.score is None else self.score.as_dict()
+        return {"backend": self.backend, **score, "qubits": self.layout, "reason": self.reason}
 
 
 def rank(circuit: QuantumCircuit, names: list[str], spec: ExecutionSpec) -> list[Ranked]:
-    """``names`` best first, each with its placement of ``circuit`` (the spec's level, seed and placement);
-    devices too small for the circuit are left out."""
+    """Every device of ``names``: those that hold ``circuit`` best first, each with its placement (the spec's level,
+    seed and placement) and why it stands there, then those too small for it."""
 
-    out = []
+    placed, small = [], []
     for name in names:
         backend = resolve_backend(name)
         if (backend.num_qubits or 0) < circuit.num_qubits:
+            why = f"left out: it has {backend.num_qubits} qubits and the circuit needs {circuit.num_qubits}"
+            small.append(Ranked(name, None, [], why))
             continue
-        placed = place(circuit, backend, spec.optimization_level, spec.seed_transpiler, spec.placement)
-        out.append(Ranked(name, placed.score, placed.layout))
-    if not out:
+        p = place(circuit, backend, spec.optimization_level, spec.seed_transpiler, spec.placement)
+        placed.append(Ranked(name, p.score, p.layout))
+    if not placed:
         raise QMAEError(f"no device among {', '.join(names)} has the {circuit.num_qubits} qubits the circuit needs")
-    return sorted(out, key=lambda r: r.score.total)
+    placed.sort(key=lambda r: _total(r.score))
+    best = placed[0]
+    out = [replace(best, reason="chosen: lowest expected error")]
+    for r in placed[1:]:
+        out.append(replace(r, reason=f"expected error {_total(r.score) - _total(best.score):.3f} above {best.backend}"))
+    return out + small
 
 
-def choose(spec: ExecutionSpec, circuit: QuantumCircuit, say: Callable[[str], None] | None = None) -> ExecutionSpec:
-    """``spec`` on the device of lowest expected error for ``circuit``; the ranking goes to ``say``."""
+def _total(score: ErrorScore | None) -> float:
+    return math.inf if score is None else score.total
+
+
+def choose(
+    spec: ExecutionSpec, circuit: QuantumCircuit, say: Callable[[str], None] | None = None
+) -> tuple[ExecutionSpec, Ranking]:
+    """``spec`` on the device of lowest expected error for ``circuit``, and the ranking (told to ``say``)."""
     ranking = rank(circuit, candidates(spec.backend, say), spec)
     if say is not None:
         say(f"device ranking for the {circuit.num_qubits}-qubit circuit (lowest expected error first):")
         for r in ranking:
             say(r.line())
         say(f"chose {ranking[0].backend}")
-    return spec.model_copy(update={"backend": ranking[0].backend})
+    return spec.model_copy(update={"backend": ranking[0].backend}), [r.as_dict() for r in ranking]
 
 
-def choose_for_run(spec: ExecutionSpec, run_dir: str | Path, say: Callable[[str], None] | None = None) -> ExecutionSpec:
+def choose_for_run(
+    spec: ExecutionSpec, run_dir: str | Path, say: Callable[[str], None] | None = None
+) -> tuple[ExecutionSpec, Ranking | None]:
     """:func:`choose` for a trained run's fidelity circuit (the circuit that takes most of the QPU time); the spec
-    itself where its backend is one name."""
+    itself, and no ranking, where its backend is one name."""
     if not is_choice(spec.backend):
-        return spec
+        return spec, None
 
     tm = load_trained(Path(run_dir))
     loader = spec.loader if spec.loader is not None and not as_spec(spec.loader).is_exact else None
@@ -122,11 +150,13 @@ def choose_for_run(spec: ExecutionSpec, run_dir: str | Path, say: Callable[[str]
     return choose(spec, circuit, say)
 
 
-def with_chosen_device(spec: Any, run_dir: str | Path, say: Callable[[str], None] | None = None) -> Any:
-    """A spec that composes an :class:`ExecutionSpec` (a study's, a submission's) on the chosen device."""
-    if not is_choice(spec.execution.backend):
-        return spec
-    return spec.model_copy(update={"execution": choose_for_run(spec.execution, run_dir, say)})
+def with_chosen_device(
+    spec: Any, run_dir: str | Path, say: Callable[[str], None] | None = None
+) -> tuple[Any, Ranking | None]:
+    """A spec that composes an :class:`ExecutionSpec` (a study's, a submission's) on the chosen device, and the
+    ranking that chose it (None where the backend was one name)."""
+    execution, ranking = choose_for_run(spec.execution, run_dir, say)
+    return (spec if ranking is None else spec.model_copy(update={"execution": execution})), ranking
 
 
 def refuse_choice(backend: str, command: str) -> None:

@@ -30,7 +30,7 @@ from qmae_qiskit.evaluate.device_choice import choose_for_run
 from qmae_qiskit.evaluate.prepare import outputs, prepare
 from qmae_qiskit.evaluate.scoring import PAPER_TABLE1, PIXEL_SCALING, aggregate, score, score_images
 from qmae_qiskit.hardware.executors import make_executor
-from qmae_qiskit.hardware.jobs import usage_of
+from qmae_qiskit.hardware.qpu_fields import QPUUsage, Usage, plan_fields, usage_by_role
 from qmae_qiskit.hardware.qpu_time import plan_for
 from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.model.config import QMAEConfig
@@ -45,7 +45,7 @@ SPLITS = ("test", "train")
 EVAL_FILE = "eval.json"
 
 
-class EvalResult(Record):
+class EvalResult(QPUUsage, Record):
     """eval.json: a run's scores on a split, on one backend, with the baselines on the same images and masks."""
 
     SCHEMA: ClassVar[str] = "qmae-qiskit/eval-result"
@@ -77,16 +77,14 @@ class EvalResult(Record):
     seconds: dict[str, float] = {}
     loader: str | None = None  # an approximate amplitude loader; absent for the exact RY tree (as before loaders)
     placement: str | None = None  # "noise-aware" where chosen; absent for Qiskit's own layout (as before placement)
-    qpu_seconds_estimate: float | None = None  # a device or its twin: hardware.qpu_time's estimate
-    qpu_plan: dict[str, Any] | None = None
-    qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
+    rep_delay: float | None = None  # seconds between shots where set; absent for the backend's default
+    device_ranking: list[dict[str, Any]] | None = None  # --backend auto / a list: every candidate, best first
     OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (
         "loader",
         "placement",
-        "qpu_seconds_estimate",
-        "qpu_plan",
-        "qpu_usage",
-    )
+        "rep_delay",
+        "device_ranking",
+    )  # + QPUUsage's
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
@@ -231,7 +229,8 @@ def evaluate(
 
     t0, opts, run_dir = time.perf_counter(), options or EvalOptions(), Path(run_dir)
     dev = resolve_device(opts.device).type  # a missing GPU is one line, before anything is read or written
-    spec = choose_for_run(execution or ExecutionSpec(), run_dir, say).on_planned_backend(say)
+    spec, ranking = choose_for_run(execution or ExecutionSpec(), run_dir, say)
+    spec = spec.on_planned_backend(say)
     tm = load_trained(run_dir)
     executor = make_executor(spec.backend, spec.noise_model, spec.idle, dev)
     if spec.shots is None and (executor.kind in ("twin", "ibm") or spec.noise_model is not None):
@@ -258,9 +257,9 @@ def evaluate(
         "classifier": _classifier_summary(clf[1], clf[2]),
         "baselines": shared_baselines,
         "seconds": {"model": round(planned + t2 - t1, 3), "total": round(time.perf_counter() - t0, 3)},
-        "qpu_seconds_estimate": None if plan is None else round(plan.qpu_seconds, 3),
-        "qpu_plan": None if plan is None else plan.model_dump(),
+        **plan_fields(plan),
         "qpu_usage": scored.usage,
+        "device_ranking": ranking,
     }
     result = _record(run_dir, tm, spec, opts, executor, scored, extra)
     save_record(result, Path(out) if out is not None else run_dir / EVAL_FILE)
@@ -279,7 +278,7 @@ class _Scored:
     prepared: Any  # evaluate.prepare.Prepared
     n_images: int
     metrics: dict[str, Any]
-    usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
+    usage: Usage | None = None  # a real device: what IBM reports per job
 
 
 def _run_and_score(prepared: Any, data: EvalData, executor: Any, classifier: Any) -> _Scored:
@@ -290,7 +289,7 @@ def _run_and_score(prepared: Any, data: EvalData, executor: Any, classifier: Any
     probs, fids = outputs(prepared, results)
     assert probs is not None
     per_image = score(probs, fids, data.images, data.labels, classifier)
-    usage = {r: usage_of(j) for r, j in execution.jobs.items()} if hasattr(execution, "jobs") else None
+    usage = usage_by_role(execution.jobs) if hasattr(execution, "jobs") else None
     return _Scored(prepared, len(data.images), aggregate(per_image), usage)
 
 
@@ -325,6 +324,7 @@ def _record(
         mask_seed=spec.mask_seed,
         loader=spec.loader,
         placement=None if spec.placement == "qiskit" else spec.placement,
+        rep_delay=spec.rep_delay,
         metrics=scored.metrics,
         paper=PAPER_TABLE1.get(tm.kind) if paper else None,
         **extra,

@@ -102,6 +102,7 @@ def _context(prep, opts: SubmitOptions) -> dict[str, Any]:
         "transpile_seconds": round(prep.transpile_seconds, 3),
         **({"loader": opts.execution.loader} if opts.execution.loader else {}),
         **({"placement": opts.execution.placement} if opts.execution.placement != "qiskit" else {}),
+        **({"rep_delay": opts.execution.rep_delay} if opts.execution.rep_delay is not None else {}),
     }
 
 
@@ -134,7 +135,8 @@ def submit(
     Its QPU plan goes to ``say`` first; a dry run returns the plan and submits and writes nothing. ``--backend
     auto`` or a list submits to the device of lowest expected error (:mod:`~qmae_qiskit.evaluate.device_choice`)."""
 
-    opts = with_chosen_device(opts, opts.run, say).on_planned_backend(say)
+    opts, ranking = with_chosen_device(opts, opts.run, say)
+    opts = opts.on_planned_backend(say)
     spec = opts.execution
     executor, prep = _prepare(opts)
     plan = plan_for(prep.work, executor, opts.budget, say)
@@ -150,7 +152,8 @@ def submit(
         _context(prep, opts),
         opts.embed_qpy,
     )
-    store.attach_plan(record, plan)
+    record.attach_plan(plan)
+    record.device_ranking = ranking
     recorder = store.Recorder(jobs_dir, record)
     try:
         execution = executor.run(prep.work, on_submitted=recorder)

@@ -14,7 +14,8 @@ import os
 import re
 from typing import Any
 
-from qiskit.providers import BackendV2
+from qiskit.providers import BackendV2, Options
+from qiskit.transpiler import Target
 from qiskit_aer import AerSimulator
 
 from qmae_qiskit.errors import QMAEError
@@ -41,6 +42,32 @@ def fake_backend_classes() -> dict[str, type]:
             if isinstance(name, str):
                 out[name] = cls
     return dict(sorted(out.items()))
+
+
+class TargetBackend(BackendV2):
+    """A backend that only carries a ``Target``: to transpile for, and to build a simulator or noise model from.
+    It runs nothing; ``run`` says what to use instead (``cannot_run``)."""
+
+    cannot_run = "this backend cannot run circuits"
+
+    def __init__(self, target: Target, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._target = target
+
+    @property
+    def target(self) -> Target:
+        return self._target
+
+    @property
+    def max_circuits(self) -> None:
+        return None
+
+    @classmethod
+    def _default_options(cls) -> Options:
+        return Options()
+
+    def run(self, run_input, **options):
+        raise QMAEError(self.cannot_run)
 
 
 def fake_backend_names() -> list[str]:

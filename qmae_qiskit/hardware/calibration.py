@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 
 from qiskit.circuit import ForLoopOp, IfElseOp, SwitchCaseOp, WhileLoopOp
 from qiskit.circuit.library import get_standard_gate_name_mapping
-from qiskit.providers import BackendV2, Options, QubitProperties
+from qiskit.providers import BackendV2, QubitProperties
 from qiskit.transpiler import InstructionProperties, Target
 
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.hardware.backends import is_runtime_backend
+from qmae_qiskit.hardware.backends import TargetBackend, is_runtime_backend
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record
 
 SCHEMA = "qmae-qiskit/calibration-snapshot"
@@ -244,35 +244,21 @@ def target_from_snapshot(snap: dict) -> Target:
     return target
 
 
-class SnapshotBackend(BackendV2):
+class SnapshotBackend(TargetBackend):
     """A backend that only carries a snapshot's target: for transpiling and for building a noise model."""
 
     is_snapshot = True
+    cannot_run = "a calibration snapshot cannot run circuits; use it as --noise-model with a simulator"
 
     def __init__(self, snap: dict, path: str | None = None):
         super().__init__(
+            target_from_snapshot(snap),
             name=snap["backend"],
             backend_version=snap.get("backend_version") or None,
             description=f"calibration snapshot {path or ''} taken {snap.get('taken_at')}".strip(),
         )
-        self._target = target_from_snapshot(snap)
         self.snapshot = snap
         self.path = path
-
-    @property
-    def target(self) -> Target:
-        return self._target
-
-    @property
-    def max_circuits(self) -> None:
-        return None
-
-    @classmethod
-    def _default_options(cls) -> Options:
-        return Options()
-
-    def run(self, run_input, **options):
-        raise QMAEError("a calibration snapshot cannot run circuits; use it as --noise-model with a simulator")
 
 
 def snapshot_backend(path: str | Path) -> SnapshotBackend:

@@ -69,12 +69,14 @@ Task = EstimatorTask | SamplerTask
 @dataclass(frozen=True)
 class Work:
     """Tasks by role, run together (one Batch on a device); ``shots`` None asks for exact values. A task's own
-    ``mitigation`` overrides the work's, so one submission can compare methods."""
+    ``mitigation`` overrides the work's, so one submission can compare methods. ``rep_delay`` reaches a device
+    and its twin as the runtime's ``execution.rep_delay`` (checked against the backend's range)."""
 
     tasks: dict[str, Task]
     shots: int | None = None
     mitigation: Mitigation = field(default_factory=Mitigation)
     seed: int | None = None
+    rep_delay: float | None = None  # seconds between shots (the runtime's execution.rep_delay); None: the backend's
 
     def mitigation_of(self, task: Task) -> Mitigation:
         return task.mitigation if task.mitigation is not None else self.mitigation

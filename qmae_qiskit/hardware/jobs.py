@@ -31,6 +31,7 @@ from qmae_qiskit.hardware.backends import redact
 from qmae_qiskit.hardware.execution import Estimates, EstimatorTask, Result, SamplerTask, Samples, Task, Work
 from qmae_qiskit.hardware.executors.runtime import fetch, status_name, wait
 from qmae_qiskit.hardware.primitives import frequencies, read_estimates, read_samples
+from qmae_qiskit.hardware.qpu_fields import QPUUsage, usage_by_role
 from qmae_qiskit.hardware.transpile import two_qubit_count
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record, utc_now
 
@@ -49,7 +50,7 @@ class JobInfo(BaseModel):
     status: str | None = None
 
 
-class JobRecord(Record):
+class JobRecord(QPUUsage, Record):
     """Everything about one submission needed to fetch, check and score it later."""
 
     SCHEMA: ClassVar[str] = "qmae-qiskit/job-record"
@@ -73,10 +74,9 @@ class JobRecord(Record):
     updated_at: str | None = None
     results_file: str | None = None
     metrics_file: str | None = None
-    qpu_seconds_estimate: float | None = None  # ours, before submission (hardware.qpu_time)
-    qpu_plan: dict[str, Any] | None = None
-    qpu_usage: dict[str, dict[str, float | None]] = {}  # per role: what IBM reports (its estimate, the usage)
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("qpu_seconds_estimate", "qpu_plan", "qpu_usage")
+    device_ranking: list[dict[str, Any]] | None = None  # --backend auto / a list: every candidate, best first
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("device_ranking",)  # and QPUUsage's: our estimate, before
+    # submission; per role what IBM reports (its estimate, the usage)
 
     @classmethod
     def upgrade(cls, raw: dict[str, Any], version: int | None) -> dict[str, Any] | None:
@@ -505,40 +505,16 @@ def finished_results(jobs_dir: Path, rec: JobRecord) -> dict[str, Result]:
         else:
             readout = str((info.get("mitigation") or rec.mitigation).get("readout", "none"))
             results[role] = read_samples(raw, info["register"], info["num_bits"], readout)
-    rec.qpu_usage = {role: usage_of(job) for role, job in jobs.items()}
+    rec.qpu_usage = usage_by_role(jobs)
     save_results(jobs_dir, rec, results)
     return results
-
-
-def usage_of(job: Any) -> dict[str, float | None]:
-    """What IBM reports of a job's QPU time: its estimate (``usage_estimation``, before running) and, once it
-    ran, the usage (``usage()``); None for what the job cannot tell (a local job, or no answer)."""
-    out: dict[str, float | None] = {"usage_estimation_s": None, "usage_s": None}
-    try:
-        value = (getattr(job, "usage_estimation", None) or {}).get("quantum_seconds")
-        out["usage_estimation_s"] = None if value is None else float(value)
-    except Exception:
-        pass
-    try:
-        out["usage_s"] = float(job.usage()) if callable(getattr(job, "usage", None)) else None
-    except Exception:
-        pass
-    return out
-
-
-def attach_plan(record: JobRecord, plan: Any) -> JobRecord:
-    """Our QPU-time estimate (a :class:`~qmae_qiskit.hardware.qpu_time.QPUPlan`, or None) in the record."""
-    if plan is not None:
-        record.qpu_seconds_estimate = round(plan.qpu_seconds, 3)
-        record.qpu_plan = plan.model_dump()
-    return record
 
 
 def note_usage(jobs_dir: Path, record: JobRecord, jobs: dict[str, Any]) -> JobRecord:
     """IBM's own usage figures of just-submitted ``jobs`` beside our estimate in the record (rewritten)."""
     if not jobs:
         return record
-    return update(jobs_dir, record, qpu_usage={role: usage_of(job) for role, job in jobs.items()})
+    return update(jobs_dir, record, qpu_usage=usage_by_role(jobs))
 
 
 def cancel(jobs_dir: Path, record_id: str) -> dict:

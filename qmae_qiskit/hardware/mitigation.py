@@ -52,23 +52,20 @@ class Mitigation(BaseModel):
     estimator: dict[str, Any] = Field(default_factory=dict, description="nested EstimatorOptions as given")
     readout: Literal["none", "mthree"] = "none"
 
-    def estimator_options(self, shots: int | None = None, seed: int | None = None) -> EstimatorOptions:
-        """The runtime's EstimatorOptions: raw (level 0) unless asked, with shots and simulator seed."""
-        merged = _merge(dict(RAW), self.estimator)
-        if shots is not None:
-            merged["default_shots"] = int(shots)
-        if seed is not None:
-            merged = _merge(merged, {"simulator": {"seed_simulator": int(seed)}})
+    def estimator_options(
+        self, shots: int | None = None, seed: int | None = None, rep_delay: float | None = None
+    ) -> EstimatorOptions:
+        """The runtime's EstimatorOptions: raw (level 0) unless asked, with shots, simulator seed and the
+        repetition delay (``execution.rep_delay``; None: the backend's default)."""
+        merged = _merge(_merge(dict(RAW), self.estimator), _run_options(shots, seed, rep_delay))
         return _validate(EstimatorOptions, merged, "estimator")
 
-    def sampler_options(self, shots: int | None = None, seed: int | None = None) -> SamplerOptions:
+    def sampler_options(
+        self, shots: int | None = None, seed: int | None = None, rep_delay: float | None = None
+    ) -> SamplerOptions:
         """The runtime's SamplerOptions: twirling and dynamical decoupling as for the Estimator."""
         shared = {k: v for k, v in self.estimator.items() if k in SHARED_WITH_SAMPLER}
-        if shots is not None:
-            shared["default_shots"] = int(shots)
-        if seed is not None:
-            shared = _merge(shared, {"simulator": {"seed_simulator": int(seed)}})
-        return _validate(SamplerOptions, shared, "sampler")
+        return _validate(SamplerOptions, _merge(shared, _run_options(shots, seed, rep_delay)), "sampler")
 
     @property
     def is_raw(self) -> bool:
@@ -111,6 +108,18 @@ class Mitigation(BaseModel):
                         f"{key}={value} needs a noise model learned on a real device; offline use "
                         "resilience_level 1 or 2, zne_mitigation, twirling or dynamical decoupling"
                     )
+
+
+def _run_options(shots: int | None, seed: int | None, rep_delay: float | None) -> dict[str, Any]:
+    """The options every job of a run shares, whatever its mitigation: shots, simulator seed, repetition delay."""
+    out: dict[str, Any] = {}
+    if shots is not None:
+        out["default_shots"] = int(shots)
+    if seed is not None:
+        out["simulator"] = {"seed_simulator": int(seed)}
+    if rep_delay is not None:
+        out["execution"] = {"rep_delay": float(rep_delay)}
+    return out
 
 
 def _validate(model: type[EstimatorOptions] | type[SamplerOptions], options: dict[str, Any], which: str):

@@ -24,7 +24,7 @@ def estimator_job(mode: Any, task: EstimatorTask, work: Work) -> Any:
 
     if work.shots is None:
         raise QMAEError("the runtime primitives sample: give a number of shots")
-    options = work.mitigation_of(task).estimator_options(shots=work.shots, seed=work.seed)
+    options = work.mitigation_of(task).estimator_options(shots=work.shots, seed=work.seed, rep_delay=work.rep_delay)
     return Estimator(mode=mode, options=options).run([(task.circuit, task.observable, task.values)])
 
 
@@ -34,7 +34,7 @@ def sampler_job(mode: Any, task: SamplerTask, work: Work, calibration: list | No
 
     if work.shots is None:
         raise QMAEError("the runtime primitives sample: give a number of shots")
-    options = work.mitigation_of(task).sampler_options(shots=work.shots, seed=work.seed)
+    options = work.mitigation_of(task).sampler_options(shots=work.shots, seed=work.seed, rep_delay=work.rep_delay)
     pubs: list[tuple] = [(task.circuit, task.values)] + [(c,) for c in calibration or []]
     return Sampler(mode=mode, options=options).run(pubs, shots=work.shots)
 

@@ -25,12 +25,10 @@ from qiskit.providers import BackendV2
 from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware.execution import EstimatorTask, Executor, Task, Work
 from qmae_qiskit.hardware.primitives import readout_calibration
+from qmae_qiskit.hardware.rep_delay import DEFAULT_REP_DELAY as DEFAULT_REP_DELAY  # re-exported: the default
+from qmae_qiskit.hardware.rep_delay import check_rep_delay, default_rep_delay
 from qmae_qiskit.hardware.spec import DEFAULT_PRICE_PER_SECOND, QPUBudget
 from qmae_qiskit.hardware.transpile import two_qubit_count
-
-DEFAULT_REP_DELAY = 250e-6
-"""Seconds between shots when the backend states none: the default of IBM's Eagle and Heron devices and of
-every fake backend of qiskit-ibm-runtime (``backend.default_rep_delay``)."""
 
 JOB_OVERHEAD_SECONDS = 3.0
 """Per-job QPU time beyond the shots (loading, setup), an assumption read off IBM's own example in "Workload
@@ -92,23 +90,14 @@ def circuit_duration(circuit: QuantumCircuit, target: Any) -> float | None:
 
 
 def rep_delay(backend: Any, options: Any = None) -> float:
-    """The repetition delay a job would use: the runtime's ``execution.rep_delay`` option if set, else the
-    backend's default (``default_rep_delay``, or its configuration's), else :data:`DEFAULT_REP_DELAY`."""
+    """The repetition delay a job would use: the runtime's ``execution.rep_delay`` option if set (one line if the
+    backend does not take it), else the backend's default (``default_rep_delay``, or its configuration's), else
+    :data:`~qmae_qiskit.hardware.rep_delay.DEFAULT_REP_DELAY`."""
     chosen = getattr(getattr(options, "execution", None), "rep_delay", None)
-    if chosen is not None:
-        return float(chosen)
-    for source in (backend, _configuration(backend)):
-        value = getattr(source, "default_rep_delay", None)
-        if isinstance(value, (int, float)) and value > 0:
-            return float(value)
-    return DEFAULT_REP_DELAY
-
-
-def _configuration(backend: Any) -> Any:
-    try:
-        return backend.configuration()
-    except Exception:
-        return None
+    if chosen is None:
+        return default_rep_delay(backend)
+    check_rep_delay(backend, float(chosen))
+    return float(chosen)
 
 
 def program(task: Task, work: Work, backend: BackendV2) -> tuple[Any, Any]:
@@ -120,12 +109,12 @@ def program(task: Task, work: Work, backend: BackendV2) -> tuple[Any, Any]:
     if isinstance(task, EstimatorTask):
         from qiskit_ibm_runtime.executor_estimator.prepare import prepare as prepare_estimator  # lazy: runtime ~1.6 s
 
-        options = mitigation.estimator_options(shots=work.shots)
+        options = mitigation.estimator_options(shots=work.shots, rep_delay=work.rep_delay)
         qp, _ = prepare_estimator([(task.circuit, task.observable, task.values)], options, backend=backend)
         return qp, options
     from qiskit_ibm_runtime.executor_sampler.prepare import prepare as prepare_sampler  # lazy: runtime ~1.6 s
 
-    options = mitigation.sampler_options(shots=work.shots)
+    options = mitigation.sampler_options(shots=work.shots, rep_delay=work.rep_delay)
     pubs: list[tuple] = [(task.circuit, task.values)] + [(c,) for c in readout_calibration(task, work)]
     qp, _ = prepare_sampler(pubs, options, shots=work.shots, backend=backend)
     return qp, options
@@ -170,7 +159,8 @@ def plan_work(
         got, ok = task_items(role, task, work, backend)
         items += got
         known = known and ok
-    return make_plan(items, len(work.tasks), name or backend.name, price_per_second, known, rep_delay(backend))
+    delay = work.rep_delay if work.rep_delay is not None else rep_delay(backend)
+    return make_plan(items, len(work.tasks), name or backend.name, price_per_second, known, delay)
 
 
 def make_plan(

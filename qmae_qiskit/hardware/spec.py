@@ -85,6 +85,12 @@ class ExecutionSpec(BaseModel):
         "unscheduled twin of records made before 2026-12-04)",
     )
     budget: QPUBudget = Field(default_factory=QPUBudget, description="dry run, QPU-seconds cap, price")
+    rep_delay: float | None = Field(
+        None,
+        ge=0,
+        description="seconds between one shot's measurement and the next shot (the runtime's execution.rep_delay; "
+        "None: the backend's default_rep_delay). Shorter is cheaper and resets the qubits less completely",
+    )
     placement: Placement = Field(
         "qiskit",
         description="physical qubits: Qiskit's own layout, or the lowest expected error over every match "
@@ -98,6 +104,11 @@ class ExecutionSpec(BaseModel):
             raise QMAEError(
                 f"--placement {self.placement} chooses a device's qubits, and --backend {self.backend.strip()} has "
                 "none; use a device or its twin (fake_torino), or --placement qiskit"
+            )
+        if self.rep_delay is not None and self.backend.strip() in NO_COUPLING:
+            raise QMAEError(
+                f"--rep-delay sets a device's wait between shots, and --backend {self.backend.strip()} has none; "
+                "use a device or its twin (fake_torino), or drop --rep-delay"
             )
         return self
 
@@ -127,12 +138,12 @@ def nest(data: Any, execution_defaults: dict[str, Any] | None = None) -> Any:
 
 def flatten(data: dict[str, Any]) -> dict[str, Any]:
     """The inverse of :func:`nest`: the execution fields beside the others, as records keep them. No mitigation
-    and no QPU budget (the defaults), and Qiskit's own placement, are left out, as records written before them have
-    them."""
+    and no QPU budget (the defaults), Qiskit's own placement and the backend's own repetition delay are left out,
+    as records written before them have them."""
     execution = data.get("execution")
     if not isinstance(execution, dict):
         return data
-    defaults = {"mitigation": RAW, "budget": NO_BUDGET, "placement": "qiskit"}
+    defaults = {"mitigation": RAW, "budget": NO_BUDGET, "placement": "qiskit", "rep_delay": None}
     execution = {k: v for k, v in execution.items() if k not in defaults or v != defaults[k]}
     return {**{k: v for k, v in data.items() if k != "execution"}, **execution}
 

@@ -23,34 +23,25 @@ from qiskit.quantum_info import PauliList, SparsePauliOp
 from qiskit.transpiler import Target
 
 from qmae_qiskit.errors import QMAEError
+from qmae_qiskit.hardware.backends import TargetBackend
 from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.twin_simulator import TwinSimulator
 
 DENSITY_MATRIX_MAX_QUBITS = 12  # 4^12 complex entries (268 MB); wider twins run as noisy trajectories
 
 
-class CompactBackend(BackendV2):
+class CompactBackend(TargetBackend):
     """A backend that only carries a compacted target (no ``run``): the simulator is built from it."""
 
+    cannot_run = "a compact twin backend cannot run circuits itself; simulate it with twin_simulator()"
+
     def __init__(self, target: Target, name: str, physical: list[int]):
-        super().__init__(name=name, description=f"{name} restricted to physical qubits {physical}")
-        self._target = target
+        super().__init__(target, name=name, description=f"{name} restricted to physical qubits {physical}")
         self.physical = list(physical)
-
-    @property
-    def target(self) -> Target:
-        return self._target
-
-    @property
-    def max_circuits(self) -> None:
-        return None
 
     @classmethod
     def _default_options(cls) -> Options:
         return Options(shots=1024)
-
-    def run(self, run_input, **options):
-        raise QMAEError("a compact twin backend cannot run circuits itself; simulate it with twin_simulator()")
 
 
 def active_qubits(isa: QuantumCircuit) -> list[int]:

@@ -60,7 +60,8 @@ def cost_model(d: Design, backend: Any) -> CostModel:
     for role, task in d.work.tasks.items():
         secs = []
         for rows in (1, 2):
-            single = Work({role: replace(task, values=task.values[:1].repeat(rows, axis=0))}, shots=shots)
+            rowed = replace(task, values=task.values[:1].repeat(rows, axis=0))
+            single = Work({role: rowed}, shots=shots, rep_delay=d.work.rep_delay)
             secs.append(plan_work(single, backend).qpu_seconds - JOB_OVERHEAD_SECONDS)
         per_row[role] = (secs[1] - secs[0]) / shots
         fixed[role] = (secs[0] - per_row[role] * shots) / shots

@@ -50,7 +50,23 @@ class StudySpec(WithExecution):
     def _shots_given(self) -> StudySpec:
         if self.execution.shots is None:
             raise ValueError("a noise study needs a number of shots (--shots)")
+        cap = self.execution.budget.max_qpu_seconds
+        if self.qpu_budget is not None and cap is not None and self.qpu_budget > cap:
+            raise QMAEError(  # known before the pilot: the allocation spends up to the whole budget
+                f"--qpu-budget {self.qpu_budget:g} is more than --max-qpu-seconds {cap:g}, and a budgeted study "
+                f"may spend its whole budget; pass --qpu-budget {cap:g} or less, or raise --max-qpu-seconds"
+            )
+        if self.qpu_budget is not None and not any(m.calibrate for m in parse_methods(self.methods, self.zne)):
+            raise QMAEError(
+                f"--qpu-budget designs the study from a calibrated method's fit, and --methods {self.methods!r} "
+                "has none; add one (e.g. --methods raw,recommended)"
+            )
         return self
+
+    @property
+    def zne(self) -> dict[str, Any]:
+        """The ZNE settings of the methods that extrapolate."""
+        return {"noise_factors": list(self.zne_noise_factors), "extrapolator": list(self.zne_extrapolator)}
 
     @classmethod
     def of_record(cls, spec: dict[str, Any]) -> StudySpec:
@@ -131,8 +147,7 @@ def check_runnable(spec: StudySpec, executor: Executor) -> list[Method]:
             "a noise study needs a noisy backend: a fake device, a calibration snapshot, an IBM "
             "backend, or aer_simulator with --noise-model"
         )
-    zne = {"noise_factors": list(spec.zne_noise_factors), "extrapolator": list(spec.zne_extrapolator)}
-    methods = parse_methods(spec.methods, zne)
+    methods = parse_methods(spec.methods, spec.zne)
     for m in methods:
         m.estimator_mitigation.check_runnable(executor.kind, device=executor.remote)
     if any(m.calibrate for m in methods) and spec.calibration_images < 3:
@@ -143,12 +158,22 @@ def check_runnable(spec: StudySpec, executor: Executor) -> list[Method]:
     return methods
 
 
+def _check_reference_images(spec: StudySpec, methods: list[Method]) -> None:
+    """The reference fit's minimum, refused before anything runs (the fit itself would refuse it after)."""
+    if any(m.reference for m in methods) and spec.calibration_images < 5:
+        raise QMAEError(
+            f"the reference calibration ('ref', in 'recommended') fits four parameters and needs at least 5 "
+            f"calibration images, got --calibration-images {spec.calibration_images}; pass more"
+        )
+
+
 def design(spec: StudySpec, executor: Executor) -> Design:
     """Images, circuits, parameter values and one task per distinct primitive configuration."""
 
     methods = check_runnable(spec, executor)
     tm = load_trained(spec.run)
     evaluated, cal = _images(spec, tm)
+    _check_reference_images(spec, methods)
     rows = ImageSet(
         torch.cat([evaluated.images, cal.images]),
         torch.cat([evaluated.labels, cal.labels]),
@@ -162,7 +187,7 @@ def design(spec: StudySpec, executor: Executor) -> Design:
     ref_role = _reference_tasks(methods, base_f, prepared, fid_role, tasks)
     rec_role = _sampler_tasks(methods, base_r, tasks)
     check_precision(spec, executor, base_f)
-    work = Work(tasks, shots=spec.shots, mitigation=Mitigation(), seed=spec.seed)
+    work = Work(tasks, shots=spec.shots, mitigation=Mitigation(), seed=spec.seed, rep_delay=spec.rep_delay)
     return Design(
         spec, methods, prepared, work, len(evaluated), len(cal), fid_role, rec_role, cal.indices.tolist(), ref_role
     )

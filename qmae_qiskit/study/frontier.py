@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from qmae_qiskit.evaluate.device_choice import refuse_choice
 from qmae_qiskit.figures import pyplot, save_figure
 from qmae_qiskit.hardware.executors import make_executor
+from qmae_qiskit.hardware.qpu_fields import QPUEstimate, plan_fields
 from qmae_qiskit.hardware.qpu_time import combine, plan_each
 from qmae_qiskit.io import atomic_write_text
 from qmae_qiskit.records import Record, save_record
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from qmae_qiskit.hardware.qpu_time import QPUPlan
 
 
-class Frontier(Record):
+class Frontier(QPUEstimate, Record):
     """frontier-<backend>-L<size>.json: per loader, the circuit's two-qubit gates and each method's errors."""
 
     SCHEMA: ClassVar[str] = "qmae-qiskit/noise-frontier"
@@ -37,9 +38,7 @@ class Frontier(Record):
     config: dict[str, Any]
     spec: dict[str, Any]
     points: list[dict[str, Any]]
-    qpu_seconds_estimate: float | None = None  # every study's plan, summed (hardware.qpu_time)
-    qpu_plan: dict[str, Any] | None = None
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("qpu_seconds_estimate", "qpu_plan")
+    # QPUEstimate: every study's plan, summed
 
 
 def point(study: NoiseStudy) -> dict[str, Any]:
@@ -97,8 +96,7 @@ def run_frontier(
         config=config,
         spec=spec.model_dump(),
         points=points,
-        qpu_seconds_estimate=None if total is None else round(total.qpu_seconds, 3),
-        qpu_plan=None if total is None else total.model_dump(),
+        **plan_fields(total),
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.evaluate.device_choice import with_chosen_device
+from qmae_qiskit.evaluate.device_choice import Ranking, with_chosen_device
 from qmae_qiskit.hardware import jobs as store
 from qmae_qiskit.hardware.execution import Estimates, Executor, Result, Samples, Work
 from qmae_qiskit.hardware.executors import make_executor
@@ -65,7 +65,7 @@ def run_local(d: Design, executor: Executor, client: Any = None) -> tuple[dict[s
     seconds: dict[str, float] = {}
     for role, task in d.work.tasks.items():
         t0 = time.perf_counter()
-        single = Work({role: task}, shots=d.work.shots, mitigation=d.work.mitigation, seed=d.work.seed)
+        single = replace(d.work, tasks={role: task})
         if client is None:
             results[role] = executor.run(single).result()[role]
         else:
@@ -96,7 +96,7 @@ def _run_rows(execution: ExecutionSpec, work: Work, role: str, rows: np.ndarray)
     task = work.tasks[role]
     part = replace(task, values=task.values[rows])
     seed = None if work.seed is None else int(work.seed) + int(rows[0])
-    return executor.run(Work({role: part}, shots=work.shots, mitigation=work.mitigation, seed=seed)).result()[role]
+    return executor.run(replace(work, tasks={role: part}, seed=seed)).result()[role]
 
 
 def run_study(
@@ -108,20 +108,25 @@ def run_study(
     list runs on the device of lowest expected error (:mod:`~qmae_qiskit.evaluate.device_choice`)."""
 
     t0 = time.perf_counter()
-    spec = with_chosen_device(spec, spec.run, say).on_planned_backend(say)
+    spec, ranking = with_chosen_device(spec, spec.run, say)
+    spec = spec.on_planned_backend(say)
     executor = make_executor(spec.backend, spec.noise_model, spec.execution.idle)
     if spec.qpu_budget is not None:
-        return run_budgeted(spec, executor, say, client)
+        return run_budgeted(spec, executor, say, client, ranking)
     d = design(spec, executor)
     plan = plan_for(d.work, executor, spec.budget, say)
     if spec.budget.dry_run:
         assert plan is not None  # plan_for refuses a dry run off a device
         return plan
-    return run_designed(d, executor, plan, jobs_dir, client, t0)
+    return run_designed(d, executor, plan, jobs_dir, client, t0, ranking)
 
 
 def run_budgeted(
-    spec: StudySpec, executor: Executor, say: Callable[[str], None] | None, client: Any
+    spec: StudySpec,
+    executor: Executor,
+    say: Callable[[str], None] | None,
+    client: Any,
+    ranking: Ranking | None = None,
 ) -> NoiseStudy | QPUPlan:
     """``--qpu-budget``: a pilot measures the device's slope, scatter and shot noise; the allocation with the
     smallest predicted error that fits the budget (pilot included) is then run as a study on it."""
@@ -149,7 +154,7 @@ def run_budgeted(
     main = bud.budgeted_spec(spec, allocation)
     d = design(main, executor)
     plan = plan_for(d.work, executor, budget, say)
-    study = run_designed(d, executor, plan, Path("jobs"), client, t0)
+    study = run_designed(d, executor, plan, Path("jobs"), client, t0, ranking)
     assert isinstance(study, NoiseStudy), "a budgeted study runs on a twin"
     total = pilot_plan.qpu_seconds + (plan.qpu_seconds if plan is not None else 0.0)
     allocation["pilot"] = {**bud.pilot_summary(pilot_plan, models), "method": judged}
@@ -158,9 +163,16 @@ def run_budgeted(
 
 
 def run_designed(
-    d: Design, executor: Executor, plan: QPUPlan | None, jobs_dir: Path, client: Any, t0: float
+    d: Design,
+    executor: Executor,
+    plan: QPUPlan | None,
+    jobs_dir: Path,
+    client: Any,
+    t0: float,
+    ranking: Ranking | None = None,
 ) -> NoiseStudy | str:
-    """A designed (and planned) study run: locally now, or submitted to a device with a durable record."""
+    """A designed (and planned) study run: locally now, or submitted to a device with a durable record. Both
+    records keep the ``ranking`` that chose the device, if one did."""
     prepare_s = time.perf_counter() - t0
     if executor.remote:
         rec = store.new_record(
@@ -171,7 +183,8 @@ def run_designed(
             "study",
             {"study": d.spec.model_dump(), "run": d.spec.run, "samples": d.spec.samples},
         )
-        store.attach_plan(rec, plan)
+        rec.attach_plan(plan)
+        rec.device_ranking = ranking
         recorder = store.Recorder(jobs_dir, rec)
         execution = executor.run(d.work, on_submitted=recorder)
         store.note_usage(jobs_dir, rec, getattr(execution, "jobs", {}))
@@ -179,7 +192,8 @@ def run_designed(
     results, seconds = run_local(d, executor, client)
     seconds = {**seconds, "prepare": prepare_s, "total": time.perf_counter() - t0}
     jobs = dict.fromkeys(d.work.tasks)
-    return build_record(d, executor, summarize(d, results, seconds), seconds, jobs, plan)
+    study = build_record(d, executor, summarize(d, results, seconds), seconds, jobs, plan)
+    return study.model_copy(update={"device_ranking": ranking})
 
 
 @store.completes("study")
@@ -202,6 +216,7 @@ def complete_record(jobs_dir: Path, rec: store.JobRecord, options: dict[str, Any
     jobs: dict[str, str | None] = {r: i.job_id for r, i in rec.jobs.items()}
     study = build_record(d, executor, summarize(d, results, {}), {}, jobs, plan)
     study.qpu_usage = rec.qpu_usage or None
+    study.device_ranking = rec.device_ranking
     paths = write_study(study, default_out(study))
     store.update(jobs_dir, rec, status="FETCHED")
     return store.Completion(study, [f"wrote {p}" for p in paths])

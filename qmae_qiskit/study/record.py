@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from qmae_qiskit.hardware.execution import Executor
+from qmae_qiskit.hardware.qpu_fields import QPUUsage, plan_fields
 from qmae_qiskit.hardware.transpile import two_qubit_count
 from qmae_qiskit.records import Record, load_record
 from qmae_qiskit.study.design import Design
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from qmae_qiskit.hardware.qpu_time import QPUPlan
 
 
-class NoiseStudy(Record):
+class NoiseStudy(QPUUsage, Record):
     """study-<backend>-L<size>.json: per image the exact values and every method's estimates, and the summary."""
 
     SCHEMA: ClassVar[str] = "qmae-qiskit/noise-study"
@@ -41,16 +42,8 @@ class NoiseStudy(Record):
     seconds: dict[str, float] = {}
     verdict: dict[str, Any] | None = None  # whether the device resolves the circuit (calibration alone)
     allocation: dict[str, Any] | None = None  # a budgeted study's chosen shots, images, references and prediction
-    qpu_seconds_estimate: float | None = None  # hardware.qpu_time's estimate of the whole job set
-    qpu_plan: dict[str, Any] | None = None
-    qpu_usage: dict[str, dict[str, float | None]] | None = None  # a real device: what IBM reports per job
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (
-        "verdict",
-        "allocation",
-        "qpu_seconds_estimate",
-        "qpu_plan",
-        "qpu_usage",
-    )
+    device_ranking: list[dict[str, Any]] | None = None  # --backend auto / a list: every candidate, best first
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("device_ranking", "verdict", "allocation")  # and QPUUsage's
 
 
 def build_record(
@@ -80,8 +73,7 @@ def build_record(
         jobs=jobs,
         seconds={k: round(v, 3) for k, v in seconds.items()},
         loading=d.prepared.loading_summary(),
-        qpu_seconds_estimate=None if plan is None else round(plan.qpu_seconds, 3),
-        qpu_plan=None if plan is None else plan.model_dump(),
+        **plan_fields(plan),
         **summary,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from qmae_qiskit.figures import pyplot, save_figure
 from qmae_qiskit.io import atomic_write_text
@@ -10,6 +11,17 @@ from qmae_qiskit.records import save_record
 from qmae_qiskit.study.record import NoiseStudy, default_out, load_study
 
 __all__ = ["default_out", "figure", "load_study", "to_markdown", "write_study"]
+
+
+def ranking_lines(ranking: list[dict[str, Any]]) -> list[str]:
+    """The device choice that picked the backend (``--backend auto`` or a list), as a table."""
+    lines = ["Device choice (expected error: -ln of the estimated success probability):", ""]
+    lines += ["| device | expected error | success | qubits | reason |", "|---|---:|---:|---|---|"]
+    for r in ranking:
+        score = "–" if r["score"] is None else f"{r['score']:.3f}"
+        success = "–" if r["score"] is None else f"{r['success']:.3f}"
+        lines.append(f"| {r['backend']} | {score} | {success} | {r['qubits'] or '–'} | {r['reason']} |")
+    return lines
 
 
 def to_markdown(study: NoiseStudy) -> str:
@@ -45,6 +57,8 @@ def to_markdown(study: NoiseStudy) -> str:
         lines += ["", allocation_line(study.allocation)]
     if study.qpu_seconds_estimate is not None:
         lines += ["", f"QPU time estimate: {study.qpu_seconds_estimate:,.1f} s on the device this twin copies."]
+    if study.device_ranking:
+        lines += ["", *ranking_lines(study.device_ranking)]
     lines += ["", "Methods:", ""] + [f"- `{k}`: {v}" for k, v in study.methods.items()]
     if study.fits:
         lines += [

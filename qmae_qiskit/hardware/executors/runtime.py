@@ -23,6 +23,7 @@ from qmae_qiskit.hardware.primitives import (
     readout_calibration,
     sampler_job,
 )
+from qmae_qiskit.hardware.rep_delay import check_rep_delay
 
 FINAL = ("DONE", "ERROR", "CANCELLED")
 
@@ -82,6 +83,7 @@ class RuntimeExecutor(Executor):
     def run(self, work: Work, on_submitted: OnSubmitted | None = None) -> RuntimeExecution:
         from qiskit_ibm_runtime import Batch  # lazy: qiskit-ibm-runtime adds ~1.6 s
 
+        check_rep_delay(self.backend, work.rep_delay)
         for task in work.tasks.values():
             work.mitigation_of(task).check_runnable("ibm", device=True)
         jobs: dict[str, Any] = {}

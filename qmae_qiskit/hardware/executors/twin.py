@@ -24,6 +24,7 @@ from qmae_qiskit.hardware.primitives import (
     readout_calibration,
     sampler_job,
 )
+from qmae_qiskit.hardware.rep_delay import check_rep_delay
 from qmae_qiskit.hardware.twin import check_calibrated, compact_circuit, compact_observable, make_twin, twin_simulator
 
 
@@ -57,6 +58,7 @@ class TwinExecutor(Executor):
         }
 
     def run(self, work: Work, on_submitted: OnSubmitted | None = None) -> Done:
+        check_rep_delay(self.device, work.rep_delay)  # the twin resets perfectly, but takes what the device takes
         for task in work.tasks.values():
             work.mitigation_of(task).check_runnable("twin", device=False)
         results: dict[str, Result] = {}
