@@ -15,6 +15,7 @@ from qmae_qiskit.cli.options import (
     images_option,
     json_option,
     mask_seed_option,
+    out_dir_option,
 )
 from qmae_qiskit.cli.spellings import QMAECommand, renamed
 from qmae_qiskit.device import resolve_device
@@ -24,13 +25,7 @@ from qmae_qiskit.experiments.reproduce import Execution, reproduce, table_markdo
 
 
 @click.command("reproduce", cls=QMAECommand)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Folder for the classifier, the four runs, table1.md/json and fig6-8.png.",
-)
+@out_dir_option("Folder for the classifier, the four runs, table1.md/json and fig6-8.png.", default=Path("results"))
 @data_dir_option()
 @images_option(help="Evaluate on the first N test images only [default: the whole test split].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the training epochs of every run.")
