@@ -5,7 +5,7 @@ PennyLane is an optional extra (``pip install qmae-qiskit[pennylane]``); without
 The PennyLane circuit is built gate for gate from :func:`qmae_qiskit.model.circuits.training_circuit` (RY, RZ, CX,
 SWAP, CSWAP, H; the decoder's angles are -theta), and its <Z> is checked against the exact simulator.
 
-    python benchmarks/pennylane_step.py [--repeats 2] [--json out.json]
+    python benchmarks/pennylane_step.py [--repeats 2] [--default-qubit] [--json out.json]
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import statistics
-import sys
 import time
 
 
@@ -72,12 +71,14 @@ def build_qnode(cfg, diff_method: str = "adjoint", device: str = "lightning.qubi
     return circuit
 
 
-def pennylane_step(cfg, repeats: int = 2, seed: int = 0) -> tuple[float, float]:
+def pennylane_step(
+    cfg, repeats: int = 2, seed: int = 0, device: str = "lightning.qubit", diff_method: str = "adjoint"
+) -> tuple[float, float]:
     """(median seconds of one training step for one image, |<Z> - exact|): forward, backward to theta and the mask
-    token (through the loader angles), Adam update."""
+    token (through the loader angles), Adam update, on ``device`` with ``diff_method``."""
     import torch
 
-    circuit = build_qnode(cfg)
+    circuit = build_qnode(cfg, diff_method=diff_method, device=device)
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)  # else the torch interface hands lightning's float64 <Z> back as float32
     try:
@@ -157,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image-size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument(
+        "--default-qubit", action="store_true", help="also time default.qubit with backprop (PennyLane's default)"
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     from qmae_qiskit.model.config import QMAEConfig
@@ -177,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
             f"baseline: PennyLane lightning.qubit + adjoint, same circuit (|<Z> - exact| = {err:.1e}): {t_pl:.3f} s; "
             f"ours takes {t_aer / t_pl:.2f} of it (target <= 0.20: {'met' if t_aer <= t_pl / 5 else 'MISSED'})"
         )
+        if args.default_qubit:
+            t_dq, err_dq = pennylane_step(cfg, args.repeats, device="default.qubit", diff_method="backprop")
+            result.update(default_qubit_seconds=t_dq, default_qubit_vs_exact=err_dq)
+            print(
+                f"baseline: PennyLane default.qubit + backprop, same circuit (|<Z> - exact| = {err_dq:.1e}): "
+                f"{t_dq:.3f} s; ours takes {t_aer / t_dq:.2f} of it"
+            )
     if args.json:
         from qmae_qiskit.io import atomic_write_json
 
@@ -185,4 +196,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _load import with_load
+
+    raise SystemExit(with_load(main))

@@ -184,4 +184,6 @@ def aer(args, out: Path) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _load import with_load
+
+    raise SystemExit(with_load(main))

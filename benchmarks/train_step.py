@@ -248,4 +248,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from _load import with_load
+
+    raise SystemExit(with_load(main))
