@@ -101,8 +101,15 @@ def allocation_line(a: dict) -> str:
         f"{pilot['shots']} shots, {pilot['qpu_seconds']:.1f} s, method {pilot['method']}) measured {models}. "
         f"Chosen: {a['shots']} shots per circuit, {a['calibration_images']} calibration images, references "
         f"{'on' if a['references'] else 'off'} (best of: {opts}); predicted standard error ±{a['predicted_std']:.4f}, "
-        f"mean |error| {a['predicted_mean_abs_error']:.4f}; {a['qpu_seconds']:.1f} QPU s beside the pilot."
+        f"mean |error| {a['predicted_mean_abs_error']:.4f}{_upper_text(a)}; {a['qpu_seconds']:.1f} QPU s beside the "
+        "pilot."
     )
+
+
+def _upper_text(a: dict) -> str:
+    """The prediction with the pilot's scatter at its upper bound (absent in allocations before it was recorded)."""
+    upper = a.get("predicted_mean_abs_error_upper")
+    return "" if upper is None else f" (up to {upper:.4f} with the pilot's scatter at its 84 % upper bound)"
 
 
 def _coverage(f: dict) -> str:
