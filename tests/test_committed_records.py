@@ -6,8 +6,10 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import qmae_qiskit
@@ -112,3 +114,27 @@ def test_committed_budgeted_studies_read_back_as_they_ran(path):
     assert (spec.shots, spec.calibration_images) == (alloc["shots"], alloc["calibration_images"])
     assert len(raw["calibration_indices"]) == alloc["calibration_images"] and len(raw["per_image"]) == spec.samples
     assert raw["qpu_seconds_estimate"] <= alloc["budget_s"]
+
+
+SCHEDULED = REPO / "results" / "hardware" / "budget600-scheduled"
+
+
+@pytest.mark.parametrize("path", sorted(SCHEDULED.rglob("*.json")), ids=lambda p: str(p.relative_to(SCHEDULED)))
+def test_scheduled_budgeted_studies_ran_scheduled_within_their_budget(path):
+    """budget600-scheduled ran on the scheduled twin within 600 QPU seconds (a budget or a cap; a folder named
+    ``...-<S>s`` within S), and each judged method's mean |error| and 2σ coverage, as its README quotes them,
+    follow from the record's own per-image rows."""
+    raw = json.loads(path.read_text())
+    spec = StudySpec.of_record(raw["spec"])
+    assert spec.execution.idle.scheduled is True and raw["executor"]["idle"]["scheduled"] is True
+    cap = spec.qpu_budget if spec.qpu_budget is not None else raw["spec"]["budget"]["max_qpu_seconds"]
+    named = re.search(r"-(\d+)s$", path.parent.name)
+    assert cap == (int(named.group(1)) if named else 600) and raw["qpu_seconds_estimate"] <= cap
+    method = raw["verdict"]["method"]
+    rows = raw["per_image"]
+    err = np.array([r["estimates"][method] - r["exact"] for r in rows])
+    std = np.array([r["stds"][method] for r in rows])
+    agg = raw["aggregates"][method]["fidelity"]
+    assert len(rows) == spec.samples
+    assert np.mean(np.abs(err)) == pytest.approx(agg["mean_abs_error"], abs=1e-12)
+    assert np.mean(np.abs(err) <= 2 * std) == pytest.approx(agg["coverage_2sigma"], abs=1e-12)
