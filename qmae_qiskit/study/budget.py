@@ -14,7 +14,7 @@ small pilot study (K0 calibration images at a few shots) on the same device, who
 budget. The allocation is the (shots, K, references) with the smallest predicted error that fits.
 
 A pilot of 12 points measures the scatter poorly: in the four default 4x4 studies of
-results/hardware/budget600-scheduled its estimate was zero, and the error came back 1.4-3.4x the prediction. So
+results/hardware/budget600-scheduled its estimate was zero, and the error came back 1.4-3.5x the prediction. So
 the allocation also carries ``predicted_mean_abs_error_upper``: the same allocation's error with the residual
 variance at its one-sided 84 % (one sigma) upper bound, chi-square on the pilot fit's degrees of freedom. The
 allocation itself is chosen on the point estimate, as before.
