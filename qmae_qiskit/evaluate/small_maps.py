@@ -6,9 +6,9 @@ first, stride-2 convolution on a 2x2 map uses only the kernel's lower-right 2x2 
 3x3 convolution and its backward pass, which made the last stage 45 % of a training step on one thread. Here those
 convolutions are one 1x1 convolution of the flattened input with the flattened window of the kernel (a matrix
 product that oneDNN, unlike BLAS, splits between threads without splitting a sum, so predictions stay independent
-of the thread count): the same function and the same gradients (equal to float64
-rounding; tested against ``conv2d``), the same parameters and state-dict keys, a different summation order in
-float32. The eight unused taps get a zero gradient either way, so Adam never moves them.
+of the thread count): the same function and the same gradients (equal to float64 rounding; tested against
+``conv2d``), the same parameters and state-dict keys, a different summation order in float32. The unused taps get
+a zero gradient either way, so Adam never moves them.
 """
 
 from __future__ import annotations
