@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from qmae_qiskit.errors import QMAEError, one_line
-from qmae_qiskit.evaluate.classifier import setting_diffs
+from qmae_qiskit.evaluate.classifier import ClassifierSettings, setting_diffs
 from qmae_qiskit.experiments.grid import AXES, Grid, GridValue
 from qmae_qiskit.model.config import QMAEConfig
 from qmae_qiskit.model.masking import default_patch_shape
@@ -29,7 +29,6 @@ ERROR_FILE = "error.txt"
 CELL_FILE = "cell.json"
 CLASSIFIERS_DIR = "classifiers"
 SHAPE_KEYS = ("image_size", "latent_qubits", "patch_height", "patch_width", "trash_reset", "layers", "ansatz", "token")
-CLASSIFIER_DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 2e-3, "augment_shift": 1, "limit": None, "recipe": 3}
 
 
 @dataclass(frozen=True)
@@ -38,12 +37,12 @@ class ClassifierSpec:
 
     image_size: int
     seed: int
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 2e-3
-    augment_shift: int = 1
+    epochs: int = ClassifierSettings.epochs  # the recipe's defaults are train_classifier's
+    batch_size: int = ClassifierSettings.batch_size
+    lr: float = ClassifierSettings.lr
+    augment_shift: int = ClassifierSettings.augment_shift
     limit: int | None = None  # training images (None: all)
-    recipe: int = 3  # classifier.RECIPES
+    recipe: int = ClassifierSettings.recipe
 
     @property
     def key(self) -> str:
@@ -130,7 +129,7 @@ def build_cells(
     the classifier seed of cells that do not sweep it; ``classifier["per_seed"]`` judges every cell by the
     classifier whose seed is its training seed (Table 1's protocol over seeds).
     """
-    classifier = {**CLASSIFIER_DEFAULTS, **(classifier or {})}
+    classifier = dict(classifier or {})
     per_seed = bool(classifier.pop("per_seed", False))
     evaluation = evaluation or EvalSpec()
     base = dict(base)
@@ -182,15 +181,17 @@ def _show(values: tuple) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- state
-def read_eval(cell: Cell, out: Path) -> dict | None:
-    path = cell.folder(out) / EVAL_FILE
-    if not path.is_file():
-        return None
+def _read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``; None when it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_eval(cell: Cell, out: Path) -> dict | None:
+    return _read_json(cell.folder(out) / EVAL_FILE)
 
 
 def eval_matches(cell: Cell, result: dict) -> bool:
@@ -228,10 +229,8 @@ def judged_by_cached_classifier(cell: Cell, result: dict, out: Path) -> bool:
     """Whether the eval.json was scored by the classifier cached for the cell now: the same clean accuracy (and
     recipe, where recorded) as ``classifiers/<key>/classifier.json``. A retrained classifier (another recipe, or a
     removed folder) makes every cell it judges evaluate again."""
-    path = cell.classifier.folder(out) / "classifier.json"
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    info = _read_json(cell.classifier.folder(out) / "classifier.json")
+    if info is None:
         return False
     judged = result.get("classifier") or {}
     same_recipe = "recipe" not in judged or judged["recipe"] == info.get("recipe")

@@ -4,7 +4,7 @@ settings) in its folder. Shared by ``reproduce`` (in this process or its pool), 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from qmae_qiskit.errors import QMAEError
@@ -35,7 +35,7 @@ TRAIN_DEFAULTS = {
     "seed": 0,
     "checkpoint_every": 50,
 }
-CLASSIFIER_DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 2e-3, "seed": 0, "augment_shift": 1, "recipe": 3}
+CLASSIFIER_DEFAULTS = asdict(clf_mod.ClassifierSettings())  # the recipe train_classifier has by default
 
 
 @dataclass(frozen=True)
