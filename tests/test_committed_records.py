@@ -96,7 +96,8 @@ def test_committed_study_specs_read_as_the_one_spec(path):
     spec = StudySpec.of_record(raw["spec"])
     assert spec.execution.backend == raw["spec"]["backend"] == spec.backend
     idle = {k: ExecutionSpec.model_fields[k].default for k in ("idle_zz_hz", "idle_detuning_hz")}
-    study = {"idle_relaxation": False, "calibration_pick": "first", "qpu_budget": None, "max_error": 0.05}
+    study = {"idle_relaxation": False, "calibration_pick": "first", "task_seeds": "shared", "qpu_budget": None}
+    study["max_error"] = 0.05
     assert spec.model_dump() == {**idle, **study, **raw["spec"]}
     if raw["schema"] == NoiseStudy.SCHEMA:
         assert spec.execution.shots == raw["spec"]["shots"]

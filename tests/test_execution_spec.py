@@ -38,6 +38,7 @@ def test_the_option_block_fills_the_spec():
     args += ["--estimator-options", "resilience_level=1", "--readout-mitigation", "mthree"]
     args += ["--dry-run", "--max-qpu-seconds", "60", "--price-per-second", "0.5"]
     args += ["--idle-zz", "2000", "--idle-detuning", "300", "--placement", "noise-aware", "--rep-delay", "1e-4"]
+    args += ["--task-seeds", "shared"]
     spec = _parsed(args)
     assert spec.budget == QPUBudget(dry_run=True, max_qpu_seconds=60, price_per_second=0.5)
     assert spec.model_dump(exclude={"mitigation", "budget"}) == {
@@ -53,6 +54,7 @@ def test_the_option_block_fills_the_spec():
         "idle_zz_hz": 2000.0,
         "idle_detuning_hz": 300.0,
         "idle_relaxation": True,
+        "task_seeds": "shared",
         "rep_delay": 1e-4,
         "placement": "noise-aware",
     }

@@ -301,6 +301,14 @@ IDLE_BLOCK = [  # ExecutionSpec.idle_*: what idle qubits suffer on a twin (hardw
         help="Twin only: schedule circuits so idle qubits relax (off: the unscheduled twin of records made before "
         "2026-12-04).",
     ),
+    click.option(
+        "--task-seeds",
+        type=click.Choice(["independent", "shared"]),
+        default="independent",
+        show_default=True,
+        help="Simulators only: a seed per task, so that a reference circuit's shot noise is independent of its "
+        "image's, as on a device ('shared': one seed for all, as records made before 2026-12-05 ran).",
+    ),
 ]
 
 
@@ -366,7 +374,7 @@ def execution_options(
 ) -> Callable:
     """Where and how circuits run: --backend, --noise-model, --shots, --fidelity-circuit, --loader,
     --optimization-level, --transpiler-seed, --simulator-seed, --mask-seed, a twin's idle noise (--idle-zz,
-    --idle-detuning, --idle-relaxation; :data:`IDLE_BLOCK`), --estimator-options and --readout-mitigation (with
+    --idle-detuning, --idle-relaxation, --task-seeds; :data:`IDLE_BLOCK`), --estimator-options and --readout-mitigation (with
     ``mitigation``), and what a device or its twin may cost: --dry-run,
     --max-qpu-seconds, --price-per-second (:data:`QPU_BLOCK`). Defined once for every command that runs circuits;
     the command turns them into one :class:`~qmae_qiskit.hardware.spec.ExecutionSpec` with :func:`execution_spec`.

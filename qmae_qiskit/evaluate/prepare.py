@@ -155,7 +155,14 @@ def prepare(
     shots = spec.shots
     if shots is None and executor.kind in ("twin", "ibm"):
         raise QMAEError(f"{executor.name} samples: give --shots (e.g. 4000)")
-    work = Work(tasks, shots=shots, mitigation=spec.mitigation, seed=spec.seed, rep_delay=spec.rep_delay)
+    work = Work(
+        tasks,
+        shots=shots,
+        mitigation=spec.mitigation,
+        seed=spec.seed,
+        rep_delay=spec.rep_delay,
+        task_seeds=spec.task_seeds,
+    )
     return Prepared(
         tm,
         data.images,

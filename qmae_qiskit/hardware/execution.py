@@ -14,10 +14,12 @@ through one of them and score the result.
 
 from __future__ import annotations
 
+import zlib
+
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from qiskit.circuit import QuantumCircuit
@@ -64,6 +66,12 @@ class SamplerTask:
 
 
 Task = EstimatorTask | SamplerTask
+TaskSeeds = Literal["independent", "shared"]
+
+
+def task_seed(seed: int, role: str) -> int:
+    """A seed of its own for task ``role`` of a run seeded ``seed`` (stable across processes, unlike ``hash``)."""
+    return int(np.random.SeedSequence([int(seed), zlib.crc32(role.encode())]).generate_state(1)[0])
 
 
 @dataclass(frozen=True)
@@ -77,9 +85,19 @@ class Work:
     mitigation: Mitigation = field(default_factory=Mitigation)
     seed: int | None = None
     rep_delay: float | None = None  # seconds between shots (the runtime's execution.rep_delay); None: the backend's
+    task_seeds: TaskSeeds = "independent"
 
     def mitigation_of(self, task: Task) -> Mitigation:
         return task.mitigation if task.mitigation is not None else self.mitigation
+
+    def seed_of(self, role: str) -> int | None:
+        """The simulator seed of one task: its own stream (``independent``), so that two tasks' shot noise is
+        independent as on a device, or the work's seed for every task (``shared``, records made before
+        2026-12-05). A shared seed gives two tasks of one circuit the same random draws: a reference circuit's
+        shot noise then cancels against the main circuit's on a twin, which a device never does."""
+        if self.seed is None or self.task_seeds == "shared":
+            return self.seed
+        return task_seed(self.seed, role)
 
     def __post_init__(self) -> None:
         if self.shots is not None and self.shots < 1:

@@ -84,6 +84,18 @@ class Mitigation(BaseModel):
             and self.readout == "none"
         )
 
+    @property
+    def iid_shots(self) -> bool:
+        """True when an Estimator value is a plain average over identical shots (no twirling, no readout, ZNE or PEC
+        rescaling; dynamical decoupling changes the circuit, not the statistics), so its binomial error is exact."""
+        opts = self.estimator_options()
+        r, twirl = opts.resilience, opts.twirling
+        return (
+            opts.resilience_level == 0
+            and not (r.measure_mitigation or r.zne_mitigation or r.pec_mitigation)
+            and not (twirl.enable_gates or twirl.enable_measure)
+        )
+
     def describe(self) -> str:
         """A short label: 'raw', or the options given."""
         parts = [f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in _flatten(self.estimator).items()]

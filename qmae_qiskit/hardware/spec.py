@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_valid
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_TRANSPILER_SEED
 from qmae_qiskit.hardware.backends import dry_run_backend
+from qmae_qiskit.hardware.execution import TaskSeeds
 from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.mitigation import Mitigation
 
@@ -83,6 +84,11 @@ class ExecutionSpec(BaseModel):
         True,
         description="schedule a twin's circuits so idle qubits relax (False: the "
         "unscheduled twin of records made before 2026-12-04)",
+    )
+    task_seeds: TaskSeeds = Field(
+        "independent",
+        description="a simulator seed per task, so that two tasks' shot noise is independent as on a device "
+        "('shared': one seed for every task, as records made before 2026-12-05 ran)",
     )
     budget: QPUBudget = Field(default_factory=QPUBudget, description="dry run, QPU-seconds cap, price")
     rep_delay: float | None = Field(

@@ -24,7 +24,8 @@ inverted, ``p = (p_meas - b) / a``, then cut at zero and renormalised.
 
 Error bars. A calibration point is ``y_i = a x_i + b + eta_i + s_i``: ``eta_i`` the image's own departure from the
 line (variance tau^2, the same for calibration and evaluated images, which are drawn alike) and ``s_i`` the shot
-noise of its measurement (variance sigma_i^2, which the Estimator reports). The least-squares residual variance
+noise of its measurement (variance sigma_i^2: the binomial P(1 - P)/shots of the fidelity
+projector, ``hardware.primitives.binomial_shots``). The least-squares residual variance
 estimates ``tau^2 + mean(sigma_cal^2)``, so ``tau^2 = max(0, residual^2 - mean(sigma_cal^2))``. An evaluated image's
 estimate ``x = (y - b) / a`` then has, to first order (delta method),
 

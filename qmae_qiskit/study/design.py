@@ -71,8 +71,10 @@ class StudySpec(WithExecution):
     @classmethod
     def of_record(cls, spec: dict[str, Any]) -> StudySpec:
         """The spec a record keeps, read back as it ran: records written before ``calibration_pick`` existed drew
-        the first K calibration images, and those written before ``idle_relaxation`` ran on the unscheduled twin."""
-        return cls.model_validate({"calibration_pick": "first", "idle_relaxation": False, **spec})
+        the first K calibration images, those written before ``idle_relaxation`` ran on the unscheduled twin, and
+        those written before ``task_seeds`` seeded every task alike."""
+        old = {"calibration_pick": "first", "idle_relaxation": False, "task_seeds": "shared"}
+        return cls.model_validate({**old, **spec})
 
 
 def updated(spec: StudySpec, **changes: Any) -> StudySpec:
@@ -187,7 +189,14 @@ def design(spec: StudySpec, executor: Executor) -> Design:
     ref_role = _reference_tasks(methods, base_f, prepared, fid_role, tasks)
     rec_role = _sampler_tasks(methods, base_r, tasks)
     check_precision(spec, executor, base_f)
-    work = Work(tasks, shots=spec.shots, mitigation=Mitigation(), seed=spec.seed, rep_delay=spec.rep_delay)
+    work = Work(
+        tasks,
+        shots=spec.shots,
+        mitigation=Mitigation(),
+        seed=spec.seed,
+        rep_delay=spec.rep_delay,
+        task_seeds=spec.task_seeds,
+    )
     return Design(
         spec, methods, prepared, work, len(evaluated), len(cal), fid_role, rec_role, cal.indices.tolist(), ref_role
     )

@@ -30,6 +30,7 @@ from qmae_qiskit.hardware.executors.exact import distribution
 from qmae_qiskit.hardware.primitives import (
     estimator_job,
     note_submitted,
+    binomial_shots,
     read_estimates,
     read_samples,
     readout_calibration,
@@ -83,13 +84,14 @@ class AerExecutor(Executor):
         results: dict[str, Result] = {}
         ids: dict[str, str | None] = {}
         for role, task in work.tasks.items():
-            mode = self._mode(task.circuit.num_qubits, work.seed)
+            seed = work.seed_of(role)
+            mode = self._mode(task.circuit.num_qubits, seed)
             if isinstance(task, EstimatorTask):
-                job = estimator_job(mode, task, work)
+                job = estimator_job(mode, task, work, seed)
                 note_submitted(role, job, ids, on_submitted)
-                results[role] = read_estimates(job.result())
+                results[role] = read_estimates(job.result(), binomial_shots(task, work))
             else:
-                job = sampler_job(mode, task, work, readout_calibration(task, work))
+                job = sampler_job(mode, task, work, readout_calibration(task, work), seed)
                 note_submitted(role, job, ids, on_submitted)
                 results[role] = read_samples(
                     job.result(), task.register, task.num_bits, work.mitigation_of(task).readout

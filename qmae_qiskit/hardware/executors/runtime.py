@@ -18,6 +18,7 @@ from qmae_qiskit.hardware.execution import EstimatorTask, Execution, Executor, O
 from qmae_qiskit.hardware.primitives import (
     estimator_job,
     note_submitted,
+    binomial_shots,
     read_estimates,
     read_samples,
     readout_calibration,
@@ -96,7 +97,7 @@ class RuntimeExecutor(Executor):
                         jobs[role] = estimator_job(batch, task, work)
                     else:
                         jobs[role] = sampler_job(batch, task, work, readout_calibration(task, work))
-                    readers[role] = reader(task, work.mitigation_of(task).readout)
+                    readers[role] = reader(task, work)
                     note_submitted(role, jobs[role], ids, on_submitted)
         except QMAEError:
             raise
@@ -109,10 +110,12 @@ class RuntimeExecutor(Executor):
         return RuntimeExecution(jobs, readers)
 
 
-def reader(task: Any, readout: str):
-    """How a finished job of ``task`` becomes an Estimates / Samples."""
+def reader(task: Any, work: Work):
+    """How a finished job of ``task`` (run as part of ``work``) becomes an Estimates / Samples."""
     if isinstance(task, EstimatorTask):
-        return read_estimates
+        shots = binomial_shots(task, work)
+        return lambda result: read_estimates(result, shots)
+    readout = work.mitigation_of(task).readout
     return lambda result: read_samples(result, task.register, task.num_bits, readout)
 
 

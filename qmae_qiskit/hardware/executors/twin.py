@@ -19,6 +19,7 @@ from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.primitives import (
     estimator_job,
     note_submitted,
+    binomial_shots,
     read_estimates,
     read_samples,
     readout_calibration,
@@ -67,18 +68,19 @@ class TwinExecutor(Executor):
         for role, task in work.tasks.items():
             twin = make_twin(self.device, task.circuit)
             twins[role] = twin.physical
-            sim = twin_simulator(twin, work.seed, self.idle)
+            seed = work.seed_of(role)
+            sim = twin_simulator(twin, seed, self.idle)
             if isinstance(task, EstimatorTask):
                 local = EstimatorTask(
                     twin.circuit, compact_observable(task.observable, twin.physical), task.values, task.mitigation
                 )
-                job = estimator_job(sim, local, work)
+                job = estimator_job(sim, local, work, seed)
                 note_submitted(role, job, ids, on_submitted)
-                results[role] = read_estimates(job.result())
+                results[role] = read_estimates(job.result(), binomial_shots(local, work))
             else:
                 local_s = SamplerTask(twin.circuit, task.values, task.register, task.mitigation)
                 cal = [compact_circuit(c, twin.physical) for c in readout_calibration(task, work)]
-                job = sampler_job(sim, local_s, work, cal)
+                job = sampler_job(sim, local_s, work, cal, seed)
                 note_submitted(role, job, ids, on_submitted)
                 results[role] = read_samples(
                     job.result(), task.register, task.num_bits, work.mitigation_of(task).readout

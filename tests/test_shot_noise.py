@@ -1,0 +1,115 @@
+"""A simulator's shot noise as a device's: each task draws its own shots, and a projector's standard error is the
+binomial one. Both are checked against what repeated runs actually scatter by, not against our own formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
+from qiskit.quantum_info import Operator, SparsePauliOp
+from qiskit_ibm_runtime.fake_provider import FakeTorino
+
+from qmae_qiskit.hardware.execution import EstimatorTask, Work, task_seed
+from qmae_qiskit.hardware.executors import make_executor
+from qmae_qiskit.hardware.executors.twin import TwinExecutor
+from qmae_qiskit.hardware.mitigation import Mitigation, parse_mitigation
+from qmae_qiskit.hardware.primitives import binomial_shots, estimator_job, is_projector, read_estimates
+from qmae_qiskit.hardware.transpile import map_observable, transpile_for
+
+SHOTS = 2000
+
+
+def _projector(n: int) -> SparsePauliOp:
+    """|0..0><0..0| on n qubits, from its matrix (independent of how the fidelity circuits write it)."""
+    diag = np.zeros(2**n)
+    diag[0] = 1.0
+    return SparsePauliOp.from_operator(Operator(np.diag(diag)))
+
+
+def _circuit(n: int = 3) -> QuantumCircuit:
+    theta = ParameterVector("t", n)
+    qc = QuantumCircuit(n)
+    for q in range(n):
+        qc.ry(theta[q], q)
+    for q in range(n - 1):
+        qc.cx(q, q + 1)
+    return qc
+
+
+def _rows(count: int, n: int = 3, seed: int = 5) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0.3, 1.4, size=(count, n))
+
+
+def test_is_projector_tells_projectors_from_other_observables():
+    p = _projector(3)
+    assert len(p) == 8 and is_projector(p)
+    assert is_projector(SparsePauliOp(["I", "Z"], [0.5, 0.5]))  # |0><0|
+    assert not is_projector(SparsePauliOp("ZZI"))  # Z^2 = I
+    assert not is_projector(2 * p)
+    assert not is_projector(SparsePauliOp(["I", "X"], [0.5, 0.5]))  # a projector, but not read from Z shots
+
+
+def test_binomial_errors_only_for_plain_shots_of_a_projector():
+    task = EstimatorTask(_circuit(), _projector(3), _rows(2))
+    assert binomial_shots(task, Work({"f": task}, shots=SHOTS)) == SHOTS
+    assert binomial_shots(task, Work({"f": task})) is None  # exact values
+    trex = Work({"f": task}, shots=SHOTS, mitigation=parse_mitigation("resilience_level=1"))
+    assert binomial_shots(task, trex) is None  # the runtime's spread over twirls is kept
+    pauli = EstimatorTask(_circuit(), SparsePauliOp("ZZI"), _rows(2))
+    assert binomial_shots(pauli, Work({"f": pauli}, shots=SHOTS)) is None
+
+
+def test_a_projectors_standard_error_is_what_repeated_runs_scatter_by():
+    """Twelve seeds of ten rows on Aer: the reported error matches the observed spread (chi-square on 110 degrees
+    of freedom), and the runtime's own error of the 8-term projector, read without the fix, is too small."""
+    task = EstimatorTask(_circuit(), _projector(3), _rows(10))
+    aer = make_executor("aer_simulator")
+    values, reported = [], []
+    for seed in range(12):
+        est = aer.run(Work({"f": task}, shots=SHOTS, seed=seed)).result()["f"]
+        values.append(est.values)
+        reported.append(est.stds)
+    observed = np.var(np.array(values), axis=0, ddof=1)
+    ratio = float(np.mean(observed / np.mean(np.array(reported) ** 2, axis=0)))
+    assert 0.7 < ratio < 1.4, ratio
+    runtime = read_estimates(estimator_job(aer._mode(3, 0), task, Work({"f": task}, shots=SHOTS), 0).result())
+    assert float(np.mean(observed / runtime.stds**2)) > 1.8
+
+
+@pytest.fixture(scope="module")
+def torino():
+    return FakeTorino()
+
+
+def _twin_pair(torino, seeds: str) -> dict:
+    """One transpiled circuit in two tasks with the same rows (an image and a reference that equals it)."""
+    isa = transpile_for(_circuit(), torino, 1, 3)
+    rows = _rows(40)
+    obs = map_observable(_projector(3), isa)
+    tasks = {role: EstimatorTask(isa, obs, rows) for role in ("fidelity/raw", "reference/raw")}
+    work = Work(tasks, shots=SHOTS, mitigation=Mitigation(), seed=0, task_seeds=seeds)  # type: ignore[arg-type]
+    return TwinExecutor(torino).run(work).result()
+
+
+def test_twin_tasks_draw_their_own_shots(torino):
+    """With one seed for both tasks, a reference circuit's shot noise equals its image's (their difference is
+    zero, which no device gives); with a seed per task the difference scatters by sqrt(2) binomial errors."""
+    shared = _twin_pair(torino, "shared")
+    assert np.array_equal(shared["fidelity/raw"].values, shared["reference/raw"].values)
+    own = _twin_pair(torino, "independent")
+    diff = own["fidelity/raw"].values - own["reference/raw"].values
+    expected = own["fidelity/raw"].stds ** 2 + own["reference/raw"].stds ** 2
+    ratio = float(np.mean(diff**2 / expected))
+    assert 0.55 < ratio < 1.6, ratio
+    again = _twin_pair(torino, "independent")
+    assert np.array_equal(again["fidelity/raw"].values, own["fidelity/raw"].values)  # still reproducible
+
+
+def test_task_seeds_are_stable_and_distinct():
+    work = Work({}, shots=10, seed=7)
+    assert work.seed_of("fidelity/raw") == task_seed(7, "fidelity/raw") == task_seed(7, "fidelity/raw")
+    assert work.seed_of("fidelity/raw") != work.seed_of("reference/raw")
+    assert task_seed(8, "fidelity/raw") != task_seed(7, "fidelity/raw")
+    assert Work({}, shots=10, seed=7, task_seeds="shared").seed_of("reference/raw") == 7
+    assert Work({}, shots=10).seed_of("fidelity/raw") is None
