@@ -518,7 +518,8 @@ def test_the_predicted_error_matches_a_synthetic_device():
 def test_the_upper_prediction_bounds_the_pilot_residual_in_84_percent_of_pilots():
     """The pilot's scatter at its upper bound: over many synthetic 12-image pilots, the bounded residual variance
     (scatter + the pilot's shot variance) exceeds the device's true one in about 84 % of them; the point estimate
-    does in about half. The allocation is chosen on the point estimate and carries the upper prediction beside it."""
+    does in about half. The allocation is chosen on the upper bound (the best (shots, K) for it, found here by
+    brute force) and carries the point prediction beside it."""
     from qmae_qiskit.study.budget import PILOT_IMAGES, CostModel, allocate, noise_models
 
     a, b, tau, shots = 0.3, 0.05, 0.006, 1000
@@ -539,7 +540,12 @@ def test_the_upper_prediction_bounds_the_pilot_residual_in_84_percent_of_pilots(
     assert above_point / trials < 0.6
     costs = CostModel({"fidelity/x": 3e-4}, {"fidelity/x": 1e-4}, 3.0)
     got = allocate(600, 100, costs, {False: model}, spent=20)
+    assert got["chosen_on"] == "upper"
     assert got["predicted_std"] == pytest.approx(model.std(got["shots"], got["calibration_images"]))
+    feasible = [(costs.max_shots(580, 100 + k, False), k) for k in range(6, 61)]
+    best = min(feasible, key=lambda sk: upper.std(*sk))
+    assert (got["shots"], got["calibration_images"]) == best
+    assert got["options"]["without_references"]["predicted_std"] == pytest.approx(upper.std(*best))
     want = upper.std(got["shots"], got["calibration_images"]) * np.sqrt(2 / np.pi)
     assert got["predicted_mean_abs_error_upper"] == pytest.approx(want)
     assert got["predicted_mean_abs_error_upper"] > got["predicted_mean_abs_error"]

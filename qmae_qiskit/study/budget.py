@@ -123,11 +123,19 @@ def noise_models(fits: dict[str, Any], pilot_shots: int) -> dict[bool, NoiseMode
 def allocate(
     budget: float, n: int, costs: CostModel, models: dict[bool, NoiseModel], spent: float = 0.0
 ) -> dict[str, Any]:
-    """The (shots, K, references) with the smallest predicted error within ``budget - spent`` QPU seconds."""
+    """The (shots, K, references) with the smallest predicted error within ``budget - spent`` QPU seconds.
+
+    Chosen on each model's upper bound (:meth:`NoiseModel.upper`) where the pilot gives one: twelve pilot images at
+    1,000 shots cannot see a scatter of a few thousandths under their shot noise, measured it as zero in every
+    default 4x4 study, and the point estimate then bought the fewest calibration images and the most shots, so the
+    error came back 1.4-3.5x the prediction and intervals fitted on 12 degrees of freedom covered 80 %. Designing
+    for the bound buys calibration images against a scatter the pilot cannot rule out; the point prediction is
+    kept beside it."""
     left = budget - spent
     best: dict[str, Any] | None = None
     options: dict[str, Any] = {}
-    for references, model in models.items():
+    for references, point in models.items():
+        model = point.upper() or point
         k_min = POINTS_PER_PARAMETER * model.params
         choice = None
         for k in range(k_min, MAX_CALIBRATION_IMAGES + 1):
@@ -146,11 +154,14 @@ def allocate(
     if best is None:
         check_minimum(budget, n, costs, {r: m.params for r, m in models.items()}, spent)
         raise AssertionError("unreachable: a budget above the minimum allows one pass")
+    point = models[bool(best["references"])]
+    upper = point.upper()
+    shots, k = int(best["shots"]), int(best["calibration_images"])
+    best["chosen_on"] = "point" if upper is None else "upper"
+    best["predicted_std"] = point.std(shots, k)
     best["predicted_mean_abs_error"] = float(best["predicted_std"] * np.sqrt(2 / np.pi))
-    upper = models[bool(best["references"])].upper()
     if upper is not None:
-        std = upper.std(int(best["shots"]), int(best["calibration_images"]))
-        best["predicted_mean_abs_error_upper"] = float(std * np.sqrt(2 / np.pi))
+        best["predicted_mean_abs_error_upper"] = float(upper.std(shots, k) * np.sqrt(2 / np.pi))
     best["options"] = options
     return best
 

@@ -100,10 +100,16 @@ def allocation_line(a: dict) -> str:
         f"Budget {a['budget_s']:g} QPU s: a pilot ({pilot['calibration_images']} calibration images at "
         f"{pilot['shots']} shots, {pilot['qpu_seconds']:.1f} s, method {pilot['method']}) measured {models}. "
         f"Chosen: {a['shots']} shots per circuit, {a['calibration_images']} calibration images, references "
-        f"{'on' if a['references'] else 'off'} (best of: {opts}); predicted standard error ±{a['predicted_std']:.4f}, "
+        f"{'on' if a['references'] else 'off'} (best of{_chosen_on(a)}: {opts}); predicted standard error "
+        f"±{a['predicted_std']:.4f}, "
         f"mean |error| {a['predicted_mean_abs_error']:.4f}{_upper_text(a)}; {a['qpu_seconds']:.1f} QPU s beside the "
         "pilot."
     )
+
+
+def _chosen_on(a: dict) -> str:
+    """What the options were compared on (allocations before ``chosen_on`` used the point estimate)."""
+    return ", with the pilot's scatter at its 84 % upper bound" if a.get("chosen_on") == "upper" else ""
 
 
 def _upper_text(a: dict) -> str:
