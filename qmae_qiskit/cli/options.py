@@ -374,8 +374,8 @@ def execution_options(
 ) -> Callable:
     """Where and how circuits run: --backend, --noise-model, --shots, --fidelity-circuit, --loader,
     --optimization-level, --transpiler-seed, --simulator-seed, --mask-seed, a twin's idle noise (--idle-zz,
-    --idle-detuning, --idle-relaxation, --task-seeds; :data:`IDLE_BLOCK`), --estimator-options and --readout-mitigation (with
-    ``mitigation``), and what a device or its twin may cost: --dry-run,
+    --idle-detuning, --idle-relaxation, --task-seeds; :data:`IDLE_BLOCK`), --estimator-options and
+    --readout-mitigation (with ``mitigation``), and what a device or its twin may cost: --dry-run,
     --max-qpu-seconds, --price-per-second (:data:`QPU_BLOCK`). Defined once for every command that runs circuits;
     the command turns them into one :class:`~qmae_qiskit.hardware.spec.ExecutionSpec` with :func:`execution_spec`.
     A new setting: a field there and its option (named as the field) in :func:`_execution_block`."""

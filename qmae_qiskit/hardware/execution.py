@@ -15,7 +15,6 @@ through one of them and score the result.
 from __future__ import annotations
 
 import zlib
-
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field

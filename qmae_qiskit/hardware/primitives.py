@@ -16,7 +16,6 @@ from qiskit.quantum_info import SparsePauliOp
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.execution import Estimates, EstimatorTask, OnSubmitted, SamplerTask, Samples, Work
-from qmae_qiskit.hardware.mitigation import Mitigation
 from qmae_qiskit.hardware.readout import assignment_matrices, calibration_circuits, correct
 
 

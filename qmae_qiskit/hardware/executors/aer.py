@@ -28,9 +28,9 @@ from qmae_qiskit.hardware.execution import (
 )
 from qmae_qiskit.hardware.executors.exact import distribution
 from qmae_qiskit.hardware.primitives import (
+    binomial_shots,
     estimator_job,
     note_submitted,
-    binomial_shots,
     read_estimates,
     read_samples,
     readout_calibration,

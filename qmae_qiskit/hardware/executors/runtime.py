@@ -16,9 +16,9 @@ from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware.backends import redact, runtime_service
 from qmae_qiskit.hardware.execution import EstimatorTask, Execution, Executor, OnSubmitted, Result, Work
 from qmae_qiskit.hardware.primitives import (
+    binomial_shots,
     estimator_job,
     note_submitted,
-    binomial_shots,
     read_estimates,
     read_samples,
     readout_calibration,

@@ -17,9 +17,9 @@ from qiskit.providers import BackendV2
 from qmae_qiskit.hardware.execution import Done, EstimatorTask, Executor, OnSubmitted, Result, SamplerTask, Work
 from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.primitives import (
+    binomial_shots,
     estimator_job,
     note_submitted,
-    binomial_shots,
     read_estimates,
     read_samples,
     readout_calibration,
