@@ -86,18 +86,35 @@ def _coverage(k=10, tau=0.004, drop=None, quantile=None, trials=2000, n=5, a=0.3
 
 
 @pytest.mark.parametrize(
-    "case, part",
-    [({}, "shot"), ({"tau": 0.01}, "scatter"), ({"k": 4}, "fit")],
+    "case, part, most, without",
+    [({}, "shot", 0.98, 0.91), ({"tau": 0.01}, "scatter", 0.98, 0.91), ({"k": 5, "tau": 0.01}, "fit", 0.985, 0.95)],
 )
-def test_95_percent_intervals_cover_a_synthetic_device_95_percent_of_the_time(case, part):
-    """Known slope, intercept, scatter and shots: the intervals cover ~95 %; without the part that matters in the
-    case (shot noise, scatter, or the fit's covariance with few calibration images) they cover too little."""
-    assert 0.935 <= _coverage(**case) <= 0.965
-    assert _coverage(**case, drop=part) < 0.91
+def test_95_percent_intervals_cover_a_synthetic_device_95_percent_of_the_time(case, part, most, without):
+    """Known slope, intercept, scatter and shots: the intervals cover 95 % or a little more (the fitted scatter is
+    cut at zero, so they lean wide where it is small); without the part that matters in the case (shot noise,
+    scatter, or the fit's covariance with few calibration images) they cover too little."""
+    assert 0.935 <= _coverage(**case) <= most
+    assert _coverage(**case, drop=part) < without
+
+
+def test_an_interval_is_never_narrower_than_its_own_shot_noise_and_the_fit():
+    """A calibration whose residual comes out below its points' shot noise (a negative scatter estimate) leaves
+    each new image at least its own shot variance and the fit's covariance, never less."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.5, 0.95, 10)
+    y = 0.3 * x + 0.05 + rng.normal(0, 1e-4, 10)  # almost no residual
+    fit = fit_affine(x, y, None, np.full(10, 0.01))  # but shot errors of 0.01 reported
+    assert fit.residual_std < 0.01
+    est, parts = fit.invert_parts(np.array([0.25]), np.array([0.01]))
+    assert parts["scatter"][0] == 0.0
+    assert parts["shot"][0] == pytest.approx((0.01 / fit.slope) ** 2)
+    assert fit.invert(np.array([0.25]), np.array([0.01]))[1][0] >= 0.01 / fit.slope
 
 
 def test_intervals_need_students_t_for_a_fitted_scatter():
-    assert _coverage(quantile=1.96) < 0.93 < _coverage()
+    """With the scatter dominant (so the cut at zero rarely acts) and 5 calibration images, the normal quantile
+    covers too little and Student's t enough."""
+    assert _coverage(tau=0.01, k=5, quantile=1.96) < 0.9 < 0.95 < _coverage(tau=0.01, k=5)
 
 
 def test_reference_intervals_cover_a_synthetic_control_variate_device():
@@ -113,7 +130,7 @@ def test_reference_intervals_cover_a_synthetic_control_variate_device():
         fit = fit_reference(f[c], m[c], mr[c], fr[c], (sm[c], sr[c]))
         est, std = fit.invert(m[e], mr[e], fr[e], (sm[e], sr[e]))
         hits += int(np.sum(np.abs(est - f[e]) <= t_quantile(fit.dof) * std))
-    assert 0.93 <= hits / (trials * n) <= 0.97
+    assert 0.93 <= hits / (trials * n) <= 0.985  # the scatter, cut at zero, leans wide
 
 
 def test_distribution_fit_inverts_depolarizing_noise_and_stays_a_distribution():
