@@ -50,20 +50,25 @@ def test_is_projector_tells_projectors_from_other_observables():
     assert not is_projector(SparsePauliOp(["I", "X"], [0.5, 0.5]))  # a projector, but not read from Z shots
 
 
-def test_binomial_errors_only_for_plain_shots_of_a_projector():
+def test_binomial_errors_only_for_a_projector_read_once_per_shot():
     task = EstimatorTask(_circuit(), _projector(3), _rows(2))
     assert binomial_shots(task, Work({"f": task}, shots=SHOTS)) == SHOTS
     assert binomial_shots(task, Work({"f": task})) is None  # exact values
-    trex = Work({"f": task}, shots=SHOTS, mitigation=parse_mitigation("resilience_level=1"))
-    assert binomial_shots(task, trex) is None  # the runtime's spread over twirls is kept
+    for trex in ("resilience_level=1", "resilience.measure_mitigation=true"):  # readout rescaling only
+        assert binomial_shots(task, Work({"f": task}, shots=SHOTS, mitigation=parse_mitigation(trex))) == SHOTS
+    for combined in ("resilience_level=2", "twirling.enable_gates=true", "resilience.zne_mitigation=true"):
+        work = Work({"f": task}, shots=SHOTS, mitigation=parse_mitigation(combined))
+        assert binomial_shots(task, work) is None, combined  # several circuits' averages: the runtime's spread
     pauli = EstimatorTask(_circuit(), SparsePauliOp("ZZI"), _rows(2))
     assert binomial_shots(pauli, Work({"f": pauli}, shots=SHOTS)) is None
 
 
-def test_a_projectors_standard_error_is_what_repeated_runs_scatter_by():
-    """Twelve seeds of ten rows on Aer: the reported error matches the observed spread (chi-square on 110 degrees
-    of freedom), and the runtime's own error of the 8-term projector, read without the fix, is too small."""
-    task = EstimatorTask(_circuit(), _projector(3), _rows(10))
+@pytest.mark.parametrize("mitigation", ["", "resilience.measure_mitigation=true"])
+def test_a_projectors_standard_error_is_what_repeated_runs_scatter_by(mitigation):
+    """Twelve seeds of ten rows on Aer, raw and with TREX: the reported error matches the observed spread
+    (chi-square on 110 degrees of freedom), and the runtime's own error of the 8-term projector, read without
+    the fix, is too small."""
+    task = EstimatorTask(_circuit(), _projector(3), _rows(10), parse_mitigation(mitigation))
     aer = make_executor("aer_simulator")
     values, reported = [], []
     for seed in range(12):

@@ -85,16 +85,13 @@ class Mitigation(BaseModel):
         )
 
     @property
-    def iid_shots(self) -> bool:
-        """True when an Estimator value is a plain average over identical shots (no twirling, no readout, ZNE or PEC
-        rescaling; dynamical decoupling changes the circuit, not the statistics), so its binomial error is exact."""
+    def reads_each_shot(self) -> bool:
+        """True when an Estimator value is an average of one reading per shot, at most rescaled for readout (TREX's
+        measurement twirling and its calibration): no gate twirling, ZNE or PEC, whose estimates combine several
+        circuits' averages and whose spread the runtime reports."""
         opts = self.estimator_options()
         r, twirl = opts.resilience, opts.twirling
-        return (
-            opts.resilience_level == 0
-            and not (r.measure_mitigation or r.zne_mitigation or r.pec_mitigation)
-            and not (twirl.enable_gates or twirl.enable_measure)
-        )
+        return opts.resilience_level in (0, 1) and not (r.zne_mitigation or r.pec_mitigation or twirl.enable_gates)
 
     def describe(self) -> str:
         """A short label: 'raw', or the options given."""
