@@ -118,3 +118,20 @@ def test_task_seeds_are_stable_and_distinct():
     assert task_seed(8, "fidelity/raw") != task_seed(7, "fidelity/raw")
     assert Work({}, shots=10, seed=7, task_seeds="shared").seed_of("reference/raw") == 7
     assert Work({}, shots=10).seed_of("fidelity/raw") is None
+
+
+def test_a_device_job_record_keeps_how_its_errors_are_read_back():
+    """A job fetched after a crash reads its standard errors as the live run would: the record keeps the shots of
+    the binomial floor, and reading a result with them gives the binomial error where the runtime's is smaller."""
+    from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
+
+    from qmae_qiskit.hardware.jobs import new_record
+
+    task = EstimatorTask(_circuit(), _projector(3), _rows(2))
+    rec = new_record(Work({"fidelity": task}, shots=1000), {}, "ibm_x", True, "submit", {}, embed_qpy=False)
+    assert rec.circuits["fidelity"]["binomial_shots"] == 1000
+    values = np.array([0.3, 0.6])
+    result = PrimitiveResult([PubResult(DataBin(evs=values, stds=np.array([0.001, 0.05]), shape=(2,)))])
+    est = read_estimates(result, rec.circuits["fidelity"]["binomial_shots"])
+    assert est.stds[0] == pytest.approx(np.sqrt(0.3 * 0.7 / 1000))  # the runtime's 0.001 was too small
+    assert est.stds[1] == 0.05  # a larger runtime error is kept
