@@ -3,7 +3,8 @@ and its predicted error, with the noise model taken from a finished study's own 
 1,000-shot pilot (whose scatter estimate is often zero). Only the calibration images' fit and the record's QPU plan
 are read, never an evaluated image's exact value.
 
-    python benchmarks/budget_projection.py results/hardware/budget600-scheduled/L16-images100-1800s/study-fake_fez-L16.json \
+    python benchmarks/budget_projection.py \
+        results/hardware/budget600-scheduled/L16-images100-1800s/study-fake_fez-L16.json \
         --images 100 --images 50 --budget 600 --budget 1200 --budget 1800
 """
 
