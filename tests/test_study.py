@@ -568,6 +568,29 @@ def test_the_upper_prediction_bounds_the_pilot_residual_in_84_percent_of_pilots(
     assert got["predicted_mean_abs_error_upper"] > got["predicted_mean_abs_error"]
 
 
+@pytest.mark.parametrize("slope, said", [(0.002, True), (0.3, False)])
+def test_a_pilot_that_barely_sees_the_signal_says_its_predictions_are_unreliable(slope, said):
+    """A synthetic 12-image pilot at 1,000 shots on a device that keeps 0.2 % of the signal fits a slope within
+    3 sigma of zero: the record marks it and the allocation's report says the predictions are unreliable; on a
+    device that keeps 30 % it says nothing."""
+    from types import SimpleNamespace
+
+    from qmae_qiskit.study.budget import CostModel, allocate, noise_models, pilot_summary
+    from qmae_qiskit.study.report import allocation_line
+
+    rng = np.random.default_rng(12)
+    x = rng.uniform(0.5, 0.95, 12)
+    y, sd = _device(rng, x, slope, 0.05, 0.0, 1000)
+    fit = fit_affine(x, y, None, sd)
+    model = noise_models({"fidelity": fit.as_dict()}, 1000)[False]
+    assert model.slope_resolved is (abs(fit.slope) > 3 * fit.slope_se) is (not said)
+    got = allocate(600, 100, CostModel({"fidelity/x": 3e-4}, {"fidelity/x": 1e-4}, 3.0), {False: model}, spent=20)
+    got["pilot"] = {**pilot_summary(SimpleNamespace(qpu_seconds=20.0), {False: model}), "method": "cal"}
+    got["budget_s"] = 600
+    assert got["pilot"]["models"]["without_references"]["slope_resolved"] is (not said)
+    assert ("within 3σ of zero" in allocation_line(got)) is said
+
+
 def test_the_allocation_fits_the_budget_and_takes_references_only_when_they_pay():
     from qmae_qiskit.study.budget import CostModel, NoiseModel, allocate
 

@@ -86,6 +86,14 @@ class NoiseModel:
     params: int
     dof: int | None = None  # the pilot fit's degrees of freedom (points - params); None: not from a fit
     pilot_shots: int | None = None
+    slope_se: float | None = None  # the pilot fit's standard error of the slope
+
+    @property
+    def slope_resolved(self) -> bool:
+        """Whether the pilot saw the signal: slope more than 3 standard errors from zero (True when unknown).
+        Unresolved, every predicted error (which divides by the slope) is unreliable, though the allocation of one
+        model is not: the slope scales all its options alike."""
+        return self.slope_se is None or abs(self.slope) > 3 * self.slope_se
 
     def std(self, shots: int, k: int) -> float:
         """Predicted standard error of a calibrated estimate at ``shots`` and ``k`` calibration images."""
@@ -109,13 +117,13 @@ def noise_models(fits: dict[str, Any], pilot_shots: int) -> dict[bool, NoiseMode
     f = fits["fidelity"]
     shot = (f.get("shot_std") or 0.0) ** 2
     out[False] = NoiseModel(
-        f["slope"], f["residual_std"] ** 2 - shot, shot * pilot_shots, 2, f["points"] - 2, pilot_shots
+        f["slope"], f["residual_std"] ** 2 - shot, shot * pilot_shots, 2, f["points"] - 2, pilot_shots, f["slope_se"]
     )
     if "fidelity_with_reference" in fits:
         r = fits["fidelity_with_reference"]
         shot = (r.get("shot_std") or 0.0) ** 2
         out[True] = NoiseModel(
-            r["a"], r["residual_std"] ** 2 - shot, shot * pilot_shots, 4, r["points"] - 4, pilot_shots
+            r["a"], r["residual_std"] ** 2 - shot, shot * pilot_shots, 4, r["points"] - 4, pilot_shots, r["se"][0]
         )
     return out
 
@@ -215,6 +223,7 @@ def pilot_summary(plan: Any, models: dict[bool, NoiseModel]) -> dict[str, Any]:
         "models": {
             ("with_references" if r else "without_references"): {
                 "slope": m.slope,
+                **({} if m.slope_se is None else {"slope_se": m.slope_se, "slope_resolved": m.slope_resolved}),
                 "scatter_std": float(np.sqrt(max(m.scatter_var, 0.0))),
                 **_upper_scatter(m),
                 "shot_std_per_shot": float(np.sqrt(m.shot_var_per_shot)),

@@ -103,7 +103,18 @@ def allocation_line(a: dict) -> str:
         f"{'on' if a['references'] else 'off'} (best of{_chosen_on(a)}: {opts}); predicted standard error "
         f"±{a['predicted_std']:.4f}, "
         f"mean |error| {a['predicted_mean_abs_error']:.4f}{_upper_text(a)}; {a['qpu_seconds']:.1f} QPU s beside the "
-        "pilot."
+        f"pilot.{_unresolved_pilot(a)}"
+    )
+
+
+def _unresolved_pilot(a: dict) -> str:
+    """A warning where the pilot's slope was within 3 sigma of zero: the predictions divide by it."""
+    chosen = a["pilot"]["models"].get("with_references" if a["references"] else "without_references", {})
+    if chosen.get("slope_resolved", True):
+        return ""
+    return (
+        f" The pilot's slope ({chosen['slope']:.3f} ± {chosen['slope_se']:.3f}) is within 3σ of zero: it barely saw "
+        "the signal, so these predictions are unreliable; the study's own fit below is what to read."
     )
 
 
