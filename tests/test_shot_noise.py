@@ -135,3 +135,28 @@ def test_a_device_job_record_keeps_how_its_errors_are_read_back():
     est = read_estimates(result, rec.circuits["fidelity"]["binomial_shots"])
     assert est.stds[0] == pytest.approx(np.sqrt(0.3 * 0.7 / 1000))  # the runtime's 0.001 was too small
     assert est.stds[1] == 0.05  # a larger runtime error is kept
+
+
+def test_a_trex_estimate_near_one_is_as_uncertain_as_its_spread_over_seeds():
+    """TREX divides each Z-product by its readout fidelity, so a shot's reading of the projector spreads beyond
+    [0, 1] and near P = 1 its variance is far above the binomial one. On a twin with an Eagle device's readout
+    errors (eight seeds of ten rows at P ~ 0.9), the reported error matches the observed spread; the binomial
+    floor alone (gain 1) is too small by more than 2x in variance."""
+    from qiskit_ibm_runtime.fake_provider import FakeSherbrooke
+
+    device = FakeSherbrooke()
+    isa = transpile_for(_circuit(), device, 1, 3, initial_layout=[1, 2, 3])
+    rows = np.random.default_rng(6).uniform(0.05, 0.35, size=(10, 3))
+    task = EstimatorTask(isa, map_observable(_projector(3), isa), rows, parse_mitigation("resilience_level=1"))
+    values, reported = [], []
+    for seed in range(8):
+        est = TwinExecutor(device).run(Work({"f": task}, shots=SHOTS, seed=seed)).result()["f"]
+        values.append(est.values)
+        reported.append(est.stds)
+    v = np.array(values)
+    assert v.mean() > 0.85
+    observed = np.var(v, axis=0, ddof=1)
+    ratio = float(np.mean(observed / np.mean(np.array(reported) ** 2, axis=0)))
+    assert 0.6 < ratio < 1.6, ratio
+    p = np.clip(v.mean(axis=0), 0, 1)
+    assert float(np.mean(observed / (p * (1 - p) / SHOTS))) > 2.0

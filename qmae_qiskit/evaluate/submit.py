@@ -151,6 +151,7 @@ def submit(
         "evaluate",
         _context(prep, opts),
         opts.embed_qpy,
+        executor.target,
     )
     record.attach_plan(plan)
     record.device_ranking = ranking

@@ -30,7 +30,7 @@ from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware.backends import redact
 from qmae_qiskit.hardware.execution import Estimates, EstimatorTask, Result, SamplerTask, Samples, Task, Work
 from qmae_qiskit.hardware.executors.runtime import fetch, status_name, wait
-from qmae_qiskit.hardware.primitives import binomial_shots, frequencies, read_estimates, read_samples
+from qmae_qiskit.hardware.primitives import binomial_shots, frequencies, read_estimates, read_samples, readout_gain
 from qmae_qiskit.hardware.qpu_fields import QPUUsage, usage_by_role
 from qmae_qiskit.hardware.transpile import two_qubit_count
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record, utc_now
@@ -271,8 +271,10 @@ def new_record(
     purpose: str,
     context: dict[str, Any],
     embed_qpy: bool = True,
+    target: Any = None,
 ) -> JobRecord:
-    """A record for ``work`` before submission (id unknown until the first job is accepted)."""
+    """A record for ``work`` before submission (id unknown until the first job is accepted); ``target`` (the
+    device's) is how its readout error enters a TREX estimate's standard error when the job is fetched."""
     return JobRecord(
         id="pending",
         purpose=purpose,
@@ -281,17 +283,18 @@ def new_record(
         executor=executor_info,
         shots=work.shots,
         mitigation=work.mitigation.model_dump(),
-        circuits={role: _described(t, work, embed_qpy) for role, t in work.tasks.items()},
+        circuits={role: _described(t, work, embed_qpy, target) for role, t in work.tasks.items()},
         context=context,
     )
 
 
-def _described(task: Task, work: Work, embed_qpy: bool) -> dict[str, Any]:
-    """A task as the record keeps it, with how its standard errors are read back (``binomial_shots``: records
-    written before it have the runtime's)."""
+def _described(task: Task, work: Work, embed_qpy: bool, target: Any = None) -> dict[str, Any]:
+    """A task as the record keeps it, with how its standard errors are read back (``binomial_shots`` and
+    ``readout_gain``: records written before them have the runtime's)."""
     out = describe_task(task, embed_qpy, work.mitigation_of(task))
     if isinstance(task, EstimatorTask):
         out["binomial_shots"] = binomial_shots(task, work)
+        out["readout_gain"] = readout_gain(task, work, None if target is None else target.target)
     return out
 
 
@@ -510,7 +513,7 @@ def finished_results(jobs_dir: Path, rec: JobRecord) -> dict[str, Result]:
             raise
         info = rec.circuits[role]
         if info["primitive"] == "estimator":
-            results[role] = read_estimates(raw, info.get("binomial_shots"))
+            results[role] = read_estimates(raw, info.get("binomial_shots"), info.get("readout_gain") or 1.0)
         else:
             readout = str((info.get("mitigation") or rec.mitigation).get("readout", "none"))
             results[role] = read_samples(raw, info["register"], info["num_bits"], readout)

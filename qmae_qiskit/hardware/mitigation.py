@@ -93,6 +93,13 @@ class Mitigation(BaseModel):
         r, twirl = opts.resilience, opts.twirling
         return opts.resilience_level in (0, 1) and not (r.zne_mitigation or r.pec_mitigation or twirl.enable_gates)
 
+    @property
+    def rescales_readout(self) -> bool:
+        """True when the Estimator divides each term by its measured readout fidelity (TREX: level 1, or
+        ``resilience.measure_mitigation``), which spreads each shot's reading beyond [0, 1]."""
+        opts = self.estimator_options()
+        return opts.resilience_level == 1 or bool(opts.resilience.measure_mitigation)
+
     def describe(self) -> str:
         """A short label: 'raw', or the options given."""
         parts = [f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in _flatten(self.estimator).items()]

@@ -182,6 +182,7 @@ def run_designed(
             True,
             "study",
             {"study": d.spec.model_dump(), "run": d.spec.run, "samples": d.spec.samples},
+            target=executor.target,
         )
         rec.attach_plan(plan)
         rec.device_ranking = ranking

@@ -34,6 +34,7 @@ from qmae_qiskit.hardware.primitives import (
     read_estimates,
     read_samples,
     readout_calibration,
+    readout_gain,
     sampler_job,
 )
 from qmae_qiskit.hardware.twin import DENSITY_MATRIX_MAX_QUBITS
@@ -89,7 +90,9 @@ class AerExecutor(Executor):
             if isinstance(task, EstimatorTask):
                 job = estimator_job(mode, task, work, seed)
                 note_submitted(role, job, ids, on_submitted)
-                results[role] = read_estimates(job.result(), binomial_shots(task, work))
+                results[role] = read_estimates(
+                    job.result(), binomial_shots(task, work), readout_gain(task, work, self._target.target)
+                )
             else:
                 job = sampler_job(mode, task, work, readout_calibration(task, work), seed)
                 note_submitted(role, job, ids, on_submitted)

@@ -22,6 +22,7 @@ from qmae_qiskit.hardware.primitives import (
     read_estimates,
     read_samples,
     readout_calibration,
+    readout_gain,
     sampler_job,
 )
 from qmae_qiskit.hardware.rep_delay import check_rep_delay
@@ -97,7 +98,7 @@ class RuntimeExecutor(Executor):
                         jobs[role] = estimator_job(batch, task, work)
                     else:
                         jobs[role] = sampler_job(batch, task, work, readout_calibration(task, work))
-                    readers[role] = reader(task, work)
+                    readers[role] = reader(task, work, self.backend.target)
                     note_submitted(role, jobs[role], ids, on_submitted)
         except QMAEError:
             raise
@@ -110,11 +111,12 @@ class RuntimeExecutor(Executor):
         return RuntimeExecution(jobs, readers)
 
 
-def reader(task: Any, work: Work):
-    """How a finished job of ``task`` (run as part of ``work``) becomes an Estimates / Samples."""
+def reader(task: Any, work: Work, target: Any = None):
+    """How a finished job of ``task`` (run as part of ``work`` on a device of ``target``) becomes an Estimates /
+    Samples."""
     if isinstance(task, EstimatorTask):
-        shots = binomial_shots(task, work)
-        return lambda result: read_estimates(result, shots)
+        shots, gain = binomial_shots(task, work), readout_gain(task, work, target)
+        return lambda result: read_estimates(result, shots, gain)
     readout = work.mitigation_of(task).readout
     return lambda result: read_samples(result, task.register, task.num_bits, readout)
 

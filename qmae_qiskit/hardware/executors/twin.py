@@ -23,6 +23,7 @@ from qmae_qiskit.hardware.primitives import (
     read_estimates,
     read_samples,
     readout_calibration,
+    readout_gain,
     sampler_job,
 )
 from qmae_qiskit.hardware.rep_delay import check_rep_delay
@@ -76,7 +77,9 @@ class TwinExecutor(Executor):
                 )
                 job = estimator_job(sim, local, work, seed)
                 note_submitted(role, job, ids, on_submitted)
-                results[role] = read_estimates(job.result(), binomial_shots(local, work))
+                results[role] = read_estimates(
+                    job.result(), binomial_shots(local, work), readout_gain(local, work, twin.backend.target)
+                )
             else:
                 local_s = SamplerTask(twin.circuit, task.values, task.register, task.mitigation)
                 cal = [compact_circuit(c, twin.physical) for c in readout_calibration(task, work)]
