@@ -15,9 +15,9 @@ budget. The allocation is the (shots, K, references) with the smallest predicted
 
 A pilot of 12 points measures the scatter poorly: in the four default 4x4 studies of
 results/hardware/budget600-scheduled its estimate was zero, and the error came back 1.4-3.5x the prediction. So
-the allocation also carries ``predicted_mean_abs_error_upper``: the same allocation's error with the residual
-variance at its one-sided 84 % (one sigma) upper bound, chi-square on the pilot fit's degrees of freedom. The
-allocation itself is chosen on the point estimate, as before.
+the allocation is chosen on the residual variance at its one-sided 84 % (one sigma) upper bound, chi-square on the
+pilot fit's degrees of freedom (:meth:`NoiseModel.upper`), and carries both predictions at the chosen allocation:
+``predicted_mean_abs_error`` (point) and ``predicted_mean_abs_error_upper``.
 """
 
 from __future__ import annotations
