@@ -303,6 +303,26 @@ def test_ibm_submit_returns_at_once_and_fetch_completes_later(ibm, run_dir, tmp_
             assert SECRET not in f.read_text(errors="replace")
 
 
+def test_a_fetched_device_job_reads_binomial_errors_of_the_projector(ibm, run_dir, tmp_path):
+    """Submitted to a (stub) device with no mitigation and fetched later: the inverse circuit's projector is read
+    once per shot, so the fetched standard errors are the binomial ones of the fetched values (the runtime's own,
+    which treat the projector's Z-products as independent, are smaller), as the record said at submission."""
+    n, shots = 3, 2000
+    opts = SubmitOptions(run=run_dir, backend="ibm_sim", samples=n, shots=shots, fidelity_circuit="inverse")
+    sub = submit(opts, tmp_path, use_classifier=False)
+    rec = json.loads(sub.path.read_text())
+    assert rec["circuits"]["fidelity"]["binomial_shots"] == shots
+    ibm.jobs = {info["job_id"]: sub.execution.jobs[role] for role, info in rec["jobs"].items()}
+    for job in sub.execution.jobs.values():
+        while str(getattr(job.status(), "name", job.status())) != "DONE":
+            time.sleep(0.05)
+    res = CliRunner().invoke(main, ["jobs", "fetch", rec["id"], "--jobs-dir", str(tmp_path), "--no-classifier"])
+    assert res.exit_code == 0, res.output
+    fid = json.loads((tmp_path / f"{rec['id']}.results.json").read_text())["results"]["fidelity"]
+    p = np.clip(np.array(fid["values"]), 0, 1)
+    assert np.allclose(fid["stds"], np.sqrt(p * (1 - p) / shots))
+
+
 def test_inverse_fidelity_circuit_estimates_the_exact_fidelity(run_dir, tmp_path):
     """Ideal local run (aer_simulator) of the n+t-qubit fidelity circuit against the exact simulator."""
     n, shots = 3, 4000
