@@ -86,12 +86,13 @@ class Mitigation(BaseModel):
 
     @property
     def reads_each_shot(self) -> bool:
-        """True when an Estimator value is an average of one reading per shot, at most rescaled for readout (TREX's
-        measurement twirling and its calibration): no gate twirling, ZNE or PEC, whose estimates combine several
-        circuits' averages and whose spread the runtime reports."""
+        """True when an Estimator value is an average of one reading per shot, at most rescaled for readout (TREX):
+        raw, TREX, measurement or gate twirling (each shot of a twirled circuit is still one reading of the same
+        projector, and averaging over randomizations stratifies the shots, so the binomial error bounds it from
+        above); not ZNE or PEC, whose estimates extrapolate or reweight several circuits' averages."""
         opts = self.estimator_options()
-        r, twirl = opts.resilience, opts.twirling
-        return opts.resilience_level in (0, 1) and not (r.zne_mitigation or r.pec_mitigation or twirl.enable_gates)
+        r = opts.resilience
+        return opts.resilience_level in (0, 1) and not (r.zne_mitigation or r.pec_mitigation)
 
     @property
     def rescales_readout(self) -> bool:
