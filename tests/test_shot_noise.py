@@ -65,6 +65,30 @@ def test_binomial_errors_only_for_a_projector_read_once_per_shot():
     assert binomial_shots(pauli, Work({"f": pauli}, shots=SHOTS)) is None
 
 
+def _spread(executor, task: EstimatorTask, seeds: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(values per seed and row, each row's variance over the seeds, that variance over the reported one)."""
+    values, reported = [], []
+    for seed in range(seeds):
+        est = executor.run(Work({"f": task}, shots=SHOTS, seed=seed)).result()["f"]
+        values.append(est.values)
+        reported.append(est.stds)
+    v = np.array(values)
+    observed = np.var(v, axis=0, ddof=1)
+    return v, observed, float(np.mean(observed / np.mean(np.array(reported) ** 2, axis=0)))
+
+
+def _sherbrooke(angles: tuple[float, float], mitigation: str):
+    """(a twin of an Eagle device, the 3-qubit projector task on its qubits 1-3 with ten rows of angles)."""
+    from qiskit_ibm_runtime.fake_provider import FakeSherbrooke
+
+    device = FakeSherbrooke()
+    isa = transpile_for(_circuit(), device, 1, 3, initial_layout=[1, 2, 3])
+    rows = np.random.default_rng(6).uniform(*angles, size=(10, 3))
+    return TwinExecutor(device), EstimatorTask(
+        isa, map_observable(_projector(3), isa), rows, parse_mitigation(mitigation)
+    )
+
+
 @pytest.mark.parametrize("mitigation", ["", "resilience.measure_mitigation=true"])
 def test_a_projectors_standard_error_is_what_repeated_runs_scatter_by(mitigation):
     """Twelve seeds of ten rows on Aer, raw and with TREX: the reported error matches the observed spread
@@ -72,13 +96,7 @@ def test_a_projectors_standard_error_is_what_repeated_runs_scatter_by(mitigation
     the fix, is too small."""
     task = EstimatorTask(_circuit(), _projector(3), _rows(10), parse_mitigation(mitigation))
     aer = make_executor("aer_simulator")
-    values, reported = [], []
-    for seed in range(12):
-        est = aer.run(Work({"f": task}, shots=SHOTS, seed=seed)).result()["f"]
-        values.append(est.values)
-        reported.append(est.stds)
-    observed = np.var(np.array(values), axis=0, ddof=1)
-    ratio = float(np.mean(observed / np.mean(np.array(reported) ** 2, axis=0)))
+    _, observed, ratio = _spread(aer, task, 12)
     assert 0.7 < ratio < 1.4, ratio
     runtime = read_estimates(estimator_job(aer._mode(3, 0), task, Work({"f": task}, shots=SHOTS), 0).result())
     assert float(np.mean(observed / runtime.stds**2)) > 1.8
@@ -144,21 +162,8 @@ def test_a_trex_estimate_near_one_is_as_uncertain_as_its_spread_over_seeds():
     [0, 1] and near P = 1 its variance is far above the binomial one. On a twin with an Eagle device's readout
     errors (eight seeds of ten rows at P ~ 0.9), the reported error matches the observed spread; the binomial
     floor alone (gain 1) is too small by more than 2x in variance."""
-    from qiskit_ibm_runtime.fake_provider import FakeSherbrooke
-
-    device = FakeSherbrooke()
-    isa = transpile_for(_circuit(), device, 1, 3, initial_layout=[1, 2, 3])
-    rows = np.random.default_rng(6).uniform(0.05, 0.35, size=(10, 3))
-    task = EstimatorTask(isa, map_observable(_projector(3), isa), rows, parse_mitigation("resilience_level=1"))
-    values, reported = [], []
-    for seed in range(8):
-        est = TwinExecutor(device).run(Work({"f": task}, shots=SHOTS, seed=seed)).result()["f"]
-        values.append(est.values)
-        reported.append(est.stds)
-    v = np.array(values)
+    v, observed, ratio = _spread(*_sherbrooke((0.05, 0.35), "resilience_level=1"), 8)
     assert v.mean() > 0.85
-    observed = np.var(v, axis=0, ddof=1)
-    ratio = float(np.mean(observed / np.mean(np.array(reported) ** 2, axis=0)))
     assert 0.6 < ratio < 1.6, ratio
     p = np.clip(v.mean(axis=0), 0, 1)
     assert float(np.mean(observed / (p * (1 - p) / SHOTS))) > 2.0
@@ -168,19 +173,7 @@ def test_a_gate_twirled_estimate_is_no_more_confident_than_its_spread_over_seeds
     """Gate twirling averages over randomized circuits; each shot still reads the projector once, and the binomial
     error bounds the stratified average from above. On a twin, eight seeds of ten rows: the reported error covers
     the observed spread (the runtime's own error alone left a ratio of 2.8 here)."""
-    from qiskit_ibm_runtime.fake_provider import FakeSherbrooke
-
-    device = FakeSherbrooke()
-    isa = transpile_for(_circuit(), device, 1, 3, initial_layout=[1, 2, 3])
-    rows = np.random.default_rng(6).uniform(0.3, 1.2, size=(10, 3))
-    task = EstimatorTask(isa, map_observable(_projector(3), isa), rows, parse_mitigation("twirling.enable_gates=true"))
-    values, reported = [], []
-    for seed in range(8):
-        est = TwinExecutor(device).run(Work({"f": task}, shots=SHOTS, seed=seed)).result()["f"]
-        values.append(est.values)
-        reported.append(est.stds)
-    observed = np.var(np.array(values), axis=0, ddof=1)
-    ratio = float(np.mean(observed / np.mean(np.array(reported) ** 2, axis=0)))
+    v, observed, ratio = _spread(*_sherbrooke((0.3, 1.2), "twirling.enable_gates=true"), 8)
     assert 0.5 < ratio < 1.4, ratio
-    p = np.clip(np.mean(values, axis=0), 0, 1)
+    p = np.clip(v.mean(axis=0), 0, 1)
     assert float(np.mean(observed / (p * (1 - p) / SHOTS))) < 1.4  # the bound holds

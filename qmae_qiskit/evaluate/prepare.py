@@ -155,14 +155,7 @@ def prepare(
     shots = spec.shots
     if shots is None and executor.kind in ("twin", "ibm"):
         raise QMAEError(f"{executor.name} samples: give --shots (e.g. 4000)")
-    work = Work(
-        tasks,
-        shots=shots,
-        mitigation=spec.mitigation,
-        seed=spec.seed,
-        rep_delay=spec.rep_delay,
-        task_seeds=spec.task_seeds,
-    )
+    work = spec.work(tasks)
     return Prepared(
         tm,
         data.images,

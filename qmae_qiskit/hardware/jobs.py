@@ -30,7 +30,7 @@ from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware.backends import redact
 from qmae_qiskit.hardware.execution import Estimates, EstimatorTask, Result, SamplerTask, Samples, Task, Work
 from qmae_qiskit.hardware.executors.runtime import fetch, status_name, wait
-from qmae_qiskit.hardware.primitives import binomial_shots, frequencies, read_estimates, read_samples, readout_gain
+from qmae_qiskit.hardware.primitives import frequencies, observable_support, read_estimates, read_samples, shot_floor
 from qmae_qiskit.hardware.qpu_fields import QPUUsage, usage_by_role
 from qmae_qiskit.hardware.transpile import two_qubit_count
 from qmae_qiskit.records import Record, legacy_provenance, load_record, save_record, utc_now
@@ -254,7 +254,7 @@ def describe_task(task: Task, embed_qpy: bool = True, mitigation: Any = None) ->
         out.update(
             primitive="estimator",
             observable_terms=len(task.observable),
-            observable_support=sorted({int(q) for p in task.observable.paulis for q in np.nonzero(p.z)[0]}),
+            observable_support=observable_support(task.observable),
         )
     else:
         assert isinstance(task, SamplerTask)
@@ -293,8 +293,7 @@ def _described(task: Task, work: Work, embed_qpy: bool, target: Any = None) -> d
     ``readout_gain``: records written before them have the runtime's)."""
     out = describe_task(task, embed_qpy, work.mitigation_of(task))
     if isinstance(task, EstimatorTask):
-        out["binomial_shots"] = binomial_shots(task, work)
-        out["readout_gain"] = readout_gain(task, work, None if target is None else target.target)
+        out["binomial_shots"], out["readout_gain"] = shot_floor(task, work, None if target is None else target.target)
     return out
 
 

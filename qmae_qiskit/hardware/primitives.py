@@ -71,8 +71,7 @@ def read_estimates(result: Any, binomial_shots: int | None = None, readout_gain:
         meta["evs_noise_factors"] = np.asarray(pub.data.evs_noise_factors).tolist()
     if binomial_shots is not None:
         p = np.clip(values, 0.0, 1.0)
-        var = np.maximum(readout_gain * p - p**2, p * (1.0 - p))
-        stds = np.maximum(stds, np.sqrt(var / binomial_shots))
+        stds = np.maximum(stds, np.sqrt((readout_gain * p - p**2) / binomial_shots))  # g >= 1: at least binomial
         meta["stds"] = f"at least the per-shot reading's (a projector read once per shot; gain {readout_gain:.4f})"
     return Estimates(values, stds, meta)
 
@@ -92,6 +91,17 @@ def binomial_shots(task: EstimatorTask, work: Work) -> int | None:
     return int(work.shots)
 
 
+def shot_floor(task: EstimatorTask, work: Work, target: Any) -> tuple[int | None, float]:
+    """(:func:`binomial_shots`, :func:`readout_gain`): how :func:`read_estimates` floors the task's errors, for a
+    live run and for a device job's record alike."""
+    return binomial_shots(task, work), readout_gain(task, work, target)
+
+
+def observable_support(observable: SparsePauliOp) -> list[int]:
+    """The qubits an observable measures in Z."""
+    return sorted({int(q) for p in observable.paulis for q in np.nonzero(p.z)[0]})
+
+
 def readout_gain(task: EstimatorTask, work: Work, target: Any) -> float:
     """``g = prod_q (1 + 1 / f_q) / 2`` over the projector's qubits when TREX rescales the readout (else 1), with
     ``f_q = 1 - 2 e_q`` the twirled readout fidelity of qubit q from the target's measurement error ``e_q`` (the
@@ -100,7 +110,7 @@ def readout_gain(task: EstimatorTask, work: Work, target: Any) -> float:
     if target is None or not work.mitigation_of(task).rescales_readout:
         return 1.0
     gain = 1.0
-    for q in sorted({int(q) for p in task.observable.paulis for q in np.nonzero(p.z)[0]}):
+    for q in observable_support(task.observable):
         props = target["measure"].get((q,)) if "measure" in target else None
         error = float(getattr(props, "error", None) or 0.0)
         gain *= (1.0 + 1.0 / max(1.0 - 2.0 * error, 1e-3)) / 2.0

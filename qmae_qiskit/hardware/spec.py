@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_valid
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware import DEFAULT_OPTIMIZATION_LEVEL, DEFAULT_TRANSPILER_SEED
 from qmae_qiskit.hardware.backends import dry_run_backend
-from qmae_qiskit.hardware.execution import TaskSeeds
+from qmae_qiskit.hardware.execution import Task, TaskSeeds, Work
 from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.mitigation import Mitigation
 
@@ -117,6 +117,18 @@ class ExecutionSpec(BaseModel):
                 "use a device or its twin (fake_torino), or drop --rep-delay"
             )
         return self
+
+    def work(self, tasks: dict[str, Task], mitigation: Mitigation | None = None) -> Work:
+        """``tasks`` run as this spec says: its shots, simulator seed (one per task or shared), repetition delay
+        and, unless ``mitigation`` is given, its mitigation."""
+        return Work(
+            tasks,
+            shots=self.shots,
+            mitigation=self.mitigation if mitigation is None else mitigation,
+            seed=self.seed,
+            rep_delay=self.rep_delay,
+            task_seeds=self.task_seeds,
+        )
 
     @property
     def idle(self) -> IdleNoise:

@@ -24,8 +24,8 @@ inverted, ``p = (p_meas - b) / a``, then cut at zero and renormalised.
 
 Error bars. A calibration point is ``y_i = a x_i + b + eta_i + s_i``: ``eta_i`` the image's own departure from the
 line (variance tau^2, the same for calibration and evaluated images, which are drawn alike) and ``s_i`` the shot
-noise of its measurement (variance sigma_i^2: the binomial P(1 - P)/shots of the fidelity
-projector, ``hardware.primitives.binomial_shots``). The least-squares residual variance
+noise of its measurement (variance sigma_i^2: at least the binomial P(1 - P)/shots of the fidelity
+projector, ``hardware.primitives.read_estimates``). The least-squares residual variance
 estimates ``tau^2 + mean(sigma_cal^2)``, so ``tau^2 = max(0, residual^2 - mean(sigma_cal^2))``. An evaluated image's
 estimate ``x = (y - b) / a`` then has, to first order (delta method),
 
@@ -128,7 +128,7 @@ class AffineFit:
             "points": self.points,
             "depolarizing_intercept": self.depolarizing_intercept,
             "shot_std": None if self.shot_var is None else float(np.sqrt(self.shot_var)),
-            "scatter_std": float(np.sqrt(max(0.0, _scatter_and_shot(self.residual_std**2, self.shot_var, 0.0)[0]))),
+            "scatter_std": float(np.sqrt(_scatter_and_shot(self.residual_std**2, self.shot_var, 0.0)[0])),
         }
 
 
@@ -232,7 +232,7 @@ class ReferenceFit:
             "residual_std": self.residual_std,
             "points": self.points,
             "shot_std": None if self.shot_var is None else float(np.sqrt(self.shot_var)),
-            "scatter_std": float(np.sqrt(max(0.0, _scatter_and_shot(self.residual_std**2, self.shot_var, 0.0)[0]))),
+            "scatter_std": float(np.sqrt(_scatter_and_shot(self.residual_std**2, self.shot_var, 0.0)[0])),
         }
 
 

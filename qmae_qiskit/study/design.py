@@ -189,14 +189,7 @@ def design(spec: StudySpec, executor: Executor) -> Design:
     ref_role = _reference_tasks(methods, base_f, prepared, fid_role, tasks)
     rec_role = _sampler_tasks(methods, base_r, tasks)
     check_precision(spec, executor, base_f)
-    work = Work(
-        tasks,
-        shots=spec.shots,
-        mitigation=Mitigation(),
-        seed=spec.seed,
-        rep_delay=spec.rep_delay,
-        task_seeds=spec.task_seeds,
-    )
+    work = spec.execution.work(tasks, Mitigation())  # each task carries its method's own mitigation
     return Design(
         spec, methods, prepared, work, len(evaluated), len(cal), fid_role, rec_role, cal.indices.tolist(), ref_role
     )

@@ -28,14 +28,13 @@ from qmae_qiskit.hardware.execution import (
 )
 from qmae_qiskit.hardware.executors.exact import distribution
 from qmae_qiskit.hardware.primitives import (
-    binomial_shots,
     estimator_job,
     note_submitted,
     read_estimates,
     read_samples,
     readout_calibration,
-    readout_gain,
     sampler_job,
+    shot_floor,
 )
 from qmae_qiskit.hardware.twin import DENSITY_MATRIX_MAX_QUBITS
 from qmae_qiskit.hardware.twin_simulator import TwinSimulator
@@ -90,9 +89,7 @@ class AerExecutor(Executor):
             if isinstance(task, EstimatorTask):
                 job = estimator_job(mode, task, work, seed)
                 note_submitted(role, job, ids, on_submitted)
-                results[role] = read_estimates(
-                    job.result(), binomial_shots(task, work), readout_gain(task, work, self._target.target)
-                )
+                results[role] = read_estimates(job.result(), *shot_floor(task, work, self._target.target))
             else:
                 job = sampler_job(mode, task, work, readout_calibration(task, work), seed)
                 note_submitted(role, job, ids, on_submitted)

@@ -16,14 +16,13 @@ from qmae_qiskit.errors import QMAEError, one_line
 from qmae_qiskit.hardware.backends import redact, runtime_service
 from qmae_qiskit.hardware.execution import EstimatorTask, Execution, Executor, OnSubmitted, Result, Work
 from qmae_qiskit.hardware.primitives import (
-    binomial_shots,
     estimator_job,
     note_submitted,
     read_estimates,
     read_samples,
     readout_calibration,
-    readout_gain,
     sampler_job,
+    shot_floor,
 )
 from qmae_qiskit.hardware.rep_delay import check_rep_delay
 
@@ -115,8 +114,8 @@ def reader(task: Any, work: Work, target: Any = None):
     """How a finished job of ``task`` (run as part of ``work`` on a device of ``target``) becomes an Estimates /
     Samples."""
     if isinstance(task, EstimatorTask):
-        shots, gain = binomial_shots(task, work), readout_gain(task, work, target)
-        return lambda result: read_estimates(result, shots, gain)
+        floor = shot_floor(task, work, target)
+        return lambda result: read_estimates(result, *floor)
     readout = work.mitigation_of(task).readout
     return lambda result: read_samples(result, task.register, task.num_bits, readout)
 

@@ -17,14 +17,13 @@ from qiskit.providers import BackendV2
 from qmae_qiskit.hardware.execution import Done, EstimatorTask, Executor, OnSubmitted, Result, SamplerTask, Work
 from qmae_qiskit.hardware.idle_noise import IdleNoise
 from qmae_qiskit.hardware.primitives import (
-    binomial_shots,
     estimator_job,
     note_submitted,
     read_estimates,
     read_samples,
     readout_calibration,
-    readout_gain,
     sampler_job,
+    shot_floor,
 )
 from qmae_qiskit.hardware.rep_delay import check_rep_delay
 from qmae_qiskit.hardware.twin import check_calibrated, compact_circuit, compact_observable, make_twin, twin_simulator
@@ -77,9 +76,7 @@ class TwinExecutor(Executor):
                 )
                 job = estimator_job(sim, local, work, seed)
                 note_submitted(role, job, ids, on_submitted)
-                results[role] = read_estimates(
-                    job.result(), binomial_shots(local, work), readout_gain(local, work, twin.backend.target)
-                )
+                results[role] = read_estimates(job.result(), *shot_floor(local, work, twin.backend.target))
             else:
                 local_s = SamplerTask(twin.circuit, task.values, task.register, task.mitigation)
                 cal = [compact_circuit(c, twin.physical) for c in readout_calibration(task, work)]
