@@ -106,7 +106,7 @@ def readout_gain(task: EstimatorTask, work: Work, target: Any) -> float:
     """``g = prod_q (1 + 1 / f_q) / 2`` over the projector's qubits when TREX rescales the readout (else 1), with
     ``f_q = 1 - 2 e_q`` the twirled readout fidelity of qubit q from the target's measurement error ``e_q`` (the
     device's calibration; TREX measures its own, which this approximates). Without it a TREX estimate near P = 1 was
-    2.2x more confident than its spread over seeds (fake_sherbrooke, 3 qubits)."""
+    2.6x more confident in variance than its spread over eight seeds (fake_sherbrooke, 3 qubits, P ~ 0.95)."""
     if target is None or not work.mitigation_of(task).rescales_readout:
         return 1.0
     gain = 1.0
