@@ -670,3 +670,66 @@ def test_calibration_images_are_spread_over_every_digit_of_the_sorted_training_s
     assert first.indices.tolist() == list(range(10)) and set(first.labels.tolist()) == {0}
     later = _calibration_images(spec.model_copy(update={"calibration_start": 2500}), DATA, 4)
     assert min(later.indices.tolist()) >= 2500 and len(later) == 10
+
+
+# ------------------------------------------------------------------------------------------ fidelity alone
+def test_fidelity_alone_runs_no_sampler_and_gives_the_budget_to_the_fidelity(run4):
+    """`--metrics fidelity` designs no reconstruction task, so the QPU plan (and a budget's cost model) pays for the
+    fidelity alone: it costs the full plan less the Sampler job's seconds, so a fixed budget buys more shots."""
+    from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.hardware.qpu_time import plan_work
+    from qmae_qiskit.study.budget import cost_model
+    from qmae_qiskit.study.design import StudySpec, design
+
+    common = {"run": str(run4), "backend": "fake_manila", "samples": 4, "shots": 1000, "calibration_images": 6}
+    executor = make_executor("fake_manila", None)
+    full = design(StudySpec(**common, methods="raw,recommended"), executor)
+    alone = design(StudySpec(**common, methods="raw,recommended", metrics="fidelity"), executor)
+    assert any(r.startswith("reconstruction/") for r in full.work.tasks)
+    assert alone.rec_role == {} and not any(r.startswith("reconstruction/") for r in alone.work.tasks)
+    assert set(alone.work.tasks) == {r for r in full.work.tasks if not r.startswith("reconstruction/")}
+    roles = {i.role for i in plan_work(alone.work, executor.target).items}
+    assert roles == set(alone.work.tasks)
+    c_alone, c_full = cost_model(alone, executor.target), cost_model(full, executor.target)
+    sampler = [r for r in c_full.per_row if r.startswith("reconstruction/")]
+    for refs in (False, True):
+        spared = sum(c_full.fixed[r] + c_full.per_row[r] * 104 for r in sampler) * 5000 + len(sampler) * c_full.overhead
+        assert c_alone.seconds(5000, 104, refs) == pytest.approx(c_full.seconds(5000, 104, refs) - spared, rel=1e-9)
+        assert c_alone.max_shots(600, 104, refs) > c_full.max_shots(600, 104, refs)
+    # a record's spec designs the same tasks again (what `jobs fetch` of a device study does)
+    again = design(StudySpec.of_record(StudySpec(**common, methods="raw", metrics="fidelity").model_dump()), executor)
+    assert again.rec_role == {} and set(again.work.tasks) == {"fidelity/raw"}
+
+
+def test_fidelity_alone_estimates_what_the_full_study_estimates(run4, tmp_path):
+    """Each task draws its own stream, so the fidelity job is the same with or without the Sampler job: the
+    estimates agree to the last digit; the record then has no CS or SSIM estimates and says so."""
+    args = ["study", "noise", str(run4), "--backend", "fake_manila", "--images", "5", "--shots", "2000"]
+    args += ["--methods", "raw,cal", "--calibration-images", "5"]
+    out = {}
+    for metrics in ("all", "fidelity"):
+        res = CliRunner().invoke(main, [*args, "--metrics", metrics, "--out", str(tmp_path / metrics)])
+        assert res.exit_code == 0, res.output
+        out[metrics] = json.loads((tmp_path / metrics / "study-fake_manila-L4.json").read_text())
+    full, alone = out["all"], out["fidelity"]
+    for a, b in zip(full["per_image"], alone["per_image"]):
+        assert a["exact"] == b["exact"]
+        for m in ("raw", "cal"):
+            assert b["estimates"][m] == pytest.approx(a["estimates"][m], abs=1e-12)
+            assert b["stds"][m] == pytest.approx(a["stds"][m], abs=1e-12)
+        assert "cs" in a and "cs" not in b and "ssim" not in b
+    assert set(alone["aggregates"]["cal"]) == {"fidelity", "cost"}
+    for key in ("mean_abs_error", "bias", "coverage_95", "mean_std"):
+        assert alone["aggregates"]["cal"]["fidelity"][key] == pytest.approx(full["aggregates"]["cal"]["fidelity"][key])
+    assert alone["aggregates"]["cal"]["cost"]["circuits"] == full["aggregates"]["cal"]["cost"]["circuits"] // 2
+    assert "reconstruction" not in alone["fits"]["cal"] and "reconstruction" in full["fits"]["cal"]
+    assert alone["qpu_plan"]["jobs"] == 1 and full["qpu_plan"]["jobs"] == 2
+    md = (tmp_path / "fidelity" / "study-fake_manila-L4.md").read_text()
+    assert "CS and SSIM were not estimated" in md and "| -- | -- | -- | -- |" in md
+
+
+def test_an_unknown_metrics_choice_is_one_line(run4, tmp_path):
+    args = ["study", "noise", str(run4), "--backend", "fake_manila", "--images", "3", "--out", str(tmp_path / "s")]
+    res = CliRunner().invoke(main, [*args, "--metrics", "cs"])
+    assert res.exit_code == 2 and "'cs' is not one of 'all', 'fidelity'" in res.output, res.output
+    assert not any(tmp_path.iterdir())

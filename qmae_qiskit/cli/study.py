@@ -43,6 +43,16 @@ def _floats(text: str) -> list[float]:
         raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
 
 
+metrics_option = click.option(
+    "--metrics",
+    type=click.Choice(["all", "fidelity"]),
+    default="all",
+    show_default=True,
+    help="What the device estimates: all (fidelity, CS and SSIM) or fidelity alone, which runs no reconstruction "
+    "(Sampler) job and so gives a QPU budget's every shot to the fidelity.",
+)
+
+
 @click.group("study", cls=QMAEGroup)
 def study_group() -> None:
     """Studies of what a device gives."""
@@ -107,6 +117,7 @@ def study_group() -> None:
     help="Predicted standard error of the fidelity above which the verdict says the device does not resolve "
     "the circuit.",
 )
+@metrics_option
 @data_dir_option("$QMAE_DATA_DIR, else the run's")
 @out_dir_option(f"Folder for study-<backend>-L<size>.json, .md and .png [default: {STUDY_DIR}].")
 @click.option(
@@ -138,6 +149,7 @@ def noise_cmd(
     precision: float | None,
     qpu_budget_s: float | None,
     max_error: float,
+    metrics: str,
     data_dir: Path | None,
     out: Path | None,
     jobs_dir: Path,
@@ -162,6 +174,7 @@ def noise_cmd(
         precision=precision,
         qpu_budget=qpu_budget_s,
         max_error=max_error,
+        metrics=metrics,
         data_dir=None if data_dir is None else str(data_dir),
         execution=execution_spec(execution),
     )
@@ -200,6 +213,7 @@ def noise_cmd(
 @execution_options(backend=REQUIRED, shots=20000, mitigation=False, loader=False)
 @click.option("--methods", default="raw,recommended", show_default=True)
 @click.option("--calibration-images", type=click.IntRange(min=0), default=20, show_default=True)
+@metrics_option
 @data_dir_option("$QMAE_DATA_DIR, else the run's")
 @out_dir_option(f"Folder for frontier-<backend>-L<size>.json, .md and .png [default: {STUDY_DIR}].")
 @json_option("the frontier record")
@@ -210,6 +224,7 @@ def frontier_cmd(
     images: int,
     methods: str,
     calibration_images: int,
+    metrics: str,
     data_dir: Path | None,
     out: Path | None,
     as_json: bool,
@@ -224,6 +239,7 @@ def frontier_cmd(
         samples=images,
         methods=methods,
         calibration_images=calibration_images,
+        metrics=metrics,
         data_dir=None if data_dir is None else str(data_dir),
         execution=execution_spec(execution),
     )

@@ -57,17 +57,17 @@ def _frequencies(samples: Samples) -> np.ndarray:
 class MethodEstimate:
     """One method's estimates of the evaluated rows: fidelities, their standard errors and its variance parts
     (``fit``, ``scatter``, ``shot``, see :mod:`.calibration`), the interval's degrees of freedom (None: normal),
-    the reconstruction distributions and the calibration fits."""
+    the reconstruction distributions (None under ``--metrics fidelity``) and the calibration fits."""
 
     fidelity: np.ndarray
     std: np.ndarray
     parts: dict[str, np.ndarray]
     dof: int | None
-    probs: np.ndarray
+    probs: np.ndarray | None
     fits: dict[str, Any]
 
 
-Estimated = tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray], dict[str, dict]]
+Estimated = tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray | None], dict[str, dict]]
 
 
 def estimate(d: Design, results: dict[str, Result], exact_f: np.ndarray, exact_p: np.ndarray) -> Estimated:
@@ -94,17 +94,21 @@ def _estimate_method(
 ) -> MethodEstimate:
     """One method's estimates from its jobs' measurements (only the calibration rows' exact values are read)."""
     n, k = d.n_eval, d.n_cal
-    est, smp = results[d.fid_role[m.name]], results[d.rec_role[m.name]]
-    assert isinstance(est, Estimates) and isinstance(smp, Samples)
+    est = results[d.fid_role[m.name]]
+    assert isinstance(est, Estimates)
     measured_f, measured_s = np.asarray(est.values), np.asarray(est.stds)
-    dist = np.asarray(smp.probabilities) if m.readout == "mthree" else _frequencies(smp)
+    dist = _distributions(d, m, results)
     if not m.calibrate:
         shot = measured_s[:n]
-        return MethodEstimate(measured_f[:n], shot, {"shot": shot**2}, None, dist[:n], {})
+        return MethodEstimate(measured_f[:n], shot, {"shot": shot**2}, None, _rows_of(dist, n), {})
     cal = slice(n, n + k)
-    f_fit = fit_affine(exact_f[cal], measured_f[cal], int(np.log2(dist.shape[1])), measured_s[cal])
-    p_fit = fit_fixed_point(exact_p[cal], dist[cal])
-    fits: dict[str, Any] = {"fidelity": f_fit.as_dict(), "reconstruction": p_fit.as_dict()}
+    f_fit = fit_affine(exact_f[cal], measured_f[cal], int(np.log2(exact_p.shape[1])), measured_s[cal])
+    fits: dict[str, Any] = {"fidelity": f_fit.as_dict()}
+    probs = None
+    if dist is not None:
+        p_fit = fit_fixed_point(exact_p[cal], dist[cal])
+        fits["reconstruction"] = p_fit.as_dict()
+        probs = invert_fixed_point(p_fit, dist[:n])
     if m.reference:
         ref = results[d.ref_role[m.name]]
         assert isinstance(ref, Estimates)
@@ -117,7 +121,20 @@ def _estimate_method(
         f_est, parts = f_fit.invert_parts(measured_f[:n], measured_s[:n])
         dof = f_fit.dof
     std = np.sqrt(np.maximum(sum(parts.values()), 0.0))
-    return MethodEstimate(f_est, std, parts, dof, invert_fixed_point(p_fit, dist[:n]), fits)
+    return MethodEstimate(f_est, std, parts, dof, probs, fits)
+
+
+def _distributions(d: Design, m: Method, results: dict[str, Result]) -> np.ndarray | None:
+    """The method's measured reconstruction distributions of every row (None: the study ran no Sampler job)."""
+    if m.name not in d.rec_role:
+        return None
+    smp = results[d.rec_role[m.name]]
+    assert isinstance(smp, Samples)
+    return np.asarray(smp.probabilities) if m.readout == "mthree" else _frequencies(smp)
+
+
+def _rows_of(dist: np.ndarray | None, n: int) -> np.ndarray | None:
+    return None if dist is None else dist[:n]
 
 
 def _image_scores(probs: np.ndarray, images: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
@@ -140,14 +157,14 @@ def errors(estimates: np.ndarray, exact: np.ndarray) -> dict[str, float]:
 
 def cost(d: Design, m: Method, seconds: dict[str, float]) -> dict[str, Any]:
     """Circuits, shots, jobs and local seconds a method reads (mthree adds two readout-calibration circuits)."""
-    f_role, r_role = d.fid_role[m.name], d.rec_role[m.name]
-    rows = d.work.tasks[f_role].rows
-    extra = (2 if m.readout == "mthree" else 0) + (rows if m.reference else 0)
+    roles = [d.fid_role[m.name], *([d.rec_role[m.name]] if m.name in d.rec_role else [])]
+    rows = d.work.tasks[roles[0]].rows
+    extra = (2 if m.readout == "mthree" and len(roles) == 2 else 0) + (rows if m.reference else 0)
     return {
-        "circuits": 2 * rows + extra,
-        "shots": (2 * rows + extra) * d.spec.shots,
-        "jobs": sorted({f_role, r_role}),
-        "seconds": round(seconds.get(f_role, 0.0) + seconds.get(r_role, 0.0), 3),
+        "circuits": len(roles) * rows + extra,
+        "shots": (len(roles) * rows + extra) * d.spec.shots,
+        "jobs": sorted(set(roles)),
+        "seconds": round(sum(seconds.get(r, 0.0) for r in roles), 3),
         "calibration_images": d.n_cal if m.calibrate else 0,
     }
 
@@ -168,20 +185,20 @@ def interval_summary(e: MethodEstimate, exact: np.ndarray) -> dict[str, Any]:
 
 
 def summarize(d: Design, results: dict[str, Result], seconds: dict[str, float]) -> dict[str, Any]:
-    """Everything the record holds except provenance: per image rows, aggregates, fits, costs, the verdict."""
+    """Everything the record holds except provenance: per image rows, aggregates, fits, costs, the verdict. Under
+    ``--metrics fidelity`` (no Sampler job) the rows and aggregates hold no CS or SSIM; the exact ones stay."""
     n = d.n_eval
     each = estimate_methods(d, results, *exact_values(d.prepared, loaded=True))
     exact_f, exact_p = exact_values(d.prepared)  # the paper's circuit: what every estimate is compared with
     images, labels = d.prepared.images[:n], d.prepared.labels[:n]
     exact_scores = _image_scores(exact_p[:n], images, labels)
-    scores = {m: _image_scores(e.probs, images, labels) for m, e in each.items()}
+    scores = {m: _image_scores(e.probs, images, labels) for m, e in each.items() if e.probs is not None}
     aggregates: dict[str, dict[str, Any]] = {}
     for m in d.methods:
         e = each[m.name]
         aggregates[m.name] = {
             "fidelity": {**errors(e.fidelity, exact_f[:n]), **interval_summary(e, exact_f[:n])},
-            "cs": errors(scores[m.name]["cs"], exact_scores["cs"]),
-            "ssim": errors(scores[m.name]["ssim"], exact_scores["ssim"]),
+            **{k: errors(v, exact_scores[k]) for k, v in scores.get(m.name, {}).items()},
             "cost": cost(d, m, seconds),
         }
     fits = {m: e.fits for m, e in each.items() if e.fits}
@@ -207,7 +224,8 @@ def _rows(
     exact_scores: dict[str, np.ndarray],
     scores: dict[str, dict[str, np.ndarray]],
 ) -> list[dict[str, Any]]:
-    """``{index, exact, estimates{method}, stds{method}, cs{exact, estimates}, ssim{...}}`` per evaluated image."""
+    """``{index, exact, estimates{method}, stds{method}, cs{exact, estimates}, ssim{...}}`` per evaluated image
+    (no ``cs`` or ``ssim`` when no method estimated a reconstruction)."""
     return [
         {
             "index": int(d.prepared.indices[i]),
@@ -220,6 +238,7 @@ def _rows(
                     "estimates": {m: float(s[metric][i]) for m, s in scores.items()},
                 }
                 for metric in ("cs", "ssim")
+                if scores
             },
         }
         for i in range(d.n_eval)

@@ -45,6 +45,9 @@ class StudySpec(WithExecution):
     data_dir: str | None = None
     qpu_budget: float | None = Field(None, gt=0, description="QPU seconds the study may spend (budget design)")
     max_error: float = Field(0.05, gt=0, description="predicted error above which the verdict says unresolved")
+    metrics: Literal["all", "fidelity"] = Field(
+        "all", description="all: fidelity, CS and SSIM; fidelity: no reconstruction (Sampler) job at all"
+    )
 
     @model_validator(mode="after")
     def _shots_given(self) -> StudySpec:
@@ -95,7 +98,7 @@ class Design:
     n_eval: int
     n_cal: int
     fid_role: dict[str, str]  # method name -> Estimator task role
-    rec_role: dict[str, str]  # method name -> Sampler task role
+    rec_role: dict[str, str]  # method name -> Sampler task role (empty: --metrics fidelity, no Sampler job)
     calibration_indices: list[int]
     ref_role: dict[str, str]  # method name -> noise-reference Estimator task role (methods with 'ref')
 
@@ -187,7 +190,7 @@ def design(spec: StudySpec, executor: Executor) -> Design:
     tasks: dict[str, Any] = {}
     fid_role = _estimator_tasks(methods, base_f, tasks)
     ref_role = _reference_tasks(methods, base_f, prepared, fid_role, tasks)
-    rec_role = _sampler_tasks(methods, base_r, tasks)
+    rec_role = _sampler_tasks(methods, base_r, tasks) if spec.metrics == "all" else {}
     check_precision(spec, executor, base_f)
     work = spec.execution.work(tasks, Mitigation())  # each task carries its method's own mitigation
     return Design(

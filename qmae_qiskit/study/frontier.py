@@ -55,7 +55,7 @@ def point(study: NoiseStudy) -> dict[str, Any]:
                 "mean_abs_error": a["fidelity"]["mean_abs_error"],
                 "bias": a["fidelity"]["bias"],
                 "rms_error": a["fidelity"]["rms_error"],
-                "cs_mean_abs_error": a["cs"]["mean_abs_error"],
+                "cs_mean_abs_error": a["cs"]["mean_abs_error"] if "cs" in a else None,
             }
             for name, a in study.aggregates.items()
         },

@@ -43,14 +43,15 @@ def to_markdown(study: NoiseStudy) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, a in study.aggregates.items():
-        f, c, g, cost = a["fidelity"], a["cs"], a["ssim"], a["cost"]
+        f, cost = a["fidelity"], a["cost"]
         lines.append(
             f"| {name} | {f['mean_estimate']:.4f} | {f['bias']:+.4f} | {f['mean_abs_error']:.4f} | "
             f"{f['rms_error']:.4f} | {f.get('mean_std', float('nan')):.4f} | {_coverage(f)} | "
-            f"{c['mean_estimate']:.4f} | {c['mean_abs_error']:.4f} | "
-            f"{g['mean_estimate']:.4f} | {g['mean_abs_error']:.4f} | {cost['circuits']} | {cost['shots']:,} | "
+            f"{_score(a.get('cs'))} | {_score(a.get('ssim'))} | {cost['circuits']} | {cost['shots']:,} | "
             f"{cost['seconds']:.1f} |"
         )
+    if study.spec.get("metrics") == "fidelity":
+        lines += ["", "`--metrics fidelity`: no reconstruction (Sampler) job ran, so CS and SSIM were not estimated."]
     if study.verdict:
         lines += ["", f"Verdict: {study.verdict['line']}"]
     if study.allocation:
@@ -129,6 +130,11 @@ def _upper_text(a: dict) -> str:
     return "" if upper is None else f" (up to {upper:.4f} with the pilot's scatter at its 84 % upper bound)"
 
 
+def _score(a: dict | None) -> str:
+    """A reconstruction score's mean estimate and mean |error| cells ('--' where no Sampler job ran)."""
+    return "-- | --" if a is None else f"{a['mean_estimate']:.4f} | {a['mean_abs_error']:.4f}"
+
+
 def _coverage(f: dict) -> str:
     """The 95 % intervals' coverage, absent from studies written before it was recorded."""
     return f"{f['coverage_95']:.0%}" if "coverage_95" in f else "--"
@@ -156,11 +162,12 @@ def _fit_summary(fit: dict) -> str:
 
 
 def figure(study: NoiseStudy, path: Path) -> Path:
-    """Estimate against exact per method, fidelity and CS, with the y = x line."""
+    """Estimate against exact per method, fidelity and CS (where estimated), with the y = x line."""
     plt = pyplot()
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-    for ax, metric in zip(axes, ("fidelity", "cs")):
+    metrics = ("fidelity", "cs") if study.per_image and "cs" in study.per_image[0] else ("fidelity",)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4.5), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
         exact = [r["exact"] if metric == "fidelity" else r[metric]["exact"] for r in study.per_image]
         for name in study.aggregates:
             est = [
