@@ -635,6 +635,7 @@ def test_a_budgeted_study_records_its_allocation_coverage_and_verdict(run4, tmp_
     assert not verdict["resolved"] and verdict["predicted_error"] > 0.0001  # above --max-error: never resolved
     assert ("predicted error above 0.0001" in verdict["line"]) == (abs(verdict["slope"]) >= 3 * verdict["slope_se"])
     assert any("brickwork" in h for h in verdict["helps"]) and any("budget" in h for h in verdict["helps"])
+    assert any("--metrics fidelity" in h for h in verdict["helps"])  # it ran a Sampler job
     assert "NOT RESOLVED" in out.with_suffix(".md").read_text()
 
 
@@ -705,7 +706,7 @@ def test_fidelity_alone_estimates_what_the_full_study_estimates(run4, tmp_path):
     """Each task draws its own stream, so the fidelity job is the same with or without the Sampler job: the
     estimates agree to the last digit; the record then has no CS or SSIM estimates and says so."""
     args = ["study", "noise", str(run4), "--backend", "fake_manila", "--images", "5", "--shots", "2000"]
-    args += ["--methods", "raw,cal", "--calibration-images", "5"]
+    args += ["--methods", "raw,cal", "--calibration-images", "5", "--max-error", "0.0001"]
     out = {}
     for metrics in ("all", "fidelity"):
         res = CliRunner().invoke(main, [*args, "--metrics", metrics, "--out", str(tmp_path / metrics)])
@@ -724,6 +725,8 @@ def test_fidelity_alone_estimates_what_the_full_study_estimates(run4, tmp_path):
     assert alone["aggregates"]["cal"]["cost"]["circuits"] == full["aggregates"]["cal"]["cost"]["circuits"] // 2
     assert "reconstruction" not in alone["fits"]["cal"] and "reconstruction" in full["fits"]["cal"]
     assert alone["qpu_plan"]["jobs"] == 1 and full["qpu_plan"]["jobs"] == 2
+    helps = {k: " ".join(v["verdict"]["helps"]) for k, v in out.items()}  # never resolved at --max-error 0.0001
+    assert "--metrics fidelity" in helps["all"] and "--metrics fidelity" not in helps["fidelity"]
     md = (tmp_path / "fidelity" / "study-fake_manila-L4.md").read_text()
     assert "CS and SSIM were not estimated" in md and "| -- | -- | -- | -- |" in md
 
@@ -733,3 +736,17 @@ def test_an_unknown_metrics_choice_is_one_line(run4, tmp_path):
     res = CliRunner().invoke(main, [*args, "--metrics", "cs"])
     assert res.exit_code == 2 and "'cs' is not one of 'all', 'fidelity'" in res.output, res.output
     assert not any(tmp_path.iterdir())
+
+
+def test_a_methods_cost_counts_the_circuits_its_jobs_send(run4, tmp_path):
+    """ZNE folds each circuit at three noise factors: its cost is three times raw's circuits and shots, and every
+    method's QPU seconds are its jobs' share of the plan (they were counted as one circuit per row before)."""
+    args = ["study", "noise", str(run4), "--backend", "fake_manila", "--images", "3", "--shots", "1000"]
+    args += ["--methods", "raw,zne", "--calibration-images", "0", "--metrics", "fidelity", "--out", str(tmp_path)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    study = json.loads((tmp_path / "study-fake_manila-L4.json").read_text())
+    raw, zne = study["aggregates"]["raw"]["cost"], study["aggregates"]["zne"]["cost"]
+    assert raw["circuits"] == 3 and zne["circuits"] == 3 * len(study["spec"]["zne_noise_factors"])
+    assert zne["shots"] == zne["circuits"] * 1000 and raw["shots"] == 3000
+    assert raw["qpu_seconds"] + zne["qpu_seconds"] == pytest.approx(study["qpu_plan"]["qpu_seconds"])

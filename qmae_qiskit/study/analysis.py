@@ -155,18 +155,27 @@ def errors(estimates: np.ndarray, exact: np.ndarray) -> dict[str, float]:
     }
 
 
-def cost(d: Design, m: Method, seconds: dict[str, float]) -> dict[str, Any]:
-    """Circuits, shots, jobs and local seconds a method reads (mthree adds two readout-calibration circuits)."""
+def cost(d: Design, m: Method, seconds: dict[str, float], plan: Any = None) -> dict[str, Any]:
+    """Circuits, shots, jobs and local seconds a method reads. With the study's QPU ``plan`` the circuits and shots
+    are what its jobs send (ZNE's folded circuits and TREX's calibration circuits included) and ``qpu_seconds``
+    their share of the plan; without one (a simulator with no device), counted from the design (mthree adds two
+    readout-calibration circuits)."""
     roles = [d.fid_role[m.name], *([d.rec_role[m.name]] if m.name in d.rec_role else [])]
-    rows = d.work.tasks[roles[0]].rows
-    extra = (2 if m.readout == "mthree" and len(roles) == 2 else 0) + (rows if m.reference else 0)
-    return {
-        "circuits": len(roles) * rows + extra,
-        "shots": (len(roles) * rows + extra) * d.spec.shots,
+    reads = roles + ([d.ref_role[m.name]] if m.reference else [])
+    out: dict[str, Any] = {
         "jobs": sorted(set(roles)),
         "seconds": round(sum(seconds.get(r, 0.0) for r in roles), 3),
         "calibration_images": d.n_cal if m.calibrate else 0,
     }
+    items = [i for i in (plan.items if plan is not None else []) if i.role in reads]
+    if items:
+        jobs = len({i.role for i in items})
+        qpu = sum(i.qpu_seconds for i in items) + jobs * plan.job_overhead_s
+        circuits = sum(i.circuits for i in items)
+        return {"circuits": circuits, "shots": sum(i.circuits * i.shots for i in items), **out, "qpu_seconds": qpu}
+    rows = d.work.tasks[roles[0]].rows
+    extra = (2 if m.readout == "mthree" and len(roles) == 2 else 0) + (rows if m.reference else 0)
+    return {"circuits": len(roles) * rows + extra, "shots": (len(roles) * rows + extra) * d.spec.shots, **out}
 
 
 def interval_summary(e: MethodEstimate, exact: np.ndarray) -> dict[str, Any]:
@@ -184,9 +193,10 @@ def interval_summary(e: MethodEstimate, exact: np.ndarray) -> dict[str, Any]:
     }
 
 
-def summarize(d: Design, results: dict[str, Result], seconds: dict[str, float]) -> dict[str, Any]:
-    """Everything the record holds except provenance: per image rows, aggregates, fits, costs, the verdict. Under
-    ``--metrics fidelity`` (no Sampler job) the rows and aggregates hold no CS or SSIM; the exact ones stay."""
+def summarize(d: Design, results: dict[str, Result], seconds: dict[str, float], plan: Any = None) -> dict[str, Any]:
+    """Everything the record holds except provenance: per image rows, aggregates, fits, costs (from the QPU ``plan``
+    where there is one), the verdict. Under ``--metrics fidelity`` (no Sampler job) the rows and aggregates hold no
+    CS or SSIM; the exact ones stay."""
     n = d.n_eval
     each = estimate_methods(d, results, *exact_values(d.prepared, loaded=True))
     exact_f, exact_p = exact_values(d.prepared)  # the paper's circuit: what every estimate is compared with
@@ -199,7 +209,7 @@ def summarize(d: Design, results: dict[str, Result], seconds: dict[str, float]) 
         aggregates[m.name] = {
             "fidelity": {**errors(e.fidelity, exact_f[:n]), **interval_summary(e, exact_f[:n])},
             **{k: errors(v, exact_scores[k]) for k, v in scores.get(m.name, {}).items()},
-            "cost": cost(d, m, seconds),
+            "cost": cost(d, m, seconds, plan),
         }
     fits = {m: e.fits for m, e in each.items() if e.fits}
     fids, stds = {m: e.fidelity for m, e in each.items()}, {m: e.std for m, e in each.items()}

@@ -193,7 +193,7 @@ def run_designed(
     results, seconds = run_local(d, executor, client)
     seconds = {**seconds, "prepare": prepare_s, "total": time.perf_counter() - t0}
     jobs = dict.fromkeys(d.work.tasks)
-    study = build_record(d, executor, summarize(d, results, seconds), seconds, jobs, plan)
+    study = build_record(d, executor, summarize(d, results, seconds, plan), seconds, jobs, plan)
     return study.model_copy(update={"device_ranking": ranking})
 
 
@@ -215,7 +215,7 @@ def complete_record(jobs_dir: Path, rec: store.JobRecord, options: dict[str, Any
             )
     plan = None if rec.qpu_plan is None else QPUPlan(**rec.qpu_plan)
     jobs: dict[str, str | None] = {r: i.job_id for r, i in rec.jobs.items()}
-    study = build_record(d, executor, summarize(d, results, {}), {}, jobs, plan)
+    study = build_record(d, executor, summarize(d, results, {}, plan), {}, jobs, plan)
     study.qpu_usage = rec.qpu_usage or None
     study.device_ranking = rec.device_ranking
     paths = write_study(study, default_out(study))

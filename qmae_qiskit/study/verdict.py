@@ -43,6 +43,11 @@ def remedies(d: Design, parts: dict[str, float], max_error: float) -> list[str]:
         out.append("the brickwork ansatz (`train --ansatz brickwork` routes without SWAPs)")
     out.append("another device (one whose fitted slope is larger: the Heron twins keep more than the Eagle ones)")
     shot, rest = parts.get("shot", 0.0) ** 2, parts.get("fit", 0.0) ** 2 + parts.get("scatter", 0.0) ** 2
+    if d.rec_role and shot > 0:
+        out.append(
+            "the fidelity alone (`--metrics fidelity` runs no Sampler job: the same QPU time buys the fidelity "
+            "about twice the shots)"
+        )
     room = max_error**2 - rest
     if room > 0 and shot > 0:
         out.append(f"more budget (about {max(1.0, shot / room):.1f}x the shots per circuit)")
