@@ -750,3 +750,40 @@ def test_a_methods_cost_counts_the_circuits_its_jobs_send(run4, tmp_path):
     assert raw["circuits"] == 3 and zne["circuits"] == 3 * len(study["spec"]["zne_noise_factors"])
     assert zne["shots"] == zne["circuits"] * 1000 and raw["shots"] == 3000
     assert raw["qpu_seconds"] + zne["qpu_seconds"] == pytest.approx(study["qpu_plan"]["qpu_seconds"])
+
+
+def test_references_are_considered_only_where_the_pilot_sees_them_lower_its_residual():
+    """Synthetic 12-image pilots at 1,000 shots: where the reference carries nothing about the image's noise, the
+    F test keeps them out in about 95 % of pilots; where it explains a scatter far above the pilot's shot noise, they
+    are kept in every pilot, and the allocation then compares both designs as before."""
+    from qmae_qiskit.study.budget import CostModel, allocate, noise_models, references_test
+
+    costs = CostModel({"fidelity/x": 3e-4, "reference/x": 3e-4}, {"fidelity/x": 1e-4, "reference/x": 0.0}, 3.0)
+    rng = np.random.default_rng(21)
+    a, b, shots, k = 0.5, 0.05, 1000, 12
+    for tau, informative, want in [(0.004, False, 0.95), (0.08, True, 1.0)]:
+        kept = 0
+        trials = 400 if informative else 1500
+        for _ in range(trials):
+            f, fr = rng.uniform(0.5, 0.95, k), rng.uniform(0.6, 0.95, k)
+            noise = rng.normal(0, tau, k)  # the image's own noise, which a reference may share
+            y = rng.binomial(shots, np.clip(a * f + b + noise, 0, 1)) / shots
+            ref_noise = noise if informative else rng.normal(0, tau, k)
+            yr = rng.binomial(shots, np.clip(a * fr + b + ref_noise, 0, 1)) / shots
+            sd, sr = np.sqrt(y * (1 - y) / shots), np.sqrt(yr * (1 - yr) / shots)
+            fits = {
+                "fidelity": fit_affine(f, y, None, sd).as_dict(),
+                "fidelity_with_reference": fit_reference(f, y, yr, fr, (sd, sr)).as_dict(),
+            }
+            models = noise_models(fits, shots)
+            test = references_test(models[False], models[True])
+            assert test is not None
+            got = allocate(600, 100, costs, models, spent=20)
+            assert got["references_test"] == test
+            kept += test["p_value"] <= 0.05
+            if test["p_value"] > 0.05:
+                assert not got["references"] and "with_references" not in got["options"]
+        if informative:
+            assert kept == trials
+        else:
+            assert kept / trials == pytest.approx(1 - want, abs=0.02)

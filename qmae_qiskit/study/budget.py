@@ -41,6 +41,7 @@ MAX_CALIBRATION_IMAGES = 60
 POINTS_PER_PARAMETER = 3  # fewer calibration images leave the fit's scatter and slope too loosely determined
 REFERENCE_PARTS = ("ref",)
 UPPER_LEVEL = 0.84  # one-sided: the residual variance lies below its bound in 84 % of pilots (one sigma)
+REFERENCE_LEVEL = 0.05  # the references must lower the pilot's residual at this significance to be considered
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,26 @@ class NoiseModel:
         return replace(self, scatter_var=residual - shot)
 
 
+def references_test(without: NoiseModel, with_refs: NoiseModel) -> dict[str, float] | None:
+    """Whether the references lower the pilot's residual more than two extra fit parameters would by chance: the
+    extra-sum-of-squares F test of the nested fits ``m ~ F`` and ``m ~ F + m_ref + F_ref`` on the same pilot rows
+    (None without the fits' degrees of freedom).
+
+    The two models' upper-bound predictions alone chose references in 9 of the 18 budgeted studies of
+    results/hardware/budget600-fidelity, and seed to seed they flipped on one study; without shot noise they pay on
+    one circuit of four (results/hardware/scatter-sources). A 12-image pilot at 1,000 shots rarely sees the scatter
+    the references remove, so unless it sees them lower the residual, the cheaper design is taken."""
+    if not (without.dof and with_refs.dof and without.pilot_shots and with_refs.pilot_shots):
+        return None
+    rss0 = (without.scatter_var + without.shot_var_per_shot / without.pilot_shots) * without.dof
+    rss1 = (with_refs.scatter_var + with_refs.shot_var_per_shot / with_refs.pilot_shots) * with_refs.dof
+    extra = without.dof - with_refs.dof
+    if extra < 1 or rss1 <= 0:
+        return None
+    f = max(rss0 - rss1, 0.0) / extra / (rss1 / with_refs.dof)
+    return {"f": float(f), "p_value": float(stats.f.sf(f, extra, with_refs.dof)), "level": REFERENCE_LEVEL}
+
+
 def noise_models(fits: dict[str, Any], pilot_shots: int) -> dict[bool, NoiseModel]:
     """{references: model} from a pilot's fits of the judged method (the plain affine fit and, if run, the
     reference fit)."""
@@ -138,11 +159,15 @@ def allocate(
     default 4x4 study, and the point estimate then bought the fewest calibration images and the most shots, so the
     error came back 1.4-3.5x the prediction and intervals fitted on 12 degrees of freedom covered 80 %. Designing
     for the bound buys calibration images against a scatter the pilot cannot rule out; the point prediction is
-    kept beside it."""
+    kept beside it. References are considered only where the pilot saw them lower its residual
+    (:func:`references_test`)."""
     left = budget - spent
     best: dict[str, Any] | None = None
     options: dict[str, Any] = {}
+    test = references_test(models[False], models[True]) if False in models and True in models else None
     for references, point in models.items():
+        if references and test is not None and test["p_value"] > REFERENCE_LEVEL:
+            continue  # the pilot did not see the references lower the residual: the cheaper design
         model = point.upper() or point
         k_min = POINTS_PER_PARAMETER * model.params
         choice = None
@@ -171,6 +196,8 @@ def allocate(
     if upper is not None:
         best["predicted_mean_abs_error_upper"] = float(upper.std(shots, k) * np.sqrt(2 / np.pi))
     best["options"] = options
+    if test is not None:
+        best["references_test"] = test
     return best
 
 

@@ -104,7 +104,19 @@ def allocation_line(a: dict) -> str:
         f"{'on' if a['references'] else 'off'} (best of{_chosen_on(a)}: {opts}); predicted standard error "
         f"±{a['predicted_std']:.4f}, "
         f"mean |error| {a['predicted_mean_abs_error']:.4f}{_upper_text(a)}; {a['qpu_seconds']:.1f} QPU s beside the "
-        f"pilot.{_unresolved_pilot(a)}"
+        f"pilot.{_references_text(a)}{_unresolved_pilot(a)}"
+    )
+
+
+def _references_text(a: dict) -> str:
+    """The pilot's test of the references (absent in allocations before it was made)."""
+    t = a.get("references_test")
+    if t is None:
+        return ""
+    seen = t["p_value"] <= t["level"]
+    return (
+        f" The pilot {'saw' if seen else 'did not see'} the references lower its residual (F = {t['f']:.2f}, "
+        f"p = {t['p_value']:.2f}{'' if seen else ', so they were not considered'})."
     )
 
 
