@@ -90,14 +90,16 @@ def test_committed_metrics_lines_load_and_write_back_unchanged(path):
 @pytest.mark.parametrize("path", sorted((REPO / "results" / "hardware").glob("*.json")))
 def test_committed_study_specs_read_as_the_one_spec(path):
     """A study's (or frontier's) flat spec reads as a StudySpec composing an ExecutionSpec and dumps unchanged, but
-    for the fields added since: the twin's idle noise (ExecutionSpec.idle_*) and the budget design's (qpu_budget,
-    max_error) at their defaults, but as these records ran: the unscheduled twin and the first K calibration images."""
+    for the fields added since: the twin's idle noise (ExecutionSpec.idle_*), the budget design's (qpu_budget,
+    max_error) and ``metrics`` at their defaults, but as these records ran: the unscheduled twin and the first K
+    calibration images."""
     raw = json.loads(path.read_text())
     spec = StudySpec.of_record(raw["spec"])
     assert spec.execution.backend == raw["spec"]["backend"] == spec.backend
     idle = {k: ExecutionSpec.model_fields[k].default for k in ("idle_zz_hz", "idle_detuning_hz")}
     study = {"idle_relaxation": False, "calibration_pick": "first", "task_seeds": "shared", "qpu_budget": None}
     study["max_error"] = 0.05
+    study["metrics"] = "all"
     assert spec.model_dump() == {**idle, **study, **raw["spec"]}
     if raw["schema"] == NoiseStudy.SCHEMA:
         assert spec.execution.shots == raw["spec"]["shots"]

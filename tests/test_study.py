@@ -739,8 +739,8 @@ def test_an_unknown_metrics_choice_is_one_line(run4, tmp_path):
 
 
 def test_a_methods_cost_counts_the_circuits_its_jobs_send(run4, tmp_path):
-    """ZNE folds each circuit at three noise factors: its cost is three times raw's circuits and shots, and every
-    method's QPU seconds are its jobs' share of the plan (they were counted as one circuit per row before)."""
+    """ZNE folds each circuit at three noise factors: its cost is three times raw's circuits and shots (they were
+    counted as one circuit per row before), and with no job shared the methods' QPU seconds add up to the plan."""
     args = ["study", "noise", str(run4), "--backend", "fake_manila", "--images", "3", "--shots", "1000"]
     args += ["--methods", "raw,zne", "--calibration-images", "0", "--metrics", "fidelity", "--out", str(tmp_path)]
     res = CliRunner().invoke(main, args)
@@ -787,3 +787,31 @@ def test_references_are_considered_only_where_the_pilot_sees_them_lower_its_resi
             assert kept == trials
         else:
             assert kept / trials == pytest.approx(1 - want, abs=0.02)
+
+
+def test_a_shared_sampler_job_charges_mthree_calibration_only_to_mthree_and_references_to_their_method(run4):
+    """raw, cal and recommended share one Sampler job that carries mthree's readout-calibration circuits (for
+    recommended): raw and cal are not charged for them; recommended's reference job is in its jobs and its cost."""
+    from qmae_qiskit.hardware.executors import make_executor
+    from qmae_qiskit.hardware.qpu_time import plan_work
+    from qmae_qiskit.study.analysis import cost
+    from qmae_qiskit.study.design import StudySpec, design
+
+    spec = StudySpec(
+        run=str(run4), backend="fake_manila", samples=3, shots=1000, methods="raw,cal,recommended", calibration_images=5
+    )
+    executor = make_executor("fake_manila", None)
+    d = design(spec, executor)
+    plan = plan_work(d.work, executor.target)
+    by_role: dict[str, list] = {}
+    for item in plan.items:
+        by_role.setdefault(item.role, []).append(item)
+    rec = by_role[d.rec_role["raw"]]
+    assert len(rec) == 3  # the circuit, then mthree's two calibration circuits
+    raw, rcm = cost(d, d.methods[0], {}, plan), cost(d, next(m for m in d.methods if m.name == "recommended"), {}, plan)
+    fid_raw = sum(i.circuits for i in by_role[d.fid_role["raw"]])
+    assert raw["circuits"] == fid_raw + rec[0].circuits  # no calibration circuits: raw reads plain counts
+    assert rcm["jobs"] == sorted({d.fid_role["recommended"], d.rec_role["recommended"], d.ref_role["recommended"]})
+    want = sum(i.circuits for r in rcm["jobs"] for i in by_role[r])  # everything of its three jobs
+    assert rcm["circuits"] == want
+    assert rcm["qpu_seconds"] == pytest.approx(sum(i.qpu_seconds for r in rcm["jobs"] for i in by_role[r]) + 3 * 3.0)

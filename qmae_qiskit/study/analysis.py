@@ -157,25 +157,28 @@ def errors(estimates: np.ndarray, exact: np.ndarray) -> dict[str, float]:
 
 def cost(d: Design, m: Method, seconds: dict[str, float], plan: Any = None) -> dict[str, Any]:
     """Circuits, shots, jobs and local seconds a method reads. With the study's QPU ``plan`` the circuits and shots
-    are what its jobs send (ZNE's folded circuits and TREX's calibration circuits included) and ``qpu_seconds``
-    their share of the plan; without one (a simulator with no device), counted from the design (mthree adds two
-    readout-calibration circuits)."""
-    roles = [d.fid_role[m.name], *([d.rec_role[m.name]] if m.name in d.rec_role else [])]
-    reads = roles + ([d.ref_role[m.name]] if m.reference else [])
+    are what its jobs send for it (ZNE's folded circuits and TREX's calibration circuits included, mthree's readout
+    calibration only for a method that reads it) and ``qpu_seconds`` those items' QPU time plus one overhead per job:
+    a job shared with other methods counts in full for each. Without a plan (a simulator with no device), counted
+    from the design (mthree adds two readout-calibration circuits)."""
+    rec = [d.rec_role[m.name]] if m.name in d.rec_role else []
+    roles = [d.fid_role[m.name], *rec, *([d.ref_role[m.name]] if m.reference else [])]
     out: dict[str, Any] = {
         "jobs": sorted(set(roles)),
-        "seconds": round(sum(seconds.get(r, 0.0) for r in roles), 3),
+        "seconds": round(sum(seconds.get(r, 0.0) for r in set(roles)), 3),
         "calibration_images": d.n_cal if m.calibrate else 0,
     }
-    items = [i for i in (plan.items if plan is not None else []) if i.role in reads]
+    items = [i for i in (plan.items if plan is not None else []) if i.role in roles]
     if items:
+        if m.readout != "mthree":  # a Sampler job's first item is its circuit, the rest mthree's calibration
+            items = [i for i in items if i.role not in rec or i is next(j for j in items if j.role == i.role)]
         jobs = len({i.role for i in items})
         qpu = sum(i.qpu_seconds for i in items) + jobs * plan.job_overhead_s
         circuits = sum(i.circuits for i in items)
         return {"circuits": circuits, "shots": sum(i.circuits * i.shots for i in items), **out, "qpu_seconds": qpu}
     rows = d.work.tasks[roles[0]].rows
-    extra = (2 if m.readout == "mthree" and len(roles) == 2 else 0) + (rows if m.reference else 0)
-    return {"circuits": len(roles) * rows + extra, "shots": (len(roles) * rows + extra) * d.spec.shots, **out}
+    extra = (2 if m.readout == "mthree" and rec else 0) + (rows if m.reference else 0)
+    return {"circuits": (1 + len(rec)) * rows + extra, "shots": ((1 + len(rec)) * rows + extra) * d.spec.shots, **out}
 
 
 def interval_summary(e: MethodEstimate, exact: np.ndarray) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def remedies(d: Design, parts: dict[str, float], max_error: float) -> list[str]:
     if d.rec_role and shot > 0:
         out.append(
             "the fidelity alone (`--metrics fidelity` runs no Sampler job: the same QPU time buys the fidelity "
-            "about twice the shots)"
+            "more shots, up to twice as many)"
         )
     room = max_error**2 - rest
     if room > 0 and shot > 0:

@@ -90,7 +90,9 @@ def rebuilt(target, timed: QuantumCircuit, readout: bool, gates: bool, relax: bo
     return noise, circ
 
 
-def projector_values(noise: NoiseModel, circ: QuantumCircuit, values: np.ndarray, zloc: list[int]) -> np.ndarray:
+def projector_values(
+    noise: NoiseModel, circ: QuantumCircuit, values: np.ndarray, zloc: list[int], target, readout: bool = True
+) -> np.ndarray:
     """Exact P(all projector qubits read 0) per row: density matrix diagonal weighted by the readout matrices."""
     body = circ.copy()
     body.save_density_matrix()
@@ -98,7 +100,7 @@ def projector_values(noise: NoiseModel, circ: QuantumCircuit, values: np.ndarray
     bind = {p: values[:, j] for j, p in enumerate(body.parameters)}
     res = sim.run(body, parameter_binds=[bind], shots=1).result()
     ro = {q: np.eye(2) for q in zloc}
-    for qubits, err in noise._local_readout_errors.items():
+    for qubits, err in basic_device_readout_errors(target=target) if readout else []:
         if qubits[0] in ro:
             ro[qubits[0]] = np.asarray(err.probabilities)
     out = []
@@ -119,20 +121,23 @@ def budget_floor(args, d, task, ex, timed, target, zloc, F, m) -> dict:
     ca = p.loader_fits["clean"].angles if p.loader_fits else None
     angles = {} if ca is None else {"masked_angles": ca, "clean_angles": ca}
     ref_values = parameter_values(task.circuit, p.tm.theta, p.clean, p.clean, **angles)
-    mr = projector_values(*rebuilt(target, timed, True, True, True, False), ref_values, zloc)
+    mr = projector_values(*rebuilt(target, timed, True, True, True, False), ref_values, zloc, target)
     with torch.no_grad():
         _, clean = p.loaded_states()
         Fr = exact.fidelity(p.tm.theta, clean, clean, p.tm.cfg).numpy()
     one = plan_work(Work({"f": replace(task, values=task.values[:1])}, shots=1000), ex.target)
     per_shot = (one.qpu_seconds - JOB_OVERHEAD_SECONDS) / 1000  # one circuit's seconds per shot
-    total = (args.budget - args.pilot - 2 * JOB_OVERHEAD_SECONDS) / per_shot  # shots the budget buys
+
+    def total(jobs: int) -> float:  # shots the budget buys with one fidelity job, or with a reference job too
+        return (args.budget - args.pilot - jobs * JOB_OVERHEAD_SECONDS) / per_shot
+
     rng = np.random.default_rng(0)
     n = d.n_eval
-    out = {"budget_s": args.budget, "pilot_s": args.pilot, "seconds_per_shot": per_shot, "total_shots": int(total)}
+    out = {"budget_s": args.budget, "pilot_s": args.pilot, "seconds_per_shot": per_shot, "total_shots": int(total(1))}
     for refs in (False, True):
         best = None
         for k in range(10, d.n_cal + 1, 5):
-            shots = int(total / ((n + k) * (2 if refs else 1)))
+            shots = int(total(2 if refs else 1) / ((n + k) * (2 if refs else 1)))
             rows = np.r_[np.arange(n), n + np.arange(k)]
             errs = []
             for _ in range(200):
@@ -220,10 +225,10 @@ def main() -> None:
         F = exact.fidelity(tm.theta, masked, clean, tm.cfg).numpy()
     n = d.n_eval
     # the twin's own noise, as the study's simulator builds it, for the cross-check
-    own = projector_values(NoiseModel.from_backend(twin.backend), timed, task.values, zloc)
+    own = projector_values(NoiseModel.from_backend(twin.backend), timed, task.values, zloc, target)
     rows = {}
     for name, (readout, gates, relax, twirl) in PARTS.items():
-        m = projector_values(*rebuilt(target, timed, readout, gates, relax, twirl), task.values, zloc)
+        m = projector_values(*rebuilt(target, timed, readout, gates, relax, twirl), task.values, zloc, target, readout)
         if name == "whole twin noise":
             gap = float(np.max(np.abs(m - own)))
             assert gap < 1e-9, f"the rebuilt noise is not the twin's: max difference {gap:.2e}"
