@@ -815,3 +815,16 @@ def test_a_shared_sampler_job_charges_mthree_calibration_only_to_mthree_and_refe
     want = sum(i.circuits for r in rcm["jobs"] for i in by_role[r])  # everything of its three jobs
     assert rcm["circuits"] == want
     assert rcm["qpu_seconds"] == pytest.approx(sum(i.qpu_seconds for r in rcm["jobs"] for i in by_role[r]) + 3 * 3.0)
+
+
+def test_a_frontier_of_the_fidelity_alone_runs_one_job_per_loader(run4, tmp_path):
+    args = ["study", "frontier", str(run4), "--backend", "fake_manila", "--loaders", "exact,ladder:1", "--images", "4"]
+    args += ["--shots", "2000", "--methods", "cal", "--calibration-images", "4", "--metrics", "fidelity"]
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    frontier = json.loads((tmp_path / "frontier-fake_manila-L4.json").read_text())
+    assert frontier["qpu_plan"]["jobs"] == 2 and "QPU plan on fake_manila: 2 job(s)" in res.output
+    for point in frontier["points"]:
+        assert point["methods"]["cal"]["cs_mean_abs_error"] is None
+        assert point["methods"]["cal"]["mean_abs_error"] > 0
+    assert (tmp_path / "frontier-fake_manila-L4.md").is_file()
