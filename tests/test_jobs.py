@@ -465,3 +465,45 @@ def test_pending_job_and_cancel(ibm, tmp_path):
     assert json.loads(path.read_text())["status"] == "CANCELLED"
     res = runner.invoke(main, ["jobs", "fetch", "jobwait", "--jobs-dir", str(tmp_path)])
     assert res.exit_code == 2 and "cancelled" in res.output
+
+
+def test_a_device_study_of_the_fidelity_alone_submits_one_job_and_fetches_without_cs(
+    ibm, run_dir, tmp_path, monkeypatch
+):
+    """`study noise --metrics fidelity` on a (stub) device: one Estimator job in the durable record, nothing else
+    sent; `jobs fetch` rebuilds the design from the record's spec and writes a study with no CS or SSIM whose
+    fidelity rows are the exact path's within shot noise (the stub device is noiseless)."""
+    import qmae_qiskit.hardware.executors.runtime as runtime_executor
+
+    submitted = runtime_executor.note_submitted
+
+    def the_service_keeps_it(role, job, ids, on_submitted):  # the service holds what it was sent, as IBM does
+        ibm.jobs[job.job_id()] = job
+        submitted(role, job, ids, on_submitted)
+
+    monkeypatch.setattr(runtime_executor, "note_submitted", the_service_keeps_it)
+    monkeypatch.chdir(tmp_path)
+    args = ["study", "noise", str(run_dir), "--backend", "ibm_sim", "--images", "3", "--shots", "4000"]
+    args += ["--methods", "raw,cal", "--calibration-images", "3", "--metrics", "fidelity", "--jobs-dir", "jobs"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0 and "submitted study" in res.output, res.output
+    (path,) = [p for p in (tmp_path / "jobs").glob("*.json") if p.name.count(".") == 1]
+    rec = json.loads(path.read_text())
+    assert list(rec["jobs"]) == ["fidelity/raw"] and rec["context"]["study"]["metrics"] == "fidelity"
+    for job in ibm.jobs.values():
+        while str(getattr(job.status(), "name", job.status())) != "DONE":
+            time.sleep(0.05)
+    res = CliRunner().invoke(main, ["jobs", "fetch", rec["id"], "--jobs-dir", "jobs"])
+    assert res.exit_code == 0, res.output
+    (out,) = (tmp_path / "results" / "hardware").glob("study-ibm_sim-L8.json")
+    study = json.loads(out.read_text())
+    rows = study["per_image"]
+    assert all("cs" not in r and "ssim" not in r for r in rows)
+    assert set(study["aggregates"]["raw"]) == {"fidelity", "cost"} and study["aggregates"]["raw"]["cost"]["jobs"] == [
+        "fidelity/raw"
+    ]
+    raw = np.array([r["estimates"]["raw"] for r in rows])
+    assert np.all(np.abs(raw - np.array([r["exact"] for r in rows])) < 5 * 0.5 / np.sqrt(4000))
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert SECRET not in f.read_text(errors="replace")
