@@ -750,6 +750,11 @@ def test_a_methods_cost_counts_the_circuits_its_jobs_send(run4, tmp_path):
     assert raw["circuits"] == 3 and zne["circuits"] == 3 * len(study["spec"]["zne_noise_factors"])
     assert zne["shots"] == zne["circuits"] * 1000 and raw["shots"] == 3000
     assert raw["qpu_seconds"] + zne["qpu_seconds"] == pytest.approx(study["qpu_plan"]["qpu_seconds"])
+    # ZNE's errors are the runtime's (no per-shot floor applies to an extrapolation): marked, and said in the report
+    assert study["aggregates"]["zne"]["fidelity"]["std_source"] == "runtime"
+    assert "std_source" not in study["aggregates"]["raw"]["fidelity"]
+    md = (tmp_path / "study-fake_manila-L4.md").read_text()
+    assert "`zne`: standard errors as the runtime reports them" in md
 
 
 def test_references_are_considered_only_where_the_pilot_sees_them_lower_its_residual():

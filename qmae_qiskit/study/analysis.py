@@ -209,8 +209,9 @@ def summarize(d: Design, results: dict[str, Result], seconds: dict[str, float], 
     aggregates: dict[str, dict[str, Any]] = {}
     for m in d.methods:
         e = each[m.name]
+        runtime_errors = {} if m.calibrate or m.estimator_mitigation.reads_each_shot else {"std_source": "runtime"}
         aggregates[m.name] = {
-            "fidelity": {**errors(e.fidelity, exact_f[:n]), **interval_summary(e, exact_f[:n])},
+            "fidelity": {**errors(e.fidelity, exact_f[:n]), **interval_summary(e, exact_f[:n]), **runtime_errors},
             **{k: errors(v, exact_scores[k]) for k, v in scores.get(m.name, {}).items()},
             "cost": cost(d, m, seconds, plan),
         }

@@ -50,6 +50,15 @@ def to_markdown(study: NoiseStudy) -> str:
             f"{_score(a.get('cs'))} | {_score(a.get('ssim'))} | {cost['circuits']} | {cost['shots']:,} | "
             f"{cost['seconds']:.1f} |"
         )
+    runtime = [name for name, a in study.aggregates.items() if a["fidelity"].get("std_source") == "runtime"]
+    if runtime:
+        lines += [
+            "",
+            f"{', '.join(f'`{r}`' for r in runtime)}: standard errors as the runtime reports them. ZNE and PEC "
+            "extrapolate or reweight several circuits, and the runtime adds the projector's Pauli terms as if "
+            "they were independent, so these errors can be smaller than the raw estimate's (fake_marrakesh 4×4: "
+            "±0.0063 against ±0.0078): they may understate the error and are no calibrated intervals.",
+        ]
     if study.spec.get("metrics") == "fidelity":
         lines += ["", "`--metrics fidelity`: no reconstruction (Sampler) job ran, so CS and SSIM were not estimated."]
     if study.verdict:
