@@ -42,25 +42,7 @@ def to_markdown(study: NoiseStudy) -> str:
         "| SSIM mean abs err | circuits | shots | seconds |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, a in study.aggregates.items():
-        f, cost = a["fidelity"], a["cost"]
-        lines.append(
-            f"| {name} | {f['mean_estimate']:.4f} | {f['bias']:+.4f} | {f['mean_abs_error']:.4f} | "
-            f"{f['rms_error']:.4f} | {f.get('mean_std', float('nan')):.4f} | {_coverage(f)} | "
-            f"{_score(a.get('cs'))} | {_score(a.get('ssim'))} | {cost['circuits']} | {cost['shots']:,} | "
-            f"{cost['seconds']:.1f} |"
-        )
-    runtime = [name for name, a in study.aggregates.items() if a["fidelity"].get("std_source") == "runtime"]
-    if runtime:
-        lines += [
-            "",
-            f"{', '.join(f'`{r}`' for r in runtime)}: standard errors as the runtime reports them. ZNE and PEC "
-            "extrapolate or reweight several circuits, and the runtime adds the projector's Pauli terms as if "
-            "they were independent, so these errors can be smaller than the raw estimate's (fake_marrakesh 4×4: "
-            "±0.0063 against ±0.0078): they may understate the error and are no calibrated intervals.",
-        ]
-    if study.spec.get("metrics") == "fidelity":
-        lines += ["", "`--metrics fidelity`: no reconstruction (Sampler) job ran, so CS and SSIM were not estimated."]
+    lines += _method_rows(study) + _table_notes(study)
     if study.verdict:
         lines += ["", f"Verdict: {study.verdict['line']}"]
     if study.allocation:
@@ -92,6 +74,37 @@ def to_markdown(study: NoiseStudy) -> str:
         ]
     lines += ["", "Time: " + ", ".join(f"{k} {v:.1f} s" for k, v in study.seconds.items()), ""]
     return "\n".join(lines)
+
+
+def _method_rows(study: NoiseStudy) -> list[str]:
+    """One table row per method: the fidelity's errors and intervals, CS and SSIM where estimated, the cost."""
+    rows = []
+    for name, a in study.aggregates.items():
+        f, cost = a["fidelity"], a["cost"]
+        rows.append(
+            f"| {name} | {f['mean_estimate']:.4f} | {f['bias']:+.4f} | {f['mean_abs_error']:.4f} | "
+            f"{f['rms_error']:.4f} | {f.get('mean_std', float('nan')):.4f} | {_coverage(f)} | "
+            f"{_score(a.get('cs'))} | {_score(a.get('ssim'))} | {cost['circuits']} | {cost['shots']:,} | "
+            f"{cost['seconds']:.1f} |"
+        )
+    return rows
+
+
+def _table_notes(study: NoiseStudy) -> list[str]:
+    """What a reader must know about the table: errors that are the runtime's, metrics not estimated."""
+    notes: list[str] = []
+    runtime = [name for name, a in study.aggregates.items() if a["fidelity"].get("std_source") == "runtime"]
+    if runtime:
+        notes += [
+            "",
+            f"{', '.join(f'`{r}`' for r in runtime)}: standard errors as the runtime reports them. ZNE and PEC "
+            "extrapolate or reweight several circuits, and the runtime adds the projector's Pauli terms as if "
+            "they were independent, so these errors can be smaller than the raw estimate's (fake_marrakesh 4×4: "
+            "±0.0063 against ±0.0078): they may understate the error and are no calibrated intervals.",
+        ]
+    if study.spec.get("metrics") == "fidelity":
+        notes += ["", "`--metrics fidelity`: no reconstruction (Sampler) job ran, so CS and SSIM were not estimated."]
+    return notes
 
 
 def allocation_line(a: dict) -> str:
