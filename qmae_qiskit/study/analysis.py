@@ -171,7 +171,8 @@ def cost(d: Design, m: Method, seconds: dict[str, float], plan: Any = None) -> d
     items = [i for i in (plan.items if plan is not None else []) if i.role in roles]
     if items:
         if m.readout != "mthree":  # a Sampler job's first item is its circuit, the rest mthree's calibration
-            items = [i for i in items if i.role not in rec or i is next(j for j in items if j.role == i.role)]
+            circuit_of = {r: next(i for i in items if i.role == r) for r in rec}
+            items = [i for i in items if i.role not in rec or i is circuit_of[i.role]]
         jobs = len({i.role for i in items})
         qpu = sum(i.qpu_seconds for i in items) + jobs * plan.job_overhead_s
         circuits = sum(i.circuits for i in items)

@@ -101,6 +101,13 @@ class NoiseModel:
         var = (max(self.scatter_var, 0.0) + self.shot_var_per_shot / shots) * (1 + self.params / k)
         return float(np.sqrt(var) / abs(self.slope))
 
+    @property
+    def pilot_residual_var(self) -> float | None:
+        """The pilot fit's residual variance: its scatter plus the pilot's own shot variance (None without it)."""
+        if not self.pilot_shots:
+            return None
+        return self.scatter_var + self.shot_var_per_shot / self.pilot_shots
+
     def upper(self) -> NoiseModel | None:
         """The same model with the pilot's residual variance at its :data:`UPPER_LEVEL` upper bound (None without
         the pilot's degrees of freedom)."""
@@ -116,14 +123,14 @@ def references_test(without: NoiseModel, with_refs: NoiseModel) -> dict[str, flo
     extra-sum-of-squares F test of the nested fits ``m ~ F`` and ``m ~ F + m_ref + F_ref`` on the same pilot rows
     (None without the fits' degrees of freedom).
 
-    The two models' upper-bound predictions alone chose references in 9 of the 18 budgeted studies of
+    The two models' upper-bound predictions alone chose references in 12 of the 24 budgeted studies of
     results/hardware/budget600-fidelity, and seed to seed they flipped on one study; without shot noise they pay on
     one circuit of four (results/hardware/scatter-sources). A 12-image pilot at 1,000 shots rarely sees the scatter
     the references remove, so unless it sees them lower the residual, the cheaper design is taken."""
-    if not (without.dof and with_refs.dof and without.pilot_shots and with_refs.pilot_shots):
+    r0, r1 = without.pilot_residual_var, with_refs.pilot_residual_var
+    if not (without.dof and with_refs.dof) or r0 is None or r1 is None:
         return None
-    rss0 = (without.scatter_var + without.shot_var_per_shot / without.pilot_shots) * without.dof
-    rss1 = (with_refs.scatter_var + with_refs.shot_var_per_shot / with_refs.pilot_shots) * with_refs.dof
+    rss0, rss1 = r0 * without.dof, r1 * with_refs.dof
     extra = without.dof - with_refs.dof
     if extra < 1 or rss1 <= 0:
         return None
