@@ -794,6 +794,56 @@ def test_references_are_considered_only_where_the_pilot_sees_them_lower_its_resi
             assert kept / trials == pytest.approx(1 - want, abs=0.02)
 
 
+def test_references_on_or_off_overrides_the_pilots_test_and_says_so():
+    """``--references on|off`` is the user's call over the F test: a pilot whose references explain nothing still
+    gets them with ``on`` (and only that design is compared), one whose references pay goes without with ``off``;
+    the test is still recorded, and the report says whose call it was."""
+    from qmae_qiskit.study.budget import CostModel, NoiseModel, allocate, considered
+    from qmae_qiskit.study.report import allocation_line
+
+    costs = CostModel({"fidelity/x": 3e-4, "reference/x": 3e-4}, {"fidelity/x": 1e-4, "reference/x": 0.0}, 3.0)
+    line = NoiseModel(0.3, 0.02**2, 0.2, 2, 10, 1000, 0.01)
+    useless = NoiseModel(0.3, 0.02**2, 0.35, 4, 8, 1000, 0.01)  # same scatter with two more parameters
+    paying = NoiseModel(0.3, 0.002**2, 0.35, 4, 8, 1000, 0.01)
+    auto = allocate(600, 100, costs, {False: line, True: useless}, spent=20)
+    assert auto["references_test"]["p_value"] > 0.05 and not auto["references"] and "references_rule" not in auto
+    on = allocate(600, 100, costs, {False: line, True: useless}, spent=20, rule="on")
+    assert on["references"] and list(on["options"]) == ["with_references"] and on["references_rule"] == "on"
+    assert on["references_test"] == auto["references_test"]
+    assert costs.seconds(on["shots"], 100 + on["calibration_images"], True) <= 580
+    assert on["predicted_std"] == pytest.approx(useless.std(on["shots"], on["calibration_images"]))
+    assert allocate(600, 100, costs, {False: line, True: paying}, spent=20)["references"]
+    off = allocate(600, 100, costs, {False: line, True: paying}, spent=20, rule="off")
+    assert not off["references"] and list(off["options"]) == ["without_references"]
+    with pytest.raises(QMAEError, match="--references on: the pilot ran no design with them"):
+        considered({False: line}, "on")
+    pilot = {"calibration_images": 12, "shots": 1000, "qpu_seconds": 13.0, "method": "mthree+cal+ref", "models": {}}
+    text = allocation_line({**on, "pilot": pilot, "budget_s": 600})
+    assert "References on, as --references on asked (the pilot's F test: F = " in text
+    assert "so they were not considered" not in text
+
+
+def test_a_budgeted_study_with_references_on_runs_them_and_off_runs_none(run4, tmp_path):
+    """End to end on a twin: ``on`` runs the reference circuits in the study (a reference task, the ref method's
+    estimates); ``off`` runs none, neither in the pilot nor in the study."""
+    args = ["study", "noise", str(run4), "--backend", "fake_manila", "--images", "4", "--qpu-budget", "60"]
+    args += ["--methods", "raw,cal,cal+ref", "--metrics", "fidelity"]
+    for rule in ("on", "off"):
+        out = tmp_path / rule
+        res = CliRunner().invoke(main, [*args, "--references", rule, "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        study = json.loads((out / "study-fake_manila-L4.json").read_text())
+        alloc = study["allocation"]
+        assert alloc["references"] is (rule == "on") and alloc["references_rule"] == rule
+        assert study["spec"]["references"] == rule
+        roles = {item["role"].split("/")[0] for item in study["qpu_plan"]["items"]}
+        assert roles == ({"fidelity", "reference"} if rule == "on" else {"fidelity"})
+        assert ("cal+ref" in study["aggregates"]) is (rule == "on")
+        pilot_models = alloc["pilot"]["models"]
+        assert ("with_references" in pilot_models) is (rule == "on")  # off: the pilot ran no references either
+        assert f"as --references {rule} asked" in (out / "study-fake_manila-L4.md").read_text()
+
+
 def test_a_shared_sampler_job_charges_mthree_calibration_only_to_mthree_and_references_to_their_method(run4):
     """raw, cal and recommended share one Sampler job that carries mthree's readout-calibration circuits (for
     recommended): raw and cal are not charged for them; recommended's reference job is in its jobs and its cost."""

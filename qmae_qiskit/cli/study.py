@@ -110,6 +110,15 @@ def study_group() -> None:
     "--calibration-images).",
 )
 @click.option(
+    "--references",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="With --qpu-budget: whether the study runs each image's reference circuit (of a method with 'ref'). "
+    "auto: only where the pilot sees them lower its residual; on suits devices whose idle relaxation gives each "
+    "image its own noise (Eagle), which a small pilot rarely sees.",
+)
+@click.option(
     "--max-error",
     type=click.FloatRange(min=0, min_open=True),
     default=0.05,
@@ -148,6 +157,7 @@ def noise_cmd(
     zne_extrapolator: str,
     precision: float | None,
     qpu_budget_s: float | None,
+    references: str,
     max_error: float,
     metrics: str,
     data_dir: Path | None,
@@ -173,6 +183,7 @@ def noise_cmd(
         zne_extrapolator=[x.strip() for x in zne_extrapolator.split(",") if x.strip()],
         precision=precision,
         qpu_budget=qpu_budget_s,
+        references=references,
         max_error=max_error,
         metrics=metrics,
         data_dir=None if data_dir is None else str(data_dir),

@@ -156,8 +156,30 @@ def noise_models(fits: dict[str, Any], pilot_shots: int) -> dict[bool, NoiseMode
     return out
 
 
+def considered(models: dict[bool, NoiseModel], rule: str = "auto") -> tuple[dict[bool, NoiseModel], dict | None]:
+    """(the designs the allocation compares, the pilot's references test): ``rule`` is the study's
+    ``references``: ``on`` or ``off`` takes that design alone (the user's call, e.g. on a device whose idle
+    relaxation makes each image's noise its own, where a 12-image pilot rarely sees the references pay:
+    results/hardware/budget600-best-device); ``auto`` drops the references unless the pilot saw them lower its
+    residual (:func:`references_test`)."""
+    test = references_test(models[False], models[True]) if False in models and True in models else None
+    if rule in ("on", "off"):
+        want = rule == "on"
+        if want not in models:
+            raise QMAEError(f"--references {rule}: the pilot ran no design {'with' if want else 'without'} them")
+        return {want: models[want]}, test
+    if test is not None and test["p_value"] > REFERENCE_LEVEL:
+        return {False: models[False]}, test  # the pilot did not see the references lower the residual
+    return models, test
+
+
 def allocate(
-    budget: float, n: int, costs: CostModel, models: dict[bool, NoiseModel], spent: float = 0.0
+    budget: float,
+    n: int,
+    costs: CostModel,
+    models: dict[bool, NoiseModel],
+    spent: float = 0.0,
+    rule: str = "auto",
 ) -> dict[str, Any]:
     """The (shots, K, references) with the smallest predicted error within ``budget - spent`` QPU seconds.
 
@@ -166,15 +188,12 @@ def allocate(
     default 4x4 study, and the point estimate then bought the fewest calibration images and the most shots, so the
     error came back 1.4-3.5x the prediction and intervals fitted on 12 degrees of freedom covered 80 %. Designing
     for the bound buys calibration images against a scatter the pilot cannot rule out; the point prediction is
-    kept beside it. References are considered only where the pilot saw them lower its residual
-    (:func:`references_test`)."""
+    kept beside it. Which designs are compared is :func:`considered`'s (``rule``: the study's ``references``)."""
     left = budget - spent
     best: dict[str, Any] | None = None
     options: dict[str, Any] = {}
-    test = references_test(models[False], models[True]) if False in models and True in models else None
-    for references, point in models.items():
-        if references and test is not None and test["p_value"] > REFERENCE_LEVEL:
-            continue  # the pilot did not see the references lower the residual: the cheaper design
+    compared, test = considered(models, rule)
+    for references, point in compared.items():
         model = point.upper() or point
         k_min = POINTS_PER_PARAMETER * model.params
         choice = None
@@ -192,7 +211,7 @@ def allocate(
             if best is None or choice["predicted_std"] < best["predicted_std"]:
                 best = {**choice, "references": references}
     if best is None:
-        check_minimum(budget, n, costs, {r: m.params for r, m in models.items()}, spent)
+        check_minimum(budget, n, costs, {r: m.params for r, m in compared.items()}, spent)
         raise AssertionError("unreachable: a budget above the minimum allows one pass")
     point = models[bool(best["references"])]
     upper = point.upper()
@@ -205,6 +224,8 @@ def allocate(
     best["options"] = options
     if test is not None:
         best["references_test"] = test
+    if rule != "auto":
+        best["references_rule"] = rule
     return best
 
 
@@ -236,8 +257,18 @@ def without_references(methods: str) -> str:
 
 
 def pilot_spec(spec: StudySpec) -> StudySpec:
-    """The pilot: one evaluated image (never read), PILOT_IMAGES calibration images at PILOT_SHOTS shots."""
-    return updated(spec, samples=1, calibration_images=PILOT_IMAGES, shots=PILOT_SHOTS, qpu_budget=None)
+    """The pilot: one evaluated image (never read), PILOT_IMAGES calibration images at PILOT_SHOTS shots; with
+    ``--references off`` it runs no reference circuits either."""
+    methods = without_references(spec.methods) if spec.references == "off" else spec.methods
+    return updated(
+        spec,
+        samples=1,
+        calibration_images=PILOT_IMAGES,
+        shots=PILOT_SHOTS,
+        qpu_budget=None,
+        references="auto",
+        methods=methods,
+    )
 
 
 def budgeted_spec(spec: StudySpec, allocation: dict[str, Any]) -> StudySpec:

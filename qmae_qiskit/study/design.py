@@ -48,6 +48,11 @@ class StudySpec(WithExecution):
     metrics: Literal["all", "fidelity"] = Field(
         "all", description="all: fidelity, CS and SSIM; fidelity: no reconstruction (Sampler) job at all"
     )
+    references: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="with qpu_budget: whether the allocation runs the per-image reference circuits; auto: only "
+        "where the pilot sees them lower its residual (budget.references_test)",
+    )
 
     @model_validator(mode="after")
     def _shots_given(self) -> StudySpec:
@@ -64,7 +69,23 @@ class StudySpec(WithExecution):
                 f"--qpu-budget designs the study from a calibrated method's fit, and --methods {self.methods!r} "
                 "has none; add one (e.g. --methods raw,recommended)"
             )
+        self._references_given()
         return self
+
+    def _references_given(self) -> None:
+        """``references`` decides for a budget's allocation, between a method with references and without."""
+        if self.references == "auto":
+            return
+        if self.qpu_budget is None:
+            raise QMAEError(
+                f"--references {self.references} decides for --qpu-budget's allocation; without a budget, name the "
+                "method instead (mthree+cal+ref runs the references, mthree+cal does not)"
+            )
+        if self.references == "on" and not any(m.reference for m in parse_methods(self.methods, self.zne)):
+            raise QMAEError(
+                f"--references on needs a method with references, and --methods {self.methods!r} has none; add "
+                "one (e.g. --methods raw,cal,mthree+cal+ref)"
+            )
 
     @property
     def zne(self) -> dict[str, Any]:

@@ -141,6 +141,8 @@ def run_budgeted(
     pilot_plan = plan_work(pd.work, executor.target, budget.price_per_second, executor.target.name)
     costs = bud.cost_model(pd, executor.target)
     params = {False: 2, **({True: 4} if pd.ref_role else {})}
+    if spec.references != "auto":  # the minimum is that of the design the user chose
+        params = {r: p for r, p in params.items() if r == (spec.references == "on")}
     bud.check_minimum(spec.qpu_budget or 0.0, spec.samples, costs, params, pilot_plan.qpu_seconds)
     if budget.dry_run:
         return announce(pilot_plan, budget, say)
@@ -150,7 +152,9 @@ def run_budgeted(
     if judged is None:
         raise QMAEError("--qpu-budget needs a calibrated method (e.g. --methods raw,recommended)")
     models = bud.noise_models(each[judged].fits, bud.PILOT_SHOTS)
-    allocation = bud.allocate(spec.qpu_budget or 0.0, spec.samples, costs, models, pilot_plan.qpu_seconds)
+    allocation = bud.allocate(
+        spec.qpu_budget or 0.0, spec.samples, costs, models, pilot_plan.qpu_seconds, spec.references
+    )
     main = bud.budgeted_spec(spec, allocation)
     d = design(main, executor)
     plan = plan_for(d.work, executor, budget, say)

@@ -133,6 +133,10 @@ def allocation_line(a: dict) -> str:
 def _references_text(a: dict) -> str:
     """The pilot's test of the references (absent in allocations before it was made)."""
     t = a.get("references_test")
+    rule = a.get("references_rule")
+    if rule is not None:
+        seen = "" if t is None else f" (the pilot's F test: F = {t['f']:.2f}, p = {t['p_value']:.2f})"
+        return f" References {rule}, as --references {rule} asked{seen}."
     if t is None:
         return ""
     seen = t["p_value"] <= t["level"]
