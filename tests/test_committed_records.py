@@ -121,9 +121,13 @@ def test_committed_budgeted_studies_read_back_as_they_ran(path):
 
 
 SCHEDULED = REPO / "results" / "hardware" / "budget600-scheduled"
+BEST = REPO / "results" / "hardware" / "budget600-best-device"
+SCHEDULED_STUDIES = [
+    p for d in (SCHEDULED, BEST, REPO / "results" / "hardware" / "budget600-fidelity") for p in sorted(d.rglob("*.json"))
+]
 
 
-@pytest.mark.parametrize("path", sorted(SCHEDULED.rglob("*.json")), ids=lambda p: str(p.relative_to(SCHEDULED)))
+@pytest.mark.parametrize("path", SCHEDULED_STUDIES, ids=lambda p: str(p.relative_to(REPO / "results" / "hardware")))
 def test_scheduled_budgeted_studies_ran_scheduled_within_their_budget(path):
     """budget600-scheduled ran on the scheduled twin within 600 QPU seconds (a budget or a cap; a folder named
     ``...-<S>s`` within S), and each judged method's mean |error| and 2σ coverage, as its README quotes them,
@@ -142,3 +146,20 @@ def test_scheduled_budgeted_studies_ran_scheduled_within_their_budget(path):
     assert len(rows) == spec.samples
     assert np.mean(np.abs(err)) == pytest.approx(agg["mean_abs_error"], abs=1e-12)
     assert np.mean(np.abs(err) <= 2 * std) == pytest.approx(agg["coverage_2sigma"], abs=1e-12)
+
+
+def test_the_best_device_readme_quotes_each_seeds_error_from_its_record():
+    """budget600-best-device/README.md's target table lists, per folder, each simulator seed's mean |error| in seed
+    order: each is the judged method's, from the record of that seed, and the mean beside them is theirs."""
+    text = (BEST / "README.md").read_text()
+    rows = re.findall(r"^\| [^|]+ \| `([\w-]+)(?:…[\w-]*)?/`[^|]*\| ([\d. ]+) \| \*{0,2}([\d.]+)\*{0,2} \|", text, re.M)
+    assert len(rows) >= 5
+    for folder, quoted, mean in rows:
+        if folder.startswith("eagle-quebec"):
+            folder = "eagle-quebec-brickwork2-L8-ladder4-references-on"
+        errors = []
+        for seed in sorted((BEST / folder).glob("seed*"), key=lambda p: int(p.name[4:])):
+            raw = json.loads(next(seed.glob("study-*.json")).read_text())
+            errors.append(raw["aggregates"][raw["verdict"]["method"]]["fidelity"]["mean_abs_error"])
+        assert quoted.split() == [f"{e:.4f}" for e in errors], folder
+        assert float(mean) == pytest.approx(np.mean(errors), abs=5e-5), folder
