@@ -123,7 +123,9 @@ def test_committed_budgeted_studies_read_back_as_they_ran(path):
 SCHEDULED = REPO / "results" / "hardware" / "budget600-scheduled"
 BEST = REPO / "results" / "hardware" / "budget600-best-device"
 SCHEDULED_STUDIES = [
-    p for d in (SCHEDULED, BEST, REPO / "results" / "hardware" / "budget600-fidelity") for p in sorted(d.rglob("*.json"))
+    p
+    for d in (SCHEDULED, BEST, REPO / "results" / "hardware" / "budget600-fidelity")
+    for p in sorted(d.rglob("*.json"))
 ]
 
 

@@ -688,6 +688,10 @@ def test_fidelity_alone_runs_no_sampler_and_gives_the_budget_to_the_fidelity(run
     alone = design(StudySpec(**common, methods="raw,recommended", metrics="fidelity"), executor)
     assert any(r.startswith("reconstruction/") for r in full.work.tasks)
     assert alone.rec_role == {} and not any(r.startswith("reconstruction/") for r in alone.work.tasks)
+    assert set(alone.prepared.circuit_summary()) == {"fidelity"}  # no reconstruction circuit transpiled
+    fid = [d.prepared.work.tasks["fidelity"] for d in (alone, full)]  # the same ISA circuit, gate for gate
+    ops = [[(i.operation.name, [t.circuit.find_bit(q).index for q in i.qubits]) for i in t.circuit.data] for t in fid]
+    assert ops[0] == ops[1] and np.array_equal(fid[0].values, fid[1].values)
     assert set(alone.work.tasks) == {r for r in full.work.tasks if not r.startswith("reconstruction/")}
     roles = {i.role for i in plan_work(alone.work, executor.target).items}
     assert roles == set(alone.work.tasks)

@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from qmae_qiskit.data import ImageSet, load_split
 from qmae_qiskit.errors import QMAEError
-from qmae_qiskit.evaluate.prepare import FIDELITY, RECONSTRUCTION, prepare
+from qmae_qiskit.evaluate.prepare import FIDELITY, RECONSTRUCTION, ROLES, prepare
 from qmae_qiskit.hardware.execution import EstimatorTask, Executor, SamplerTask, Work
 from qmae_qiskit.hardware.mitigation import Mitigation
 from qmae_qiskit.hardware.spec import WithExecution
@@ -205,13 +205,18 @@ def design(spec: StudySpec, executor: Executor) -> Design:
         torch.cat([evaluated.labels, cal.labels]),
         torch.cat([evaluated.indices, cal.indices]),
     )
-    prepared = prepare(tm, rows, spec.execution, executor)
-    base_f, base_r = prepared.work.tasks[FIDELITY], prepared.work.tasks[RECONSTRUCTION]
-    assert isinstance(base_f, EstimatorTask) and isinstance(base_r, SamplerTask)
+    # the fidelity alone transpiles no reconstruction circuit, and its record lists none
+    prepared = prepare(tm, rows, spec.execution, executor, ROLES if spec.metrics == "all" else (FIDELITY,))
+    base_f = prepared.work.tasks[FIDELITY]
+    assert isinstance(base_f, EstimatorTask)
     tasks: dict[str, Any] = {}
     fid_role = _estimator_tasks(methods, base_f, tasks)
     ref_role = _reference_tasks(methods, base_f, prepared, fid_role, tasks)
-    rec_role = _sampler_tasks(methods, base_r, tasks) if spec.metrics == "all" else {}
+    rec_role: dict[str, str] = {}
+    if spec.metrics == "all":
+        base_r = prepared.work.tasks[RECONSTRUCTION]
+        assert isinstance(base_r, SamplerTask)
+        rec_role = _sampler_tasks(methods, base_r, tasks)
     check_precision(spec, executor, base_f)
     work = spec.execution.work(tasks, Mitigation())  # each task carries its method's own mitigation
     return Design(
