@@ -99,7 +99,8 @@ def test_the_minimum_budget_named_is_the_pilot_plus_the_cheapest_pass(run4, tmp_
         (["--qpu-budget", "60", "--methods", "raw"], ["--methods 'raw' has none", "--methods raw,recommended"]),
         (["--methods", "raw,recommended", "--calibration-images", "4"], ["needs at least 5 calibration images"]),
         (["--references", "on"], ["--references on decides for --qpu-budget", "mthree+cal+ref runs the references"]),
-        (["--qpu-budget", "60", "--references", "on", "--methods", "raw,cal"], ["--methods 'raw,cal' has none"]),
+        (["--qpu-budget", "60", "--references", "on", "--methods", "raw,cal"], ["last calibrated one: cal"]),
+        (["--qpu-budget", "60", "--references", "on", "--methods", "raw,cal+ref,cal"], ["one: cal) to have"]),
     ],
 )
 def test_bad_budgeted_studies_are_one_line_and_write_nothing(run4, tmp_path, monkeypatch, nothing_runs, args, needles):

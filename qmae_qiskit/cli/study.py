@@ -115,8 +115,8 @@ def study_group() -> None:
     default="auto",
     show_default=True,
     help="With --qpu-budget: whether the study runs each image's reference circuit (of a method with 'ref'). "
-    "auto: only where the pilot sees them lower its residual; on suits devices whose idle relaxation gives each "
-    "image its own noise (Eagle), which a small pilot rarely sees.",
+    "auto: only where the pilot sees them lower its residual, which a 12-image pilot rarely sees; on: where you "
+    "know they pay (e.g. results/hardware/scatter-sources shows it for the circuit and device).",
 )
 @click.option(
     "--max-error",

@@ -158,8 +158,8 @@ def noise_models(fits: dict[str, Any], pilot_shots: int) -> dict[bool, NoiseMode
 
 def considered(models: dict[bool, NoiseModel], rule: str = "auto") -> tuple[dict[bool, NoiseModel], dict | None]:
     """(the designs the allocation compares, the pilot's references test): ``rule`` is the study's
-    ``references``: ``on`` or ``off`` takes that design alone (the user's call, e.g. on a device whose idle
-    relaxation makes each image's noise its own, where a 12-image pilot rarely sees the references pay:
+    ``references``: ``on`` or ``off`` takes that design alone (the user's call where they know better than a
+    12-image pilot, e.g. the 2-layer brickwork circuit on fake_sherbrooke, whose scatter the references share:
     results/hardware/budget600-best-device); ``auto`` drops the references unless the pilot saw them lower its
     residual (:func:`references_test`)."""
     test = references_test(models[False], models[True]) if False in models and True in models else None

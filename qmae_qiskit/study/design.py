@@ -22,7 +22,7 @@ from qmae_qiskit.hardware.mitigation import Mitigation
 from qmae_qiskit.hardware.spec import WithExecution
 from qmae_qiskit.model.circuits import parameter_values
 from qmae_qiskit.reports.depth import success_probability
-from qmae_qiskit.study.methods import Method, parse_methods
+from qmae_qiskit.study.methods import Method, judged_method, parse_methods
 from qmae_qiskit.train.runs import load_trained
 
 
@@ -81,10 +81,13 @@ class StudySpec(WithExecution):
                 f"--references {self.references} decides for --qpu-budget's allocation; without a budget, name the "
                 "method instead (mthree+cal+ref runs the references, mthree+cal does not)"
             )
-        if self.references == "on" and not any(m.reference for m in parse_methods(self.methods, self.zne)):
+        methods = parse_methods(self.methods, self.zne)
+        judged = judged_method([m.name for m in methods], {m.name for m in methods if m.calibrate})
+        if self.references == "on" and not any(m.reference for m in methods if m.name == judged):
             raise QMAEError(
-                f"--references on needs a method with references, and --methods {self.methods!r} has none; add "
-                "one (e.g. --methods raw,cal,mthree+cal+ref)"
+                f"--references on needs the method the budget is designed for (recommended, else the last "
+                f"calibrated one: {judged}) to have references, and in --methods {self.methods!r} it has none; "
+                "put a method with them last (e.g. --methods raw,cal,mthree+cal+ref)"
             )
 
     @property

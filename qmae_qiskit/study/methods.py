@@ -128,3 +128,11 @@ def parse_methods(text: str, zne: dict[str, Any] | None = None) -> list[Method]:
     if "raw" not in seen:
         methods.insert(0, parse_method("raw"))
     return methods
+
+
+def judged_method(names: list[str], calibrated: set[str]) -> str | None:
+    """The method a verdict is about: ``recommended`` if run, else the last calibrated one."""
+    if "recommended" in calibrated:
+        return "recommended"
+    last = [n for n in names if n in calibrated]
+    return last[-1] if last else None

@@ -34,9 +34,9 @@ from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.study import budget as bud
 from qmae_qiskit.study.analysis import METRICS, estimate, estimate_methods, exact_values, reference_exact, summarize
 from qmae_qiskit.study.design import Design, StudySpec, check_precision, design
+from qmae_qiskit.study.methods import judged_method
 from qmae_qiskit.study.record import NoiseStudy, build_record
 from qmae_qiskit.study.report import default_out, write_study
-from qmae_qiskit.study.verdict import judged_method
 
 __all__ = [
     "METRICS",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from qmae_qiskit.study.design import Design
+from qmae_qiskit.study.methods import judged_method
 
 SIGMAS = 3.0  # a slope within this many standard errors of zero is not resolved
 
@@ -23,14 +24,6 @@ def _slope(fits: dict[str, Any]) -> tuple[float, float]:
         ref = fits["fidelity_with_reference"]
         return float(ref["a"]), float(ref["se"][0])
     return float(fits["fidelity"]["slope"]), float(fits["fidelity"]["slope_se"])
-
-
-def judged_method(names: list[str], calibrated: set[str]) -> str | None:
-    """The method a verdict is about: ``recommended`` if run, else the last calibrated one."""
-    if "recommended" in calibrated:
-        return "recommended"
-    last = [n for n in names if n in calibrated]
-    return last[-1] if last else None
 
 
 def remedies(d: Design, parts: dict[str, float], max_error: float) -> list[str]:
