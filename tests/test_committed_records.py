@@ -101,6 +101,7 @@ def test_committed_study_specs_read_as_the_one_spec(path):
     study["max_error"] = 0.05
     study["metrics"] = "all"
     study["references"] = "auto"
+    study["scatter_from"] = "pilot"
     assert spec.model_dump() == {**idle, **study, **raw["spec"]}
     if raw["schema"] == NoiseStudy.SCHEMA:
         assert spec.execution.shots == raw["spec"]["shots"]

@@ -119,6 +119,15 @@ def study_group() -> None:
     "know they pay (e.g. results/hardware/scatter-sources shows it for the circuit and device).",
 )
 @click.option(
+    "--scatter-from",
+    type=click.Choice(["pilot", "noise-model"]),
+    default="pilot",
+    show_default=True,
+    help="With --qpu-budget: the calibration scatter the allocation designs for. pilot: the pilot's, at its 84 %% "
+    "upper bound (12 images at 1,000 shots rarely see it); noise-model: what the device's reported noise predicts "
+    "for the pilot's calibration images (exact, no shots; only the allocation reads it).",
+)
+@click.option(
     "--max-error",
     type=click.FloatRange(min=0, min_open=True),
     default=0.05,
@@ -158,6 +167,7 @@ def noise_cmd(
     precision: float | None,
     qpu_budget_s: float | None,
     references: str,
+    scatter_from: str,
     max_error: float,
     metrics: str,
     data_dir: Path | None,
@@ -184,6 +194,7 @@ def noise_cmd(
         precision=precision,
         qpu_budget=qpu_budget_s,
         references=references,
+        scatter_from=scatter_from,
         max_error=max_error,
         metrics=metrics,
         data_dir=None if data_dir is None else str(data_dir),

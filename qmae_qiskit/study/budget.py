@@ -173,6 +173,14 @@ def considered(models: dict[bool, NoiseModel], rule: str = "auto") -> tuple[dict
     return models, test
 
 
+def with_scatter(models: dict[bool, NoiseModel], scatter: dict[bool, float]) -> dict[bool, NoiseModel]:
+    """The pilot's models with the scatter the device's noise model predicts (variance in fidelity units, scaled by
+    the pilot's slope) in place of the pilot's own, which its shot noise hides; with no pilot degrees of freedom
+    behind it, neither the upper bound nor the references test applies, and both designs are compared as
+    predicted (:mod:`qmae_qiskit.study.scatter_model`)."""
+    return {r: replace(m, scatter_var=scatter[r] * m.slope**2, dof=None) for r, m in models.items() if r in scatter}
+
+
 def allocate(
     budget: float,
     n: int,
@@ -267,6 +275,7 @@ def pilot_spec(spec: StudySpec) -> StudySpec:
         shots=PILOT_SHOTS,
         qpu_budget=None,
         references="auto",
+        scatter_from="pilot",
         methods=methods,
     )
 

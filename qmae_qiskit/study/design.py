@@ -48,6 +48,11 @@ class StudySpec(WithExecution):
     metrics: Literal["all", "fidelity"] = Field(
         "all", description="all: fidelity, CS and SSIM; fidelity: no reconstruction (Sampler) job at all"
     )
+    scatter_from: Literal["pilot", "noise-model"] = Field(
+        "pilot",
+        description="with qpu_budget: the calibration scatter the allocation designs for: the pilot's (at its 84 % "
+        "upper bound) or what the device's noise model predicts for the pilot's images (study.scatter_model)",
+    )
     references: Literal["auto", "on", "off"] = Field(
         "auto",
         description="with qpu_budget: whether the allocation runs the per-image reference circuits; auto: only "
@@ -73,7 +78,12 @@ class StudySpec(WithExecution):
         return self
 
     def _references_given(self) -> None:
-        """``references`` decides for a budget's allocation, between a method with references and without."""
+        """``references`` and ``scatter_from`` decide for a budget's allocation."""
+        if self.scatter_from != "pilot" and self.qpu_budget is None:
+            raise QMAEError(
+                f"--scatter-from {self.scatter_from} decides for --qpu-budget's allocation; pass a --qpu-budget, "
+                "or leave it out"
+            )
         if self.references == "auto":
             return
         if self.qpu_budget is None:

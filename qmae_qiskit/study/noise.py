@@ -32,6 +32,7 @@ from qmae_qiskit.hardware.executors import make_executor
 from qmae_qiskit.hardware.qpu_time import QPUPlan, announce, plan_for, plan_work
 from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.study import budget as bud
+from qmae_qiskit.study import scatter_model
 from qmae_qiskit.study.analysis import METRICS, estimate, estimate_methods, exact_values, reference_exact, summarize
 from qmae_qiskit.study.design import Design, StudySpec, check_precision, design
 from qmae_qiskit.study.methods import judged_method
@@ -147,11 +148,7 @@ def run_budgeted(
     if budget.dry_run:
         return announce(pilot_plan, budget, say)
     results, _ = run_local(pd, executor, client)
-    each = estimate_methods(pd, results, *exact_values(pd.prepared, loaded=True))  # calibration rows only
-    judged = judged_method(list(each), {m for m, e in each.items() if e.fits})
-    if judged is None:
-        raise QMAEError("--qpu-budget needs a calibrated method (e.g. --methods raw,recommended)")
-    models = bud.noise_models(each[judged].fits, bud.PILOT_SHOTS)
+    models, judged, prior = pilot_models(spec, pd, executor, results)
     allocation = bud.allocate(
         spec.qpu_budget or 0.0, spec.samples, costs, models, pilot_plan.qpu_seconds, spec.references
     )
@@ -163,7 +160,30 @@ def run_budgeted(
     total = pilot_plan.qpu_seconds + (plan.qpu_seconds if plan is not None else 0.0)
     allocation["pilot"] = {**bud.pilot_summary(pilot_plan, models), "method": judged}
     allocation["budget_s"] = spec.qpu_budget
+    if prior is not None:
+        allocation["scatter_from"] = scatter_model.SOURCE
+        allocation["model_scatter_std"] = {
+            ("with" if r else "without") + "_references": float(v**0.5) for r, v in prior.items()
+        }
     return study.model_copy(update={"allocation": allocation, "qpu_seconds_estimate": round(total, 3)})
+
+
+def pilot_models(
+    spec: StudySpec, pd: Design, executor: Executor, results: dict[str, Any]
+) -> tuple[dict[bool, bud.NoiseModel], str, dict[bool, float] | None]:
+    """(the allocation's models, the judged method, the noise model's scatter if it replaced the pilot's): from the
+    pilot's fits (calibration rows only), with ``--scatter-from noise-model`` the scatter the device's noise model
+    predicts for the same rows, where the circuit is narrow enough to simulate."""
+    exact_f, exact_p = exact_values(pd.prepared, loaded=True)
+    each = estimate_methods(pd, results, exact_f, exact_p)  # calibration rows only
+    judged = judged_method(list(each), {m for m, e in each.items() if e.fits})
+    if judged is None:
+        raise QMAEError("--qpu-budget needs a calibrated method (e.g. --methods raw,recommended)")
+    models = bud.noise_models(each[judged].fits, bud.PILOT_SHOTS)
+    prior = None
+    if spec.scatter_from == scatter_model.SOURCE:
+        prior = scatter_model.model_scatter(pd, executor, exact_f, reference_exact(pd.prepared))
+    return (models if prior is None else bud.with_scatter(models, prior)), judged, prior
 
 
 def run_designed(
