@@ -125,7 +125,7 @@ def study_group() -> None:
     show_default=True,
     help="With --qpu-budget: the calibration scatter the allocation designs for. pilot: the pilot's, at its 84 %% "
     "upper bound (12 images at 1,000 shots rarely see it); noise-model: what the device's reported noise predicts "
-    "for the pilot's calibration images (exact, no shots; only the allocation reads it).",
+    "for the candidate calibration images (exact, no shots; only the allocation reads it).",
 )
 @click.option(
     "--max-error",

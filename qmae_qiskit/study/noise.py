@@ -163,17 +163,17 @@ def run_budgeted(
     if prior is not None:
         allocation["scatter_from"] = scatter_model.SOURCE
         allocation["model_scatter_std"] = {
-            ("with" if r else "without") + "_references": float(v**0.5) for r, v in prior.items()
+            ("with" if r else "without") + "_references": float(v.var**0.5) for r, v in prior.items()
         }
     return study.model_copy(update={"allocation": allocation, "qpu_seconds_estimate": round(total, 3)})
 
 
 def pilot_models(
     spec: StudySpec, pd: Design, executor: Executor, results: dict[str, Any]
-) -> tuple[dict[bool, bud.NoiseModel], str, dict[bool, float] | None]:
+) -> tuple[dict[bool, bud.NoiseModel], str, dict[bool, scatter_model.ModelScatter] | None]:
     """(the allocation's models, the judged method, the noise model's scatter if it replaced the pilot's): from the
     pilot's fits (calibration rows only), with ``--scatter-from noise-model`` the scatter the device's noise model
-    predicts for the same rows, where the circuit is narrow enough to simulate."""
+    predicts for the study's candidate calibration images, where the circuit is narrow enough to simulate."""
     exact_f, exact_p = exact_values(pd.prepared, loaded=True)
     each = estimate_methods(pd, results, exact_f, exact_p)  # calibration rows only
     judged = judged_method(list(each), {m for m, e in each.items() if e.fits})
@@ -181,9 +181,11 @@ def pilot_models(
         raise QMAEError("--qpu-budget needs a calibrated method (e.g. --methods raw,recommended)")
     models = bud.noise_models(each[judged].fits, bud.PILOT_SHOTS)
     prior = None
-    if spec.scatter_from == scatter_model.SOURCE:
-        prior = scatter_model.model_scatter(pd, executor, exact_f, reference_exact(pd.prepared))
-    return (models if prior is None else bud.with_scatter(models, prior)), judged, prior
+    if spec.scatter_from == scatter_model.SOURCE and scatter_model.simulable(pd, executor):
+        md = design(bud.model_spec(spec), executor)
+        model_f, _ = exact_values(md.prepared, loaded=True)
+        prior = scatter_model.model_scatter(md, executor, model_f, reference_exact(md.prepared))
+    return (models if prior is None else scatter_model.with_scatter(models, prior)), judged, prior
 
 
 def run_designed(

@@ -160,7 +160,7 @@ def _unresolved_pilot(a: dict) -> str:
 def _chosen_on(a: dict) -> str:
     """What the options were compared on (allocations before ``chosen_on`` used the point estimate)."""
     if a.get("scatter_from") == "noise-model":
-        return ", with the scatter the device's noise model predicts for the pilot's calibration images"
+        return ", with the scatter the device's noise model predicts for the candidate calibration images"
     return ", with the pilot's scatter at its 84 % upper bound" if a.get("chosen_on") == "upper" else ""
 
 
