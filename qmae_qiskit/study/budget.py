@@ -43,7 +43,7 @@ REFERENCE_PARTS = ("ref",)
 UPPER_LEVEL = 0.84  # one-sided: the residual variance lies below its bound in 84 % of pilots (one sigma)
 REFERENCE_LEVEL = 0.05  # the references must lower the pilot's residual at this significance to be considered
 # with the noise model's scatter, the references must be predicted to lower the standard error by 10 %: their
-# coefficient is fitted on noisy points; set after the 8x8 `ladder:6` circuit on fake_boston, predicted 6 % better
+# coefficient is fitted on noisy points; set after the 8x8 `ladder:6` circuit on fake_boston, predicted up to 6 % better
 # with references and measured 19 % worse (results/hardware/budget600-best-device/noise-model-scatter/README.md)
 MODEL_REFERENCE_MARGIN = 0.9
 
