@@ -47,6 +47,8 @@ def test_the_noisy_values_are_the_density_matrix_expectations_of_the_scheduled_t
         bound = timed.assign_parameters(dict(zip(timed.parameters, values[i])))
         rho = DensityMatrix(np.asarray(aer.run(bound, shots=1).result().data(0)["density_matrix"]))
         assert got[i] == pytest.approx(float(np.real(rho.expectation_value(obs))), abs=1e-9)
+    read = scatter_model.noisy_values(task, executor, per_shot=True)  # the projector's one-shot variance: m(1 - m)
+    assert np.allclose(read[:, 0], got, atol=1e-12) and np.allclose(read[:, 1], got * (1 - got), atol=1e-9)
     exact_f, _ = exact_values(pd.prepared, loaded=True)  # noise lowers every value below the exact one
     assert np.all(got < exact_f) and np.corrcoef(got, exact_f)[0, 1] > 0.5
 
@@ -88,6 +90,7 @@ def test_a_budgeted_study_designed_on_the_model_scatter_records_it_and_allocates
     for name, model in alloc["pilot"]["models"].items():  # the pilot's slope, the model's scatter
         assert model["scatter_std"] == pytest.approx(alloc["model_scatter_std"][name] * model["slope"], rel=1e-9)
         assert "scatter_std_upper" not in model
+    assert len(alloc["pilot"]["models"]["with_references"]["reference_noise"]) == 3  # what the discount used
     best = min(alloc["options"].values(), key=lambda o: o["predicted_std"])
     assert (alloc["shots"], alloc["calibration_images"]) == (best["shots"], best["calibration_images"])
     assert "the scatter the device's noise model predicts" in (tmp_path / "study-fake_manila-L4.md").read_text()

@@ -160,6 +160,8 @@ def run_budgeted(
     total = pilot_plan.qpu_seconds + (plan.qpu_seconds if plan is not None else 0.0)
     allocation["pilot"] = {**bud.pilot_summary(pilot_plan, models), "method": judged}
     allocation["budget_s"] = spec.qpu_budget
+    if spec.scatter_from == scatter_model.SOURCE and prior is None:
+        allocation["scatter_from"] = "pilot: the twin is too wide for the noise model's density matrices"
     if prior is not None:
         allocation["scatter_from"] = scatter_model.SOURCE
         allocation["model_scatter_std"] = {

@@ -5,17 +5,18 @@ Why: a 12-image pilot at 1,000 shots cannot see a scatter of a few thousandths u
 ±0.015, so the allocation either designs for an upper bound (up to 60 calibration images where 20-25 would do) or
 misses that the per-image references pay (results/hardware/budget600-best-device). The scatter is the device's
 noise acting differently on different images, and the device's reported noise (its twin: gate and readout errors,
-T1/T2, idle time in the scheduled circuit) predicts it without shots: the pilot's own calibration images, simulated
+T1/T2, idle time in the scheduled circuit) predicts it without shots: calibration images, simulated
 exactly (density matrix, no shot noise) under that noise, fitted as the study fits them.
 
 Only the allocation reads it (shots, calibration images, references); every estimate and error bar still comes
-from the measurements, and the evaluated images are never simulated. The model's images are the study's
-candidate calibration images (as many as a budget may choose, :data:`~qmae_qiskit.study.budget.MAX_CALIBRATION_IMAGES`),
-not the pilot's twelve: on the 8x8 `ladder:6` circuit on fake_boston twelve images put the scatter at 0.0124 without
-references and 0.0061 with, so every seed ran references, where all 160 images give 0.0094 and references do not pay
+from the measurements, and the evaluated images are never simulated. The model's images are drawn as a
+study of :data:`~qmae_qiskit.study.budget.MAX_CALIBRATION_IMAGES` calibration images draws them, not the pilot's
+twelve: on the 8x8 `ladder:6` circuit on fake_boston twelve images put the scatter at 0.0124 without references and
+0.0061 with, and every seed ran references, for 0.0108 against 0.0091 without
 (results/hardware/budget600-best-device/noise-model-scatter/README.md). On a twin the model is the device's own
-noise, so the prediction is as good as it gets; on a device it is as good as its calibration data (no crosstalk,
-no drift). Readout is left out: an affine map removes it (results/hardware/scatter-sources).
+noise (the allocation still rests on the pilot's slope and shot noise); a real device's calibration data would
+match it less well (no crosstalk, no drift); a budgeted study runs on twins only. Readout is left out: an affine map
+removes it (results/hardware/scatter-sources).
 """
 
 from __future__ import annotations
@@ -35,19 +36,28 @@ from qmae_qiskit.study.design import Design
 SOURCE = "noise-model"
 
 
-def noisy_values(task: EstimatorTask, executor: Any) -> np.ndarray | None:
+def noisy_values(task: EstimatorTask, executor: Any, per_shot: bool = False) -> np.ndarray | None:
     """The exact expectation of ``task``'s observable for each of its rows under the device's noise model, on the
-    circuit as the twin schedules it (None where the twin is too wide for a density matrix)."""
+    circuit as the twin schedules it (None where the twin is too wide for a density matrix); with ``per_shot``,
+    rows of (expectation, variance of one shot's reading ``<O^2> - <O>^2``: the observable's terms are measured in
+    one basis, a projector's is m(1 - m), a Pauli's 1 - m^2)."""
     twin = make_twin(executor.device, task.circuit)
     if twin.num_qubits > DENSITY_MATRIX_MAX_QUBITS:
         return None
     sim = twin_simulator(twin, None, executor.idle)
     circuit = sim.timed(twin.circuit).copy()
-    circuit.save_expectation_value(compact_observable(task.observable, twin.physical), range(circuit.num_qubits))
+    obs = compact_observable(task.observable, twin.physical)
+    circuit.save_expectation_value(obs, range(circuit.num_qubits))
+    if per_shot:
+        circuit.save_expectation_value((obs @ obs).simplify(), range(circuit.num_qubits), label="square")
     bind = {p: np.asarray(task.values)[:, j] for j, p in enumerate(circuit.parameters)}
     aer = AerSimulator(method="density_matrix", noise_model=sim.options.noise_model, fusion_threshold=1)
     result = aer.run(circuit, parameter_binds=[bind], shots=1).result()
-    return np.array([float(np.real(result.data(i)["expectation_value"])) for i in range(len(task.values))])
+    m = np.array([float(np.real(result.data(i)["expectation_value"])) for i in range(len(task.values))])
+    if not per_shot:
+        return m
+    square = np.array([float(np.real(result.data(i)["square"])) for i in range(len(task.values))])
+    return np.column_stack([m, square - m**2])
 
 
 def simulable(d: Design, executor: Any) -> bool:
@@ -74,9 +84,10 @@ def model_scatter(
 
     With exact values a reference explains all it can; measured, its own shot noise dilutes it (errors in
     variables), so the model keeps what an exact reference explains apart, for the allocation to discount at each
-    number of shots (:class:`~qmae_qiskit.study.budget.NoiseModel`). Without that discount the 8x8 `ladder:6`
-    circuit on fake_boston was predicted to gain from references (scatter 0.0104 -> 0.0062) and every seed ran
-    them for 0.0108 against 0.0091 without (results/hardware/budget600-best-device/noise-model-scatter)."""
+    number of shots (:class:`~qmae_qiskit.study.budget.NoiseModel`). Without it, the 8x8 `ladder:6` circuit on
+    fake_boston (model scatter 0.0104 without references, 0.0062 with, on 60 images) was predicted to gain from
+    references in every seed; with it, by at most 6 % (results/hardware/budget600-best-device/noise-model-scatter).
+    ZNE, twirling and mthree are not modelled: the scatter is the plain circuit's."""
     cal = slice(pd.n_eval, None)
     base = pd.prepared.work.tasks["fidelity"]
     assert isinstance(base, EstimatorTask)
@@ -91,15 +102,16 @@ def model_scatter(
     if pd.ref_role:
         ref = pd.work.tasks[next(iter(pd.ref_role.values()))]
         assert isinstance(ref, EstimatorTask)
-        mr = noisy_values(EstimatorTask(ref.circuit, ref.observable, np.asarray(ref.values)[cal]), executor)
-        assert mr is not None  # the same circuit as the fidelity's
+        read = noisy_values(EstimatorTask(ref.circuit, ref.observable, np.asarray(ref.values)[cal]), executor, True)
+        assert read is not None  # the same circuit as the fidelity's
+        mr, shot_var = read[:, 0], read[:, 1]
         fit = fit_reference(f, m, mr, reference_f[cal])
         a = float(fit.coef[0])
         x = np.column_stack([f, reference_f[cal], np.ones_like(f)])
         own = mr - x @ np.linalg.lstsq(x, mr, rcond=None)[0]
         var = (fit.residual_std / a) ** 2
         signal = float(own @ own) / (len(f) - 3) / a**2
-        out[True] = ModelScatter(var, max(plain - var, 0.0), signal, float(np.mean(mr * (1 - mr))) / a**2)
+        out[True] = ModelScatter(var, max(plain - var, 0.0), signal, float(np.mean(shot_var)) / a**2)
     return out
 
 
