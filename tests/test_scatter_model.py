@@ -142,3 +142,16 @@ def test_with_the_noise_models_scatter_references_must_be_predicted_ten_per_cent
         assert (ratio < 1) and (ratio <= MODEL_REFERENCE_MARGIN) is want and got["references"] is want, ratio
         pilot_path = allocate(600, 100, costs, {False: plain, True: NoiseModel(0.5, ref_scatter**2, 0.25, 4)}, spent=20)
         assert pilot_path["references"]  # predicted better at all: taken
+
+
+def test_a_study_too_wide_for_the_model_says_it_used_the_pilots_scatter():
+    """Where the twin is too wide for density matrices the allocation falls back to the pilot; the record and the
+    report say so rather than claim the model's scatter."""
+    from qmae_qiskit.study.report import _chosen_on
+
+    fallback = scatter_model.record(None)
+    assert fallback["scatter_from"].startswith("pilot: the twin is too wide") and "model_scatter_std" not in fallback
+    assert "too wide" in _chosen_on(fallback) and "noise model predicts" not in _chosen_on(fallback)
+    used = scatter_model.record({False: scatter_model.ModelScatter(0.0004)})
+    assert used == {"scatter_from": "noise-model", "model_scatter_std": {"without_references": pytest.approx(0.02)}}
+    assert "noise model predicts" in _chosen_on(used)

@@ -51,7 +51,7 @@ class StudySpec(WithExecution):
     scatter_from: Literal["pilot", "noise-model"] = Field(
         "pilot",
         description="with qpu_budget: the calibration scatter the allocation designs for: the pilot's (at its 84 % "
-        "upper bound) or what the device's noise model predicts for the pilot's images (study.scatter_model)",
+        "upper bound) or what the device's noise model predicts for 60 calibration images (study.scatter_model)",
     )
     references: Literal["auto", "on", "off"] = Field(
         "auto",

@@ -160,13 +160,8 @@ def run_budgeted(
     total = pilot_plan.qpu_seconds + (plan.qpu_seconds if plan is not None else 0.0)
     allocation["pilot"] = {**bud.pilot_summary(pilot_plan, models), "method": judged}
     allocation["budget_s"] = spec.qpu_budget
-    if spec.scatter_from == scatter_model.SOURCE and prior is None:
-        allocation["scatter_from"] = "pilot: the twin is too wide for the noise model's density matrices"
-    if prior is not None:
-        allocation["scatter_from"] = scatter_model.SOURCE
-        allocation["model_scatter_std"] = {
-            ("with" if r else "without") + "_references": float(v.var**0.5) for r, v in prior.items()
-        }
+    if spec.scatter_from == scatter_model.SOURCE:
+        allocation.update(scatter_model.record(prior))
     return study.model_copy(update={"allocation": allocation, "qpu_seconds_estimate": round(total, 3)})
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from qiskit_aer import AerSimulator
 
+from qmae_qiskit.evaluate.prepare import FIDELITY
 from qmae_qiskit.hardware.execution import EstimatorTask
 from qmae_qiskit.hardware.twin import DENSITY_MATRIX_MAX_QUBITS, compact_observable, make_twin, twin_simulator
 from qmae_qiskit.study.budget import NoiseModel
@@ -62,7 +63,7 @@ def noisy_values(task: EstimatorTask, executor: Any, per_shot: bool = False) -> 
 
 def simulable(d: Design, executor: Any) -> bool:
     """Whether the twin of ``d``'s fidelity circuit is narrow enough for exact density matrices."""
-    return make_twin(executor.device, d.prepared.work.tasks["fidelity"].circuit).num_qubits <= DENSITY_MATRIX_MAX_QUBITS
+    return make_twin(executor.device, d.prepared.work.tasks[FIDELITY].circuit).num_qubits <= DENSITY_MATRIX_MAX_QUBITS
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def model_scatter(
     references in every seed; with it, by at most 6 % (results/hardware/budget600-best-device/noise-model-scatter).
     ZNE, twirling and mthree are not modelled: the scatter is the plain circuit's."""
     cal = slice(pd.n_eval, None)
-    base = pd.prepared.work.tasks["fidelity"]
+    base = pd.prepared.work.tasks[FIDELITY]
     assert isinstance(base, EstimatorTask)
     rows = EstimatorTask(base.circuit, base.observable, np.asarray(base.values)[cal], base.mitigation)
     m = noisy_values(rows, executor)
@@ -129,3 +130,12 @@ def with_scatter(models: dict[bool, NoiseModel], scatter: dict[bool, ModelScatte
             m = replace(m, shot_var_per_shot=models[False].shot_var_per_shot, reference_noise=noise)
         out[r] = replace(m, scatter_var=s.var * a2, dof=None)
     return out
+
+
+def record(prior: dict[bool, ModelScatter] | None) -> dict[str, Any]:
+    """What a budgeted study's allocation records of the noise model's scatter: its source and standard deviations
+    in fidelity units, or that the twin was too wide and the pilot's scatter was used (``prior`` None)."""
+    if prior is None:
+        return {"scatter_from": "pilot: the twin is too wide for the noise model's density matrices"}
+    names = {False: "without_references", True: "with_references"}
+    return {"scatter_from": SOURCE, "model_scatter_std": {names[r]: float(v.var**0.5) for r, v in prior.items()}}
