@@ -181,7 +181,7 @@ def pilot_models(
     if spec.scatter_from == scatter_model.SOURCE and scatter_model.simulable(pd, executor):
         md = design(bud.model_spec(spec), executor)
         model_f, _ = exact_values(md.prepared, loaded=True)
-        prior = scatter_model.model_scatter(md, executor, model_f, reference_exact(md.prepared))
+        prior = scatter_model.model_scatter(md, executor, model_f, reference_exact(md.prepared), judged)
     return (models if prior is None else scatter_model.with_scatter(models, prior)), judged, prior
 
 

@@ -29,6 +29,8 @@ from qiskit_aer import AerSimulator
 
 from qmae_qiskit.evaluate.prepare import FIDELITY
 from qmae_qiskit.hardware.execution import EstimatorTask
+from qmae_qiskit.hardware.mitigation import Mitigation
+from qmae_qiskit.hardware.schedule import decoupled
 from qmae_qiskit.hardware.twin import DENSITY_MATRIX_MAX_QUBITS, compact_observable, make_twin, twin_simulator
 from qmae_qiskit.study.budget import NoiseModel
 from qmae_qiskit.study.calibration import fit_affine, fit_reference
@@ -39,14 +41,16 @@ SOURCE = "noise-model"
 
 def noisy_values(task: EstimatorTask, executor: Any, per_shot: bool = False) -> np.ndarray | None:
     """The exact expectation of ``task``'s observable for each of its rows under the device's noise model, on the
-    circuit as the twin schedules it (None where the twin is too wide for a density matrix); with ``per_shot``,
+    circuit as the twin schedules it, with the dynamical decoupling ``task.mitigation`` asks for (None where the
+    twin is too wide for a density matrix); with ``per_shot``,
     rows of (expectation, variance of one shot's reading ``<O^2> - <O>^2``: the observable's terms are measured in
     one basis, a projector's is m(1 - m), a Pauli's 1 - m^2)."""
     twin = make_twin(executor.device, task.circuit)
     if twin.num_qubits > DENSITY_MATRIX_MAX_QUBITS:
         return None
     sim = twin_simulator(twin, None, executor.idle)
-    circuit = sim.timed(twin.circuit).copy()
+    dd = (task.mitigation or Mitigation()).estimator_options().dynamical_decoupling
+    circuit = sim.timed(decoupled(twin.circuit, sim, dd)).copy()
     obs = compact_observable(task.observable, twin.physical)
     circuit.save_expectation_value(obs, range(circuit.num_qubits))
     if per_shot:
@@ -77,7 +81,7 @@ class ModelScatter:
 
 
 def model_scatter(
-    pd: Design, executor: Any, exact_f: np.ndarray, reference_f: np.ndarray
+    pd: Design, executor: Any, exact_f: np.ndarray, reference_f: np.ndarray, method: str | None = None
 ) -> dict[bool, ModelScatter] | None:
     """{references: :class:`ModelScatter`} of a design's calibration rows under the device's noise model, fitted
     as ``cal`` (and, where the design runs references, as ``ref``) fits them; None where the circuit is too wide to
@@ -88,9 +92,10 @@ def model_scatter(
     number of shots (:class:`~qmae_qiskit.study.budget.NoiseModel`). Without it, the 8x8 `ladder:6` circuit on
     fake_boston (model scatter 0.0104 without references, 0.0062 with, on 60 images) was predicted to gain from
     references in every seed; with it, by at most 6 % (results/hardware/budget600-best-device/noise-model-scatter).
-    ZNE, twirling and mthree are not modelled: the scatter is the plain circuit's."""
+    The circuits are ``method``'s (None: the plain circuit), with the dynamical decoupling it asks for; ZNE,
+    twirling and mthree are not modelled."""
     cal = slice(pd.n_eval, None)
-    base = pd.prepared.work.tasks[FIDELITY]
+    base = pd.work.tasks[pd.fid_role[method]] if method else pd.prepared.work.tasks[FIDELITY]
     assert isinstance(base, EstimatorTask)
     rows = EstimatorTask(base.circuit, base.observable, np.asarray(base.values)[cal], base.mitigation)
     m = noisy_values(rows, executor)
@@ -101,9 +106,10 @@ def model_scatter(
     plain = (line.residual_std / line.slope) ** 2
     out = {False: ModelScatter(plain)}
     if pd.ref_role:
-        ref = pd.work.tasks[next(iter(pd.ref_role.values()))]
+        ref = pd.work.tasks[pd.ref_role.get(method or "") or next(iter(pd.ref_role.values()))]
         assert isinstance(ref, EstimatorTask)
-        read = noisy_values(EstimatorTask(ref.circuit, ref.observable, np.asarray(ref.values)[cal]), executor, True)
+        ref_rows = EstimatorTask(ref.circuit, ref.observable, np.asarray(ref.values)[cal], ref.mitigation)
+        read = noisy_values(ref_rows, executor, True)
         assert read is not None  # the same circuit as the fidelity's
         mr, shot_var = read[:, 0], read[:, 1]
         fit = fit_reference(f, m, mr, reference_f[cal])
