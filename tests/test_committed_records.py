@@ -102,6 +102,7 @@ def test_committed_study_specs_read_as_the_one_spec(path):
     study["metrics"] = "all"
     study["references"] = "auto"
     study["scatter_from"] = "pilot"
+    study["raw_baseline"] = "always"
     assert spec.model_dump() == {**idle, **study, **raw["spec"]}
     if raw["schema"] == NoiseStudy.SCHEMA:
         assert spec.execution.shots == raw["spec"]["shots"]

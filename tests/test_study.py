@@ -223,6 +223,10 @@ def test_methods_combine_validate_and_share_jobs():
     raw, cal, trex_cal, mthree = methods
     assert raw.estimator_key() == cal.estimator_key() == mthree.estimator_key() != trex_cal.estimator_key()
     assert raw.sampler_key() == mthree.sampler_key()  # readout correction is post-processing of one job
+    # "shared": raw comes along only where a listed method's job reads it (a budgeted study's baseline)
+    assert [m.name for m in parse_methods("cal,trex+cal", raw="shared")] == ["raw", "cal", "trex+cal"]
+    assert [m.name for m in parse_methods("dd,dd+cal", raw="shared")] == ["dd", "dd+cal"]
+    assert [m.name for m in parse_methods("dd,dd+cal")] == ["raw", "dd", "dd+cal"]
     for bad, message in [
         ("rawr", "unknown method"),
         ("cal+cal", "twice"),
@@ -637,6 +641,23 @@ def test_a_budgeted_study_records_its_allocation_coverage_and_verdict(run4, tmp_
     assert any("brickwork" in h for h in verdict["helps"]) and any("budget" in h for h in verdict["helps"])
     assert any("--metrics fidelity" in h for h in verdict["helps"])  # it ran a Sampler job
     assert "NOT RESOLVED" in out.with_suffix(".md").read_text()
+
+
+def test_a_budgeted_study_spends_no_job_on_a_raw_baseline_nobody_listed(run4, tmp_path):
+    """With dynamical decoupling on every listed method, raw would need a job of its own: a budgeted study runs
+    none (pilot included), so the judged method's job gets the whole budget; without a budget raw still comes."""
+    args = ["study", "noise", str(run4), "--backend", "fake_manila", "--images", "4", "--metrics", "fidelity"]
+    args += ["--methods", "dd,dd+cal", "--out", str(tmp_path)]
+    res = CliRunner().invoke(main, [*args, "--qpu-budget", "60"])
+    assert res.exit_code == 0, res.output
+    study = json.loads((tmp_path / "study-fake_manila-L4.json").read_text())
+    assert study["spec"]["raw_baseline"] == "shared" and set(study["aggregates"]) == {"dd", "dd+cal"}
+    assert [i["role"] for i in study["qpu_plan"]["items"]] == ["fidelity/dd"]  # one job: dd and dd+cal read it
+    assert study["allocation"]["pilot"]["qpu_seconds"] < 60 / 2  # the pilot ran one job too
+    res = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "plain"), "--shots", "100"])
+    assert res.exit_code == 0, res.output
+    plain = json.loads((tmp_path / "plain" / "study-fake_manila-L4.json").read_text())
+    assert set(plain["aggregates"]) == {"raw", "dd", "dd+cal"} and plain["spec"]["raw_baseline"] == "always"
 
 
 def test_a_budget_too_small_for_one_pass_names_the_minimum_and_writes_nothing(run4, tmp_path):

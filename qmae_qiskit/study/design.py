@@ -53,6 +53,11 @@ class StudySpec(WithExecution):
         description="with qpu_budget: the calibration scatter the allocation designs for: the pilot's (at its 84 % "
         "upper bound) or what the device's noise model predicts for 60 calibration images (study.scatter_model)",
     )
+    raw_baseline: Literal["always", "shared"] = Field(
+        "always",
+        description="always: run 'raw' beside the listed methods even on a job of its own; shared: only where a "
+        "listed method's job reads it (a budgeted study's: the baseline must not spend the budget)",
+    )
     references: Literal["auto", "on", "off"] = Field(
         "auto",
         description="with qpu_budget: whether the allocation runs the per-image reference circuits; auto: only "
@@ -186,7 +191,7 @@ def check_runnable(spec: StudySpec, executor: Executor) -> list[Method]:
             "a noise study needs a noisy backend: a fake device, a calibration snapshot, an IBM "
             "backend, or aer_simulator with --noise-model"
         )
-    methods = parse_methods(spec.methods, spec.zne)
+    methods = parse_methods(spec.methods, spec.zne, spec.raw_baseline)
     for m in methods:
         m.estimator_mitigation.check_runnable(executor.kind, device=executor.remote)
     if any(m.calibrate for m in methods) and spec.calibration_images < 3:

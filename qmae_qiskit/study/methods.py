@@ -116,8 +116,10 @@ def parse_method(name: str, zne: dict[str, Any] | None = None) -> Method:
     return method
 
 
-def parse_methods(text: str, zne: dict[str, Any] | None = None) -> list[Method]:
-    """A comma-separated list of methods, each at most once, ``raw`` always included (the baseline)."""
+def parse_methods(text: str, zne: dict[str, Any] | None = None, raw: str = "always") -> list[Method]:
+    """A comma-separated list of methods, each at most once, with ``raw`` the baseline: always included (``raw``
+    "always"), or ("shared") only where a listed method's job reads it anyway. Why "shared": in a budgeted study
+    a baseline on a job of its own (beside ``dd+cal``, say) spends half the budget on a number nobody judges."""
     names = [t for t in (s.strip() for s in (text or "").split(",")) if t]
     if not names:
         raise QMAEError("no methods given; e.g. --methods raw,trex,cal,recommended")
@@ -125,8 +127,9 @@ def parse_methods(text: str, zne: dict[str, Any] | None = None) -> list[Method]:
     seen = [m.name for m in methods]
     if len(set(seen)) != len(seen):
         raise QMAEError(f"a method is listed twice in {text!r}")
-    if "raw" not in seen:
-        methods.insert(0, parse_method("raw"))
+    base = parse_method("raw")
+    if "raw" not in seen and (raw == "always" or any(m.estimator_key() == base.estimator_key() for m in methods)):
+        methods.insert(0, base)
     return methods
 
 

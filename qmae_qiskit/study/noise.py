@@ -34,7 +34,7 @@ from qmae_qiskit.hardware.spec import ExecutionSpec
 from qmae_qiskit.study import budget as bud
 from qmae_qiskit.study import scatter_model
 from qmae_qiskit.study.analysis import METRICS, estimate, estimate_methods, exact_values, reference_exact, summarize
-from qmae_qiskit.study.design import Design, StudySpec, check_precision, design
+from qmae_qiskit.study.design import Design, StudySpec, check_precision, design, updated
 from qmae_qiskit.study.methods import judged_method
 from qmae_qiskit.study.record import NoiseStudy, build_record
 from qmae_qiskit.study.report import default_out, write_study
@@ -137,6 +137,7 @@ def run_budgeted(
             "calibration snapshot (e.g. fake_torino for ibm_torino)"
         )
     t0 = time.perf_counter()
+    spec = updated(spec, raw_baseline="shared")  # the pilot, the model and the study: no job for an unjudged raw
     budget = spec.budget
     pd = design(bud.pilot_spec(spec), executor)
     pilot_plan = plan_work(pd.work, executor.target, budget.price_per_second, executor.target.name)
