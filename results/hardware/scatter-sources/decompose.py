@@ -35,10 +35,12 @@ from qiskit.quantum_info import PTM, SuperOp, pauli_basis
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel, QuantumError, pauli_error, thermal_relaxation_error
 from qiskit_aer.noise.device import basic_device_gate_errors, basic_device_readout_errors
+from qiskit_ibm_runtime.options_models import DynamicalDecouplingOptions
 
 from qmae_qiskit.hardware.execution import Work
 from qmae_qiskit.hardware.executors import make_executor
 from qmae_qiskit.hardware.qpu_time import JOB_OVERHEAD_SECONDS, plan_work
+from qmae_qiskit.hardware.schedule import decoupled
 from qmae_qiskit.hardware.twin import make_twin, twin_simulator
 from qmae_qiskit.model.circuits import parameter_values
 from qmae_qiskit.simulate import exact
@@ -164,6 +166,7 @@ def markdown(args, d, task, gap: float, rows: dict, floor: dict) -> str:
         "",
         f"`python results/hardware/scatter-sources/decompose.py {args.run} {args.backend}"
         + (f" --spec '{args.spec}'" if args.spec != "{}" else "")
+        + (f" --dd {args.dd}" if args.dd else "")
         + f"` ({d.n_eval} evaluated images, {d.n_cal} calibration images, {gates} two-qubit gates; the rebuilt "
         f"whole noise equals the twin's to {gap:.1e}).",
         "",
@@ -197,6 +200,7 @@ def main() -> None:
     ap.add_argument("--spec", default="{}", help='more study settings as JSON, e.g. {"loader": "ladder:6"}')
     ap.add_argument("--budget", type=float, default=600.0, help="QPU seconds for the shot-noise floor")
     ap.add_argument("--pilot", type=float, default=13.0, help="QPU seconds a pilot spends of it")
+    ap.add_argument("--dd", choices=["XX", "XpXm", "XY4"], help="the runtime's dynamical decoupling on the circuit")
     ap.add_argument("--out", default=str(Path(__file__).parent))
     args = ap.parse_args()
     spec = StudySpec.model_validate(
@@ -215,7 +219,9 @@ def main() -> None:
     d = design(spec, ex)
     task = d.work.tasks["fidelity/raw"]
     twin = make_twin(ex.device, task.circuit)
-    timed = twin_simulator(twin, 0, ex.idle).timed(twin.circuit)
+    sim = twin_simulator(twin, 0, ex.idle)
+    dd = DynamicalDecouplingOptions(enable=args.dd is not None, sequence_type=args.dd or "XX")
+    timed = sim.timed(decoupled(twin.circuit, sim, dd))
     target = twin.backend.target
     zq = sorted({q for lab in task.observable.paulis for q, c in enumerate(reversed(lab.to_label())) if c == "Z"})
     zloc = [twin.physical.index(q) for q in zq]
@@ -249,6 +255,7 @@ def main() -> None:
     floor = budget_floor(args, d, task, ex, timed, target, zloc, F, own)
     size = tm.cfg.image_size
     tag = "-".join(f"{k}-{v}" for k, v in sorted(json.loads(args.spec).items())).replace(":", "")
+    tag += f"-dd-{args.dd}" if args.dd else ""
     out = Path(args.out) / f"scatter-{args.backend}-L{size}{'-' + tag if tag else ''}.md"
     out.write_text(markdown(args, d, task, gap, rows, floor))
     print(f"wrote {out}")
