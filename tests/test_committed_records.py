@@ -152,13 +152,13 @@ def test_scheduled_budgeted_studies_ran_scheduled_within_their_budget(path):
     assert np.mean(np.abs(err) <= 2 * std) == pytest.approx(agg["coverage_2sigma"], abs=1e-12)
 
 
-@pytest.mark.parametrize("folder", [BEST, BEST / "noise-model-scatter"], ids=lambda p: p.name)
+@pytest.mark.parametrize("folder", [BEST, BEST / "noise-model-scatter", BEST / "decoupling"], ids=lambda p: p.name)
 def test_the_best_device_readme_quotes_each_seeds_error_from_its_record(folder):
     """budget600-best-device's READMEs list in their target tables, per folder, each simulator seed's mean |error|
     in seed order: each is the judged method's, from the record of that seed, and the mean beside them is theirs."""
     text = (folder / "README.md").read_text()
-    rows = re.findall(r"^\| [^|]+ \| `([\w-]+)(?:…[\w-]*)?/`[^|]*\| ([\d. ]+) \| \*{0,2}([\d.]+)\*{0,2} \|", text, re.M)
-    assert len(rows) >= 4
+    rows = re.findall(r"^\| [^|]+ \| `([\w/-]+?)(?:…[\w-]*)?/`[^|]*\| ([\d. ]+) \| \*{0,2}([\d.]+)\*{0,2} \|", text, re.M)
+    assert len(rows) >= 3
     for name, quoted, mean in rows:
         if name == "eagle-quebec-":
             name = "eagle-quebec-brickwork2-L8-ladder4-references-on"

@@ -42,8 +42,9 @@ def decoupled(circuit: QuantumCircuit, backend: Any, dd: Any) -> QuantumCircuit:
     the backend it is handed: the twin simulator, or the device), unchanged when ``dd.enable`` is off.
 
     Why: a model of a run (the noise model's scatter, :mod:`qmae_qiskit.study.scatter_model`) must see the pulses
-    the run gets; on a relaxation-dominated circuit they change the scatter (XX on fake_quebec's brickwork 8x8:
-    mean |error| without shot noise 0.0196 -> 0.0162). The result is scheduled; time it with ``pad_gaps``.
+    the run gets; on a relaxation-dominated circuit they change the scatter (XY4 on fake_quebec's 2-layer brickwork
+    8x8: mean |error| without shot noise 0.0196 -> 0.0165, results/hardware/scatter-sources). The result is
+    scheduled; time it with ``pad_gaps``.
     """
     if not dd.enable:
         return circuit
