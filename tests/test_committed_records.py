@@ -157,7 +157,8 @@ def test_the_best_device_readme_quotes_each_seeds_error_from_its_record(folder):
     """budget600-best-device's READMEs list in their target tables, per folder, each simulator seed's mean |error|
     in seed order: each is the judged method's, from the record of that seed, and the mean beside them is theirs."""
     text = (folder / "README.md").read_text()
-    rows = re.findall(r"^\| [^|]+ \| `([\w/-]+?)(?:…[\w-]*)?/`[^|]*\| ([\d. ]+) \| \*{0,2}([\d.]+)\*{0,2} \|", text, re.M)
+    row = r"^\| [^|]+ \| `([\w/-]+?)(?:…[\w-]*)?/`[^|]*\| ([\d. ]+) \| \*{0,2}([\d.]+)\*{0,2} \|"
+    rows = re.findall(row, text, re.M)
     assert len(rows) >= 3
     for name, quoted, mean in rows:
         if name == "eagle-quebec-":
