@@ -189,3 +189,21 @@ def test_the_noisy_values_carry_the_runtimes_dynamical_decoupling():
     sigma = np.sqrt(plain * (1 - plain) / 20000) / (1 - 2 * flip)
     assert all(abs(measured[o] - model[o]) < 4 * sigma for o in model), (model, measured)
     assert dd - plain > 20 * sigma, model
+
+
+def test_the_model_scatter_is_the_judged_methods_circuit_with_its_own_references(run4):
+    """The budget's model simulates the method it designs for: with dynamical decoupling its scatter differs from
+    the plain circuit's (fake_manila 4x4: the idle qubits' decay is symmetrised), with no decoupling it is the plain
+    one, and a method without references gets no with-references scatter borrowed from another method's."""
+    spec = StudySpec(run=str(run4), backend="fake_manila", samples=2, shots=1000, methods="cal+ref,dd+cal+ref,dd+cal")
+    executor = make_executor("fake_manila", None)
+    pd = design(spec, executor)
+    exact_f, _ = exact_values(pd.prepared, loaded=True)
+    ref_f = reference_exact(pd.prepared)
+    plain, cal_ref, dd = (
+        scatter_model.model_scatter(pd, executor, exact_f, ref_f, m) for m in (None, "cal+ref", "dd+cal+ref")
+    )
+    assert plain == cal_ref and set(dd) == {False, True}
+    assert abs(dd[False].var - plain[False].var) > 0.03 * plain[False].var, (dd, plain)  # ignoring DD: equal
+    alone = scatter_model.model_scatter(pd, executor, exact_f, ref_f, "dd+cal")
+    assert set(alone) == {False} and alone[False] == dd[False]

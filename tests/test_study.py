@@ -653,7 +653,12 @@ def test_a_budgeted_study_spends_no_job_on_a_raw_baseline_nobody_listed(run4, tm
     study = json.loads((tmp_path / "study-fake_manila-L4.json").read_text())
     assert study["spec"]["raw_baseline"] == "shared" and set(study["aggregates"]) == {"dd", "dd+cal"}
     assert [i["role"] for i in study["qpu_plan"]["items"]] == ["fidelity/dd"]  # one job: dd and dd+cal read it
-    assert study["allocation"]["pilot"]["qpu_seconds"] < 60 / 2  # the pilot ran one job too
+    listed = tmp_path / "listed"  # raw listed: its own job, in the pilot too, which then costs about twice as much
+    res = CliRunner().invoke(main, [*args[:-3], "raw,dd,dd+cal", "--out", str(listed), "--qpu-budget", "60"])
+    assert res.exit_code == 0, res.output
+    with_raw = json.loads((listed / "study-fake_manila-L4.json").read_text())
+    assert {i["role"] for i in with_raw["qpu_plan"]["items"]} == {"fidelity/raw", "fidelity/dd"}
+    assert with_raw["allocation"]["pilot"]["qpu_seconds"] > 1.5 * study["allocation"]["pilot"]["qpu_seconds"]
     res = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "plain"), "--shots", "100"])
     assert res.exit_code == 0, res.output
     plain = json.loads((tmp_path / "plain" / "study-fake_manila-L4.json").read_text())

@@ -44,7 +44,8 @@ def decoupled(circuit: QuantumCircuit, backend: Any, dd: Any) -> QuantumCircuit:
     Why: a model of a run (the noise model's scatter, :mod:`qmae_qiskit.study.scatter_model`) must see the pulses
     the run gets; on a relaxation-dominated circuit they change the scatter (XY4 on fake_quebec's 2-layer brickwork
     8x8: mean |error| without shot noise 0.0196 -> 0.0165, results/hardware/scatter-sources). The result is
-    scheduled; time it with ``pad_gaps``.
+    scheduled; time it with ``pad_gaps``. A barrier splits an idle window here, where the runtime drops barriers
+    before it decouples: the study circuits have none (transpiled ISA circuits of rz, sx, x and two-qubit gates).
     """
     if not dd.enable:
         return circuit

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from qmae_qiskit.errors import QMAEError
 from qmae_qiskit.hardware.mitigation import Mitigation, _merge
@@ -116,7 +116,9 @@ def parse_method(name: str, zne: dict[str, Any] | None = None) -> Method:
     return method
 
 
-def parse_methods(text: str, zne: dict[str, Any] | None = None, raw: str = "always") -> list[Method]:
+def parse_methods(
+    text: str, zne: dict[str, Any] | None = None, raw: Literal["always", "shared"] = "always"
+) -> list[Method]:
     """A comma-separated list of methods, each at most once, with ``raw`` the baseline: always included (``raw``
     "always"), or ("shared") only where a listed method's job reads it anyway. Why "shared": in a budgeted study
     a baseline on a job of its own (beside ``dd+cal``, say) spends half the budget on a number nobody judges."""

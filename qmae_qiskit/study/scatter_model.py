@@ -105,8 +105,9 @@ def model_scatter(
     line = fit_affine(f, m)
     plain = (line.residual_std / line.slope) ** 2
     out = {False: ModelScatter(plain)}
-    if pd.ref_role:
-        ref = pd.work.tasks[pd.ref_role.get(method or "") or next(iter(pd.ref_role.values()))]
+    role = pd.ref_role.get(method) if method else next(iter(pd.ref_role.values()), None)
+    if role:  # the judged method's own references (a method without them borrows none)
+        ref = pd.work.tasks[role]
         assert isinstance(ref, EstimatorTask)
         ref_rows = EstimatorTask(ref.circuit, ref.observable, np.asarray(ref.values)[cal], ref.mitigation)
         read = noisy_values(ref_rows, executor, True)
