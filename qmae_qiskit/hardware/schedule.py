@@ -10,7 +10,7 @@ estimate built on it agrees with it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qiskit.circuit import QuantumCircuit
 from qiskit.transpiler import PassManager, Target
@@ -18,6 +18,9 @@ from qiskit.transpiler.exceptions import TranspilerError
 from qiskit.transpiler.passes import ALAPScheduleAnalysis, PadDelay, TimeUnitConversion
 
 from qmae_qiskit.errors import QMAEError, one_line
+
+if TYPE_CHECKING:  # the runtime's import costs ~1.6 s; only decoupled() needs it, and lazily
+    from qiskit_ibm_runtime.options_models import DynamicalDecouplingOptions
 
 
 def schedule(circuit: QuantumCircuit, target: Target) -> QuantumCircuit:
@@ -37,7 +40,7 @@ def schedule(circuit: QuantumCircuit, target: Target) -> QuantumCircuit:
         ) from None
 
 
-def decoupled(circuit: QuantumCircuit, backend: Any, dd: Any) -> QuantumCircuit:
+def decoupled(circuit: QuantumCircuit, backend: Any, dd: DynamicalDecouplingOptions) -> QuantumCircuit:
     """``circuit`` with the dynamical decoupling the runtime adds for the options ``dd`` (its own pass manager on
     the backend it is handed: the twin simulator, or the device), unchanged when ``dd.enable`` is off.
 
